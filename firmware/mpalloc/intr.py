@@ -1,0 +1,227 @@
+# intr: CPU identity, interrupt priority and spin mutexes for mpalloc.
+#
+# The small part of NetBSD's cpu(9), spl(9) and mutex(9) that the allocators need:
+#
+#   curcpu()           index of the CPU running the caller (0 .. ncpu-1)
+#   cpu_intr_p()       True in (real or emulated) hard-interrupt context
+#   splhigh() / splx(s)  block interrupts on this CPU / restore
+#   mutex_init()       a spin mutex; mutex_enter(m) ... mutex_exit(m, s)
+#
+# None of these allocate from the MicroPython heap once set up, so they may be
+# used from a hard interrupt handler and under micropython.heap_lock().
+#
+# Three modes, chosen by setup() from the board profile (or by default from
+# sys.platform):
+#
+#   MODE_UP      one CPU, no threads (esp32 Python core, micro:bit, webassembly).
+#                splhigh() uses machine.disable_irq() where the port has it.
+#   MODE_SIO     RP2040: the CPU id is read from the SIO CPUID register.
+#                machine.disable_irq() also takes rp2's cross-core mutex while
+#                core1 runs Python, so a spin mutex needs nothing more.
+#   MODE_THREAD  virtual board (unix port) and CPython host tests: a thread is a
+#                CPU (cpu_attach), a per-CPU lock plays the interrupt mask, and an
+#                emulated hard interrupt (run_hard) takes the mask of the CPU it
+#                interrupts, so a critical section really keeps it out.
+#
+# machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
+# MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
+#
+# Invariants (MODE_THREAD):
+#   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
+#   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
+import sys
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    import _thread
+except ImportError:
+    _thread = None
+
+try:
+    import micropython
+except ImportError:  # CPython: nothing to lock, nothing to check
+    micropython = None
+
+MODE_UP = const(0)
+MODE_SIO = const(1)
+MODE_THREAD = const(2)
+
+MAXCPU = const(8)
+_ISR = const(0x100)
+# SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
+_SIO_CPUID = const(-0x30000000)
+
+mode = MODE_UP
+ncpu = 1
+_machine = None
+_mem32 = None
+_cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
+_mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock)
+_depth = [0] * MAXCPU  # MODE_THREAD: splhigh nesting per CPU
+_get_ident = None
+
+
+def _default_mode():
+    p = sys.platform
+    if p in ("linux", "darwin", "win32") and _thread is not None:
+        return MODE_THREAD
+    return MODE_UP
+
+
+def setup(n=1, m=None):
+    """Configure for a board with n CPUs; m is MODE_* or None for the default."""
+    global mode, ncpu, _machine, _mem32, _mask, _get_ident
+    if m is None:
+        m = _default_mode()
+    if not 1 <= n <= MAXCPU:
+        raise ValueError("intr.setup: ncpu %d not in 1..%d" % (n, MAXCPU))
+    if m == MODE_SIO and sys.platform != "rp2":
+        raise ValueError("intr.setup: MODE_SIO reads RP2040 registers; refused on %s" % sys.platform)
+    if m == MODE_THREAD and _thread is None:
+        raise ValueError("intr.setup: MODE_THREAD needs _thread")
+    mode = m
+    ncpu = n
+    _machine = None
+    if m != MODE_THREAD and sys.platform not in ("linux", "darwin", "win32", "webassembly"):
+        try:
+            import machine
+
+            _machine = machine
+            if m == MODE_SIO:
+                _mem32 = machine.mem32
+        except ImportError:
+            pass
+    if m == MODE_THREAD:
+        _get_ident = _thread.get_ident
+        _mask = [_thread.allocate_lock() for _ in range(n)]
+        for i in range(MAXCPU):
+            _depth[i] = 0
+        _cpu_of.clear()
+        cpu_attach(0)
+
+
+def cpu_attach(c):
+    """MODE_THREAD: the calling thread runs as CPU c from now on (allocates)."""
+    if not 0 <= c < ncpu:
+        raise ValueError("intr.cpu_attach: cpu %d not in 0..%d" % (c, ncpu - 1))
+    if mode == MODE_THREAD:
+        _cpu_of[_thread.get_ident()] = c
+
+
+def cpu_detach():
+    if mode == MODE_THREAD:
+        _cpu_of.pop(_thread.get_ident(), None)
+
+
+def curcpu():
+    if mode == MODE_THREAD:
+        return _cpu_of.get(_get_ident(), 0) & 0xFF
+    if mode == MODE_SIO:
+        return _mem32[_SIO_CPUID]
+    return 0
+
+
+def cpu_intr_p():
+    if mode == MODE_THREAD:
+        return _cpu_of.get(_get_ident(), 0) >= _ISR
+    return _hard_depth[0] > 0
+
+
+# Set while run_hard() dispatches on boards (the port's own hard IRQ has no flag
+# we can read portably).
+_hard_depth = [0]
+
+
+def splhigh():
+    if mode == MODE_THREAD:
+        c = _cpu_of.get(_get_ident(), 0)
+        if c >= _ISR:
+            return 0  # handlers already run with their CPU masked
+        if _depth[c] == 0:
+            _mask[c].acquire()
+        _depth[c] += 1
+        return 1
+    if _machine is not None:
+        return _machine.disable_irq()
+    return 0
+
+
+def splx(s):
+    if mode == MODE_THREAD:
+        if s:
+            c = _cpu_of.get(_get_ident(), 0)
+            _depth[c] -= 1
+            if _depth[c] == 0:
+                _mask[c].release()
+        return
+    if _machine is not None:
+        _machine.enable_irq(s)
+
+
+def mutex_init():
+    """A spin mutex (IPL_HIGH). None where the interrupt mask already excludes."""
+    if mode == MODE_THREAD:
+        return _thread.allocate_lock()
+    return None
+
+
+def mutex_enter(m):
+    """Block interrupts on this CPU, then take m. Returns the token for mutex_exit."""
+    s = splhigh()
+    if m is not None:
+        m.acquire()
+    return s
+
+
+def mutex_exit(m, s):
+    if m is not None:
+        m.release()
+    splx(s)
+
+
+def _nop():
+    return 0
+
+
+_heap_lock = micropython.heap_lock if micropython else _nop
+_heap_unlock = micropython.heap_unlock if micropython else _nop
+
+
+def run_hard(handler, arg, c=0):
+    """Run handler(arg) as a hard interrupt on CPU c: its mask held, heap locked.
+
+    MODE_THREAD: call from the thread that plays the interrupt source; it waits
+    while CPU c is in a critical section, exactly as a masked IRQ stays pending.
+    Elsewhere: call from the port's hard IRQ callback (or to emulate one).
+    Returns what the handler returns; an exception propagates after unlocking.
+    """
+    if mode == MODE_THREAD:
+        me = _get_ident()
+        _mask[c].acquire()
+        _cpu_of[me] = c | _ISR
+        _heap_lock()
+        try:
+            return handler(arg)
+        finally:
+            _heap_unlock()
+            _cpu_of[me] = c
+            _mask[c].release()
+    _hard_depth[0] += 1
+    s = splhigh()
+    _heap_lock()
+    try:
+        return handler(arg)
+    finally:
+        _heap_unlock()
+        splx(s)
+        _hard_depth[0] -= 1
+
+
+setup(1)

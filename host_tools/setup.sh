@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Set up everything mpalloc's host tools need, without asking anything:
+#   - Debian packages (qemu-system-arm, the micro:bit MicroPython firmware, Node.js, ser2net),
+#     installed with apt-get when running as root, else listed and the script fails;
+#   - .venv with the pinned Python requirements and mpalloc installed editable;
+#   - node_modules with the pinned MicroPython webassembly port.
+# Each step is skipped when already done (stamps hold the hash of their inputs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------------
+# command-or-file  package
+need=(
+  "/usr/bin/qemu-system-arm qemu-system-arm"
+  "/usr/share/firmware-microbit-micropython/firmware.hex firmware-microbit-micropython"
+  "/usr/bin/node nodejs"
+  "/usr/bin/npm npm"
+  "/usr/sbin/ser2net ser2net"
+)
+missing=()
+for pair in "${need[@]}"; do
+  f=${pair% *}; p=${pair#* }
+  [ -e "$f" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "mpalloc setup: missing Debian packages: ${missing[*]}" >&2
+    echo "install them with:  sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- Python virtual environment ---------------------------------------------------
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "mpalloc setup: Python 3.11 or newer is needed ($PY is $("$PY" --version 2>&1))" >&2
+  exit 1
+fi
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
+  say "creating .venv from requirements.txt"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import mpremote, serial, rich, pytest, hypothesis, mpalloc_host' \
+    || { echo "mpalloc setup: .venv is incomplete (pip install failed above)" >&2; exit 1; }
+  echo "$want" > .venv/.stamp
+fi
+
+# --- Node.js runtime for the 32-bit MicroPython (wasm32:<board>) -------------------
+want=$(cat package.json $(ls package-lock.json 2>/dev/null) | sha256sum | cut -c1-16)
+if [ "$(cat node_modules/.stamp 2>/dev/null)" != "$want" ]; then
+  say "installing the MicroPython webassembly port (npm)"
+  if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; else npm install --silent --no-audit --no-fund; fi
+  echo "$want" > node_modules/.stamp
+fi
+say "ready"
