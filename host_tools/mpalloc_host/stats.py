@@ -1,0 +1,200 @@
+"""The host side of mpalloc's statistics stream: parse `@@mps` lines into a Snapshot.
+
+The board prints (firmware/mpalloc/stats.py):
+
+    @@mps 1 <kind> <json object>
+
+A Snapshot groups the records by kind and can be saved and loaded as JSON
+({"mps": 1, "records": [[kind, dict], ...]}) so tables and pictures can be made
+off-line. `collect(board)` asks a connected board for one.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TAG = "@@mps"
+VERSION = 1
+
+# The Python the host sends to take a snapshot. The allocators the board runs are
+# already imported (by its start-up or the workload); stats reads only those.
+DUMP_CODE = "import mpalloc.stats as _mps\n_mps.dump(%s)\n"
+
+
+class StreamError(ValueError):
+    """The stream is malformed or of a version this host does not read."""
+
+
+@dataclass
+class Snapshot:
+    records: list = field(default_factory=list)  # [(kind, dict)] in stream order
+    log: list = field(default_factory=list)  # non-@@mps lines (device log)
+
+    # -- grouped views ---------------------------------------------------------
+    def of(self, kind):
+        return [d for k, d in self.records if k == kind]
+
+    def one(self, kind):
+        lst = self.of(kind)
+        return lst[-1] if lst else None
+
+    @property
+    def begin(self):
+        return self.one("begin") or {}
+
+    @property
+    def end(self):
+        return self.one("end") or {}
+
+    @property
+    def complete(self):
+        return self.one("end") is not None
+
+    @property
+    def board(self):
+        b = self.begin.get("board")
+        if b:
+            return b
+        mm = self.memmap or {}
+        return mm.get("board") or self.begin.get("platform") or "?"
+
+    @property
+    def vmem(self):
+        return self.of("vmem")
+
+    @property
+    def pools(self):
+        return self.of("pool")
+
+    @property
+    def pool_caches(self):
+        return self.of("pool_cache")
+
+    @property
+    def kmem(self):
+        return self.one("kmem")
+
+    @property
+    def uvm_km(self):
+        return self.one("uvm_km")
+
+    @property
+    def extents(self):
+        return self.of("extent")
+
+    @property
+    def memmap(self):
+        return self.one("memmap")
+
+    @property
+    def malloc_types(self):
+        return self.of("kmalloc")
+
+    @property
+    def errors(self):
+        return self.of("error")
+
+    def segments(self, arena):
+        """{"arena", "spans", "segs"} for the named arena, or None."""
+        for d in self.of("segs"):
+            if d.get("arena") == arena:
+                return d
+        return None
+
+    def pages(self, pool):
+        for d in self.of("pages"):
+            if d.get("pool") == pool:
+                return d.get("pages", [])
+        return None
+
+    def pool(self, name):
+        for d in self.pools:
+            if d.get("name") == name:
+                return d
+        return None
+
+    def pool_cache(self, name):
+        for d in self.pool_caches:
+            if d.get("name") == name:
+                return d
+        return None
+
+    def arena(self, name):
+        for d in self.vmem:
+            if d.get("name") == name:
+                return d
+        return None
+
+    # -- files -------------------------------------------------------------------
+    def to_json(self):
+        return {"mps": VERSION, "records": [[k, d] for k, d in self.records]}
+
+    def save(self, path):
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def from_json(cls, data):
+        if not isinstance(data, dict) or "records" not in data:
+            raise StreamError("snapshot: not an mpalloc snapshot (no 'records' key)")
+        v = data.get("mps")
+        if v != VERSION:
+            raise StreamError(f"snapshot: version {v!r}; this host reads version {VERSION}")
+        recs = []
+        for i, r in enumerate(data["records"]):
+            if not (isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], dict)):
+                raise StreamError(f"snapshot: record {i} is not [kind, object]: {r!r:.80}")
+            recs.append((r[0], r[1]))
+        return cls(records=recs)
+
+    @classmethod
+    def load(cls, path):
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise StreamError(f"snapshot: {p}: no such file") from None
+        except json.JSONDecodeError as e:
+            raise StreamError(f"snapshot: {p}: not valid JSON: {e}") from None
+        return cls.from_json(data)
+
+
+def parse(text, strict=True):
+    """Parse device output into a Snapshot. strict: the stream must end with `end`."""
+    snap = Snapshot()
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip("\r")
+        i = line.find(TAG + " ")
+        if i < 0:
+            if line.strip():
+                snap.log.append(line)
+            continue
+        parts = line[i + len(TAG) + 1:].split(" ", 2)
+        if len(parts) != 3:
+            raise StreamError(f"stats stream line {n}: expected '@@mps <version> <kind> <json>': {line!r:.100}")
+        ver, kind, body = parts
+        if ver != str(VERSION):
+            raise StreamError(f"stats stream line {n}: version {ver}; this host reads version {VERSION} "
+                              "(deploy matching firmware: mpalloc deploy)")
+        try:
+            d = json.loads(body)
+        except json.JSONDecodeError as e:
+            raise StreamError(f"stats stream line {n} ({kind}): bad JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise StreamError(f"stats stream line {n} ({kind}): expected a JSON object")
+        snap.records.append((kind, d))
+    if strict:
+        if not snap.records:
+            tail = "\n".join(snap.log[-5:])
+            raise StreamError("stats stream: no @@mps lines in the board's output" + (f":\n{tail}" if tail else ""))
+        if not snap.complete:
+            raise StreamError("stats stream: cut short (no 'end' record)")
+    return snap
+
+
+def collect(board, segs=True):
+    """Take a snapshot from a connected board session (anything with .exec(code) -> str)."""
+    out = board.exec(DUMP_CODE % ("True" if segs else "False"))
+    if isinstance(out, bytes):
+        out = out.decode("utf-8", "replace")
+    return parse(out)
