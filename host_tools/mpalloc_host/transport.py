@@ -1,0 +1,359 @@
+"""A raw-REPL link to one board: mpremote's SerialTransport plus what a test harness needs.
+
+mpremote does the raw REPL and raw-paste protocol (enter_raw_repl, exec_raw_no_follow,
+raw_paste_write, the fs_* helpers); this module adds:
+
+* an overall deadline on every wait (mpremote's waits are inter-character only, and
+  its ``serial.read(2)`` calls block forever with no timeout): every byte read goes
+  through ``_Line``, which raises BoardTimeout when the current deadline passes;
+* detection of a dead target (``alive()`` of the emulator/virtual board process, EIO
+  on a vanished port) -> BoardGone, and of a board that resets mid-command
+  (``soft reboot`` + raw-REPL banner inside the output) -> BoardReset;
+* recovery after a timeout or Ctrl-C: interrupt the running code and get back to a
+  raw REPL prompt (``recover()``);
+* bounded output (``max_output`` bytes per command) and tolerance of undecodable bytes;
+* live streaming of output through a callback.
+
+Board output is data: it is decoded with errors="replace" and never evaluated here.
+Every error is a BoardError whose message is one line naming the board.
+"""
+import contextlib
+import io
+import time
+
+import serial
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+RAW_PROMPT = RAW_BANNER + b">"
+_FRIENDLY_BANNER = b'Type "help()" for more information.'
+_POLL_S = 0.05  # pyserial read timeout: how often deadlines and alive() are checked
+_ALIVE_EVERY_S = 0.2
+
+
+class BoardError(Exception):
+    """Something went wrong talking to a board; str() is one line naming the board."""
+
+
+class BoardTimeout(BoardError):
+    """The board did not answer within the deadline."""
+
+
+class BoardGone(BoardError):
+    """The port vanished or the emulator / virtual board process exited."""
+
+
+class BoardReset(BoardError):
+    """The board reset itself while a command was running."""
+
+
+class OutputTooLarge(BoardError):
+    """A command printed more than the transport's max_output bytes."""
+
+
+class BoardExecError(BoardError):
+    """Code run on the board raised an exception.
+
+    .output is what it printed before (str), .error the device traceback (str).
+    """
+
+    def __init__(self, name, output, error):
+        self.output = output
+        self.error = error
+        last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+        super().__init__("%s: %s" % (name, last))
+
+
+def shorten(data, limit=120):
+    """bytes/str -> a printable one-line excerpt (the end of it) for error messages."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", "replace")
+    data = data.encode("ascii", "backslashreplace").decode("ascii")
+    data = data.replace("\r", "\\r").replace("\n", "\\n")
+    if len(data) > limit:
+        data = "..." + data[-limit:]
+    return data
+
+
+class _Line:
+    """Wraps the pyserial port: read(n) waits for n bytes but never past the
+    transport's deadline, checks the target is alive, and keeps a push-back buffer
+    (so read_until can read in chunks without eating bytes past its ending)."""
+
+    def __init__(self, port, owner):
+        self.port = port
+        self.owner = owner
+        self.pending = bytearray()
+
+    def _recv(self, n):
+        try:
+            data = self.port.read(n)
+        except (serial.SerialException, OSError) as e:
+            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+        if data:
+            self.owner.note_rx(data)
+        return data
+
+    def read(self, n=1):
+        out = bytearray()
+        if self.pending:
+            out += self.pending[:n]
+            del self.pending[:n]
+        while len(out) < n:
+            self.owner.check()
+            out += self._recv(n - len(out))
+        return bytes(out)
+
+    def read_some(self, limit=4096):
+        """Whatever is available now (at least one byte), within the deadline."""
+        if self.pending:
+            out = bytes(self.pending[:limit])
+            del self.pending[:limit]
+            return out
+        while True:
+            self.owner.check()
+            try:
+                n = self.port.in_waiting
+            except (serial.SerialException, OSError) as e:
+                raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+            data = self._recv(min(max(n, 1), limit))
+            if data:
+                return data
+
+    def unread(self, data):
+        self.pending[:0] = data
+
+    def inWaiting(self):  # noqa: N802 (pyserial's name, used by mpremote)
+        try:
+            return len(self.pending) + self.port.in_waiting
+        except (serial.SerialException, OSError) as e:
+            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+
+    @property
+    def in_waiting(self):
+        return self.inWaiting()
+
+    def write(self, data):
+        self.owner.check()
+        try:
+            return self.port.write(data)
+        except serial.SerialTimeoutException:
+            raise BoardTimeout("%s: the board does not take input (write timed out)" % self.owner.name) from None
+        except (serial.SerialException, OSError) as e:
+            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+
+    def flush(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)
+
+
+class Transport(SerialTransport):
+    """mpremote's SerialTransport with deadlines, recovery, bounded output.
+
+    name: how errors name the board (e.g. "vboard:rp2040"). alive: callable -> bool
+    (the Target's), checked while waiting. max_output: bytes one command may print.
+    """
+
+    def __init__(self, device, name=None, alive=None, baudrate=115200, exclusive=True,
+                 max_output=4 << 20, write_timeout=10.0):
+        self.name = name or device
+        self.alive = alive
+        self.max_output = max_output
+        self.tail = bytearray()  # the last bytes received, for error messages
+        self._deadline = None
+        self._doing = "waiting"
+        self._secs = 0
+        self._next_alive = 0.0
+        self.broken = None  # set to a message once the link is unusable
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                super().__init__(device, baudrate=baudrate, exclusive=exclusive, timeout=_POLL_S)
+        except TransportError:
+            raise BoardError("%s: cannot open %s: %s" % (self.name, device, _why_not_open(device, exclusive))) from None
+        self.serial.write_timeout = write_timeout
+        self.serial = _Line(self.serial, self)
+
+    # -- deadlines and liveness ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def deadline(self, seconds, doing):
+        """Within the block, every wait ends by `seconds` from now (or an enclosing,
+        earlier deadline) with BoardTimeout saying what was being done."""
+        saved = (self._deadline, self._doing, self._secs)
+        new = time.monotonic() + seconds
+        if self._deadline is None or new < self._deadline:
+            self._deadline, self._doing, self._secs = new, doing, seconds
+        try:
+            yield
+        finally:
+            self._deadline, self._doing, self._secs = saved
+
+    def check(self):
+        now = time.monotonic()
+        if self.broken:
+            raise BoardError(self.broken)
+        if self._deadline is not None and now >= self._deadline:
+            got = " (last bytes received: '%s')" % shorten(self.tail, 60) if self.tail else " (nothing received)"
+            raise BoardTimeout("%s: no answer within %g s while %s%s" % (self.name, self._secs, self._doing, got))
+        if self.alive is not None and now >= self._next_alive:
+            self._next_alive = now + _ALIVE_EVERY_S
+            if not self.alive():
+                raise BoardGone("%s: the board process exited while %s" % (self.name, self._doing))
+
+    def why_gone(self, exc):
+        if self.alive is not None and not self.alive():
+            return "the board process exited"
+        return shorten(str(exc), 80)
+
+    def note_rx(self, data):
+        self.tail += data
+        if len(self.tail) > 256:
+            del self.tail[:-256]
+
+    # -- reading (replaces mpremote's inter-character-only waits) ------------------
+
+    def read_until(self, min_num_bytes, ending, timeout=10, data_consumer=None, timeout_overall=None):
+        """Read up to and including `ending`, within the current deadline (and
+        timeout_overall if given). With data_consumer, data is passed on as it
+        comes and not kept. Raises BoardTimeout instead of returning short."""
+        limit = timeout_overall if timeout_overall is not None else (self._secs_left() or 10)
+        with self.deadline(limit, self._doing):
+            data = bytearray()
+            kept = 0
+            while True:
+                chunk = self.serial.read_some()
+                start = max(0, len(data) - len(ending) + 1)
+                data += chunk
+                i = data.find(ending, start)
+                if i >= 0:
+                    end = i + len(ending)
+                    self.serial.unread(data[end:])
+                    del data[end:]
+                    if data_consumer:
+                        data_consumer(bytes(data))
+                    return bytes(data)
+                kept += len(chunk)
+                if kept > self.max_output:
+                    raise OutputTooLarge("%s: more than %d bytes of output while %s" % (self.name, self.max_output, self._doing))
+                if data_consumer and len(data) >= len(ending):
+                    keep = len(ending) - 1
+                    data_consumer(bytes(data[: len(data) - keep]))
+                    del data[: len(data) - keep]
+
+    def _secs_left(self):
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def follow(self, timeout, data_consumer=None):
+        """Wait for the end of a running command: returns (stdout, exception text).
+        Streams stdout to data_consumer. Detects a board that resets mid-command."""
+        out = bytearray()
+        total = 0
+        with self.deadline(timeout, self._doing):
+            window = bytearray()
+            while True:
+                chunk = self.serial.read_some()
+                i = chunk.find(b"\x04")
+                if i >= 0:
+                    self.serial.unread(chunk[i + 1:])
+                    chunk = chunk[:i]
+                total += len(chunk)
+                window += chunk
+                if (RAW_BANNER in window and b"soft reboot" in window) or _FRIENDLY_BANNER in window:
+                    raise BoardReset("%s: the board reset itself while %s" % (self.name, self._doing))
+                del window[:-96]
+                if total > self.max_output:
+                    raise OutputTooLarge("%s: more than %d bytes of output while %s" % (self.name, self.max_output, self._doing))
+                if data_consumer:
+                    if chunk:
+                        data_consumer(bytes(chunk))
+                else:
+                    out += chunk
+                if i >= 0:
+                    break
+            err = self.read_until(1, b"\x04")[:-1]
+        return bytes(out), bytes(err)
+
+    # -- commands -------------------------------------------------------------------
+
+    def enter_raw_repl(self, soft_reset=True, timeout_overall=10):
+        with self.deadline(timeout_overall * (3 if soft_reset else 1),
+                           "soft-resetting the board" if soft_reset else "entering the raw REPL"):
+            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints its buffer on failure
+                try:
+                    super().enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout_overall)
+                except TransportError:
+                    raise BoardError("%s: could not enter the raw REPL (got '%s')" % (self.name, shorten(self.tail, 60))) from None
+
+    def exec_raw(self, command, timeout=10, data_consumer=None):
+        if isinstance(command, str):
+            command = command.encode()
+        with self.deadline(10 + len(command) / 2000, self._doing if self._deadline else "sending code"):
+            with contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    self.exec_raw_no_follow(command)
+                except TransportError as e:
+                    raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
+        with self.deadline(timeout, self._doing if self._deadline else "running code"):
+            return self.follow(timeout, data_consumer)
+
+    def exec(self, command, data_consumer=None, timeout=10):
+        out, err = self.exec_raw(command, timeout=timeout, data_consumer=data_consumer)
+        if err:
+            raise BoardExecError(self.name, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        return out
+
+    def interrupt(self):
+        """Ctrl-C the running code and get back to a raw REPL prompt. Returns True if
+        the board answered; on failure marks the link broken (later calls fail fast)."""
+        self.serial.pending.clear()
+        limit, self.max_output = self.max_output, 1 << 62  # the deadline bounds what we drain
+        try:
+            with self.deadline(6, "interrupting the running code (Ctrl-C)"):
+                for _ in range(3):
+                    self.serial.write(b"\x03")
+                    time.sleep(0.05)
+                # leaves the prompt's '>' unread: exec_raw_no_follow waits for it
+                self.enter_raw_repl(soft_reset=False, timeout_overall=5)
+            return True
+        except BoardError as e:
+            self.broken = "%s: the board stopped answering (%s)" % (self.name, str(e).split(": ", 1)[-1])
+            return False
+        finally:
+            self.max_output = limit
+
+    def close(self):
+        port = self.serial.port if isinstance(self.serial, _Line) else self.serial
+        try:
+            port.write_timeout = 0.5
+            if self.in_raw_repl and not self.broken:
+                port.write(b"\r\x03\r\x02")
+        except Exception:
+            pass
+        try:
+            port.close()
+        except Exception:
+            pass
+
+
+def _why_not_open(device, exclusive):
+    """Open once more to learn why (mpremote only says 'failed to access')."""
+    try:
+        s = serial.serial_for_url(device, exclusive=exclusive, timeout=0)
+        s.close()
+        return "it opened on a second try (transient error)"
+    except serial.SerialException as e:
+        msg = str(e)
+        if "lock" in msg.lower() or "busy" in msg.lower():
+            return "the port is busy (another program has it open)"
+        if "No such file" in msg or "could not open port" in msg and "[Errno 2]" in msg:
+            return "no such port"
+        if "Permission denied" in msg:
+            return "permission denied (add yourself to the dialout group)"
+        return shorten(msg, 100)
+    except (ValueError, OSError) as e:
+        return shorten(str(e), 100)
