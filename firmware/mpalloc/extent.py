@@ -1,0 +1,641 @@
+# extent: NetBSD's extent(9), a linear manager of an integer range.
+#
+# An extent is the inclusive range [start, end] of some resource (peripheral
+# register space, SRAM, DMA channels, IRQ numbers). Claims are regions of it;
+# free space is the gaps between them. Every operation is linear in the number
+# of regions, as in NetBSD. Used by mpalloc.board so that two drivers never
+# claim the same register window or SRAM bank.
+#
+#   extent_create(name, start, end, storage, storagesize, flags)   -> extent
+#   extent_destroy(ex)
+#   extent_alloc(ex, size, alignment, boundary, flags, owner=None)  -> start
+#   extent_alloc_subregion(ex, substart, subend, size, alignment, boundary,
+#                          flags, owner=None)                        -> start
+#   extent_alloc_region(ex, start, size, flags, owner=None)
+#   extent_free(ex, start, size, flags, owner=None)
+#   extent_print(ex)
+#   extent_list, extent_regions(ex)        statistics (STATS_CONTRACT.md)
+#
+# Adaptation to Python (docs/DEVELOPING.md):
+# * The out-parameter `result` is the return value of extent_alloc*.
+# * A failure extent(9) reports with an errno raises OSError(errno, message):
+#   EAGAIN (no space, or the region is busy), ENOMEM (no region descriptor
+#   with EX_NOWAIT), EINTR (an EX_CATCH wait was interrupted). The message
+#   starts with the function name; for a busy region it names the OWNER of the
+#   overlapping claim: "extent_alloc_region: 0x40034000-0x40037fff in 'periph'
+#   overlaps 0x40034000-0x40037fff claimed by 'uart-a'".
+# * What NetBSD panics on (DIAGNOSTIC or always: size 0, range outside the
+#   extent, bad subregion, alignment not a power of two, boundary < size,
+#   freeing a range that no single region covers) raises ValueError whose
+#   message starts with the function name. Nothing is changed by a failed call.
+# * owner (keyword, not in the man page): who makes the claim, e.g. a driver
+#   name. extent_print and extent_regions show it. Adjacent regions coalesce
+#   only if they have the same owner (with owner=None throughout this is plain
+#   extent(9) coalescing). extent_free(..., owner=x) also checks that x owns
+#   the range.
+# * Waiting (EX_WAITSPACE for space, EX_WAITOK for a fixed extent's
+#   descriptors): sleeps in 1 ms steps until an extent_free on this extent,
+#   for at most `maxwait_ms` (module setting, default 5000), then fails as if
+#   EX_NOWAIT; KeyboardInterrupt during an EX_CATCH wait gives EINTR. Without
+#   _thread nobody else could free, so there is no wait at all.
+#
+# Region descriptors live in one flat array of 32-bit words (4 per descriptor:
+# start, end, owner index, next). A fixed extent uses the caller's storage (an
+# array('I') of storagesize bytes, EXTENT_FIXED_STORAGE_SIZE(n) for n regions)
+# and never allocates, unless EX_MALLOCOK lets it move to a larger array from
+# the heap. A dynamic extent (storage None) grows its array as needed. Extents
+# reaching beyond 32 bits use a dynamic array('Q').
+#
+# Invariants (checked by _check when extent_debug(True)):
+#   the region list from ex.head is sorted: r.start <= r.end < next.start
+#   ex.start <= r.start and r.end <= ex.end for every region
+#   unless EXF_NOCOALESCE: r.end + 1 == next.start implies different owners
+#   every descriptor is on exactly one of the region list and the free list
+#   ex.nregions == length of the region list
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+from array import array
+
+from mpalloc import intr
+
+EX_NOWAIT = const(0x00)
+EX_WAITOK = const(0x01)
+EX_FAST = const(0x02)
+EX_CATCH = const(0x04)
+EX_NOCOALESCE = const(0x08)
+EX_MALLOCOK = const(0x10)
+EX_WAITSPACE = const(0x20)
+EX_BOUNDZERO = const(0x40)
+EX_NOALIGN = const(1)  # placeholder argument values
+EX_NOBOUNDARY = const(0)
+
+# ex.flags (what extent_print shows)
+EXF_FIXED = const(0x1)
+EXF_NOCOALESCE = const(0x2)
+EXF_MALLOCED = const(0x4)  # a fixed extent that moved to a heap array (EX_MALLOCOK)
+
+# errno values (MicroPython's errno module lacks some; these are the usual Linux numbers)
+EINTR = const(4)
+EAGAIN = const(11)
+ENOMEM = const(12)
+
+_W = const(4)  # words per descriptor
+_S = const(0)
+_E = const(1)
+_O = const(2)
+_N = const(3)  # next descriptor number; 0 ends a list (descriptor k sits at (k-1)*_W)
+_M32 = const(0xFFFFFFFF)
+
+maxwait_ms = 5000
+extent_list = []
+_debug = [False]
+
+
+def EXTENT_FIXED_STORAGE_SIZE(n):
+    """Bytes of fixed storage for n region descriptors."""
+    return n * _W * 4
+
+
+def extent_debug(on=True):
+    """Switch the invariant check after every operation on or off."""
+    _debug[0] = bool(on)
+
+
+class extent:
+    def __init__(self, name, start, end, flags):
+        self.name = name
+        self.start = start
+        self.end = end
+        self.flags = flags
+        self.d = None  # descriptor words
+        self.ndesc = 0
+        self.head = 0  # region list, sorted by address
+        self.free = 0  # free descriptor list
+        self.nregions = 0
+        self.owners = [None]  # owner index -> name
+        self.gen = 0  # bumped by every free (wakes waiters)
+        self.lock = intr.mutex_init()
+        self.dead = False
+
+    def __repr__(self):
+        return "<extent %s 0x%x-0x%x regions=%d>" % (self.name, self.start, self.end, self.nregions)
+
+
+def _hex(a):
+    return "0x%x" % a
+
+
+def _valid(fn, ex):
+    if not isinstance(ex, extent):
+        raise ValueError(fn + ": not an extent: %r" % (ex,))
+    if ex.dead:
+        raise ValueError(fn + ": extent '%s' was destroyed" % ex.name)
+
+
+def _int(fn, what, v):
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValueError(fn + ": %s must be an int, not %r" % (what, v))
+
+
+def _setdesc(ex, lo, hi):
+    # Put descriptors lo..hi (inclusive numbers) on the free list.
+    d = ex.d
+    k = hi
+    while k >= lo:
+        d[(k - 1) * _W + _N] = ex.free
+        ex.free = k
+        k -= 1
+
+
+def extent_create(name, start, end, storage, storagesize, flags):
+    fn = "extent_create"
+    if not isinstance(name, str):
+        raise ValueError(fn + ": name must be a str, not %r" % (name,))
+    _int(fn, "start", start)
+    _int(fn, "end", end)
+    _int(fn, "flags", flags)
+    if start < 0:
+        raise ValueError(fn + ": extent '%s': start %s is negative" % (name, _hex(start)))
+    if end < start:
+        raise ValueError(fn + ": extent '%s': end %s < start %s" % (name, _hex(end), _hex(start)))
+    ex = extent(name, start, end, EXF_NOCOALESCE if flags & EX_NOCOALESCE else 0)
+    if storage is not None:
+        _int(fn, "storagesize", storagesize)
+        n = storagesize // (_W * 4)
+        if n < 1:
+            raise ValueError(fn + ": extent '%s': fixed storage of %d bytes holds no region descriptor (need %d)"
+                             % (name, storagesize, EXTENT_FIXED_STORAGE_SIZE(1)))
+        if end > _M32:
+            raise ValueError(fn + ": extent '%s': fixed storage holds 32-bit addresses; end %s is larger"
+                             % (name, _hex(end)))
+        try:
+            ok = len(storage) * 4 >= storagesize
+            old = storage[0]
+            storage[0] = _M32
+            ok = ok and storage[0] == _M32
+            storage[0] = old
+        except Exception:
+            ok = False
+        if not ok:
+            raise ValueError(fn + ": extent '%s': storage must be an array('I') of at least %d bytes"
+                             % (name, storagesize))
+        for i in range(n * _W):
+            storage[i] = 0
+        ex.flags |= EXF_FIXED
+        ex.d = storage
+    elif storagesize:
+        raise ValueError(fn + ": extent '%s': storagesize %d given without storage" % (name, storagesize))
+    else:
+        n = 4
+        ex.d = array("I" if end <= _M32 else "Q", bytes(n * _W * (4 if end <= _M32 else 8)))
+    ex.ndesc = n
+    _setdesc(ex, 1, n)
+    extent_list.append(ex)
+    return ex
+
+
+def extent_destroy(ex):
+    _valid("extent_destroy", ex)
+    s = intr.mutex_enter(ex.lock)
+    try:
+        ex.dead = True
+        ex.head = 0
+        ex.nregions = 0
+        ex.gen += 1
+    finally:
+        intr.mutex_exit(ex.lock, s)
+    if ex in extent_list:
+        extent_list.remove(ex)
+
+
+def _threads():
+    try:
+        import _thread  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _wait(fn, ex, gen, flags, err, msg):
+    # Called with ex.lock NOT held. Returns when ex.gen != gen, else raises.
+    try:
+        from time import sleep_ms
+    except ImportError:  # CPython
+        from time import sleep
+
+        def sleep_ms(n):
+            sleep(n / 1000)
+
+    if not _threads():
+        raise OSError(err, msg + " (would wait forever: no other thread can free)")
+    waited = 0
+    try:
+        while ex.gen == gen and not ex.dead:
+            if waited >= maxwait_ms:
+                raise OSError(err, msg + " (waited %d ms)" % waited)
+            sleep_ms(1)
+            waited += 1
+    except KeyboardInterrupt:
+        if flags & EX_CATCH:
+            raise OSError(EINTR, fn + ": wait interrupted")
+        raise
+    if ex.dead:
+        raise ValueError(fn + ": extent '%s' was destroyed while waiting" % ex.name)
+
+
+def _getdesc(fn, ex, flags):
+    # A descriptor number, or 0 if none is available without waiting.
+    # Called with ex.lock held.
+    k = ex.free
+    if k:
+        ex.free = ex.d[(k - 1) * _W + _N]
+        return k
+    fixed = ex.flags & EXF_FIXED and not ex.flags & EXF_MALLOCED
+    if fixed and not flags & EX_MALLOCOK:
+        return 0
+    n = ex.ndesc
+    old = ex.d
+    try:
+        new = array("I" if ex.end <= _M32 else "Q", bytes(2 * n * _W * (4 if ex.end <= _M32 else 8)))
+    except MemoryError:
+        return 0
+    for i in range(n * _W):
+        new[i] = old[i]
+    ex.d = new
+    ex.ndesc = 2 * n
+    if fixed:
+        ex.flags |= EXF_MALLOCED
+    _setdesc(ex, n + 1, 2 * n)
+    return _getdesc(fn, ex, flags)
+
+
+def _putdesc(ex, k):
+    ex.d[(k - 1) * _W + _N] = ex.free
+    ex.free = k
+
+
+def _owner_index(ex, owner):
+    if owner is None:
+        return 0
+    if not isinstance(owner, str):
+        raise ValueError("extent: owner must be a str or None, not %r" % (owner,))
+    o = ex.owners
+    for i in range(1, len(o)):
+        if o[i] == owner:
+            return i
+    o.append(owner)
+    return len(o) - 1
+
+
+def _oname(ex, i):
+    o = ex.owners[i]
+    return "?" if o is None else o
+
+
+def _insert(ex, start, size, oi, last, k):
+    # Insert [start, start+size-1] owned by oi after region `last` (0: at the
+    # head), coalescing with same-owner neighbours unless EXF_NOCOALESCE.
+    # k is a descriptor taken beforehand; it goes back if not needed.
+    d = ex.d
+    end = start + size - 1
+    nxt = d[(last - 1) * _W + _N] if last else ex.head
+    if not ex.flags & EXF_NOCOALESCE:
+        if last and d[(last - 1) * _W + _E] + 1 == start and d[(last - 1) * _W + _O] == oi:
+            lb = (last - 1) * _W
+            if nxt and end + 1 == d[(nxt - 1) * _W + _S] and d[(nxt - 1) * _W + _O] == oi:
+                nb = (nxt - 1) * _W
+                d[lb + _E] = d[nb + _E]
+                d[lb + _N] = d[nb + _N]
+                _putdesc(ex, nxt)
+                ex.nregions -= 1
+            else:
+                d[lb + _E] = end
+            _putdesc(ex, k)
+            return
+        if nxt and end + 1 == d[(nxt - 1) * _W + _S] and d[(nxt - 1) * _W + _O] == oi:
+            d[(nxt - 1) * _W + _S] = start
+            _putdesc(ex, k)
+            return
+    b = (k - 1) * _W
+    d[b + _S] = start
+    d[b + _E] = end
+    d[b + _O] = oi
+    d[b + _N] = nxt
+    if last:
+        d[(last - 1) * _W + _N] = k
+    else:
+        ex.head = k
+    ex.nregions += 1
+
+
+def extent_alloc_region(ex, start, size, flags, owner=None):
+    """Claim exactly [start, start+size-1]. OSError(EAGAIN) names the owner
+    of an overlapping claim."""
+    fn = "extent_alloc_region"
+    _valid(fn, ex)
+    _int(fn, "start", start)
+    _int(fn, "size", size)
+    if size < 1:
+        raise ValueError(fn + ": extent '%s': bad size %d" % (ex.name, size))
+    end = start + size - 1
+    if start < ex.start or end > ex.end:
+        raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
+                         % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
+    oi = _owner_index(ex, owner)
+    while True:
+        s = intr.mutex_enter(ex.lock)
+        gen = ex.gen
+        k = _getdesc(fn, ex, flags)
+        err = msg = None
+        try:
+            if not k:
+                err = ENOMEM
+                msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
+            else:
+                d = ex.d
+                last = 0
+                r = ex.head
+                while r:
+                    b = (r - 1) * _W
+                    if d[b + _S] > end:
+                        break
+                    if d[b + _E] >= start:
+                        err = EAGAIN
+                        msg = (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
+                               % (_hex(start), _hex(end), ex.name, _hex(d[b + _S]), _hex(d[b + _E]),
+                                  _oname(ex, d[b + _O])))
+                        _putdesc(ex, k)
+                        break
+                    last = r
+                    r = d[b + _N]
+                if err is None:
+                    _insert(ex, start, size, oi, last, k)
+                    if _debug[0]:
+                        _check(ex)
+                    return None
+        finally:
+            intr.mutex_exit(ex.lock, s)
+        if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
+            _wait(fn, ex, gen, flags, err, msg)
+            continue
+        raise OSError(err, msg)
+
+
+def _align(v, a):
+    return (v + a - 1) & -a
+
+
+def extent_alloc(ex, size, alignment, boundary, flags, owner=None):
+    """Allocate size units anywhere in the extent; returns the start."""
+    _valid("extent_alloc", ex)
+    return _alloc_sub("extent_alloc", ex, ex.start, ex.end, size, alignment, boundary, flags, owner)
+
+
+def extent_alloc_subregion(ex, substart, subend, size, alignment, boundary, flags, owner=None):
+    """Allocate size units inside [substart, subend]; returns the start."""
+    return _alloc_sub("extent_alloc_subregion", ex, substart, subend, size, alignment, boundary, flags, owner)
+
+
+def _fit(ex, lo, hi, size, alignment, boundary, flags):
+    # Lowest start >= lo, aligned, not crossing a boundary line, with the
+    # region inside [lo, hi]; -1 if none. Lines sit at base + k*boundary.
+    # Unlike NetBSD, a start moved to a line is re-aligned, so alignment and
+    # boundary are both always met.
+    a = _align(lo, alignment)
+    if boundary:
+        base = 0 if flags & EX_BOUNDZERO else ex.start
+        while a + size - 1 <= hi:
+            line = base + ((a - base) // boundary + 1) * boundary  # next line after a
+            if a + size - 1 < line:
+                break
+            a = _align(line, alignment)
+    if a + size - 1 > hi:
+        return -1
+    return a
+
+
+def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner):
+    _valid(fn, ex)
+    for w, v in (("substart", substart), ("subend", subend), ("size", size), ("alignment", alignment),
+                 ("boundary", boundary), ("flags", flags)):
+        _int(fn, w, v)
+    if substart < ex.start or substart > ex.end or subend > ex.end or subend < substart:
+        raise ValueError(fn + ": extent '%s' (%s-%s): bad subregion %s-%s"
+                         % (ex.name, _hex(ex.start), _hex(ex.end), _hex(substart), _hex(subend)))
+    if size < 1 or size - 1 > subend - substart:
+        raise ValueError(fn + ": extent '%s': bad size %d for subregion %s-%s"
+                         % (ex.name, size, _hex(substart), _hex(subend)))
+    if alignment < 1 or alignment & (alignment - 1):
+        raise ValueError(fn + ": extent '%s': alignment %d is not a power of two" % (ex.name, alignment))
+    if boundary < 0 or boundary and boundary < size:
+        raise ValueError(fn + ": extent '%s': boundary %s is smaller than size %s"
+                         % (ex.name, _hex(boundary), _hex(size)))
+    oi = _owner_index(ex, owner)
+    fast = flags & EX_FAST
+    while True:
+        s = intr.mutex_enter(ex.lock)
+        gen = ex.gen
+        k = _getdesc(fn, ex, flags)
+        err = msg = None
+        try:
+            if not k:
+                err = ENOMEM
+                msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
+            else:
+                d = ex.d
+                best = -1
+                bestovh = 0
+                bestlast = 0
+                last = 0
+                lo = substart
+                r = ex.head
+                # Walk the gaps: [lo, r.start-1] before each region r, then [lo, subend].
+                while True:
+                    if r:
+                        b = (r - 1) * _W
+                        rs = d[b + _S]
+                        if d[b + _E] < lo:
+                            last = r
+                            r = d[b + _N]
+                            continue
+                        gap_hi = rs - 1 if rs - 1 < subend else subend
+                    else:
+                        rs = ex.end + 1
+                        gap_hi = subend
+                    if gap_hi >= lo:
+                        a = _fit(ex, lo, gap_hi, size, alignment, boundary, flags)
+                        if a >= 0:
+                            ovh = rs - a - size  # leftover up to the next region (or the extent end)
+                            if fast or ovh == 0:
+                                best = a
+                                bestlast = last
+                                break
+                            if best < 0 or ovh < bestovh:
+                                best = a
+                                bestovh = ovh
+                                bestlast = last
+                    if not r or rs > subend:
+                        break
+                    lo = d[b + _E] + 1
+                    last = r
+                    r = d[b + _N]
+                if best >= 0:
+                    _insert(ex, best, size, oi, bestlast, k)
+                    if _debug[0]:
+                        _check(ex)
+                    return best
+                _putdesc(ex, k)
+                err = EAGAIN
+                msg = (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
+                       % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(substart), _hex(subend)))
+        finally:
+            intr.mutex_exit(ex.lock, s)
+        if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
+            _wait(fn, ex, gen, flags, err, msg)
+            continue
+        raise OSError(err, msg)
+
+
+def extent_free(ex, start, size, flags, owner=None):
+    """Free all or part of one allocated region (a middle part splits it and
+    needs a descriptor: ENOMEM with EX_NOWAIT on a full fixed extent)."""
+    fn = "extent_free"
+    _valid(fn, ex)
+    _int(fn, "start", start)
+    _int(fn, "size", size)
+    if size < 1:
+        raise ValueError(fn + ": extent '%s': bad size %d" % (ex.name, size))
+    end = start + size - 1
+    if start < ex.start or end > ex.end:
+        raise ValueError(fn + ": extent '%s': region %s-%s not within extent %s-%s"
+                         % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
+    coalesce = not ex.flags & EXF_NOCOALESCE
+    while True:
+        s = intr.mutex_enter(ex.lock)
+        gen = ex.gen
+        k = 0
+        try:
+            d = ex.d
+            prev = 0
+            r = ex.head
+            while r and d[(r - 1) * _W + _E] < start:
+                prev = r
+                r = d[(r - 1) * _W + _N]
+            b = (r - 1) * _W
+            if not r or d[b + _S] > start or d[b + _E] < end:
+                raise ValueError(fn + ": extent '%s': region %s-%s not found (not within one allocated region)"
+                                 % (ex.name, _hex(start), _hex(end)))
+            rs = d[b + _S]
+            re = d[b + _E]
+            if not coalesce and (start != rs or end != re):
+                raise ValueError(fn + ": extent '%s' (EX_NOCOALESCE): %s-%s is part of region %s-%s; "
+                                 "only whole regions can be freed"
+                                 % (ex.name, _hex(start), _hex(end), _hex(rs), _hex(re)))
+            if owner is not None and ex.owners[d[b + _O]] != owner:
+                raise ValueError(fn + ": %s-%s in '%s' is claimed by '%s', not '%s'"
+                                 % (_hex(start), _hex(end), ex.name, _oname(ex, d[b + _O]), owner))
+            if start == rs and end == re:
+                if prev:
+                    d[(prev - 1) * _W + _N] = d[b + _N]
+                else:
+                    ex.head = d[b + _N]
+                _putdesc(ex, r)
+                ex.nregions -= 1
+            elif start == rs:
+                d[b + _S] = end + 1
+            elif end == re:
+                d[b + _E] = start - 1
+            else:
+                k = _getdesc(fn, ex, flags)
+                if k:
+                    d = ex.d  # _getdesc may have grown it
+                    nb = (k - 1) * _W
+                    d[nb + _S] = end + 1
+                    d[nb + _E] = re
+                    d[nb + _O] = d[b + _O]
+                    d[nb + _N] = d[b + _N]
+                    d[b + _E] = start - 1
+                    d[b + _N] = k
+                    ex.nregions += 1
+            if start == rs or end == re or k:
+                ex.gen += 1
+                if _debug[0]:
+                    _check(ex)
+                return None
+            msg = fn + ": extent '%s': no region descriptor left to split %s-%s" % (ex.name, _hex(rs), _hex(re))
+        finally:
+            intr.mutex_exit(ex.lock, s)
+        if flags & EX_WAITOK:
+            _wait(fn, ex, gen, flags, ENOMEM, msg)
+            continue
+        raise OSError(ENOMEM, msg)
+
+
+def extent_regions(ex):
+    """[(start, end_inclusive, owner), ...] in address order (allocates)."""
+    _valid("extent_regions", ex)
+    out = []
+    s = intr.mutex_enter(ex.lock)
+    try:
+        d = ex.d
+        r = ex.head
+        while r:
+            b = (r - 1) * _W
+            out.append((d[b + _S], d[b + _E], ex.owners[d[b + _O]]))
+            r = d[b + _N]
+    finally:
+        intr.mutex_exit(ex.lock, s)
+    return out
+
+
+def extent_print(ex):
+    """extent(9)'s listing, plus each region's owner."""
+    _valid("extent_print", ex)
+    print("extent `%s' (0x%x - 0x%x), flags = 0x%x" % (ex.name, ex.start, ex.end, ex.flags))
+    for rs, re, o in extent_regions(ex):
+        print("     0x%x - 0x%x  %s" % (rs, re, "?" if o is None else o))
+
+
+def _check(ex):
+    # The invariants listed at the top; AssertionError names the broken one.
+    d = ex.d
+    seen = {}
+    n = 0
+    prev_e = -1
+    prev_o = -1
+    r = ex.head
+    while r:
+        if r in seen or not 1 <= r <= ex.ndesc:
+            raise AssertionError("extent '%s': region list broken at descriptor %d" % (ex.name, r))
+        seen[r] = 1
+        b = (r - 1) * _W
+        rs = d[b + _S]
+        re = d[b + _E]
+        if rs > re or rs < ex.start or re > ex.end:
+            raise AssertionError("extent '%s': bad region 0x%x-0x%x" % (ex.name, rs, re))
+        if n and rs <= prev_e:
+            raise AssertionError("extent '%s': regions unsorted/overlapping at 0x%x" % (ex.name, rs))
+        if n and not ex.flags & EXF_NOCOALESCE and rs == prev_e + 1 and d[b + _O] == prev_o:
+            raise AssertionError("extent '%s': uncoalesced neighbours at 0x%x" % (ex.name, rs))
+        prev_e = re
+        prev_o = d[b + _O]
+        n += 1
+        r = d[b + _N]
+    if n != ex.nregions:
+        raise AssertionError("extent '%s': nregions %d but %d on the list" % (ex.name, ex.nregions, n))
+    f = ex.free
+    while f:
+        if f in seen or not 1 <= f <= ex.ndesc:
+            raise AssertionError("extent '%s': free list broken at descriptor %d" % (ex.name, f))
+        seen[f] = 1
+        f = d[(f - 1) * _W + _N]
+    if len(seen) != ex.ndesc:
+        raise AssertionError("extent '%s': %d descriptors lost" % (ex.name, ex.ndesc - len(seen)))
