@@ -52,7 +52,8 @@ class QemuMicrobit:
     kind = "qemu"
     name = "qemu:microbit"
 
-    def __init__(self):
+    def __init__(self, firmware=None):
+        self.firmware = firmware  # a .hex to boot instead of firmware_path() (mpalloc flash)
         self.device = None
         self.child = None
         self._fd = None
@@ -64,7 +65,7 @@ class QemuMicrobit:
         self._log.append((time.monotonic(), msg))
 
     def start(self, timeout=20.0):
-        exe, fw = qemu_exe(), firmware_path()
+        exe, fw = qemu_exe(), Path(self.firmware) if self.firmware else firmware_path()
         deadline = time.monotonic() + timeout
         argv = [exe, "-M", "microbit", "-device", "loader,file=%s" % fw,
                 "-serial", "pty", "-display", "none", "-monitor", "none", "-nodefaults"]
@@ -156,5 +157,5 @@ class QemuMicrobit:
         self.close()
 
 
-def start(timeout=20.0):
-    return QemuMicrobit().start(timeout)
+def start(timeout=20.0, firmware=None):
+    return QemuMicrobit(firmware).start(timeout)
