@@ -56,15 +56,19 @@ _debug = [False]
 def zone_debug(on):
     """Switch the ZENTRY_FREE check (modify-after-free of the reserved words).
 
-    Switching on marks every item already free in every zone.
+    Switching on marks every item already free in every zone; off clears the marks.
     """
-    if on and not _debug[0]:
+    on = bool(on)
+    if on != _debug[0]:
         for z in zone_list:
             i = z.zitems
             while i != _FREE_END:
-                _mark_free(z, _chunk_of_index(z, i), i)
+                if on:
+                    _mark_free(z, _chunk_of_index(z, i), i)
+                else:  # so a first allocation still comes back zeroed
+                    _clear_mark(z, _chunk_of_index(z, i), i)
                 i = z._next[i]
-    _debug[0] = bool(on)
+    _debug[0] = on
 
 
 # Preallocated errors for paths that may run with the heap locked.
@@ -168,6 +172,13 @@ def _mark_free(z, k, i):
     for j in range(4):
         b[o + j] = v & 0xFF
         v >>= 8
+
+
+def _clear_mark(z, k, i):
+    b = z._cbuf[k]
+    o = z._coff[k] + (i - z._cstart[k]) * z.zsize + 4
+    for j in range(4):
+        b[o + j] = 0
 
 
 def _check_free(z, k, i):
@@ -317,8 +328,10 @@ def zalloc(z):
                 return None
         i = z.zitems
         k = _chunk_of_index(z, i)
-        if _debug[0] and not _check_free(z, k, i):
-            _raise(_E_MODIFIED, "zalloc: zone '%s': free item %d's reserved words were modified (use after free)", z.zname, i)
+        if _debug[0]:
+            if not _check_free(z, k, i):
+                _raise(_E_MODIFIED, "zalloc: zone '%s': free item %d's reserved words were modified (use after free)", z.zname, i)
+            _clear_mark(z, k, i)
         z.zitems = z._next[i]
         z._next[i] = _BUSY
         z.zfreecnt -= 1
