@@ -1,0 +1,628 @@
+# pool: pool(9), fixed-size items carved out of pages.
+#
+#   pp = pool_init(size, align, align_offset, flags, wchan, palloc, ipl)
+#   a = pool_get(pp, PR_NOWAIT)      # an int address, or None
+#   pool_put(pp, a)
+#
+# Items are buffers: pool_get returns the item's address (an int, like C's
+# void *). The bytes are reached through mpalloc.mem: mem.buf(a, pp.size) makes
+# a memoryview (allocates: not from an interrupt handler); from a handler index
+# mem.ram[a - mem.base + i] directly. The physical address for DMA is the
+# address itself on a real board (mem's window is a bytearray whose real
+# address is its base) and the emulated board address on the virtual board.
+# An item of a pool whose palloc hands out pages outside mem's window is only
+# an address: PR_ZERO and the accessors need the window.
+#
+# Pages come from palloc (a pool_allocator: pa_alloc(pp, flags) -> address or
+# None, pa_free(pp, addr), pa_pagesz); palloc None means pages from uvm_km's
+# kernel_map (pool_allocator_kmem, a page size chosen so a page holds at least
+# 4 items).
+#
+# Interrupts: pool_get(pp, PR_NOWAIT) and pool_put allocate nothing from the
+# MicroPython heap once the pool has its pages (prime it for interrupt use:
+# pool_prime / pool_setlowat). Growing by a page may allocate (page table,
+# palloc); if that fails with the heap locked, pool_get returns None (nfail).
+# Misuse detected on a path that cannot allocate raises a PREALLOCATED
+# ValueError (E_PUT_INTR); the offending address is in pool_lasterr[0] and the
+# pool in pool_lasterr[1]. Elsewhere misuse raises ValueError("pool_put: ...").
+#
+# Metadata per item: one 'H' (next free item in its page) and one bit (item
+# out / free, catches double and foreign puts) = 2.125 bytes, < 1 word.
+# Per page: a handful of array slots and one dict entry (page lookup).
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+from mpalloc import intr
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:  # CPython
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000) & 0x3FFFFFFF
+
+    def ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+PR_WAITOK = const(0x1)
+PR_NOWAIT = const(0x2)
+PR_LIMITFAIL = const(0x100)
+PR_NOTOUCH = const(0x400)
+PR_NOALIGN = const(0x800)
+PR_LARGECACHE = const(0x1000)
+PR_ZERO = const(0x8000)
+
+IPL_NONE = const(0)
+IPL_VM = const(6)
+IPL_HIGH = const(8)
+
+_END = const(0xFFFF)  # end of a page's free-item chain
+_EMPTY = const(0)  # page list heads: pages with no item out
+_PARTIAL = const(1)
+_FULL = const(2)
+_UNUSED = const(3)  # page slot holds no page
+_NOLIMIT = const(0x3FFFFFFF)
+_WAIT_MS = const(2000)  # PR_WAITOK at the hard limit waits at most this long
+
+pool_list = []
+# Misuse found where no message can be built: [address, pool]
+pool_lasterr = [0, None]
+E_PUT_INTR = ValueError("pool_put: misuse with the heap locked (address in pool.pool_lasterr)")
+E_GET_FLAGS = ValueError("pool_get: flags need exactly one of PR_WAITOK, PR_NOWAIT")
+E_GET_IPL = ValueError("pool_get: IPL_NONE pool used from interrupt context")
+
+
+class pool_allocator:
+    """A page source: pa_alloc(pp, flags) -> address or None; pa_free(pp, addr)."""
+
+    def __init__(self, pa_alloc, pa_free, pa_pagesz):
+        if pa_pagesz <= 0:
+            raise ValueError("pool_allocator: page size %d" % pa_pagesz)
+        self.pa_alloc = pa_alloc
+        self.pa_free = pa_free
+        self.pa_pagesz = pa_pagesz
+
+
+_kmem_allocators = {}
+
+
+def pool_allocator_kmem(itemsize):
+    """The default page source: pages from uvm_km's kernel_map, at least 4 items a page."""
+    from mpalloc import uvm_km
+
+    ps = uvm_km.PAGE_SIZE
+    if ps <= 0:
+        raise ValueError("pool_init: no palloc and uvm_km has no kernel_map (call uvm_km_bootstrap)")
+    sz = ps
+    while sz < 4 * itemsize:
+        sz *= 2
+    pa = _kmem_allocators.get(sz)
+    if pa is None:
+
+        def _alloc(pp, flags, sz=sz):
+            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL
+            if flags & PR_NOWAIT:
+                f |= uvm_km.UVM_KMF_NOWAIT
+            a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, sz, 0, f)
+            return a if a else None
+
+        def _free(pp, a, sz=sz):
+            uvm_km.uvm_km_free(uvm_km.kernel_map, a, sz, uvm_km.UVM_KMF_WIRED)
+
+        pa = _kmem_allocators[sz] = pool_allocator(_alloc, _free, sz)
+    return pa
+
+
+class _Pool:
+    pass
+
+
+def _err(pre, fmt, a, b):
+    # A formatted message where the heap allows it, else the preallocated `pre`.
+    pool_lasterr[0] = a
+    try:
+        m = fmt % (a, b)
+    except MemoryError:
+        raise pre
+    raise ValueError(m)
+
+
+def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
+    """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
+    if size <= 0:
+        raise ValueError("pool_init: item size %d must be > 0" % size)
+    if align == 0:
+        align = 1
+    if align < 0 or align & (align - 1):
+        raise ValueError("pool_init: align %d is not a power of two" % align)
+    if align_offset < 0 or align_offset >= align:
+        raise ValueError("pool_init: align_offset %d not in 0..align-1" % align_offset)
+    if palloc is None:
+        palloc = pool_allocator_kmem(size)
+    ps = palloc.pa_pagesz
+    isz = (size + align - 1) & -align
+    if isz + align - 1 > ps:
+        raise ValueError("pool_init: item size %d (aligned %d) does not fit a %d-byte page" % (size, isz, ps))
+    pp = _Pool()
+    pp.name = wchan
+    pp.reqsize = size
+    pp.size = isz
+    pp.align = align
+    pp.ioff = align_offset
+    pp.flags = flags
+    pp.ipl = ipl
+    pp.palloc = palloc
+    pp.pagesz = ps
+    # worst case the first aligned item sits align-1 bytes into the page
+    pp.ipp = (ps - (align - 1)) // isz
+    pp.lock = intr.mutex_init()
+    # Page table, indexed by page slot. Invariants:
+    #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
+    #   pg_nused[s] == number of items of page s with their bit set in bmap
+    #   page s is on list hd[pg_state[s]] (doubly linked by pg_next/pg_prev)
+    #   pg_free[s] is the first free item index of page s (_END if none);
+    #   inext[s*ipp + i] links the free items of page s
+    #   pg_of[pg_addr[s] // pagesz] == s for every page in use
+    pp.nslots = 0
+    pp.pg_addr = []
+    pp.pg_item0 = []  # address of item 0 of the page
+    pp.pg_nused = array("H")
+    pp.pg_free = array("H")
+    pp.pg_next = array("h")
+    pp.pg_prev = array("h")
+    pp.pg_state = bytearray()
+    pp.pg_idle = array("i")  # ticks_ms when the page became empty
+    pp.inext = array("H")
+    pp.bmap = bytearray()  # bit s*ipp+i set <=> item out (handed out)
+    pp.pg_of = {}
+    pp.hd = array("h", (-1, -1, -1, -1))  # list heads by state
+    pp.freeslot = -1  # chain of unused slots through pg_next (-1 ends it)
+    pp.nget = pp.nfail = pp.nput = 0
+    pp.npagealloc = pp.npagefree = 0
+    pp.npages = pp.hiwat = pp.nidle = 0
+    pp.nitems = pp.nout = 0
+    pp.minpages = pp.minitems = 0
+    pp.maxpages = _NOLIMIT
+    pp.maxitems = _NOLIMIT
+    pp.hardlimit = _NOLIMIT
+    pp.warnmess = None
+    pp.ratecap = 0
+    pp.lastwarn = None
+    pp.drain = None
+    pp.cache = None
+    _grow_slots(pp, 2)
+    pool_list.append(pp)
+    return pp
+
+
+def _grow_slots(pp, n):
+    # Add n page slots. Allocates; every new object is built before any is
+    # installed, so a MemoryError leaves the pool as it was. Lock held.
+    ipp = pp.ipp
+    old = pp.nslots
+    addr = pp.pg_addr + [0] * n
+    item0 = pp.pg_item0 + [0] * n
+    nused = pp.pg_nused + array("H", bytes(2 * n))
+    free = pp.pg_free + array("H", [_END] * n)
+    nxt = pp.pg_next + array("h", range(pp.freeslot, pp.freeslot + 1)) + array("h", range(old, old + n - 1))
+    prev = pp.pg_prev + array("h", bytes(2 * n))
+    state = pp.pg_state + bytes([_UNUSED] * n)
+    idle = pp.pg_idle + array("i", bytes(4 * n))
+    inext = pp.inext + array("H", bytes(2 * n * ipp))
+    bmap = pp.bmap + bytes((n * ipp + 7) // 8 + 1)
+    pp.pg_addr, pp.pg_item0, pp.pg_nused, pp.pg_free = addr, item0, nused, free
+    pp.pg_next, pp.pg_prev, pp.pg_state, pp.pg_idle = nxt, prev, state, idle
+    pp.inext, pp.bmap = inext, bmap
+    pp.freeslot = old + n - 1
+    pp.nslots = old + n
+
+
+def _unlink(pp, s):
+    n = pp.pg_next[s]
+    p = pp.pg_prev[s]
+    if p >= 0:
+        pp.pg_next[p] = n
+    else:
+        pp.hd[pp.pg_state[s]] = n
+    if n >= 0:
+        pp.pg_prev[n] = p
+
+
+def _link(pp, s, st):
+    n = pp.hd[st]
+    pp.pg_next[s] = n
+    pp.pg_prev[s] = -1
+    if n >= 0:
+        pp.pg_prev[n] = s
+    pp.hd[st] = s
+    pp.pg_state[s] = st
+
+
+def _page_add(pp, flags):
+    # Take one page from palloc; True if the pool grew. Called without the lock.
+    try:
+        a = pp.palloc.pa_alloc(pp, flags)
+    except MemoryError:  # heap locked under the page allocator
+        return False
+    if a is None:
+        return False
+    ps = pp.pagesz
+    k = a // ps
+    s = intr.mutex_enter(pp.lock)
+    try:
+        if pp.freeslot < 0:
+            _grow_slots(pp, pp.nslots)
+        pp.pg_of[k] = -1  # a new key may allocate: before touching anything else
+    except MemoryError:
+        intr.mutex_exit(pp.lock, s)
+        pp.palloc.pa_free(pp, a)
+        return False
+    al = pp.align
+    i0 = ((a + pp.ioff + al - 1) & -al) - pp.ioff
+    if i0 < a:
+        i0 += al
+    sl = pp.freeslot
+    pp.freeslot = pp.pg_next[sl]
+    pp.pg_of[k] = sl
+    pp.pg_addr[sl] = a
+    pp.pg_item0[sl] = i0
+    pp.pg_nused[sl] = 0
+    ipp = pp.ipp
+    b = sl * ipp
+    nx = pp.inext
+    for i in range(ipp - 1):
+        nx[b + i] = i + 1
+    nx[b + ipp - 1] = _END
+    pp.pg_free[sl] = 0
+    pp.pg_idle[sl] = ticks_ms()
+    _link(pp, sl, _EMPTY)
+    pp.npages += 1
+    pp.nidle += 1
+    pp.nitems += ipp
+    pp.npagealloc += 1
+    if pp.npages > pp.hiwat:
+        pp.hiwat = pp.npages
+    intr.mutex_exit(pp.lock, s)
+    return True
+
+
+def _page_remove(pp, sl):
+    # Lock held; page sl is empty. Returns its address for palloc.pa_free.
+    _unlink(pp, sl)
+    a = pp.pg_addr[sl]
+    del pp.pg_of[a // pp.pagesz]
+    pp.pg_addr[sl] = 0
+    pp.pg_state[sl] = _UNUSED
+    pp.pg_next[sl] = pp.freeslot
+    pp.freeslot = sl
+    pp.npages -= 1
+    pp.nidle -= 1
+    pp.nitems -= pp.ipp
+    pp.npagefree += 1
+    return a
+
+
+def pool_get(pp, flags):
+    """An item's address, or None (PR_NOWAIT / PR_LIMITFAIL) when none can be had."""
+    f = flags & 3
+    if f == 0 or f == 3:
+        raise E_GET_FLAGS
+    if pp.ipl == IPL_NONE and intr.cpu_intr_p():
+        raise E_GET_IPL
+    while True:
+        s = intr.mutex_enter(pp.lock)
+        if pp.nout >= pp.hardlimit:
+            intr.mutex_exit(pp.lock, s)
+            if pp.drain is not None:
+                pp.drain(pp.drainarg, flags)
+                if pp.nout < pp.hardlimit:
+                    continue
+            if f == PR_WAITOK and not flags & PR_LIMITFAIL and _wait_limit(pp):
+                continue
+            pp.nfail += 1
+            _warn(pp)
+            if f == PR_WAITOK and not flags & PR_LIMITFAIL:
+                raise MemoryError("pool_get: pool '%s' stays at its hard limit %d (PR_WAITOK)" % (pp.name, pp.hardlimit))
+            return None
+        sl = pp.hd[_PARTIAL]
+        if sl < 0:
+            sl = pp.hd[_EMPTY]
+            if sl < 0:
+                intr.mutex_exit(pp.lock, s)
+                if _page_add(pp, flags):
+                    continue
+                if pp.drain is not None:
+                    pp.drain(pp.drainarg, flags)
+                    if _page_add(pp, flags):
+                        continue
+                pp.nfail += 1
+                if f == PR_WAITOK:
+                    raise MemoryError("pool_get: pool '%s': no page from its allocator (PR_WAITOK)" % pp.name)
+                return None
+        break
+    # take the first free item of page sl
+    i = pp.pg_free[sl]
+    ipp = pp.ipp
+    b = sl * ipp + i
+    pp.pg_free[sl] = pp.inext[b]
+    n = pp.pg_nused[sl] + 1
+    pp.pg_nused[sl] = n
+    if n == 1:
+        _unlink(pp, sl)
+        pp.nidle -= 1
+        _link(pp, sl, _FULL if n == ipp else _PARTIAL)
+    elif n == ipp:
+        _unlink(pp, sl)
+        _link(pp, sl, _FULL)
+    pp.bmap[b >> 3] |= 1 << (b & 7)
+    pp.nget += 1
+    pp.nout += 1
+    a = pp.pg_item0[sl] + i * pp.size
+    catchup = pp.nitems - pp.nout < pp.minitems or pp.npages < pp.minpages
+    intr.mutex_exit(pp.lock, s)
+    if catchup and not intr.cpu_intr_p():
+        _page_add(pp, PR_NOWAIT)
+    if flags & PR_ZERO:
+        _zero(a, pp.reqsize)
+    return a
+
+
+def _zero(a, n):
+    from mpalloc import mem
+
+    r = mem.ram
+    o = a - mem.base
+    for j in range(o, o + n):
+        r[j] = 0
+
+
+def _wait_limit(pp):
+    # PR_WAITOK at the hard limit: another CPU may put an item back.
+    if intr.mode != intr.MODE_THREAD or intr.ncpu < 2 or intr.cpu_intr_p():
+        return False
+    import time
+
+    t0 = ticks_ms()
+    while pp.nout >= pp.hardlimit:
+        if ticks_diff(ticks_ms(), t0) > _WAIT_MS:
+            return False
+        time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
+    return True
+
+
+def _warn(pp):
+    # Rate-limited hard-limit warning; silent where printing could allocate.
+    if pp.warnmess is None or intr.cpu_intr_p():
+        return
+    now = ticks_ms()
+    if pp.lastwarn is not None and ticks_diff(now, pp.lastwarn) < pp.ratecap * 1000:
+        return
+    try:
+        print("WARNING: pool %s: %s" % (pp.name, pp.warnmess))
+        pp.lastwarn = now
+    except MemoryError:
+        pass
+
+
+def _slot_of(pp, a):
+    # The page slot holding item address a, or -1.
+    ps = pp.pagesz
+    k = a // ps
+    sl = pp.pg_of.get(k, -1)
+    if sl < 0 or a < pp.pg_addr[sl]:
+        sl = pp.pg_of.get(k - 1, -1)
+        if sl < 0:
+            return -1
+    pa = pp.pg_addr[sl]
+    if a < pa or a >= pa + ps:
+        return -1
+    return sl
+
+
+def pool_put(pp, a):
+    """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
+    s = intr.mutex_enter(pp.lock)
+    sl = _slot_of(pp, a)
+    o = a - pp.pg_item0[sl]
+    ipp = pp.ipp
+    sz = pp.size
+    if sl < 0 or o < 0 or o >= ipp * sz or o % sz:
+        intr.mutex_exit(pp.lock, s)
+        pool_lasterr[1] = pp
+        _err(E_PUT_INTR, "pool_put: 0x%x is not an item of pool '%s'", a, pp.name)
+    i = o // sz
+    b = sl * ipp + i
+    m = 1 << (b & 7)
+    if not pp.bmap[b >> 3] & m:
+        intr.mutex_exit(pp.lock, s)
+        pool_lasterr[1] = pp
+        _err(E_PUT_INTR, "pool_put: 0x%x already free (double put) in pool '%s'", a, pp.name)
+    pp.bmap[b >> 3] &= ~m
+    pp.inext[b] = pp.pg_free[sl]
+    pp.pg_free[sl] = i
+    n = pp.pg_nused[sl] - 1
+    pp.pg_nused[sl] = n
+    pp.nput += 1
+    pp.nout -= 1
+    free = 0
+    if n == 0:
+        _unlink(pp, sl)
+        _link(pp, sl, _EMPTY)
+        pp.nidle += 1
+        pp.pg_idle[sl] = ticks_ms()
+        if (pp.npages > pp.maxpages and pp.npages > pp.minpages
+                and pp.nitems - ipp >= pp.minitems and not intr.cpu_intr_p()):
+            free = _page_remove(pp, sl)
+    elif n == ipp - 1:
+        # a full page turns partial: fill it first
+        _unlink(pp, sl)
+        _link(pp, sl, _PARTIAL)
+    intr.mutex_exit(pp.lock, s)
+    if free:
+        pp.palloc.pa_free(pp, free)
+
+
+def pool_destroy(pp):
+    """Free the pool's pages; items still out are an error."""
+    if pp.nout:
+        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
+    if pp.cache is not None:
+        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    while pp.hd[_EMPTY] >= 0:
+        free.append(_page_remove(pp, pp.hd[_EMPTY]))
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    if pp in pool_list:
+        pool_list.remove(pp)
+
+
+def pool_prime(pp, n):
+    """Make sure at least n items' worth of pages exist and are kept."""
+    ipp = pp.ipp
+    pp.minpages = (n + ipp - 1) // ipp
+    if pp.maxpages <= pp.minpages:
+        pp.maxpages = pp.minpages + 1
+    while pp.npages < pp.minpages:
+        if not _page_add(pp, PR_WAITOK):
+            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
+
+
+def pool_setlowat(pp, n):
+    """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    pp.minitems = n
+    while pp.nitems < n:
+        if not _page_add(pp, PR_NOWAIT):
+            break
+
+
+def pool_sethiwat(pp, n):
+    """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    pp.maxitems = n
+    pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
+
+
+def pool_sethardlimit(pp, limit, warnmess, ratecap):
+    """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    if limit < 0:
+        raise ValueError("pool_sethardlimit: limit %d < 0" % limit)
+    pp.hardlimit = limit
+    pp.maxpages = (limit + pp.ipp - 1) // pp.ipp
+    pp.warnmess = warnmess
+    pp.ratecap = ratecap
+    pp.lastwarn = None
+
+
+def pool_set_drain_hook(pp, fn, arg):
+    if pp.drain is not None:
+        raise ValueError("pool_set_drain_hook: pool '%s' already has one" % pp.name)
+    pp.drain = fn
+    pp.drainarg = arg
+
+
+def pool_reclaim(pp):
+    """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    if intr.cpu_intr_p():
+        raise ValueError("pool_reclaim: not from interrupt context")
+    if pp.drain is not None:
+        pp.drain(pp.drainarg, PR_NOWAIT)
+    if pp.cache is not None:
+        from mpalloc import pool_cache
+
+        pool_cache.pool_cache_invalidate(pp.cache)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    sl = pp.hd[_EMPTY]
+    while sl >= 0:
+        nx = pp.pg_next[sl]
+        if pp.npages > pp.minpages and pp.nitems - pp.ipp >= pp.minitems:
+            free.append(_page_remove(pp, sl))
+        sl = nx
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    return 1 if free else 0
+
+
+def pool_nget(pp):
+    return pp.nget
+
+
+def pool_nput(pp):
+    return pp.nput
+
+
+def pool_paddr(pp, a):
+    """The physical (DMA) address of item a: the address itself (see the header)."""
+    return a
+
+
+def pool_stats(pp):
+    return {
+        "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp,
+        "nget": pp.nget, "nfail": pp.nfail, "nput": pp.nput,
+        "npagealloc": pp.npagealloc, "npagefree": pp.npagefree, "npages": pp.npages,
+        "hiwat": pp.hiwat, "minpages": pp.minpages,
+        "maxpages": pp.maxpages if pp.maxpages != _NOLIMIT else None,
+        "nidle": pp.nidle, "nitems": pp.nitems, "nout": pp.nout,
+        "hardlimit": pp.hardlimit if pp.hardlimit != _NOLIMIT else None,
+    }
+
+
+def pool_pages(pp):
+    r = []
+    for sl in range(pp.nslots):
+        if pp.pg_state[sl] != _UNUSED:
+            r.append((pp.pg_addr[sl], pp.pagesz, pp.pg_nused[sl]))
+    r.sort()
+    return r
+
+
+def pool_chk(pp):
+    """Check every invariant written next to the data; raises AssertionError."""
+    ipp = pp.ipp
+    npages = nidle = nout = 0
+    for sl in range(pp.nslots):
+        st = pp.pg_state[sl]
+        if st == _UNUSED:
+            continue
+        npages += 1
+        b = sl * ipp
+        used = 0
+        for i in range(ipp):
+            if pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)):
+                used += 1
+        nfree = 0
+        i = pp.pg_free[sl]
+        while i != _END:
+            assert not pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)), "pool_chk: free item marked out"
+            nfree += 1
+            assert nfree <= ipp, "pool_chk: free chain loops"
+            i = pp.inext[b + i]
+        assert used == pp.pg_nused[sl] and used + nfree == ipp, "pool_chk: page %d counts" % sl
+        want = _EMPTY if used == 0 else (_FULL if used == ipp else _PARTIAL)
+        assert st == want, "pool_chk: page %d on list %d, wants %d" % (sl, st, want)
+        assert pp.pg_of[pp.pg_addr[sl] // pp.pagesz] == sl, "pool_chk: page lookup"
+        nidle += used == 0
+        nout += used
+    for st in (_EMPTY, _PARTIAL, _FULL):
+        sl = pp.hd[st]
+        p = -1
+        while sl >= 0:
+            assert pp.pg_state[sl] == st and pp.pg_prev[sl] == p, "pool_chk: list %d links" % st
+            p = sl
+            sl = pp.pg_next[sl]
+    assert npages == pp.npages and nidle == pp.nidle and nout == pp.nout, "pool_chk: totals"
+    assert pp.nitems == npages * ipp, "pool_chk: nitems"
+    assert pp.nget - pp.nput == pp.nout, "pool_chk: nget - nput != nout"
