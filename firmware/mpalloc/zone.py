@@ -29,7 +29,7 @@
 # a preallocated exception whose message starts with the function name.
 from array import array
 
-from . import intr
+from mpalloc import intr
 
 try:
     from micropython import const
@@ -211,7 +211,7 @@ def zbootinit(z, name, size, item, nitems):
     if z in zone_list:
         raise ValueError("zbootinit: zone '%s' already initialised" % z.zname)
     if isinstance(item, int):
-        from . import mem
+        from mpalloc import mem
 
         if mem.ram is None:
             raise ValueError("zbootinit: int address 0x%x but no managed window attached" % item)
@@ -237,14 +237,14 @@ def zbootinit(z, name, size, item, nitems):
 
 
 def _page_size():
-    from . import uvm_km
+    from mpalloc import uvm_km
 
     return getattr(uvm_km, "PAGE_SIZE", 0) or uvm_km.uvm_km_stats()["page_size"]
 
 
 def _pages_alloc(nbytes):
     """nbytes (page multiple) of wired kernel memory, or None."""
-    from . import uvm_km
+    from mpalloc import uvm_km
 
     flags = getattr(uvm_km, "UVM_KMF_WIRED", 0) | getattr(uvm_km, "UVM_KMF_NOWAIT", 0)
     a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, nbytes, 0, flags)
@@ -252,14 +252,14 @@ def _pages_alloc(nbytes):
 
 
 def _pages_free(a, nbytes):
-    from . import uvm_km
+    from mpalloc import uvm_km
 
     uvm_km.uvm_km_free(uvm_km.kernel_map, a, nbytes, getattr(uvm_km, "UVM_KMF_WIRED", 0))
 
 
 def _grow(z, nitems):
     """Add pages for at least nitems items. False if uvm_km has none."""
-    from . import mem
+    from mpalloc import mem
 
     ps = _page_size()
     nbytes = (nitems * z.zsize + ps - 1) // ps * ps
