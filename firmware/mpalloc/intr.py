@@ -63,7 +63,7 @@ ncpu = 1
 _machine = None
 _mem32 = None
 _cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
-_mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock)
+_mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
 _depth = [0] * MAXCPU  # MODE_THREAD: splhigh nesting per CPU
 _get_ident = None
 
@@ -77,7 +77,7 @@ def _default_mode():
 
 def setup(n=1, m=None):
     """Configure for a board with n CPUs; m is MODE_* or None for the default."""
-    global mode, ncpu, _machine, _mem32, _mask, _get_ident
+    global mode, ncpu, _machine, _mem32, _get_ident
     if m is None:
         m = _default_mode()
     if not 1 <= n <= MAXCPU:
@@ -100,11 +100,20 @@ def setup(n=1, m=None):
             pass
     if m == MODE_THREAD:
         _get_ident = _thread.get_ident
-        _mask = [_thread.allocate_lock() for _ in range(n)]
+        # in place: modules keep a reference to _mask, _depth and _cpu_of
+        del _mask[:]
+        for _ in range(n):
+            _mask.append(_thread.allocate_lock())
         for i in range(MAXCPU):
             _depth[i] = 0
         _cpu_of.clear()
         cpu_attach(0)
+    for f in _on_setup:
+        f()
+
+
+# Functions called after every setup() (modules that cache mode-dependent values).
+_on_setup = []
 
 
 def cpu_attach(c):

@@ -1,0 +1,507 @@
+# pool_cache: pool_cache(9), per-CPU magazines in front of a pool (Bonwick & Adams 2001).
+#
+#   pc = pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg)
+#   o = pool_cache_get(pc, PR_NOWAIT)    # an int address (constructed object) or None
+#   pool_cache_put(pc, o)
+#
+# Objects are buffers, as in pool: an int address whose bytes are reached with
+# mem.buf(o, n) (allocates) or mem.ram[o - mem.base + i] (from a handler).
+# pool_cache_get_paddr returns (obj, paddr) and so allocates a tuple: not for
+# interrupt handlers. paddr is the address itself (real on boards, emulated on
+# the virtual board).
+#
+# Layers: every CPU has a loaded magazine and a previous one; a depot keeps full
+# and empty magazines. get pops from the loaded magazine, swaps in the previous
+# one if that is full, else trades with the depot (previous -> empty list,
+# loaded -> previous, a full one -> loaded); put mirrors this. The previous
+# magazine is always full or empty, so at most 1 in M operations reaches the
+# depot whatever the sequence (two gets then two puts included).
+# Constructors run when an object comes up from the pool (a get miss), never on
+# a magazine hit; destructors when it goes down (invalidate, destruct_object,
+# a put that finds no magazine, destroy).
+#
+# Data layout (for speed: the hit path is a few list operations):
+#   pc is a list: pc[c] for c < MAXCPU is CPU c's loaded magazine; pc[_META]
+#   holds the rest (a _Meta). A magazine is a list
+#       [n, cap, gethits, puthits, obj_1 .. obj_cap]
+#   Invariants: 0 <= n <= cap; objects at mag[4 .. n+3]; a magazine is in
+#   exactly one place (a CPU's loaded or previous slot, depot full list when
+#   n == cap, depot empty list when n == 0); _DUMMY (cap 0) is both empty and
+#   full, starts as every CPU's loaded and previous magazine, and never holds
+#   anything. gethits/puthits count hits while the magazine sat on a CPU; they
+#   are added to that CPU's totals when it leaves.
+#
+# Interrupts and CPUs: the hit path allocates nothing. Per-CPU state is guarded
+# by the local CPU's interrupt mask: MODE_THREAD (virtual board) takes
+# intr._mask[c] inline (the emulated hard IRQ of CPU c holds it while it runs);
+# boards call machine.disable_irq()/enable_irq() (on rp2 that also excludes the
+# other core while core1 runs Python); one CPU with nothing to interrupt it
+# (webassembly, micro:bit, unix MODE_UP) needs nothing. Handlers, nested
+# critical sections and misses take the general path (intr.splhigh()).
+# The depot has its own spin mutex. CPU identity: intr._cpu_of[thread] in
+# MODE_THREAD, the SIO CPUID register (machine.mem32[-0x30000000], no big int)
+# in MODE_SIO, 0 otherwise.
+# Known limit: on esp32 "interrupt" callbacks are scheduled (soft) and run
+# between bytecodes of the main thread; disable_irq() does not hold them off.
+try:
+    import _thread
+except ImportError:
+    _thread = None
+
+from mpalloc import intr
+from mpalloc import pool as _pool
+from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+MAXCPU = const(8)
+_META = const(8)
+_ISR = const(0x100)
+_SIO_CPUID = const(-0x30000000)
+MAGSIZE = const(15)  # NetBSD LP64 group size; PR_LARGECACHE: 63
+MAGSIZE_LARGE = const(63)
+
+pool_cache_list = []
+E_FLAGS = ValueError("pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT")
+E_NULL = ValueError("pool_cache_put: object is None")
+
+_DUMMY = [0, 0, 0, 0]
+
+# Mode-dependent values, refreshed by intr.setup() through _sync().
+_thr = False
+_cpuget = intr._cpu_of.get
+_mask = intr._mask
+_depth = intr._depth
+_ident = _thread.get_ident if _thread is not None else None
+_dis = None
+_en = None
+_sio = False
+_mem32 = None
+
+
+def _sync():
+    global _thr, _dis, _en, _sio, _mem32
+    _thr = intr.mode == intr.MODE_THREAD
+    m = intr._machine
+    _dis = m.disable_irq if m is not None else None
+    _en = m.enable_irq if m is not None else None
+    _sio = intr.mode == intr.MODE_SIO
+    _mem32 = intr._mem32
+
+
+intr._on_setup.append(_sync)
+_sync()
+
+
+class _Meta:
+    pass
+
+
+def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
+    """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
+    pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
+    d = _Meta()
+    d.name = wchan
+    d.pp = pp
+    d.ctor = ctor
+    d.dtor = dtor
+    d.arg = arg
+    d.magsize = MAGSIZE_LARGE if flags & PR_LARGECACHE else MAGSIZE
+    d.prev = [_DUMMY] * MAXCPU
+    d.ghits = [0] * MAXCPU  # folded hit counts (see the header)
+    d.phits = [0] * MAXCPU
+    d.gmiss = [0] * MAXCPU
+    d.pmiss = [0] * MAXCPU
+    # Depot: stacks with room for every magazine ever made (nmags), so pushing
+    # never grows a list. Guarded by d.lock.
+    d.full = []
+    d.nfull = 0
+    d.empty = []
+    d.nempty = 0
+    d.nmags = 0
+    d.dgets = d.dputs = d.contention = 0
+    d.nconstructed = 0
+    d.lock = intr.mutex_init()
+    pc = [_DUMMY] * MAXCPU
+    pc.append(d)
+    pp.cache = pc
+    pool_cache_list.append(pc)
+    return pc
+
+
+def pool_cache_get(pc, flags):
+    """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    if _thr:
+        c = _cpuget(_ident(), 0)
+        if c < _ISR and not _depth[c]:
+            m = _mask[c]
+            m.acquire()
+            mag = pc[c]
+            n = mag[0]
+            if n:
+                mag[0] = n - 1
+                mag[2] += 1
+                o = mag[n + 3]
+                m.release()
+                return o
+            m.release()
+    elif _dis is None:
+        mag = pc[0]
+        n = mag[0]
+        if n:
+            mag[0] = n - 1
+            mag[2] += 1
+            return mag[n + 3]
+    else:
+        s = _dis()
+        mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
+        n = mag[0]
+        if n:
+            mag[0] = n - 1
+            mag[2] += 1
+            o = mag[n + 3]
+            _en(s)
+            return o
+        _en(s)
+    return _get_slow(pc, flags)
+
+
+def pool_cache_put(pc, o):
+    """Return object o (still constructed) to the cache."""
+    if _thr:
+        c = _cpuget(_ident(), 0)
+        if c < _ISR and not _depth[c]:
+            m = _mask[c]
+            m.acquire()
+            mag = pc[c]
+            n = mag[0]
+            if n < mag[1]:
+                n += 1
+                mag[n + 3] = o
+                mag[0] = n
+                mag[3] += 1
+                m.release()
+                return
+            m.release()
+    elif _dis is None:
+        mag = pc[0]
+        n = mag[0]
+        if n < mag[1]:
+            n += 1
+            mag[n + 3] = o
+            mag[0] = n
+            mag[3] += 1
+            return
+    else:
+        s = _dis()
+        mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
+        n = mag[0]
+        if n < mag[1]:
+            n += 1
+            mag[n + 3] = o
+            mag[0] = n
+            mag[3] += 1
+            _en(s)
+            return
+        _en(s)
+    _put_slow(pc, o)
+
+
+def _fold(d, c, mag):
+    # Magazine leaves CPU c: its hit counts go to c's totals.
+    d.ghits[c] += mag[2]
+    d.phits[c] += mag[3]
+    mag[2] = 0
+    mag[3] = 0
+
+
+def _depot_enter(d):
+    m = d.lock
+    if m is not None and not m.acquire(0):
+        d.contention += 1
+        m.acquire()
+
+
+def _depot_exit(d):
+    if d.lock is not None:
+        d.lock.release()
+
+
+def _get_slow(pc, flags):
+    f = flags & 3
+    if f == 0 or f == 3:
+        raise E_FLAGS
+    d = pc[_META]
+    s = intr.splhigh()
+    c = intr.curcpu()
+    while True:
+        mag = pc[c]
+        n = mag[0]
+        if n:
+            mag[0] = n - 1
+            mag[2] += 1
+            o = mag[n + 3]
+            intr.splx(s)
+            return o
+        prev = d.prev[c]
+        if prev[1] and prev[0] == prev[1]:
+            # previous is full: swap (no depot access)
+            pc[c] = prev
+            d.prev[c] = mag
+            continue
+        _depot_enter(d)
+        if d.nfull:
+            i = d.nfull - 1
+            full = d.full[i]
+            d.full[i] = None
+            d.nfull = i
+            d.dgets += 1
+            if prev[1]:
+                _fold(d, c, prev)
+                d.empty[d.nempty] = prev
+                d.nempty += 1
+            _depot_exit(d)
+            d.prev[c] = mag
+            pc[c] = full
+            continue
+        _depot_exit(d)
+        break
+    d.gmiss[c] += 1
+    intr.splx(s)
+    o = _pool.pool_get(d.pp, flags)
+    if o is None:
+        return None
+    if d.ctor is not None and d.ctor(d.arg, o, flags):
+        _pool.pool_put(d.pp, o)
+        return None
+    d.nconstructed += 1
+    return o
+
+
+def _mag_new(d):
+    # A new empty magazine, or None where the heap cannot give one (locked).
+    try:
+        mag = [0] * (d.magsize + 4)
+        mag[1] = d.magsize
+        full = d.full + [None]
+        empty = d.empty + [None]
+    except MemoryError:
+        return None
+    _depot_enter(d)
+    d.full = full
+    d.empty = empty
+    d.nmags += 1
+    _depot_exit(d)
+    return mag
+
+
+def _put_slow(pc, o):
+    if o is None:
+        raise E_NULL
+    d = pc[_META]
+    s = intr.splhigh()
+    c = intr.curcpu()
+    while True:
+        mag = pc[c]
+        n = mag[0]
+        if n < mag[1]:
+            n += 1
+            mag[n + 3] = o
+            mag[0] = n
+            mag[3] += 1
+            intr.splx(s)
+            return
+        prev = d.prev[c]
+        if prev[1] and prev[0] == 0:
+            # previous is empty: swap
+            pc[c] = prev
+            d.prev[c] = mag
+            continue
+        e = None
+        _depot_enter(d)
+        if d.nempty:
+            i = d.nempty - 1
+            e = d.empty[i]
+            d.empty[i] = None
+            d.nempty = i
+        _depot_exit(d)
+        if e is None:
+            e = _mag_new(d)
+            if e is None:
+                break
+        if not prev[1]:
+            # previous is the dummy: the new empty magazine becomes previous
+            d.prev[c] = e
+            continue
+        _fold(d, c, prev)
+        _depot_enter(d)
+        d.full[d.nfull] = prev
+        d.nfull += 1
+        d.dputs += 1
+        _depot_exit(d)
+        d.prev[c] = mag
+        pc[c] = e
+    d.pmiss[c] += 1
+    intr.splx(s)
+    if d.dtor is not None:
+        d.dtor(d.arg, o)
+    _pool.pool_put(d.pp, o)
+
+
+def pool_cache_get_paddr(pc, flags):
+    """(object, physical address) or None; allocates the tuple: not for handlers."""
+    o = pool_cache_get(pc, flags)
+    if o is None:
+        return None
+    return (o, o)
+
+
+def pool_cache_put_paddr(pc, o, pa):
+    pool_cache_put(pc, o)
+
+
+def pool_cache_destruct_object(pc, o):
+    """Destruct o and give it straight back to the pool."""
+    d = pc[_META]
+    if d.dtor is not None:
+        d.dtor(d.arg, o)
+    _pool.pool_put(d.pp, o)
+
+
+def _cpu_enter(c):
+    # Mask CPU c (its own or another's) for a cross-CPU operation.
+    if intr.mode == intr.MODE_THREAD and c != intr.curcpu():
+        if c >= len(intr._mask):
+            return -1
+        intr._mask[c].acquire()
+        return -2
+    return intr.splhigh()
+
+
+def _cpu_exit(c, s):
+    if s == -2:
+        intr._mask[c].release()
+    elif s != -1:
+        intr.splx(s)
+
+
+def pool_cache_invalidate(pc):
+    """Destruct every cached object: per-CPU magazines and the depot's full ones."""
+    if intr.cpu_intr_p():
+        raise ValueError("pool_cache_invalidate: not from interrupt context")
+    d = pc[_META]
+    objs = []
+    for c in range(MAXCPU):
+        s = _cpu_enter(c)
+        for mag in (pc[c], d.prev[c]):
+            if not mag[1]:
+                continue
+            _fold(d, c, mag)
+            for i in range(4, mag[0] + 4):
+                objs.append(mag[i])
+            mag[0] = 0
+            _depot_enter(d)
+            d.empty[d.nempty] = mag
+            d.nempty += 1
+            _depot_exit(d)
+        pc[c] = _DUMMY
+        d.prev[c] = _DUMMY
+        _cpu_exit(c, s)
+    _depot_enter(d)
+    while d.nfull:
+        i = d.nfull - 1
+        mag = d.full[i]
+        d.full[i] = None
+        d.nfull = i
+        for j in range(4, mag[0] + 4):
+            objs.append(mag[j])
+        mag[0] = 0
+        d.empty[d.nempty] = mag
+        d.nempty += 1
+    _depot_exit(d)
+    for o in objs:
+        pool_cache_destruct_object(pc, o)
+
+
+def pool_cache_destroy(pc):
+    """Invalidate, then destroy the pool (objects still out are an error)."""
+    pool_cache_invalidate(pc)
+    d = pc[_META]
+    d.pp.cache = None
+    try:
+        _pool.pool_destroy(d.pp)
+    except ValueError:
+        d.pp.cache = pc
+        raise ValueError("pool_cache_destroy: cache '%s' busy: %d objects still out" % (d.name, d.pp.nout))
+    if pc in pool_cache_list:
+        pool_cache_list.remove(pc)
+
+
+def pool_cache_setlowat(pc, n):
+    _pool.pool_setlowat(pc[_META].pp, n)
+
+
+def pool_cache_sethiwat(pc, n):
+    _pool.pool_sethiwat(pc[_META].pp, n)
+
+
+def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
+    _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
+
+
+def pool_cache_prime(pc, n):
+    _pool.pool_prime(pc[_META].pp, n)
+
+
+def pool_cache_reclaim(pc):
+    return _pool.pool_reclaim(pc[_META].pp)
+
+
+def pool_cache_set_drain_hook(pc, fn, arg):
+    _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
+
+
+def pool_cache_pool(pc):
+    """The pool under the cache."""
+    return pc[_META].pp
+
+
+def pool_cache_nget(pc):
+    return _pool.pool_nget(pc[_META].pp)
+
+
+def pool_cache_nput(pc):
+    return _pool.pool_nput(pc[_META].pp)
+
+
+def pool_cache_stats(pc):
+    d = pc[_META]
+    cpus = []
+    for c in range(intr.ncpu):
+        gh = d.ghits[c] + pc[c][2] + d.prev[c][2]
+        ph = d.phits[c] + pc[c][3] + d.prev[c][3]
+        cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
+                     "nget": gh + d.gmiss[c], "nput": ph + d.pmiss[c]})
+    return {
+        "name": d.name, "size": d.pp.size, "pool": d.pp.name, "ncpu": intr.ncpu, "cpus": cpus,
+        "depot": {"full": d.nfull, "empty": d.nempty, "gets": d.dgets, "puts": d.dputs,
+                  "contention": d.contention},
+        "magsize": d.magsize, "nconstructed": d.nconstructed,
+    }
+
+
+def pool_cache_cached(pc):
+    """Number of objects sitting in magazines (CPUs and depot)."""
+    d = pc[_META]
+    n = 0
+    for c in range(MAXCPU):
+        n += pc[c][0] + d.prev[c][0]
+    for i in range(d.nfull):
+        n += d.full[i][0]
+    return n
