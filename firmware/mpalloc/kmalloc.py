@@ -126,6 +126,11 @@ def kmalloc_destroy(t):
     malloc_types.remove(t)
 
 
+def malloc_type_live(t):
+    """True if t is a malloc type not yet destroyed."""
+    return isinstance(t, malloc_type) and t.ks_magic == _KS_MAGIC
+
+
 def _default_limit():
     n = mem.size // KMALLOC_LIMIT_DIV
     return n if n > 0 else 1
@@ -194,17 +199,27 @@ def _raise(pre, exc, fn, fmt, a, b):
     raise e
 
 
-def _backend_alloc(nbytes, flags):
-    from mpalloc import kmem
+_kmem = [None]  # kmem, imported at first use (an import under the heap lock allocates)
 
+
+def _kmem_mod():
+    m = _kmem[0]
+    if m is None:
+        from mpalloc import kmem as m
+
+        _kmem[0] = m
+    return m
+
+
+def _backend_alloc(nbytes, flags):
+    kmem = _kmem_mod()
     if intr.cpu_intr_p():
         return kmem.kmem_intr_alloc(nbytes, kmem.KM_NOSLEEP)
     return kmem.kmem_alloc(nbytes, kmem.KM_SLEEP if flags & M_WAITOK else kmem.KM_NOSLEEP)
 
 
 def _backend_free(a, nbytes):
-    from mpalloc import kmem
-
+    kmem = _kmem_mod()
     if intr.cpu_intr_p():
         kmem.kmem_intr_free(a, nbytes)
     else:

@@ -76,7 +76,8 @@ _E_NOTZONE = ValueError("zfree: item not from this zone")
 _E_DOUBLE = ValueError("zfree: item already free")
 _E_INTR = ValueError("zalloc: zone can grow (not ZONE_INTERRUPT): not from an interrupt handler")
 _E_MODIFIED = ValueError("zalloc: free item's reserved words were modified (use after free)")
-_E_DEAD = ValueError("zalloc/zfree: zone was destroyed")
+_E_DEAD_A = ValueError("zalloc: zone was destroyed")
+_E_DEAD_F = ValueError("zfree: zone was destroyed")
 
 
 def _raise(pre, fmt, a, b):
@@ -314,7 +315,7 @@ def zinit(name, size, nentries, flags):
 def zalloc(z):
     """An item's address, or None when the zone is used up and cannot grow."""
     if z._dead:
-        raise _E_DEAD
+        raise _E_DEAD_A
     s = intr.mutex_enter(z.zlock)
     try:
         if z.zmax == 0 and intr.cpu_intr_p():
@@ -360,7 +361,7 @@ def _index_of(z, item):
 def zfree(z, item):
     """Give the item at address `item` back to zone z."""
     if z._dead:
-        raise _E_DEAD
+        raise _E_DEAD_F
     s = intr.mutex_enter(z.zlock)
     try:
         i = _index_of(z, item)
