@@ -109,6 +109,11 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     d = _Meta()
     d.name = wchan
     d.pp = pp
+    # Back end of the cache: pool_get/pool_put on d.pp. objcache(9) replaces the
+    # three (its objects come from an alloc/free pair, not a pool); nothing else
+    # in this module assumes d.pp is a pool except pool_cache_destroy.
+    d.pget = _pool.pool_get
+    d.pput = _pool.pool_put
     d.ctor = ctor
     d.dtor = dtor
     d.arg = arg
@@ -274,11 +279,11 @@ def _get_slow(pc, flags):
         break
     d.gmiss[c] += 1
     intr.splx(s)
-    o = _pool.pool_get(d.pp, flags)
+    o = d.pget(d.pp, flags)
     if o is None:
         return None
     if d.ctor is not None and d.ctor(d.arg, o, flags):
-        _pool.pool_put(d.pp, o)
+        d.pput(d.pp, o)
         return None
     d.nconstructed += 1
     return o
@@ -351,7 +356,7 @@ def _put_slow(pc, o):
     intr.splx(s)
     if d.dtor is not None:
         d.dtor(d.arg, o)
-    _pool.pool_put(d.pp, o)
+    d.pput(d.pp, o)
 
 
 def pool_cache_get_paddr(pc, flags):
@@ -371,7 +376,7 @@ def pool_cache_destruct_object(pc, o):
     d = pc[_META]
     if d.dtor is not None:
         d.dtor(d.arg, o)
-    _pool.pool_put(d.pp, o)
+    d.pput(d.pp, o)
 
 
 def _cpu_enter(c):
