@@ -39,7 +39,7 @@ def run(args):
                        force=args.force, drive_roots=args.drive, out=args.out, say=say)
     except (FlashError, ProfileError) as e:
         print("mpalloc flash: error: %s" % e, file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print("mpalloc flash: interrupted: the board may be half-written; flash it again", file=sys.stderr)
         return 130
