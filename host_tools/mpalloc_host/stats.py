@@ -22,8 +22,12 @@ VERSION = 1
 DUMP_CODE = "import mpalloc.stats as _mps\n_mps.dump(%s)\n"
 
 
-class StreamError(ValueError):
-    """The stream is malformed or of a version this host does not read."""
+from .transport import BoardError
+
+
+class StreamError(BoardError, ValueError):
+    """The stream is malformed, or of a version this host does not read, or a saved
+    snapshot is unreadable (a BoardError, so the CLI reports it in one line)."""
 
 
 @dataclass
@@ -192,9 +196,74 @@ def parse(text, strict=True):
     return snap
 
 
-def collect(board, segs=True):
-    """Take a snapshot from a connected board session (anything with .exec(code) -> str)."""
-    out = board.exec(DUMP_CODE % ("True" if segs else "False"))
-    if isinstance(out, bytes):
-        out = out.decode("utf-8", "replace")
+
+
+# -- a live board ------------------------------------------------------------------------
+#
+# Every command works on a fresh board: the firmware is deployed first where the board
+# has a filesystem (unchanged files are skipped), copied module by module on a flat one
+# (micro:bit), or sent through RAM where there is none; then mpalloc's start-up runs
+# (the board profile, kernel_map over the managed window) so the first snapshot shows a
+# board that has started, not an empty one.
+
+# Start-up on the board: mpalloc.board sets up the CPUs, the managed window and the
+# extent maps from the profile (board.json written by deploy, or the profile sent here).
+STARTUP_CODE = """
+import mpalloc.board as _mpb
+if not _mpb.booted():
+    _mpb.startup(%s)
+"""
+
+
+def firmware_modules(names):
+    """The firmware modules `names` need, dependencies first: [(module, Path)]."""
+    from .board import module_closure
+
+    src = "\n".join("import %s" % n for n in names)
+    return module_closure(src)
+
+
+def adapt(board, code):
+    """Code written for the package layout, as this board needs it (flat names on micro:bit)."""
+    if getattr(board, "mode", "fs") == "flat":
+        from .board import flat_source
+
+        return flat_source(code, origin="mpalloc stats")
+    return code
+
+
+def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
+    """Make sure `modules` (and what they import) can be imported on the board.
+    Returns a dict saying what was done: {"mode", "copied", "sent"}."""
+    mode = getattr(board, "mode", "fs")
+    done = {"mode": mode, "copied": [], "sent": []}
+    if mode == "fs":
+        r = board.deploy(progress=progress)
+        done["copied"] = r.get("copied", [])
+    elif mode == "flat":
+        r = board.deploy(only=[n for n, _ in firmware_modules(modules)], progress=progress)
+        done["copied"] = r.get("copied", [])
+    else:  # no filesystem: put the sources into sys.modules through the REPL
+        from .runner import _RAM_PRELUDE
+
+        have = set(board.eval("[k for k in __import__('sys').modules]") or [])
+        code = _RAM_PRELUDE
+        for name, path in firmware_modules(modules):
+            if name in have:
+                continue
+            code += "_mod(%r, %r)\n" % (name, path.read_text())
+            done["sent"].append(name)
+        board.exec(code + "del _mod\n", timeout=120)
+    return done
+
+
+def startup(board, profile=None):
+    """Run mpalloc's start-up on the board if it has not run yet."""
+    arg = repr(profile) if profile is not None else ""
+    return board.exec(adapt(board, STARTUP_CODE % arg), timeout=60)
+
+
+def take(board, segs=True):
+    """One snapshot from a prepared board."""
+    out = board.exec(adapt(board, DUMP_CODE % ("True" if segs else "False")), timeout=60)
     return parse(out)
