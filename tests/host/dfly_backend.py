@@ -1,0 +1,61 @@
+"""Memory for the DragonFly-family host tests (kmalloc, mpipe, objcache).
+
+kmalloc allocates from kmem(9). Until mpalloc.kmem exists (helper H4's layer),
+`setup()` installs a stand-in kmem: first fit over an emulated managed window,
+exact-size frees checked. It is only a page-less byte allocator under kmalloc;
+every DragonFly semantic under test lives in firmware/mpalloc itself.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "firmware"))
+
+from mpalloc import mem  # noqa: E402
+
+BASE = 0x20010000
+
+
+class StandInKmem:
+    KM_SLEEP = 1
+    KM_NOSLEEP = 2
+
+    def __init__(self, base, size):
+        self.free = [[base, size]]
+        self.out = {}
+
+    def kmem_alloc(self, n, flags):
+        n = (n + 7) & ~7
+        for seg in self.free:
+            if seg[1] >= n:
+                a = seg[0]
+                seg[0] += n
+                seg[1] -= n
+                self.out[a] = n
+                return a
+        return None
+
+    def kmem_free(self, a, n):
+        n = (n + 7) & ~7
+        assert self.out.pop(a) == n, "kmem_free with another size than kmem_alloc"
+        self.free.append([a, n])
+        self.free.sort()
+        merged = []
+        for s in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == s[0]:
+                merged[-1][1] += s[1]
+            else:
+                merged.append(s)
+        self.free[:] = merged
+
+    kmem_intr_alloc = kmem_alloc
+    kmem_intr_free = kmem_free
+
+
+def setup(size=1 << 18):
+    """Attach a fresh window and a fresh kmem behind kmalloc; returns the kmem."""
+    from mpalloc import kmalloc
+
+    mem.attach(BASE, bytearray(size))
+    km = StandInKmem(BASE, size)
+    kmalloc._kmem[0] = km
+    return km
