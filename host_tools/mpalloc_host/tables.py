@@ -41,13 +41,11 @@ def _pct(num, den):
 def _pagesz(snap, p):
     if p.get("pagesz"):
         return p["pagesz"]
-    km = snap.uvm_km or {}
-    if km.get("page_size"):
-        return km["page_size"]
     pages = snap.pages(p.get("name"))
     if pages:
         return pages[0][1]
-    return 0
+    km = snap.uvm_km or {}
+    return km.get("page_size") or 0
 
 
 # -- vmstat -m ---------------------------------------------------------------------
