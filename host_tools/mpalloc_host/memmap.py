@@ -87,20 +87,25 @@ def owners_of_segments(snap):
     for d in snap.of("pages"):
         for pg in d.get("pages") or []:
             page_owner.append((pg[0], pg[0] + pg[1], d.get("pool")))
-    span_owner = []
+    span_owner = []  # every arena's spans: a parent segment holding one is that arena's
     for d in snap.of("segs"):
         for sp in d.get("spans") or []:
-            if sp[2]:  # imported from a parent arena
-                span_owner.append((sp[0], sp[0] + sp[1], "arena " + str(d.get("arena"))))
+            span_owner.append((sp[0], sp[0] + sp[1], "arena " + str(d.get("arena"))))
     ext_owner = []
     for name, regs in _extent_maps(snap).items():
         for s, e, o in regs:
             if o:
                 ext_owner.append((s, e + 1, str(o)))
 
-    def find(table, a, end):
+    def find(table, a, end):  # overlapping
         for s, e, o in table:
             if s < end and a < e:
+                return o
+        return None
+
+    def inside(table, a, end):  # lying within [a, end)
+        for s, e, o in table:
+            if a <= s and e <= end:
                 return o
         return None
 
@@ -112,11 +117,11 @@ def owners_of_segments(snap):
             if state == "free":
                 segs.append((a, n, FREE))
                 continue
-            o = find(page_owner, a, a + n)
+            o = inside(page_owner, a, a + n)
             if o is not None:
                 o = "pool " + str(o)
             else:
-                o = find([t for t in span_owner if t[2] != "arena " + str(arena)], a, a + n)
+                o = inside([t for t in span_owner if t[2] != "arena " + str(arena)], a, a + n)
             if o is None:
                 o = find(ext_owner, a, a + n)
             segs.append((a, n, o or "allocated"))
