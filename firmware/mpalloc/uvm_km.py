@@ -1,0 +1,370 @@
+# uvm_km: uvm_km(9), page-granular kernel memory over mpalloc's managed window.
+#
+#   uvm_km_bootstrap(base, size, page_size, exec_regions=())   # board.py / tests
+#   a = uvm_km_alloc(kernel_map, size, align, UVM_KMF_WIRED | UVM_KMF_ZERO)
+#   uvm_km_free(kernel_map, a, size, UVM_KMF_WIRED)
+#   submap, lo, hi = uvm_km_suballoc(kernel_map, size, VM_MAP_INTRSAFE, False, 0, "name")
+#
+# kernel_map is a vmem arena (quantum PAGE_SIZE) over [base, base + size); a
+# submap is a vmem arena over a range carved out of its parent. Addresses are
+# ints; uvm_km_buf(addr, size) gives the bytes (a memoryview through
+# mpalloc.mem, the same on boards and on the virtual board).
+#
+# What the types mean on a board without an MMU (virtual address = physical):
+#   UVM_KMF_WIRED     the pages are SRAM, usable at once; with UVM_KMF_ZERO
+#                     they are zeroed before uvm_km_alloc returns.
+#   UVM_KMF_PAGEABLE  demand-zero: uvm_km_alloc only reserves the range and
+#                     marks its pages untouched; the first uvm_km_buf() that
+#                     covers an untouched page zeroes it. Reading the bytes by
+#                     any other way (mem.ram, DMA) before that shows old data.
+#                     Nothing is ever paged out and no RAM is saved: the
+#                     reservation is SRAM just like WIRED.
+#   UVM_KMF_VAONLY    the address range only: never zeroed; the caller owns it.
+#   UVM_KMF_EXEC      from an executable region the board profile names (ESP32
+#                     IRAM); an error where the board has none.
+# Failure returns 0 (as uvm_km_alloc's vaddr_t 0). Without UVM_KMF_WAITVA a
+# shortage of space fails at once; with it (and neither NOWAIT nor CANFAIL)
+# the call waits while another CPU thread may free space (virtual board) and
+# raises MemoryError where nobody can (one CPU: it would wait forever).
+# UVM_KMF_TRYLOCK fails instead of waiting for the map lock.
+#
+# Bookkeeping per map: rec[page] = (npages << 4) | type at the first page of
+# every allocation (array('i'), one word per page, preallocated), so
+# uvm_km_free checks address, size and type without allocating: another size,
+# another type or an address uvm_km_alloc never returned is a ValueError.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+import time
+
+from mpalloc import intr
+from mpalloc import vmem as _vmem
+
+UVM_KMF_WIRED = const(0x1)
+UVM_KMF_PAGEABLE = const(0x2)
+UVM_KMF_VAONLY = const(0x4)
+UVM_KMF_CANFAIL = const(0x8)
+UVM_KMF_ZERO = const(0x10)
+UVM_KMF_EXEC = const(0x20)
+UVM_KMF_TRYLOCK = const(0x200000)
+UVM_KMF_NOWAIT = const(0x400000)
+UVM_KMF_WAITVA = const(0x800000)
+_TYPES = const(0x7)
+_SUBMAP = const(0x8)  # rec type: a submap's range in its parent
+
+VM_MAP_PAGEABLE = const(0x01)
+VM_MAP_INTRSAFE = const(0x02)
+VM_MAP_TOPDOWN = const(0x40)
+
+_WAIT_MS = const(2000)
+
+PAGE_SIZE = 0
+kernel_map = None
+kernel_exec_map = None
+_maps = {}  # id(arena) -> _Map
+_bytes = [0, 0, 0]  # wired, pageable, vaonly bytes in use
+
+
+def _vm_flag(name, default):
+    return getattr(_vmem, name, default)
+
+
+class _Map:
+    pass
+
+
+def _new_map(arena, name, lo, size, flags, parent):
+    mi = _Map()
+    mi.arena = arena
+    mi.name = name
+    mi.lo = lo
+    mi.hi = lo + size
+    mi.flags = flags
+    mi.parent = parent
+    npg = size // PAGE_SIZE
+    mi.rec = array("i", bytes(4 * npg))
+    mi.untouched = bytearray(npg)  # 1: PAGEABLE page not yet zeroed
+    mi.lock = intr.mutex_init()
+    mi.submaps = []
+    _maps[id(arena)] = mi
+    return mi
+
+
+def _mi(vm, fn):
+    mi = _maps.get(id(vm))
+    if mi is None:
+        raise ValueError("%s: %r is not a map of uvm_km (kernel_map or a submap)" % (fn, vm))
+    return mi
+
+
+def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
+    """Create kernel_map over [base, base + size) with PAGE_SIZE page_size.
+
+    exec_regions: (base, size) pairs the board profile marks executable; those
+    inside the window are carved out of kernel_map and form kernel_exec_map.
+    """
+    global PAGE_SIZE, kernel_map, kernel_exec_map
+    if page_size <= 0 or page_size & (page_size - 1):
+        raise ValueError("uvm_km_bootstrap: page size %d is not a power of two" % page_size)
+    if base % page_size or size <= 0 or size % page_size:
+        raise ValueError("uvm_km_bootstrap: window 0x%x+%d not page aligned (page %d)" % (base, size, page_size))
+    _teardown()
+    PAGE_SIZE = page_size
+    sleep = _vm_flag("VM_NOSLEEP", 2)
+    kernel_map = _vmem.vmem_create("kernel_map", base, size, page_size, 0, sleep)
+    # interrupt-safe: pool pages (kmem_intr_*, pool_get from handlers) come from here
+    _new_map(kernel_map, "kernel_map", base, size, VM_MAP_INTRSAFE, None)
+    for (b, n) in exec_regions:
+        if b % page_size or n % page_size or n <= 0:
+            raise ValueError("uvm_km_bootstrap: exec region 0x%x+%d not page aligned" % (b, n))
+        inside = base <= b and b + n <= base + size
+        if inside and not _xalloc(_maps[id(kernel_map)], n, 0, b, b + n - 1):
+            raise ValueError("uvm_km_bootstrap: exec region 0x%x+%d overlaps" % (b, n))
+        if kernel_exec_map is None:
+            kernel_exec_map = _vmem.vmem_create("kernel_exec", b, n, page_size, 0, sleep)
+            _new_map(kernel_exec_map, "kernel_exec", b, n, VM_MAP_INTRSAFE, None)
+            if inside:
+                _maps[id(kernel_map)].rec[(b - base) // page_size] = ((n // page_size) << 4) | _SUBMAP
+        # further regions: only the first one is used (documented limit)
+    return kernel_map
+
+
+def _teardown():
+    global kernel_map, kernel_exec_map
+    for mi in list(_maps.values()):
+        try:
+            _vmem.vmem_destroy(mi.arena)
+        except Exception:
+            pass
+    _maps.clear()
+    kernel_map = kernel_exec_map = None
+    _bytes[0] = _bytes[1] = _bytes[2] = 0
+
+
+def _xalloc(mi, sz, align, lo, hi):
+    f = _vm_flag("VM_NOSLEEP", 2) | _vm_flag("VM_BESTFIT", 0x2000)
+    a = _vmem.vmem_xalloc(mi.arena, sz, align, 0, 0, lo, hi, f)
+    return a
+
+
+def _va_alloc(mi, sz, align):
+    lo = mi.lo
+    hi = mi.hi - 1
+    if not mi.flags & VM_MAP_TOPDOWN:
+        return _xalloc(mi, sz, align, lo, hi)
+    # Top-down: a search window growing downwards from the top in powers of two.
+    w = sz
+    while True:
+        m = hi + 1 - w
+        if m <= lo:
+            return _xalloc(mi, sz, align, lo, hi)
+        a = _xalloc(mi, sz, align, m, hi)
+        if a is not None:
+            return a
+        w *= 2
+
+
+def _lock(mi, flags):
+    m = mi.lock
+    s = intr.splhigh()
+    if m is not None:
+        if flags & UVM_KMF_TRYLOCK:
+            if not m.acquire(0):
+                intr.splx(s)
+                return None
+        else:
+            m.acquire()
+    return s
+
+
+def _unlock(mi, s):
+    if mi.lock is not None:
+        mi.lock.release()
+    intr.splx(s)
+
+
+def uvm_km_alloc(map, size, align, flags):
+    """Page-granular memory from map: an address, or 0 on failure."""
+    mi = _mi(map, "uvm_km_alloc")
+    t = flags & _TYPES
+    if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
+        raise ValueError("uvm_km_alloc: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
+    if size <= 0:
+        raise ValueError("uvm_km_alloc: size %d must be > 0" % size)
+    if flags & UVM_KMF_ZERO and t != UVM_KMF_WIRED:
+        raise ValueError("uvm_km_alloc: UVM_KMF_ZERO is only for UVM_KMF_WIRED")
+    ps = PAGE_SIZE
+    if align and (align % ps or align & (align - 1)):
+        raise ValueError("uvm_km_alloc: align %d is not a power-of-two multiple of PAGE_SIZE %d" % (align, ps))
+    if flags & UVM_KMF_EXEC:
+        if kernel_exec_map is None:
+            raise ValueError("uvm_km_alloc: UVM_KMF_EXEC: this board has no executable region")
+        mi = _maps[id(kernel_exec_map)]
+    if intr.cpu_intr_p() and not mi.flags & VM_MAP_INTRSAFE:
+        raise ValueError("uvm_km_alloc: map '%s' is not VM_MAP_INTRSAFE: not from interrupt context" % mi.name)
+    sz = (size + ps - 1) & -ps
+    t0 = None
+    while True:
+        s = _lock(mi, flags)
+        if s is None:
+            return 0
+        a = _va_alloc(mi, sz, align)
+        if a is not None:
+            break
+        _unlock(mi, s)
+        if not flags & UVM_KMF_WAITVA or flags & (UVM_KMF_NOWAIT | UVM_KMF_CANFAIL):
+            return 0
+        if intr.mode != intr.MODE_THREAD or intr.ncpu < 2 or intr.cpu_intr_p():
+            raise MemoryError("uvm_km_alloc: map '%s': no %d bytes and UVM_KMF_WAITVA would wait forever (one CPU)" % (mi.name, sz))
+        if t0 is None:
+            t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+        now = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+        if now - t0 > _WAIT_MS:
+            raise MemoryError("uvm_km_alloc: map '%s': UVM_KMF_WAITVA waited %d ms for %d bytes" % (mi.name, _WAIT_MS, sz))
+        time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
+    p = (a - mi.lo) // ps
+    npg = sz // ps
+    mi.rec[p] = (npg << 4) | t
+    if t == UVM_KMF_PAGEABLE:
+        u = mi.untouched
+        for i in range(p, p + npg):
+            u[i] = 1
+        _bytes[1] += sz
+    elif t == UVM_KMF_WIRED:
+        _bytes[0] += sz
+    else:
+        _bytes[2] += sz
+    _unlock(mi, s)
+    if flags & UVM_KMF_ZERO:
+        _zero(a, sz)
+    return a
+
+
+def _zero(a, n):
+    from mpalloc import mem
+
+    if mem.ram is None or a < mem.base or a + n > mem.base + mem.size:
+        return  # outside the window: no bytes to reach (documented)
+    r = mem.ram
+    o = a - mem.base
+    for j in range(o, o + n):
+        r[j] = 0
+
+
+def _owner(map, addr, fn):
+    mi = _mi(map, fn)
+    if not mi.lo <= addr < mi.hi and kernel_exec_map is not None:
+        ex = _maps[id(kernel_exec_map)]
+        if ex.lo <= addr < ex.hi:
+            return ex
+    return mi
+
+
+def uvm_km_free(map, addr, size, flags):
+    """Free what uvm_km_alloc(map, size, ..., flags) returned: same size and type."""
+    mi = _owner(map, addr, "uvm_km_free")
+    t = flags & _TYPES
+    if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
+        raise ValueError("uvm_km_free: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
+    ps = PAGE_SIZE
+    if not mi.lo <= addr < mi.hi or (addr - mi.lo) % ps:
+        raise ValueError("uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name))
+    sz = (size + ps - 1) & -ps
+    s = _lock(mi, 0)
+    p = (addr - mi.lo) // ps
+    r = mi.rec[p]
+    err = None
+    if r == 0 or r & _SUBMAP:
+        err = "uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name)
+    elif r & _TYPES != t:
+        err = "uvm_km_free: 0x%x was allocated with type 0x%x, freed with 0x%x" % (addr, r & _TYPES, t)
+    elif (r >> 4) * ps != sz or size <= 0:
+        err = "uvm_km_free: 0x%x was allocated with %d bytes (rounded), freed with %d" % (addr, (r >> 4) * ps, size)
+    if err is not None:
+        _unlock(mi, s)
+        raise ValueError(err)
+    mi.rec[p] = 0
+    u = mi.untouched
+    for i in range(p, p + sz // ps):
+        u[i] = 0
+    _bytes[0 if t == UVM_KMF_WIRED else (1 if t == UVM_KMF_PAGEABLE else 2)] -= sz
+    _vmem.vmem_xfree(mi.arena, addr, sz)
+    _unlock(mi, s)
+
+
+def uvm_km_suballoc(map, size, flags, fixed, min, submap):
+    """Carve a submap of `size` bytes (at `min` if fixed). Returns (submap, min, max).
+
+    submap: the new map's name (or None); flags: VM_MAP_PAGEABLE / INTRSAFE / TOPDOWN.
+    max is exclusive (min + size). Failure raises MemoryError (NetBSD panics).
+    """
+    mi = _mi(map, "uvm_km_suballoc")
+    ps = PAGE_SIZE
+    if size <= 0:
+        raise ValueError("uvm_km_suballoc: size %d must be > 0" % size)
+    sz = (size + ps - 1) & -ps
+    s = _lock(mi, 0)
+    if fixed:
+        if min % ps:
+            _unlock(mi, s)
+            raise ValueError("uvm_km_suballoc: fixed min 0x%x not page aligned" % min)
+        a = _xalloc(mi, sz, 0, min, min + sz - 1)
+    else:
+        a = _va_alloc(mi, sz, 0)
+    if a is None:
+        _unlock(mi, s)
+        raise MemoryError("uvm_km_suballoc: no %d bytes%s in map '%s'" % (sz, " at 0x%x" % min if fixed else "", mi.name))
+    mi.rec[(a - mi.lo) // ps] = ((sz // ps) << 4) | _SUBMAP
+    _unlock(mi, s)
+    name = submap if submap else "%s.sub%d" % (mi.name, len(mi.submaps))
+    arena = _vmem.vmem_create(name, a, sz, ps, 0, _vm_flag("VM_NOSLEEP", 2))
+    sm = _new_map(arena, name, a, sz, flags, mi)
+    mi.submaps.append(sm)
+    return arena, a, a + sz
+
+
+def uvm_km_buf(addr, size):
+    """The bytes at [addr, addr + size) as a memoryview; zeroes untouched PAGEABLE pages first."""
+    from mpalloc import mem
+
+    ps = PAGE_SIZE
+    for mi in _maps.values():
+        if mi.lo <= addr < mi.hi:
+            e = addr + size
+            if e > mi.hi:
+                e = mi.hi
+            u = mi.untouched
+            for p in range((addr - mi.lo) // ps, (e - mi.lo + ps - 1) // ps):
+                if u[p]:
+                    _zero(mi.lo + p * ps, ps)
+                    u[p] = 0
+    return mem.buf(addr, size)
+
+
+def uvm_km_stats():
+    names = []
+    for mi in _maps.values():
+        if mi.parent is not None:
+            names.append(mi.name)
+    return {"wired": _bytes[0], "pageable": _bytes[1], "vaonly": _bytes[2],
+            "page_size": PAGE_SIZE, "submaps": names}
+
+
+def uvm_km_allocations(map):
+    """[(addr, size, type)] of map's live allocations (type: 'wired', 'pageable', 'vaonly', 'submap')."""
+    mi = _mi(map, "uvm_km_allocations")
+    r = []
+    for p in range(len(mi.rec)):
+        v = mi.rec[p]
+        if v:
+            t = v & 0xF
+            r.append((mi.lo + p * PAGE_SIZE, (v >> 4) * PAGE_SIZE,
+                      "submap" if t & _SUBMAP else ("wired" if t == 1 else ("pageable" if t == 2 else "vaonly"))))
+    return r
