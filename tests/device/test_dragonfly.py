@@ -43,17 +43,31 @@ _backend = ["?"]
 
 
 def _setup():
+    from mpalloc import kmalloc
+
     try:
         from mpalloc import board
 
         board.init()
-        from mpalloc import kmem  # noqa: F401
+        from mpalloc import kmem
 
-        _backend[0] = "kmem"
+        kmalloc._kmem[0] = kmem
+        _backend[0] = "kmem (board.init)"
         return
     except ImportError:
         pass
     n = 24576
+    try:
+        from mpalloc import uvm_km, kmem
+
+        mem.attach(0x20040000, bytearray(n))
+        uvm_km.uvm_km_bootstrap(0x20040000, n, 4096)
+        kmem.kmem_reset()
+        kmalloc._kmem[0] = kmem
+        _backend[0] = "kmem (uvm_km over a bytearray)"
+        return
+    except ImportError:
+        pass
     mem.attach(0x20040000, bytearray(n))
     K._kmem[0] = _StandInKmem(0x20040000, n)
     _backend[0] = "stand-in"

@@ -51,10 +51,32 @@ class StandInKmem:
     kmem_intr_free = kmem_free
 
 
-def setup(size=1 << 18):
-    """Attach a fresh window and a fresh kmem behind kmalloc; returns the kmem."""
+def real_kmem():
+    """mpalloc's own uvm_km + kmem when the whole stack imports, else None."""
+    try:
+        from mpalloc import uvm_km, kmem
+    except ImportError:
+        return None
+    return uvm_km, kmem
+
+
+def setup(size=1 << 18, real=None):
+    """Attach a fresh window and a fresh kmem behind kmalloc; returns the kmem.
+
+    real None: the real uvm_km/kmem stack when it imports, else the stand-in;
+    real False: always the stand-in (tests that need a window of a few bytes).
+    """
     from mpalloc import kmalloc
 
+    stack = real_kmem() if real is not False else None
+    if stack is not None:
+        uvm_km, kmem = stack
+        size = (size + 4095) // 4096 * 4096
+        mem.attach(BASE, bytearray(size))
+        uvm_km.uvm_km_bootstrap(BASE, size, 4096)
+        kmem.kmem_reset()
+        kmalloc._kmem[0] = kmem
+        return kmem
     mem.attach(BASE, bytearray(size))
     km = StandInKmem(BASE, size)
     kmalloc._kmem[0] = km

@@ -154,7 +154,7 @@ def test_use_after_done():
 
 
 def test_init_fails_cleanly_without_memory():
-    dfly_backend.setup(size=256)
+    dfly_backend.setup(size=256, real=False)
     t = K.MALLOC_DEFINE("small", "", 1 << 20)
     with pytest.raises(MemoryError, match="^mpipe_init: could not preallocate 8 buffers"):
         M.mpipe_init(None, t, 64, 8, 8, 0, None, None, None)
