@@ -216,7 +216,9 @@ def zbootinit(z, name, size, item, nitems):
 
         if mem.ram is None:
             raise ValueError("zbootinit: int address 0x%x but no managed window attached" % item)
-        mem.buf(item, size * nitems)  # range check (raises naming mem.buf)
+        if item < mem.base or item + size * nitems > mem.base + mem.size:
+            raise ValueError("zbootinit: 0x%x+%d outside the managed window 0x%x-0x%x" % (
+                item, size * nitems, mem.base, mem.base + mem.size))
         base, buf, off = item, mem.ram, item - mem.base
     else:
         try:

@@ -179,3 +179,18 @@ def test_zone_in_the_list_and_stats_keys():
     z, _, _ = _zone()
     assert z in zone.zone_list
     assert set(zone.zone_stats(z)) >= {"name", "size", "max", "used", "free", "nalloc"}
+
+
+def test_zbootinit_on_managed_window_address():
+    from mpalloc import mem
+
+    mem.attach(0x20030000, bytearray(4096))
+    z = zone.zbootinit(None, "win", 32, 0x20030100, 4)
+    a = zone.zalloc(z)
+    assert a == 0x20030100
+    mem.buf(a, 32)[8:] = b"\x07" * 24
+    zone.zfree(z, a)
+    zone.zalloc(z)
+    assert bytes(zone.zbuf(z, a))[8:] == b"\x07" * 24  # type stable
+    with pytest.raises(ValueError, match="^zbootinit: 0x[0-9a-f]+\\+128 outside the managed window"):
+        zone.zbootinit(None, "out", 32, 0x20030000 + 4000, 4)
