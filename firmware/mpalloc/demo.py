@@ -108,7 +108,7 @@ def run(packets=None, seed=12345, kmem_ops=None):
     if packets is None:
         packets = 64 if small else 400
     if kmem_ops is None:
-        kmem_ops = 40 if small else 300
+        kmem_ops = 40 if small else 200
     name = _board_name(_board) or sys.platform
     figs = {"board": name}
 
@@ -160,7 +160,7 @@ def run(packets=None, seed=12345, kmem_ops=None):
             kmem.kmem_free(a, n)
             nfree += 1
         else:
-            n = 8 + (x >> 11) % (96 if small else 600)
+            n = 8 + (x >> 11) % (96 if small else 300)
             a = kmem.kmem_alloc(n, kmem.KM_NOSLEEP)
             if a:
                 live.append((a, n))

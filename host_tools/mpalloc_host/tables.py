@@ -103,11 +103,14 @@ def cache_rows(snap, verbose=False):
     return rows
 
 
-def cpu_rows(snap):
+def cpu_rows(snap, verbose=False):
+    """Per-CPU hits/misses of every cache; CPUs that never used a cache only with verbose."""
     rows = []
     for pc in sorted(snap.pool_caches, key=lambda d: d.get("name", "")):
         for i, c in enumerate(pc.get("cpus") or []):
             h, m = c.get("hits", 0), c.get("misses", 0)
+            if not verbose and not (h or m or c.get("nget") or c.get("nput")):
+                continue
             rows.append([pc.get("name"), i, h, m, c.get("nget", 0), c.get("nput", 0), _pct(h, h + m)])
     return rows
 
@@ -120,12 +123,13 @@ def vmem_rows(snap):
              v.get("nfail"), v.get("nfreesegs"), v.get("nbusysegs"), v.get("maxsteps")] for v in snap.vmem]
 
 
-def kmem_rows(snap):
+def kmem_rows(snap, verbose=False):
+    """Size classes ever used (all with verbose), then the large allocations."""
     k = snap.kmem
     if not k:
         return []
     rows = [[c.get("size"), c.get("cache"), c.get("inuse"), c.get("nalloc"), c.get("nfree")]
-            for c in k.get("classes") or []]
+            for c in k.get("classes") or [] if verbose or c.get("nalloc")]
     lg = k.get("large")
     if lg:
         rows.append(["large", "(vmem)", lg.get("inuse_bytes"), lg.get("nalloc"), lg.get("nfree")])
@@ -201,7 +205,7 @@ def tables(snap, verbose=False, wide=False):
     rows = cache_rows(snap, verbose)
     if rows:
         out.append(_table("Pool cache statistics (vmstat -C)", CACHE_COLUMNS, rows))
-        crow = cpu_rows(snap)
+        crow = cpu_rows(snap, verbose)
         if crow:
             out.append(_table("Pool cache per-CPU layer", CPU_COLUMNS, crow))
     rows = vmem_rows(snap)
@@ -213,7 +217,7 @@ def tables(snap, verbose=False, wide=False):
                    f"pageable {km.get('pageable')} B, va-only {km.get('vaonly')} B; "
                    f"submaps: {', '.join(km.get('submaps') or []) or '-'}")
         out.append(_table("vmem arenas (bytes)", VMEM_COLUMNS, rows, caption=cap))
-    rows = kmem_rows(snap)
+    rows = kmem_rows(snap, verbose)
     if rows:
         out.append(_table("kmem size classes" + (" (debug on)" if (snap.kmem or {}).get("debug") else ""),
                           KMEM_COLUMNS, rows, left=0))
