@@ -162,8 +162,10 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     pp.ipl = ipl
     pp.palloc = palloc
     pp.pagesz = ps
-    # worst case the first aligned item sits align-1 bytes into the page
-    pp.ipp = (ps - (align - 1)) // isz
+    # Pages are assumed aligned to `align` (palloc's pages are); PR_NOALIGN:
+    # the first aligned item may sit up to align-1 bytes into the page.
+    slack = align - 1 if flags & PR_NOALIGN else (align - align_offset) % align
+    pp.ipp = (ps - slack) // isz
     pp.lock = intr.mutex_init()
     # Page table, indexed by page slot. Invariants:
     #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
@@ -270,6 +272,11 @@ def _page_add(pp, flags):
     i0 = ((a + pp.ioff + al - 1) & -al) - pp.ioff
     if i0 < a:
         i0 += al
+    if i0 + pp.ipp * pp.size > a + ps:
+        del pp.pg_of[k]
+        intr.mutex_exit(pp.lock, s)
+        pp.palloc.pa_free(pp, a)
+        raise ValueError("pool_get: pool '%s': page 0x%x from palloc is not %d-aligned (use PR_NOALIGN)" % (pp.name, a, al))
     sl = pp.freeslot
     pp.freeslot = pp.pg_next[sl]
     pp.pg_of[k] = sl
@@ -431,7 +438,11 @@ def _slot_of(pp, a):
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
     s = intr.mutex_enter(pp.lock)
-    sl = _slot_of(pp, a)
+    try:
+        sl = _slot_of(pp, a)
+    except TypeError:  # not an int
+        intr.mutex_exit(pp.lock, s)
+        raise ValueError("pool_put: %r is not an item of pool '%s'" % (a, pp.name))
     o = a - pp.pg_item0[sl]
     ipp = pp.ipp
     sz = pp.size

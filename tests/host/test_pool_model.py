@@ -1,0 +1,326 @@
+"""pool(9) and pool_cache(9): hypothesis state machines against a set model, and misuse."""
+import os
+
+import pytest
+from hypothesis import settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import h4_support as S
+from mpalloc import intr, mem, pool
+from mpalloc import pool_cache as PC
+
+LONG = os.environ.get("MPALLOC_FUZZ") == "long"
+SETTINGS = settings(max_examples=300 if LONG else 25, stateful_step_count=200 if LONG else 40, deadline=None)
+
+
+class PoolMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        intr.setup(1)
+        mem.attach(S.BASE, bytearray(65536))
+        self.src = S.PageSource(256, 16)
+        self.pp = pool.pool_init(24, 8, 0, 0, "model24", self.src.palloc, pool.IPL_VM)
+        self.out = set()
+        self.limit = None
+
+    @rule()
+    def get(self):
+        a = pool.pool_get(self.pp, pool.PR_NOWAIT)
+        full = self.limit is not None and len(self.out) >= self.limit
+        if a is None:
+            assert full or not self.src.free
+            return
+        assert not full
+        assert a not in self.out
+        assert (a - S.BASE) % 8 == 0
+        self.out.add(a)
+
+    @precondition(lambda self: self.out)
+    @rule(data=st.data())
+    def put(self, data):
+        a = data.draw(st.sampled_from(sorted(self.out)))
+        pool.pool_put(self.pp, a)
+        self.out.remove(a)
+
+    @precondition(lambda self: self.out)
+    @rule(data=st.data())
+    def double_put(self, data):
+        a = data.draw(st.sampled_from(sorted(self.out)))
+        pool.pool_put(self.pp, a)
+        self.out.remove(a)
+        with pytest.raises(ValueError, match="pool_put: .*(double put|is not an item)"):
+            pool.pool_put(self.pp, a)
+
+    @rule(n=st.integers(0, 60))
+    def hardlimit(self, n):
+        pool.pool_sethardlimit(self.pp, n, None, 0)
+        self.limit = n
+
+    @rule()
+    def reclaim(self):
+        pool.pool_reclaim(self.pp)
+
+    @rule(n=st.integers(0, 40))
+    def prime(self, n):
+        try:
+            pool.pool_prime(self.pp, n)
+        except MemoryError:
+            assert not self.src.free
+
+    @invariant()
+    def consistent(self):
+        pool.pool_chk(self.pp)
+        s = pool.pool_stats(self.pp)
+        assert s["nout"] == len(self.out) == s["nget"] - s["nput"]
+        assert s["npages"] == len(self.src.out)
+        if self.limit is not None and len(self.out) <= self.limit:
+            assert s["nout"] <= self.limit
+
+    def teardown(self):
+        for a in list(self.out):
+            pool.pool_put(self.pp, a)
+        pool.pool_destroy(self.pp)
+        assert not self.src.out
+
+
+TestPoolModel = PoolMachine.TestCase
+TestPoolModel.settings = SETTINGS
+
+
+class CacheMachine(RuleBasedStateMachine):
+    """pool_cache on 1 CPU: no object lost or duplicated, ctor once per object, depot <= 1/M."""
+
+    def __init__(self):
+        super().__init__()
+        intr.setup(1)
+        mem.attach(S.BASE, bytearray(65536))
+        self.src = S.PageSource(256, 32)
+        self.built = set()
+        self.pc = PC.pool_cache_init(32, 8, 0, 0, "mc32", self.src.palloc, pool.IPL_VM,
+                                     self.ctor, self.dtor, "arg")
+        self.out = []
+        self.ops = 0
+
+    def ctor(self, arg, o, flags):
+        assert arg == "arg" and o not in self.built
+        self.built.add(o)
+        return 0
+
+    def dtor(self, arg, o):
+        self.built.remove(o)
+
+    @rule(k=st.integers(1, 40))
+    def gets(self, k):
+        for _ in range(k):
+            o = PC.pool_cache_get(self.pc, pool.PR_NOWAIT)
+            self.ops += 1
+            if o is None:
+                assert not self.src.free
+                continue
+            assert o in self.built and o not in self.out
+            self.out.append(o)
+
+    @rule(k=st.integers(1, 40), rev=st.booleans())
+    def puts(self, k, rev):
+        for _ in range(min(k, len(self.out))):
+            PC.pool_cache_put(self.pc, self.out.pop() if rev else self.out.pop(0))
+            self.ops += 1
+
+    @rule()
+    def thrash(self):
+        for _ in range(50):
+            a = PC.pool_cache_get(self.pc, pool.PR_NOWAIT)
+            b = PC.pool_cache_get(self.pc, pool.PR_NOWAIT)
+            if a is not None:
+                PC.pool_cache_put(self.pc, a)
+            if b is not None:
+                PC.pool_cache_put(self.pc, b)
+            self.ops += 4
+
+    @rule()
+    def invalidate(self):
+        PC.pool_cache_invalidate(self.pc)
+        assert PC.pool_cache_cached(self.pc) == 0
+        assert self.built == set(self.out)
+
+    @invariant()
+    def consistent(self):
+        pp = PC.pool_cache_pool(self.pc)
+        pool.pool_chk(pp)
+        assert pp.nout == len(self.out) + PC.pool_cache_cached(self.pc)
+        assert len(self.built) == pp.nout
+        s = PC.pool_cache_stats(self.pc)
+        d = s["depot"]
+        cpu = s["cpus"][0]
+        assert cpu["nget"] + cpu["nput"] == self.ops or self.ops == 0 or cpu["nget"] + cpu["nput"] <= self.ops
+        # Bonwick: depot exchanges <= 1 per M operations (+1 for the start-up)
+        assert d["gets"] + d["puts"] <= self.ops // s["magsize"] + 2
+
+    def teardown(self):
+        for o in self.out:
+            PC.pool_cache_put(self.pc, o)
+        PC.pool_cache_destroy(self.pc)
+        assert not self.built and not self.src.out
+
+
+TestCacheModel = CacheMachine.TestCase
+TestCacheModel.settings = SETTINGS
+
+
+@pytest.fixture
+def pp():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 8)
+    p = pool.pool_init(24, 8, 0, 0, "misuse", src.palloc, pool.IPL_VM)
+    yield p
+
+
+def test_put_foreign(pp):
+    with pytest.raises(ValueError, match="pool_put: 0x5 is not an item of pool 'misuse'"):
+        pool.pool_put(pp, 5)
+
+
+def test_put_inside_item(pp):
+    a = pool.pool_get(pp, pool.PR_NOWAIT)
+    with pytest.raises(ValueError, match="is not an item"):
+        pool.pool_put(pp, a + 1)
+
+
+def test_put_twice(pp):
+    a = pool.pool_get(pp, pool.PR_NOWAIT)
+    pool.pool_put(pp, a)
+    with pytest.raises(ValueError, match="double put"):
+        pool.pool_put(pp, a)
+
+
+def test_put_never_handed_out(pp):
+    a = pool.pool_get(pp, pool.PR_NOWAIT)
+    with pytest.raises(ValueError, match="double put"):
+        pool.pool_put(pp, a + pp.size)  # same page, never handed out
+
+
+def test_get_flags(pp):
+    with pytest.raises(ValueError, match="pool_get: flags"):
+        pool.pool_get(pp, 0)
+    with pytest.raises(ValueError, match="pool_get: flags"):
+        pool.pool_get(pp, pool.PR_WAITOK | pool.PR_NOWAIT)
+
+
+def test_hardlimit_nowait_and_waitok(pp, capsys):
+    pool.pool_sethardlimit(pp, 3, "too many", 60)
+    xs = [pool.pool_get(pp, pool.PR_NOWAIT) for _ in range(3)]
+    assert None not in xs
+    assert pool.pool_get(pp, pool.PR_NOWAIT) is None
+    assert pool.pool_get(pp, pool.PR_NOWAIT) is None
+    assert capsys.readouterr().out.count("too many") == 1  # rate-limited
+    assert pool.pool_get(pp, pool.PR_WAITOK | pool.PR_LIMITFAIL) is None
+    with pytest.raises(MemoryError, match="pool_get: pool 'misuse' stays at its hard limit 3"):
+        pool.pool_get(pp, pool.PR_WAITOK)
+    assert pool.pool_stats(pp)["nfail"] == 4
+
+
+def test_exhausted_waitok_raises(pp):
+    while pool.pool_get(pp, pool.PR_NOWAIT) is not None:
+        pass
+    with pytest.raises(MemoryError, match="no page"):
+        pool.pool_get(pp, pool.PR_WAITOK)
+
+
+def test_destroy_busy(pp):
+    pool.pool_get(pp, pool.PR_NOWAIT)
+    with pytest.raises(ValueError, match="pool_destroy: pool 'misuse' busy: 1 items"):
+        pool.pool_destroy(pp)
+
+
+def test_init_errors():
+    src = S.PageSource(256, 4)
+    with pytest.raises(ValueError, match="pool_init: item size 0"):
+        pool.pool_init(0, 0, 0, 0, "x", src.palloc, 0)
+    with pytest.raises(ValueError, match="pool_init: align 3"):
+        pool.pool_init(8, 3, 0, 0, "x", src.palloc, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        pool.pool_init(300, 8, 0, 0, "x", src.palloc, 0)
+
+
+def test_ipl_none_from_interrupt():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 4)
+    p = pool.pool_init(16, 0, 0, 0, "ipl0", src.palloc, pool.IPL_NONE)
+    with pytest.raises(ValueError, match="IPL_NONE"):
+        intr.run_hard(lambda a: pool.pool_get(p, pool.PR_NOWAIT), None, 0)
+
+
+def test_zero_and_align_offset():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    mem.ram[:] = b"\xaa" * 65536
+    src = S.PageSource(256, 4)
+    p = pool.pool_init(20, 16, 4, 0, "z", src.palloc, pool.IPL_VM)
+    a = pool.pool_get(p, pool.PR_NOWAIT | pool.PR_ZERO)
+    assert (a + 4) % 16 == 0
+    assert bytes(mem.buf(a, 20)) == bytes(20)
+    assert pool.pool_paddr(p, a) == a
+
+
+def test_watermarks_and_reclaim():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 16)
+    p = pool.pool_init(64, 8, 0, 0, "wm", src.palloc, pool.IPL_VM)  # 4 per page
+    pool.pool_setlowat(p, 10)
+    assert pool.pool_stats(p)["npages"] == 3
+    pool.pool_prime(p, 20)
+    assert pool.pool_stats(p)["npages"] == 5 and pool.pool_stats(p)["minpages"] == 5
+    assert pool.pool_reclaim(p) == 0  # all kept: minpages
+    pool.pool_sethiwat(p, 4)
+    xs = [pool.pool_get(p, pool.PR_NOWAIT) for _ in range(24)]
+    for x in xs:
+        pool.pool_put(p, x)
+    assert pool.pool_stats(p)["npages"] == 5  # back to minpages as pages emptied
+    assert pool.pool_pages(p)[0][1] == 256
+
+
+def test_pool_cache_ctor_failure_and_destruct():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 8)
+    fail = [True]
+    dt = []
+    pc = PC.pool_cache_init(32, 8, 0, 0, "cf", src.palloc, pool.IPL_VM,
+                            lambda arg, o, f: 1 if fail[0] else 0, lambda arg, o: dt.append(o), None)
+    assert PC.pool_cache_get(pc, pool.PR_NOWAIT) is None
+    assert pool.pool_stats(PC.pool_cache_pool(pc))["nout"] == 0
+    fail[0] = False
+    o, pa = PC.pool_cache_get_paddr(pc, pool.PR_NOWAIT)
+    assert pa == o
+    PC.pool_cache_destruct_object(pc, o)
+    assert dt == [o]
+    o = PC.pool_cache_get(pc, pool.PR_NOWAIT)
+    with pytest.raises(ValueError, match="pool_cache_destroy: cache 'cf' busy"):
+        PC.pool_cache_destroy(pc)
+    PC.pool_cache_put_paddr(pc, o, o)
+    PC.pool_cache_put(pc, None)  # not checked on the magazine path (NetBSD: KASSERT) ...
+    with pytest.raises(ValueError, match="pool_put: None is not an item of pool 'cf'"):
+        PC.pool_cache_invalidate(pc)  # ... but caught when the cache gives it to the pool
+
+
+def test_pool_cache_flags_and_foreign():
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 8)
+    pc = PC.pool_cache_init(32, 8, 0, 0, "ff", src.palloc, pool.IPL_VM, None, None, None)
+    with pytest.raises(ValueError, match="pool_cache_get: flags"):
+        PC.pool_cache_get(pc, 0)
+    PC.pool_cache_sethardlimit(pc, 2, None, 0)
+    a = PC.pool_cache_get(pc, pool.PR_NOWAIT)
+    b = PC.pool_cache_get(pc, pool.PR_NOWAIT)
+    assert PC.pool_cache_get(pc, pool.PR_NOWAIT) is None
+    PC.pool_cache_put(pc, a)
+    PC.pool_cache_put(pc, b)
+    PC.pool_cache_invalidate(pc)
+    # a foreign object reaches the pool when the cache destructs it
+    PC.pool_cache_put(pc, 12345)
+    with pytest.raises(ValueError, match="pool_put: 0x3039 is not an item"):
+        PC.pool_cache_invalidate(pc)
