@@ -282,11 +282,11 @@ def _putdesc(ex, k):
     ex.free = k
 
 
-def _owner_index(ex, owner):
+def _owner_index(fn, ex, owner):
     if owner is None:
         return 0
     if not isinstance(owner, str):
-        raise ValueError("extent: owner must be a str or None, not %r" % (owner,))
+        raise ValueError(fn + ": owner must be a str or None, not %r" % (owner,))
     o = ex.owners
     for i in range(1, len(o)):
         if o[i] == owner:
@@ -349,7 +349,7 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
     if start < ex.start or end > ex.end:
         raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
                          % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
-    oi = _owner_index(ex, owner)
+    oi = _owner_index(fn, ex, owner)
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
@@ -438,7 +438,7 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
     if boundary < 0 or boundary and boundary < size:
         raise ValueError(fn + ": extent '%s': boundary %s is smaller than size %s"
                          % (ex.name, _hex(boundary), _hex(size)))
-    oi = _owner_index(ex, owner)
+    oi = _owner_index(fn, ex, owner)
     fast = flags & EX_FAST
     while True:
         s = intr.mutex_enter(ex.lock)
