@@ -203,12 +203,13 @@ def kmem_intr_free(p, size):
             return
     if size <= _MAXSMALL:
         pc = _caches[_tab[(size - 1) >> 3]]
-        if not _owns(pc, p):
+        if _owns(pc, p):
+            _pc.pool_cache_put(pc, p)
+            return
+        if not (_dcaches and size + _DBG > _MAXSMALL):  # else: a debug-mode large allocation
             kmem_lasterr[1] = size
             _fail("kmem_free: 0x%x is not from size class kmem-%05d (wrong size or never allocated)",
                   p, _CLASSES[_tab[(size - 1) >> 3]])
-        _pc.pool_cache_put(pc, p)
-        return
     try:
         uvm_km.uvm_km_free(uvm_km.kernel_map, p, size, uvm_km.UVM_KMF_WIRED)
     except ValueError as e:

@@ -260,7 +260,7 @@ def _zero(a, n):
 
 def _owner(map, addr, fn):
     mi = _mi(map, fn)
-    if not mi.lo <= addr < mi.hi and kernel_exec_map is not None:
+    if kernel_exec_map is not None and mi.parent is None:
         ex = _maps[id(kernel_exec_map)]
         if ex.lo <= addr < ex.hi:
             return ex
