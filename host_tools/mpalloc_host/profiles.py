@@ -60,8 +60,8 @@ def _field(path_parts):
 def _message(err, defs):
     """A short, specific message for one jsonschema error."""
     sch = err.schema
-    if sch == defs["size"] or sch == defs["size0"] and err.validator == "oneOf":
-        return _SIZE_MSG if sch == defs["size"] else 'must be a non-negative integer (or a hex string "0x...")'
+    if sch == defs["size"]:
+        return _SIZE_MSG
     if sch == defs["addr"]:
         return _ADDR_MSG
     if sch == defs["pow2"]:
@@ -246,7 +246,8 @@ def load(name):
 
 # -- the board's copy ---------------------------------------------------------------
 
-_DROP = ("notes", "title", "sources", "clock_notes", "python", "bus", "interrupts", "core", "gc_heap")
+_DROP = ("notes", "title", "sources", "clock_notes", "python", "bus", "interrupts", "core", "gc_heap",
+         "flash")  # "flash": how the host flashes firmware (mpalloc flash), not for the board
 _ADDR_KEYS = ("base", "size", "end", "address", "virtual_base", "bytes", "backed", "nocross")
 
 
