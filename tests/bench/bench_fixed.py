@@ -1,0 +1,207 @@
+# Workload 1, fixed-size churn: pool_get/put, pool_cache_get/put (magazine hits,
+# two gets then two puts, bursts of k), kmem_alloc/free of small sizes.
+#
+#   MICROPYPATH=firmware:tests/bench .venv/bin/micropython -X heapsize=233024 tests/bench/bench_fixed.py [quick=1] [modes=up,thread]
+#
+# Per pattern: cost in cu per operation (get or put), MicroPython heap bytes per
+# operation, whether it runs with the heap locked, depot accesses per operation
+# (pool_cache: depot exchanges + misses that looked in the depot) against 1/M.
+# (Merged from the earlier bench_pool_cache.py.)
+from benchcore import *  # noqa: F401,F403
+
+from mpalloc import mem, intr, pool
+from mpalloc import pool_cache as PC
+
+A = bench_args(globals())
+QUICK = A.get("quick", 0)
+REPS = 5 if QUICK else 15
+TARGET = 3000 if QUICK else 8000
+G = pool.PR_NOWAIT
+
+
+def l_pc(pc, n):
+    g = PC.pool_cache_get
+    p = PC.pool_cache_put
+    for _ in range(n):
+        p(pc, g(pc, 2))
+
+
+def l_pc22(pc, n):
+    g = PC.pool_cache_get
+    p = PC.pool_cache_put
+    for _ in range(n):
+        a = g(pc, 2)
+        b = g(pc, 2)
+        p(pc, a)
+        p(pc, b)
+
+
+def l_pool(pp, n):
+    g = pool.pool_get
+    p = pool.pool_put
+    for _ in range(n):
+        p(pp, g(pp, 2))
+
+
+class Burst:
+    def __init__(self, pc, k):
+        self.pc = pc
+        self.k = k
+        self.tmp = [0] * k
+
+
+def l_burst(s, n):
+    g = PC.pool_cache_get
+    p = PC.pool_cache_put
+    pc = s.pc
+    k = s.k
+    tmp = s.tmp
+    for _ in range(n):
+        for i in range(k):
+            tmp[i] = g(pc, 2)
+        for i in range(k):
+            p(pc, tmp[i])
+
+
+def l_burst_base(s, n):
+    k = s.k
+    tmp = s.tmp
+    for _ in range(n):
+        for i in range(k):
+            tmp[i] = i
+        for i in range(k):
+            tmp[i]
+
+
+class KM:
+    def __init__(self, size):
+        self.size = size
+
+
+def l_kmem(s, n):
+    al = kmem.kmem_alloc
+    fr = kmem.kmem_free
+    z = s.size
+    for _ in range(n):
+        fr(al(z, 2), z)
+
+
+def l_kmem_base(s, n):
+    z = s.size
+    for _ in range(n):
+        z
+
+
+_backing = []
+
+
+def backing():
+    if not _backing:
+        _backing.append(bytearray(65536))
+    return _backing[0]
+
+
+def setup_mem():
+    base = 0x20010000
+    mem.attach(base, backing())
+    free = list(range(255, -1, -1))
+
+    def pa_alloc(pp, flags):
+        return base + free.pop() * 256 if free else None
+
+    def pa_free(pp, a):
+        free.append((a - base) // 256)
+
+    return pool.pool_allocator(pa_alloc, pa_free, 256)
+
+
+def depot_count(pc):
+    st = PC.pool_cache_stats(pc)
+    d = st["depot"]
+    m = 0
+    for c in st["cpus"]:
+        m += c["misses"]
+    return d["gets"] + d["puts"] + m
+
+
+def measure(key, f, arg, per, base=None):
+    n = pick_n(f, arg, TARGET)
+    emit_costs(key, costs(f, arg, n, per, REPS, base))
+    emit_heap(key, f, arg, min(n, 2000), per * min(n, 2000))
+
+
+def depot_rate(key, f, pc, arg, per):
+    f(arg, 50)  # steady state first
+    d0 = depot_count(pc)
+    n = 200
+    f(arg, n)
+    emit(key + ".depot_per_op", (depot_count(pc) - d0) / (per * n))
+
+
+def run(mode):
+    if mode == "thread":
+        intr.setup(2, intr.MODE_THREAD)
+    else:
+        intr.setup(1, intr.MODE_UP)
+    palloc = setup_mem()
+    pc = PC.pool_cache_init(32, 8, 0, 0, "bench32", palloc, pool.IPL_VM, None, None, None)
+    pp = pool.pool_init(32, 8, 0, 0, "benchpool", palloc, pool.IPL_VM)
+    M = PC.pool_cache_stats(pc)["magsize"]
+    emit("%s.magsize" % mode, M)
+    measure("%s.pool_cache_hit" % mode, l_pc, pc, 2)
+    depot_rate("%s.pool_cache_hit" % mode, l_pc, pc, pc, 2)
+    measure("%s.pool_cache_2get2put" % mode, l_pc22, pc, 4)
+    depot_rate("%s.pool_cache_2get2put" % mode, l_pc22, pc, pc, 4)
+    measure("%s.pool_get_put" % mode, l_pool, pp, 2)
+    worst = 0
+    for k in (1, 2, M - 1, M, M + 1, 2 * M, 4 * M):
+        s = Burst(pc, k)
+        key = "%s.burst_k%d" % (mode, k)
+        depot_rate(key, l_burst, pc, s, 2 * k)
+        if mode == "up" and k in (M, 4 * M):
+            n = pick_n(l_burst, s, TARGET)
+            emit_costs(key, costs(l_burst, s, n, 2 * k, REPS, l_burst_base))
+        if k == 4 * M:
+            emit_heap(key, l_burst, s, 50, 2 * k * 50)
+    emit("%s.depot_bound" % mode, 1 / M)
+    PC.pool_cache_destroy(pc)
+    pool.pool_destroy(pp)
+
+
+def run_kmem():
+    intr.setup(1, intr.MODE_UP)
+    global kmem
+    try:
+        from mpalloc import uvm_km
+        from mpalloc import kmem
+        base = 0x20010000
+        mem.attach(base, backing())
+        uvm_km.uvm_km_bootstrap(base, 65536, 256)
+        kmem.kmem_reset()
+        kmem.kmem_init()
+    except Exception as e:  # vmem not there yet, ...
+        emit("kmem.error", repr(type(e).__name__ + ":" + str(e)).replace(" ", "_")[:80])
+        return
+    for z in (16, 64, 256, 1024):
+        s = KM(z)
+        key = "kmem.s%d" % z
+        l_kmem(s, 100)
+        n = pick_n(l_kmem, s, TARGET)
+        emit_costs(key, costs(l_kmem, s, n, 2, REPS, l_kmem_base))
+        emit_heap(key, l_kmem, s, min(n, 2000), 2 * min(n, 2000))
+
+
+emit_env()
+modes = A.get("modes", "up,thread").split(",")
+for m in modes:
+    if m == "thread":
+        try:
+            import _thread  # noqa: F401
+        except ImportError:
+            emit("thread.error", "no__thread")
+            continue
+    run(m)
+if A.get("kmem", 1):
+    run_kmem()
+intr.setup(1)
+emit_calibration()
