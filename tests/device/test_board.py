@@ -10,6 +10,14 @@ from mpalloc import board
 s = Suite("board", needs=("heap:65536",))
 
 
+def free_uart():
+    # UART0 unless MicroPython itself uses it for the REPL (esp32, micro:bit)
+    for p in board.memory_map()["peripherals"]:
+        if p["name"] in ("UART0", "UART1") and p["owner"] is None:
+            return p["name"]
+    raise AssertionError("no free UART in the profile")
+
+
 @s.test
 def init_is_idempotent():
     p = board.init()
@@ -41,20 +49,30 @@ def window_and_micropython_claimed_in_sram():
 
 @s.test
 def uart0_twice_names_the_first_owner():
-    b, n = board.claim("uart-console", "UART0")
+    u = free_uart()
+    b, n = board.claim("uart-console", u)
     try:
         e = raises(OSError, board.claim, "uart-logger", b, 4)
         eq(e.args[0], 11, "errno EAGAIN")
         check_msg(e, "extent_alloc_region", "claimed by 'uart-console'", "%x" % b)
-        e = raises(OSError, board.claim, "uart-logger", "UART0")
+        e = raises(OSError, board.claim, "uart-logger", u)
         check_msg(e, "claimed by 'uart-console'")
         # only the owner may release
         e = raises(ValueError, board.release, "uart-logger", b, n)
         check_msg(e, "extent_free", "claimed by 'uart-console', not 'uart-logger'")
     finally:
         board.release("uart-console", b, n)
-    board.claim("uart-logger", "UART0")  # free again
-    board.release("uart-logger", "UART0")
+    board.claim("uart-logger", u)  # free again
+    board.release("uart-logger", u)
+
+
+@s.test
+def micropythons_own_peripherals_are_claimed():
+    own = [p for p in board.memory_map()["peripherals"] if p["owner"] == "micropython"]
+    if not own:
+        skip("the profile marks no peripheral as used by MicroPython")
+    e = raises(OSError, board.claim, "driver", own[0]["name"])
+    check_msg(e, "claimed by 'micropython'")
 
 
 @s.test
@@ -147,9 +165,10 @@ def memory_map_for_stats():
         eq(k in mm, True, "memory_map has " + k)
     eq(mm["board"], board.name, "board name")
     eq(mm["managed"]["size"], board.window[1], "window size")
-    b, n = board.claim("mapper", "UART0")
+    u = free_uart()
+    b, n = board.claim("mapper", u)
     try:
-        owners = [p["owner"] for p in board.memory_map()["peripherals"] if p["name"] == "UART0"]
+        owners = [p["owner"] for p in board.memory_map()["peripherals"] if p["name"] == u]
         eq(owners, ["mapper"], "UART0 owner shown")
     finally:
         board.release("mapper", b, n)
