@@ -82,6 +82,13 @@ def _print_exc(e):
         traceback.print_exception(type(e), e, e.__traceback__, file=sys.stdout)
 
 
+def _fname(fn, i=0):
+    try:
+        return fn.__name__
+    except AttributeError:  # MicroPython 1.9 (micro:bit): functions know no name;
+        return "_t%d" % i  # the host maps _t<i> to the i-th @s.test of the source
+
+
 def _heap_total():
     try:
         return gc.mem_free() + gc.mem_alloc()
@@ -142,8 +149,8 @@ class Suite:
                 break
         passed = failed = skipped = 0
         t_suite = ticks_ms()
-        for fn in self.tests:
-            tname = fn.__name__
+        for i, fn in enumerate(self.tests):
+            tname = _fname(fn, i)
             if ONLY is not None and tname != ONLY:
                 continue
             if missing is not None:
@@ -181,7 +188,7 @@ def raises(exc, fn, *args):
         fn(*args)
     except exc as e:
         return e
-    raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", "call"), exc.__name__))
+    raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", "call"), getattr(exc, "__name__", repr(exc))))
 
 
 def check_msg(e, *words):
@@ -214,7 +221,7 @@ def heap_locked(fn, arg=None):
         micropython.heap_unlock()
     if _locked_err[0] is not None:
         _locked_err[0] = None
-        raise AssertionError("allocated from the heap under heap_lock in %s" % fn.__name__)
+        raise AssertionError("allocated from the heap under heap_lock in %s" % getattr(fn, "__name__", "a function"))
     return r
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from . import FIRMWARE_DIR, ROOT
 from .transport import BoardError, BoardExecError, Transport, shorten
 
-__all__ = ["Board", "BoardError", "BoardExecError", "firmware_files", "flat_source"]
+__all__ = ["Board", "BoardError", "BoardNoSpace", "BoardExecError", "firmware_files", "flat_source"]
 
 # arch index in sys.implementation._mpy >> 10 (py/persistentcode.h order)
 MPY_ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
@@ -160,6 +160,19 @@ def flat_source(text, origin="?"):
     return "\n".join(out) + "\n"
 
 
+def strip_docstrings(text):
+    """Same code without docstrings and comments (ast round trip): on a 10 KB heap
+    the parse tree of a module's docstrings is what makes the import fail."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree) + "\n"
+
+
 def module_deps(text):
     """Names of firmware modules a source imports: {'mptest', 'mpalloc.intr', ...}."""
     deps = set()
@@ -202,6 +215,10 @@ def module_closure(text, root=FIRMWARE_DIR):
     for d in sorted(module_deps(text)):
         visit(d)
     return order
+
+
+class BoardNoSpace(BoardError):
+    """The board's filesystem is full."""
 
 
 class Board:
@@ -320,17 +337,22 @@ class Board:
             return json.dumps(prof, separators=(",", ":")).encode()
         return (json.dumps(prof, indent=1) + "\n").encode()
 
-    def plan(self, mpy=False):
-        """[(board path, bytes)] deploy would write for this board's delivery mode."""
+    def plan(self, mpy=False, only=None):
+        """[(board path, bytes)] deploy would write for this board's delivery mode.
+        only: module names ("mptest", "mpalloc.vmem") to limit it to."""
         items = []
         if self.mode == "flat":
             for dest, src in firmware_files():
                 if dest == "mpalloc/__init__.py":
                     continue
-                text = flat_source(src.read_text(), origin=str(src.relative_to(ROOT)))
+                if only is not None and dest[:-3].replace("/", ".") not in only:
+                    continue
+                text = strip_docstrings(flat_source(src.read_text(), origin=str(src.relative_to(ROOT))))
                 items.append((dest.replace("/", "_"), text.encode()))
         else:
             for dest, src in firmware_files():
+                if only is not None and dest[:-3].replace("/", ".") not in only and dest != "mpalloc/__init__.py":
+                    continue
                 items.append((dest, src.read_bytes()))
         if mpy:
             items = self._compile(items)
@@ -375,18 +397,22 @@ class Board:
             return {}
         return self.eval_block(_HASHES.replace("PATHS", repr(list(paths))), timeout=60)
 
-    def deploy(self, mpy=False, progress=None):
+    def deploy(self, mpy=False, progress=None, only=None):
         """Copy the firmware to the board, skipping unchanged files.
 
         progress(done_bytes, total_bytes, path) is called while writing. Returns
         {"mode", "copied": [paths], "skipped": [paths], "removed": [paths], "bytes"}.
         On a board without a filesystem ("ram") nothing is copied: the runner sends
-        the modules with each suite.
+        the modules with each suite. On a flat filesystem (micro:bit) only mptest is
+        copied unless `only` names modules: the runner copies each suite's modules
+        before it runs (the whole package does not fit its flash).
         """
+        if only is None and self.mode == "flat":
+            only = ["mptest"]
         result = {"mode": self.mode, "copied": [], "skipped": [], "removed": [], "bytes": 0}
         if self.mode == "ram":
             return result
-        items = self.plan(mpy=mpy)
+        items = self.plan(mpy=mpy, only=only)
         # the other flavour of each module must go, else .py shadows .mpy
         other = [d[:-4] + ".py" if d.endswith(".mpy") else d[:-3] + ".mpy" for d, _ in items
                  if d.endswith((".py", ".mpy")) and not d.endswith("__init__.py")]
@@ -403,7 +429,7 @@ class Board:
             self.exec("import os\ntry:\n os.mkdir('mpalloc')\nexcept OSError:\n pass")
         total = sum(len(d) for _, d in todo)
         done = 0
-        chunk = 1024 if (self.info.get("heap_total") or 0) >= 32768 else 128
+        chunk = 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256
         for dest, data in todo:
             self._write(dest, data, chunk, lambda n, _t, d=dest, base=done: progress and progress(base + n, total, d))
             done += len(data)
@@ -417,13 +443,76 @@ class Board:
         result["bytes"] = total
         return result
 
+    def remove_flat_modules(self, keep):
+        """Flat filesystem: delete mpalloc_*.py modules not in `keep` (module names),
+        the micro:bit's flash holds only a few."""
+        names = self.eval("[f for f in __import__('os').listdir() if f.startswith('mpalloc_')]")
+        keep_files = {flat_name(k) + ".py" for k in keep}
+        gone = [f for f in names if f not in keep_files]
+        if gone:
+            self.exec("import os\nfor f in %r:\n os.remove(f)" % (gone,))
+        return gone
+
+    def deploy_file(self, dest, data):
+        """Write one file (skipped if the board already has it)."""
+        size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
+        local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+        if size == len(data) and digest == local:
+            return False
+        self._write(dest, data, 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256, None)
+        return True
+
     def _write(self, dest, data, chunk, progress):
+        if not self.transport.use_raw_paste:
+            return self._write_checked(dest, data, chunk, progress)
         try:
             self.transport.fs_writefile(dest, data, chunk_size=chunk, progress_callback=progress)
         except BoardError:
             raise
         except OSError as e:
             raise BoardError("%s: cannot write %s on the board: %s" % (self.name, dest, e)) from None
+
+
+    _CHECKED = ("def _w(f, b, n, c):\n"
+                " if len(b) != n:\n  raise ValueError('length', len(b), n)\n"
+                " x = 0\n"
+                " for v in b:\n  x = (x * 31 + v) & 0xFFFFFF\n"
+                " if x != c:\n  raise ValueError('checksum')\n"
+                " f.write(b)\n"
+                " gc.collect()\n")  # no collection while the next chunk streams in
+
+    def _write_checked(self, dest, data, chunk, progress, attempts=4):
+        """Write a file where the classic raw REPL is the only way in (no raw-paste,
+        so no flow control): on the emulated micro:bit a byte is lost now and then.
+        Every chunk carries its length and checksum and is re-sent if they do not
+        match; the whole file is checked at the end."""
+        for _ in range(attempts):
+            self._retry(lambda: self.exec("import gc\nf = open(%r, 'wb')\n%s" % (dest, self._CHECKED)), dest)
+            for i in range(0, len(data), chunk):
+                b = data[i:i + chunk]
+                self._retry(lambda b=b: self.exec("_w(f, %r, %d, %d)" % (b, len(b), int(_checksum(b), 16)),
+                                                 timeout=3), dest)
+                if progress:
+                    progress(min(i + chunk, len(data)), len(data))
+            self._retry(lambda: self.exec("f.close()\ndel f, _w"), dest)
+            size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
+            if size == len(data) and digest == _checksum(data):
+                return
+        raise BoardError("%s: %s does not read back as written after %d attempts" % (self.name, dest, attempts))
+
+    def _retry(self, fn, dest, attempts=5):
+        for n in range(attempts):
+            try:
+                return fn()
+            except BoardExecError as e:
+                if "OSError: 28" in e.error or "ENOSPC" in e.error:
+                    raise BoardNoSpace("%s: no room for %s on the board's filesystem" % (self.name, dest)) from None
+                if n == attempts - 1 or ("SyntaxError" not in e.error and "ValueError" not in e.error
+                                         and "NameError" not in e.error):
+                    raise BoardError("%s: cannot write %s: %s" % (self.name, dest, str(e).split(": ", 1)[-1])) from None
+            except BoardError:
+                if n == attempts - 1 or self.transport.broken or not self.interrupt():
+                    raise
 
 
 class LineSplitter:

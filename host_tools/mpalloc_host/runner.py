@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import DEVICE_TESTS_DIR
-from .board import LineSplitter, flat_name, flat_source, module_closure
+from .board import BoardNoSpace, LineSplitter, flat_name, flat_source, module_closure, strip_docstrings
 from .transport import BoardError, BoardExecError, BoardGone, BoardReset, BoardTimeout, OutputTooLarge, shorten
 
 _W = r"([A-Za-z_][\w.:-]*)"
@@ -109,6 +109,37 @@ class Report:
             (", %d suite errors" % errs) if errs else "", len(self.suites), self.seconds)
 
 
+def board_caps(board):
+    """The capabilities mptest.CAPS gets: the target's, plus hard_irq on a real
+    board whose profile has it (the virtual boards only emulate it)."""
+    caps = set(board.caps)
+    mp = (board.profile or {}).get("micropython") or {}
+    if mp.get("hard_irq") and getattr(board.target, "kind", "serial") in ("serial", "url"):
+        caps.add("hard_irq")
+    return caps
+
+
+def lacks(board, need):
+    """None if the host sees nothing against `need` on this board, else the reason.
+    (The device checks again: mptest.has().)"""
+    if need.startswith("heap:"):
+        try:
+            want = int(need[5:])
+        except ValueError:
+            return need + " (not a number of bytes)"
+        have = board.info.get("heap_total") or 0
+        if have and have < want:
+            return "%s (its heap is %d bytes)" % (need, have)
+        return None
+    if need == "fs":
+        return None if board.mode == "fs" else need
+    if need in ("threads", "hard_irq"):
+        caps = board_caps(board)
+        if caps and need not in caps:
+            return need
+    return None
+
+
 class SuiteInfo:
     """What the host can tell about a suite without running it."""
 
@@ -177,37 +208,23 @@ class Runner:
     # -- needs -------------------------------------------------------------------
 
     def caps(self):
-        caps = set(self.board.caps)
-        mp = (self.board.profile or {}).get("micropython") or {}
-        if mp.get("hard_irq") and getattr(self.board.target, "kind", "serial") == "serial":
-            caps.add("hard_irq")
-        return caps
+        return board_caps(self.board)
 
     def host_missing(self, info):
-        """First need of the suite the host knows the board lacks, or None."""
-        caps = self.caps()
+        """First need of the suite the host knows the board lacks (with why), or None."""
         for need in info.needs:
-            if need.startswith("heap:"):
-                try:
-                    want = int(need[5:])
-                except ValueError:
-                    return need + " (not a number)"
-                have = self.board.info.get("heap_total") or 0
-                if have and have < want:
-                    return "%s (heap is %d bytes)" % (need, have)
-            elif need == "fs" and self.board.mode != "fs":
-                return need
-            elif need in ("threads", "hard_irq") and caps and need not in caps:
-                return need
+            why = lacks(self.board, need)
+            if why:
+                return why
         return None
 
     # -- running -----------------------------------------------------------------
 
-    def run(self, paths):
+    def run(self, paths, only=None):
         report = Report(self.board.name)
         t0 = time.monotonic()
         for p in paths:
-            report.suites.append(self.run_suite(p))
+            report.suites.append(self.run_suite(p, only=only))
         report.seconds = time.monotonic() - t0
         return report
 
@@ -229,23 +246,27 @@ class Runner:
             return
         missing = self.host_missing(info)
         if missing:
-            for name in info.tests:
-                if only and name != only:
-                    continue
-                t = TestResult(res.name, name)
-                t.status, t.message = "skipped", "board lacks " + missing
-                res.tests.append(t)
-                self.on_event("skip", res.name, t, t.message)
+            self._skip_all(res, info, only, "board lacks " + missing)
             return
         board = self.board
         tr = board.transport
         try:
             with tr.deadline(max(30.0, self.test_timeout), "preparing suite %s" % res.name):
                 code = self._prepare(info, only)
+        except BoardNoSpace as e:
+            # the flat filesystem of a small board (micro:bit) cannot hold the modules
+            self._skip_all(res, info, only, "the modules it needs do not fit the board's flash (%s)"
+                           % str(e).split(": ", 1)[-1])
+            try:
+                board.remove_flat_modules(keep=["mptest"])
+            except BoardError:
+                pass
+            return
         except BoardError as e:
             self._board_fault(res, None, e)
             return
         state = _StreamState(self, res)
+        state.names = info.tests
         lines = LineSplitter(state.line)
         try:
             with tr.deadline(self.suite_timeout, "running suite %s" % res.name):
@@ -279,26 +300,62 @@ class Runner:
             if res.error:
                 self.on_event("error", res.name, None, res.error)
 
+    def _skip_all(self, res, info, only, why):
+        for name in info.tests:
+            if only and name != only:
+                continue
+            t = TestResult(res.name, name)
+            t.status, t.message = "skipped", why
+            res.tests.append(t)
+            self.on_event("skip", res.name, t, why)
+
     def _prepare(self, info, only):
         """Fresh board state, mptest configured; returns the code to send."""
         board = self.board
+        source = info.source
+        pre = ""
+        post = ""
+        caps = tuple(sorted(self.caps()))
+        if only and not board.info.get("modules") and only in info.tests:
+            only = "_t%d" % info.tests.index(only)  # see _StreamState.line
+        setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
+        if board.mode == "flat":
+            # Pasted code is compiled from RAM in one piece: on a 10 KB heap only a
+            # file on the board's flash (compiled as it is read) fits. Written before
+            # the reset, so the heap the suite gets is not fragmented by the writes.
+            # The suite's closing `s.run()` is called from the REPL, not inside the
+            # import: the micro:bit's C stack holds only a few Python calls.
+            need = [name for name, _ in module_closure(source)] + ["mptest"]
+            if "soft_reset" in board.caps:
+                board.soft_reset()  # the last suite's garbage out of the way
+            board.remove_flat_modules(keep=need)
+            board.deploy(only=need)
+            flat = strip_docstrings(flat_source(source, origin=str(info.path)))
+            m = re.search(r"^(\w+)\.run\(\)\s*\Z", flat, re.M)
+            if m:
+                flat = flat[:m.start()]
+            board.deploy_file("mpt_suite.py", flat.encode())
+            # mptest is imported from the REPL first (importing it from inside the
+            # suite's import does not fit the heap), each line sent on its own
+            # (short commands go without the receiver, whose code costs heap)
+            flat_setup = setup.splitlines()
+            setup, source = "", ""
+            post = "import mpt_suite\n" + ("mpt_suite.%s.run()\n" % m.group(1) if m else "")
+        else:
+            flat_setup = []
         if self.reset and "soft_reset" in board.caps:
             board.soft_reset()
         else:
             board.exec("import sys, gc\nfor _k in [k for k in sys.modules if k == 'mptest' or k.startswith('mpalloc')]:\n"
                        " del sys.modules[_k]\ngc.collect()" if board.info.get("modules") else "import gc\ngc.collect()")
-        source = info.source
-        pre = ""
+        for line in flat_setup:
+            board.exec(line)
         if board.mode == "ram":
             pre = _RAM_PRELUDE
             for name, path in module_closure(source):
                 pre += "_mod(%r, %r)\n" % (name, path.read_text())
             pre += "del _mod\n"
-        elif board.mode == "flat":
-            source = flat_source(source, origin=str(info.path))
-        caps = tuple(sorted(self.caps()))
-        pre += "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
-        return (pre + source).encode()
+        return (pre + setup + source + post).encode()
 
     def _board_fault(self, res, cur, e):
         board = self.board
@@ -338,6 +395,7 @@ class _StreamState:
         self.current = None  # TestResult that started and has not ended
         self.in_tb = None  # TestResult whose traceback is being read
         self.transport = None
+        self.names = []  # the suite's test names in source order (SuiteInfo.tests)
 
     def _test(self, name):
         t = self.res.get(name)
@@ -375,7 +433,11 @@ class _StreamState:
             self.res.summary = {"passed": int(g[1]), "failed": int(g[2]), "skipped": int(g[3]), "ms": int(g[4])}
             ev("summary", self.res.name, None, line)
             return
-        t = self._test(g[1])
+        name = g[1]
+        m = re.match(r"_t(\d+)$", name)  # mptest on MicroPython 1.9 cannot name functions
+        if m and int(m.group(1)) < len(self.names):
+            name = self.names[int(m.group(1))]
+        t = self._test(name)
         if kind == "start":
             self.current = t
             t.status = "running"

@@ -19,6 +19,7 @@ Every error is a BoardError whose message is one line naming the board.
 """
 import contextlib
 import io
+import re
 import time
 
 import serial
@@ -28,6 +29,30 @@ from mpremote.transport_serial import SerialTransport
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
 _FRIENDLY_BANNER = b'Type "help()" for more information.'
+# a traceback of code that did not compile (so did not run): one <stdin> frame, no "in"
+_COMPILE_ERROR = re.compile(rb'^Traceback \(most recent call last\):\n  File "<stdin>", line \d+\n\w*Error:')
+# The receiver used where there is no raw-paste (micro:bit): reads n bytes from the
+# UART acknowledging each block of _RX_BLOCK with '#', checks their checksum.
+_RX_BLOCK = 16
+_RX_CODE = (b"from microbit import uart\n"
+            b"def _mpa_rx(n, c):\n"
+            b" r = []\n"
+            b" x = 0\n"
+            b" while n > 0:\n"
+            b"  k = n if n < 16 else 16\n"
+            b"  b = b''\n"
+            b"  while len(b) < k:\n"
+            b"   s = uart.read(k - len(b))\n"
+            b"   if s:\n"
+            b"    b += s\n"
+            b"  for v in b:\n"
+            b"   x = (x * 31 + v) & 0xFFFFFF\n"
+            b"  r.append(b)\n"
+            b"  n -= k\n"
+            b"  uart.write('#')\n"
+            b" if x != c:\n"
+            b"  raise ValueError('_mpa_rx')\n"
+            b" return str(b''.join(r), 'utf-8')\n")
 _POLL_S = 0.05  # pyserial read timeout: how often deadlines and alive() are checked
 _ALIVE_EVERY_S = 0.2
 
@@ -74,6 +99,14 @@ def shorten(data, limit=120):
     if len(data) > limit:
         data = "..." + data[-limit:]
     return data
+
+
+def _checksum(data):
+    """24-bit rolling checksum; the same formula runs on the board."""
+    c = 0
+    for x in data:
+        c = (c * 31 + x) & 0xFFFFFF
+    return c
 
 
 class _Line:
@@ -178,6 +211,8 @@ class Transport(SerialTransport):
         self._secs = 0
         self._next_alive = 0.0
         self.broken = None  # set to a message once the link is unusable
+        self.resend = 3  # classic raw REPL only, see exec_raw
+        self.rx_state = None  # acknowledging receiver installed on the board? (None: unknown)
         self.pace = None  # (bytes, seconds): write at most that many bytes per pause
         try:
             with contextlib.redirect_stdout(io.StringIO()):
@@ -300,22 +335,80 @@ class Transport(SerialTransport):
         with self.deadline(timeout_overall * (3 if soft_reset else 1),
                            "soft-resetting the board" if soft_reset else "entering the raw REPL"):
             with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints its buffer on failure
+                if soft_reset and self.rx_state:
+                    self.rx_state = None
                 try:
                     super().enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout_overall)
                 except TransportError:
                     raise BoardError("%s: could not enter the raw REPL (got '%s')" % (self.name, shorten(self.tail, 60))) from None
 
     def exec_raw(self, command, timeout=10, data_consumer=None):
+        """Send and run code; returns (stdout, exception text).
+
+        Without raw-paste (old firmware, e.g. the micro:bit) the classic raw REPL has
+        no flow control and bytes get lost when the board is busy (the micro:bit's
+        UART ring holds 20 bytes). So there: the code is sent again (up to `resend`
+        times) when the board did not answer "OK" or the code did not compile (in
+        both cases nothing ran); and code longer than a line goes through a small
+        receiver on the board that acknowledges every 16 bytes (see _RX_CODE)."""
         if isinstance(command, str):
             command = command.encode()
-        with self.deadline(10 + len(command) / 2000, self._doing if self._deadline else "sending code"):
-            with contextlib.redirect_stdout(io.StringIO()):
-                try:
-                    self.exec_raw_no_follow(command)
-                except TransportError as e:
-                    raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
-        with self.deadline(timeout, self._doing if self._deadline else "running code"):
-            return self.follow(timeout, data_consumer)
+        for attempt in range(self.resend + 1):
+            classic = not self.use_raw_paste
+            payload = None
+            if classic and len(command) > 48 and self._rx_ready():
+                payload, command_now = command, b"exec(_mpa_rx(%d, %d))" % (len(command), _checksum(command))
+            else:
+                command_now = command
+            send_s = (3 if classic else min(10, max(timeout, 2))) + len(command) / 1000
+            try:
+                with self.deadline(send_s, self._doing if self._deadline else "sending code"):
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        try:
+                            self.exec_raw_no_follow(command_now)
+                        except TransportError as e:
+                            raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
+                    if payload is not None:
+                        self._send_acked(payload)
+            except BoardGone:
+                raise
+            except BoardError:
+                # (the first command learns whether raw-paste exists)
+                if attempt == self.resend or self.use_raw_paste or not self.interrupt():
+                    raise
+                continue
+            with self.deadline(timeout, self._doing if self._deadline else "running code"):
+                out, err = self.follow(timeout, data_consumer)
+            if not self.use_raw_paste and attempt < self.resend:
+                e = err.replace(b"\r\n", b"\n")
+                if _COMPILE_ERROR.match(e) or (payload is not None and e.endswith(b"ValueError: _mpa_rx\n")):
+                    continue
+            return out, err
+
+    def _rx_ready(self):
+        """Install the acknowledging receiver (once per soft reset); False if the
+        board has no way to read its UART from Python."""
+        if self.rx_state is None:
+            self.rx_state = False
+            try:
+                out, err = self.exec_raw(_RX_CODE, timeout=5)
+            except BoardTimeout:
+                if not self.interrupt():
+                    raise
+                return False
+            if err and b"ImportError" not in err:
+                self.rx_state = None  # lost bytes or no memory: try again next time
+                return False
+            self.rx_state = not err
+        return self.rx_state
+
+    def _send_acked(self, data):
+        for i in range(0, len(data), _RX_BLOCK):
+            self.serial.write(data[i:i + _RX_BLOCK])
+            ack = self.serial.read(1)
+            if ack != b"#":
+                self.serial.unread(ack)  # an error report: follow() reads it
+                return
 
     def exec(self, command, data_consumer=None, timeout=10):
         out, err = self.exec_raw(command, timeout=timeout, data_consumer=data_consumer)

@@ -1,0 +1,46 @@
+"""`mpalloc boards`: the board profiles (boards/*.json) as a table."""
+import json
+
+from rich.table import Table
+
+from . import profiles
+from .output import Output
+
+
+def register(subparsers):
+    p = subparsers.add_parser("boards", help="list the board profiles", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print the profiles as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def _rows():
+    for name in profiles.names():
+        pr = profiles.load(name)
+        mp = pr.get("micropython") or {}
+        cpu = pr.get("cpu") or {}
+        man = pr.get("managed") or {}
+        yield pr, [name, pr.get("title", ""), "%s x%s" % (cpu.get("core", "?"), cpu.get("cores", "?")),
+                   "%d" % (mp.get("heap_bytes") or 0), str(mp.get("march", "")),
+                   ",".join(k for k in ("threads", "hard_irq") if mp.get(k)) or "-",
+                   "%s @ %s" % (man.get("bytes", "?"), man.get("virtual_base", "?")),
+                   "vboard:%s" % name if name != "microbit" else "qemu:microbit"]
+
+
+def run(args):
+    rows = list(_rows())
+    if args.json:
+        print(json.dumps({r[0]["name"]: r[0] for r in rows}, indent=2))
+        return 0
+    out = Output()
+    head = ["board", "title", "cpu", "heap B", "march", "caps", "managed B @ base", "without hardware"]
+    if out.tty:
+        t = Table(*head)
+        for _, r in rows:
+            t.add_row(*r)
+        out.console.print(t)
+    else:
+        w = [max(len(str(x)) for x in col) for col in zip(head, *[r for _, r in rows])]
+        for r in [head] + [r for _, r in rows]:
+            print("  ".join(str(x).ljust(n) for x, n in zip(r, w)).rstrip())
+    return 0

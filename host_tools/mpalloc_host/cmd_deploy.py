@@ -1,0 +1,38 @@
+"""`mpalloc deploy`: copy the firmware (mpalloc package, mptest.py, board.json) to a board.
+
+    mpalloc deploy --port /dev/ttyACM0 --board rp2040 [--mpy]
+
+Unchanged files are skipped (sha256 computed on the board). With --mpy the modules
+are compiled with mpy-cross first, for the arch the board's MicroPython loads
+(the profile's micropython.march on a real board). A board without a filesystem
+gets nothing here: `mpalloc test` sends the modules it needs with each suite.
+"""
+from .cli import add_board_options, open_board
+from .output import Output
+
+
+def register(subparsers):
+    p = subparsers.add_parser("deploy", help="copy the firmware to a board (skips unchanged files)",
+                              description=__doc__.split("\n\n", 1)[0])
+    add_board_options(p)
+    p.add_argument("--mpy", action="store_true", help="compile with mpy-cross first (-march from the board)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    out = Output(quiet=args.quiet)
+    with open_board(args) as board:
+        with out.progress("deploy to %s" % board.name) as bar:
+            r = board.deploy(mpy=args.mpy, progress=bar)
+    if r["mode"] == "ram":
+        out.note("%s has no filesystem: nothing copied; `mpalloc test` sends modules with each suite" % board.name)
+        return 0
+    for path in r["copied"]:
+        out.note("  copied  %s" % path)
+    for path in r["removed"]:
+        out.note("  removed %s" % path)
+    out.note("%s: %d files copied (%d bytes), %d unchanged, %d removed [%s]"
+             % (board.name, len(r["copied"]), r["bytes"], len(r["skipped"]), len(r["removed"]), r["mode"]))
+    return 0
