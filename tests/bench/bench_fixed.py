@@ -1,7 +1,7 @@
 # Workload 1, fixed-size churn: pool_get/put, pool_cache_get/put (magazine hits,
 # two gets then two puts, bursts of k), kmem_alloc/free of small sizes.
 #
-#   MICROPYPATH=firmware:tests/bench .venv/bin/micropython -X heapsize=233024 tests/bench/bench_fixed.py [quick=1] [modes=up,thread]
+#   MICROPYPATH=firmware:tests/bench .venv/bin/micropython -X heapsize=233024 tests/bench/bench_fixed.py [quick=1] [modes=up,thread] [part=all|pool|kmem]
 #
 # Per pattern: cost in cu per operation (get or put), MicroPython heap bytes per
 # operation, whether it runs with the heap locked, depot accesses per operation
@@ -9,7 +9,9 @@
 # (Merged from the earlier bench_pool_cache.py.)
 from benchcore import *  # noqa: F401,F403
 
-from mpalloc import mem, intr, pool
+_backing = [bytearray(65536)]  # the managed window's bytes, before anything fragments the heap
+
+from mpalloc import mem, intr, pool  # noqa: E402
 from mpalloc import pool_cache as PC
 
 A = bench_args(globals())
@@ -92,12 +94,7 @@ def l_kmem_base(s, n):
         z
 
 
-_backing = []
-
-
 def backing():
-    if not _backing:
-        _backing.append(bytearray(65536))
     return _backing[0]
 
 
@@ -177,7 +174,6 @@ def run_kmem():
         base = 0x20010000
         mem.attach(base, backing())
         uvm_km.uvm_km_bootstrap(base, 65536, 256)
-        kmem.kmem_reset()
         kmem.kmem_init()
     except Exception as e:  # vmem not there yet, ...
         emit("kmem.error", repr(type(e).__name__ + ":" + str(e)).replace(" ", "_")[:80])
@@ -193,6 +189,8 @@ def run_kmem():
 
 emit_env()
 modes = A.get("modes", "up,thread").split(",")
+if A.get("part", "all") == "kmem":
+    modes = []
 for m in modes:
     if m == "thread":
         try:
@@ -201,7 +199,7 @@ for m in modes:
             emit("thread.error", "no__thread")
             continue
     run(m)
-if A.get("kmem", 1):
+if A.get("part", "all") in ("all", "kmem"):
     run_kmem()
 intr.setup(1)
 emit_calibration()

@@ -35,10 +35,8 @@ def trace():
 
 
 def run_arena(name, alloc, free, arena, flags, sz, pick):
-    from array import array
-
-    la = [0] * MAXLIVE
-    ls = array("H", bytes(2 * MAXLIVE))
+    la = LA
+    ls = LS
     n = 0
     live = 0
     step = 0
@@ -75,10 +73,8 @@ def report(name, failed, step, n, live, arena):
 
 
 def run_gcheap(sz, pick):
-    from array import array
-
-    la = [None] * MAXLIVE
-    ls = array("H", bytes(2 * MAXLIVE))
+    la = LA
+    ls = LS
     gc.collect()
     f0 = gc.mem_free()
     if f0 < ARENA:
@@ -123,6 +119,10 @@ def run_gcheap(sz, pick):
         emit("frag.gcheap.failed_request", z)
 
 
+from array import array  # noqa: E402
+
+LA = [None] * MAXLIVE  # the live blocks (addresses or bytearrays) and their sizes
+LS = array("H", bytes(2 * MAXLIVE))
 emit_env()
 sz, pick = trace()
 which = A.get("alloc", "instant,best,firstfit").split(",")
@@ -131,6 +131,7 @@ for w in which:
         if MICROPYTHON:
             run_gcheap(sz, pick)
         continue
+    gc.collect()
     if w == "firstfit":
         ff = FirstFit(0x1000, ARENA, Q)
         run_arena("firstfit", ff_alloc, ff_free, ff, 0, sz, pick)

@@ -72,7 +72,7 @@ def run_vmem(h, policy, pname, seq):
     holes(vm, V.vmem_alloc, V.vmem_free, h)
     s = Ring(vm, V.vmem_alloc, V.vmem_free, NOWAIT | policy, seq)
     key = "vmem.%s.H%d" % (pname, h)
-    l_ring(s, 200)
+    l_ring(s, 3000)  # steady state: the tag reserve has grown to what the live set needs
     st0 = vstats(vm)
     emit(key + ".freesegs", st0.get("nfreesegs"))
     n = pick_n(l_ring, s, TARGET)
@@ -83,6 +83,7 @@ def run_vmem(h, policy, pname, seq):
         emit(key + ".steps_per_op", (st1["steps"] - st0["steps"]) / ops)
     if "maxsteps" in st1:
         emit(key + ".maxsteps", st1["maxsteps"])
+    emit(key + ".refused", st1["nfail"] - st0["nfail"])
     emit_heap(key, l_ring, s, 500, 1000)
     if pname == "instant" and h == 256:
         tail(key, l_ring, s, l_ring_base)
@@ -128,15 +129,17 @@ def run_qcache(seq_small):
             k = 20000 if not QUICK else 5000
             l_ring(s, k)
             after = vstats(vm)
-            for f in ("nalloc", "nimport", "steps"):
+            for f in ("nalloc", "qhits", "qfills", "qdrains", "steps"):
                 if f in after:
                     emit(key + ".d_" + f, after[f] - before[f])
             emit(key + ".small_allocs", k)
-            qs = after.get("qcache_seg_allocs")
-            if qs is not None:
-                emit(key + ".seglist_share", (qs - before["qcache_seg_allocs"]) / k)
+            if "qfills" in after:
+                # a fill carves a batch from one segment, a drain gives items back:
+                # the only times a small request reaches the segment list
+                seg = (after["qfills"] - before["qfills"]) + (after["qdrains"] - before["qdrains"])
             else:
-                emit(key + ".seglist_share", (after["nalloc"] - before["nalloc"]) / k)
+                seg = after["nalloc"] - before["nalloc"]
+            emit(key + ".seglist_share", seg / k)
         del st0, st1
     if out.get("qcache") and out.get("segment"):
         emit("vmem.small.segment_over_qcache", out["segment"] / out["qcache"])

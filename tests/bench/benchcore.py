@@ -397,9 +397,11 @@ def l_ring(s, n):
     j = s.j
     for _ in range(n):
         i = j & 31
-        fr(vm, A[i], S[i])
+        x = A[i]
+        if x is not None:
+            fr(vm, x, S[i])
         z = seq[j & 1023]
-        A[i] = al(vm, z, fl)
+        A[i] = al(vm, z, fl)  # None (refused) is counted by the arena's nfail
         S[i] = z
         j += 1
     s.j = j
@@ -417,11 +419,12 @@ def l_ring_base(s, n):
     for _ in range(n):
         i = j & 31
         x = A[i]
-        y = S[i]
+        if x is not None:
+            y = S[i]
         z = seq[j & 1023]
-        A[i] = x
-        S[i] = z
-        j += 1
+        A[i] = x  # the same stores as l_ring, of the values already there
+        S[i] = S[i]
+        j += z - z + 1
 
 
 def size_seq(seed, quantum, small):

@@ -1,0 +1,110 @@
+"""The goals of issue #8, checked against a run's figures (never a test: a goal not
+met is a figure in the report, with who owns it and by how much it misses)."""
+
+MP = "micropython"
+
+
+def _get(runs, key, target=MP):
+    v = runs.get(target, {}).get(key)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _row(gid, text, owner, value, must, stretch=None, higher=False, fmt="%.3g", detail=""):
+    """must/stretch are bounds: value <= bound (or >= with higher=True)."""
+    if value is None:
+        met = None
+    else:
+        met = value >= must if higher else value <= must
+    smet = None
+    if value is not None and stretch is not None:
+        smet = value >= stretch if higher else value <= stretch
+    miss = None
+    if met is False:
+        miss = (value / must) if must else None
+    cmp = ">=" if higher else "<="
+    return {"id": gid, "goal": text, "owner": owner, "value": value,
+            "shown": "not measured" if value is None else fmt % value,
+            "must": "%s %s" % (cmp, fmt % must), "stretch": None if stretch is None else "%s %s" % (cmp, fmt % stretch),
+            "met": met, "stretch_met": smet, "miss_factor": miss, "detail": detail}
+
+
+def evaluate(doc):
+    runs = doc.get("runs", {})
+    rows = []
+    for mode, label in (("up", "1 CPU"), ("thread", "2 CPUs, vboard threads")):
+        v = _get(runs, "%s.pool_cache_hit.cu" % mode)
+        rows.append(_row("G1" + mode[0], "pool_cache magazine hit, cu per get or put (%s)" % label, "pool_cache",
+                         v, 4, 3))
+    # zero heap bytes per op (asked of the heap, mem_total; garbage is a separate column)
+    for name, keys, owner in (
+            ("pool", ["up.pool_get_put"], "pool"),
+            ("pool_cache", ["up.pool_cache_hit", "up.pool_cache_2get2put", "thread.pool_cache_hit"], "pool_cache"),
+            ("kmem <= 1 KB", ["kmem.s16", "kmem.s64", "kmem.s256", "kmem.s1024"], "kmem"),
+            ("vmem M_NOWAIT", ["vmem.instant.H16", "vmem.instant.H256", "vmem.instant.H4096"], "vmem")):
+        vals = [_get(runs, k + ".heap_bytes_per_op") for k in keys]
+        vals = [x for x in vals if x is not None]
+        garb = [_get(runs, k + ".garbage_bytes_per_op") for k in keys]
+        garb = [x for x in garb if x is not None]
+        locked = [runs.get(MP, {}).get(k + ".heap_locked_ok") for k in keys]
+        det = "garbage left per op: %s; runs under heap_lock: %s" % (
+            "%.3g" % max(garb) if garb else "-", "yes" if locked and all(x is True for x in locked) else
+            ("no" if any(x is False for x in locked) else "-"))
+        rows.append(_row("G2", "heap bytes asked per op, %s" % name, owner, max(vals) if vals else None, 0,
+                         fmt="%.4g", detail=det))
+    h16 = _get(runs, "vmem.instant.H16.cu")
+    rows.append(_row("G3", "vmem alloc+free pair, cu (instant fit, 16 free segments)", "vmem", h16, 80, 50))
+    top = None
+    for h in (4096, 1024):
+        x = _get(runs, "vmem.instant.H%d.cu" % h)
+        if x is not None:
+            top = (h, x)
+            break
+    ff16 = _get(runs, "firstfit.H16.cu")
+    ffr = None
+    det = ""
+    if top and ff16:
+        ffh = _get(runs, "firstfit.H%d.cu" % top[0])
+        if ffh:
+            ffr = ffh / ff16
+            det = "first fit: %.3gx" % ffr
+    flat = top[1] / h16 if top and h16 else None
+    s0 = _get(runs, "vmem.instant.H16.maxsteps")
+    s1 = _get(runs, "vmem.instant.H%d.maxsteps" % top[0]) if top else None
+    if s0 is not None and s1 is not None:
+        det += "; worst steps per op %d at 16, %d at %d" % (s0, s1, top[0])
+    rows.append(_row("G4", "flatness: cost at %s free segments / cost at 16" % (top[0] if top else 4096), "vmem",
+                     flat, 1.25, 1.1, detail=det))
+    rows.append(_row("G4f", "first fit grows with the free segments (same ratio)", "(peer)", ffr, 2, higher=True,
+                     detail="the textbook baseline, for comparison"))
+    rows.append(_row("G5", "quantum cache: segment path cost / qcache hit cost", "vmem",
+                     _get(runs, "vmem.small.segment_over_qcache"), 3, 8, higher=True))
+    rows.append(_row("G6", "small allocations reaching the segment list (share)", "vmem",
+                     _get(runs, "vmem.small.qcache.seglist_share"), 1e-3, 1e-4))
+    u = _get(runs, "frag.instant.utilisation")
+    ug = _get(runs, "frag.gcheap.utilisation")
+    rows.append(_row("G7", "utilisation at first failure, mixed trace (instant fit)", "vmem", u, 0.85, higher=True,
+                     detail="best fit %s, first fit %s" % (
+                         _fmt(_get(runs, "frag.best.utilisation")), _fmt(_get(runs, "frag.firstfit.utilisation")))))
+    rows.append(_row("G7g", "utilisation points above MicroPython's gc heap", "vmem",
+                     (u - ug) * 100 if u is not None and ug is not None else None, 10, higher=True, fmt="%.1f",
+                     detail="gc heap %s" % _fmt(ug)))
+    worst = None
+    bound = None
+    wkey = ""
+    mpr = runs.get(MP, {})
+    for k, v in mpr.items():
+        if k.endswith(".depot_per_op") and isinstance(v, (int, float)):
+            mode = k.split(".", 1)[0]
+            b = mpr.get(mode + ".depot_bound")
+            if not isinstance(b, (int, float)) or not b:
+                continue
+            r = v / b
+            if worst is None or r > worst:
+                worst, bound, wkey = r, b, k
+    rows.append(_row("G8", "depot accesses per op / (1/M), worst pattern", "pool_cache", worst, 1,
+                     detail=("worst: %s (1/M = %.4g)" % (wkey.rsplit(".", 1)[0], bound)) if wkey else ""))
+    return rows
+
+
+def _fmt(v):
+    return "-" if v is None else "%.3g" % v

@@ -1,0 +1,138 @@
+"""The suite: which script runs where, with what heap, and the assembled result.
+
+Targets:
+  micropython  the board named by --port: vboard:<board> runs the MicroPython unix
+               port directly, one fresh process per script, with the profile's heap
+               (bench_vmem.py gets 2 MB: 4,096 free segments of boundary tags plus the
+               first-fit peer's lists do not fit 228 KB of 64-bit heap); any other
+               port goes through a Board session (firmware deployed, scripts sent).
+  cpython      the same vmem and fragmentation scripts on CPython, and the CPython
+               peers (tlsfallocator, virtual-allocator) on the same traces.
+"""
+import datetime
+import json
+import os
+import platform
+import time
+
+from . import SCHEMA
+from .goals import evaluate
+from .runner import Local, OnBoard
+
+VMEM_HEAP = 2 * 1024 * 1024
+KMEM_HEAP = 512 * 1024  # kmem_init's 22 size-class caches take ~64 KB of 64-bit heap
+GCHEAP_HEAP = 160 * 1024  # 64 KB arena + the trace arrays + the interpreter; padded to 64 KB free
+
+
+def jobs(quick=False, board_heap=None, on_board=False):
+    """[(target, script, args, options)] in run order."""
+    q = ["quick=1"] if quick else []
+    holes = "holes=16,256,4096"
+    if on_board and (board_heap or 0) < 1024 * 1024:
+        holes = "holes=16,256,1024"  # a 4,096-hole arena does not fit a small board's heap
+    out = [
+        ("micropython", "bench_fixed.py", q + ["part=pool"], {}),
+        ("micropython", "bench_fixed.py", q + ["part=kmem"], {"heap": KMEM_HEAP}),
+        ("micropython", "bench_vmem.py", q + [holes], {"heap": VMEM_HEAP}),
+        ("micropython", "bench_frag.py", ["alloc=instant,best,firstfit"], {}),
+        ("micropython", "bench_frag.py", ["alloc=gcheap"], {"heap": GCHEAP_HEAP, "fresh": True}),
+        ("cpython", "bench_vmem.py", q + ["holes=16,256,4096", "bestfit=0"], {}),
+        ("cpython", "bench_frag.py", ["alloc=instant,best,firstfit"], {}),
+        ("cpython", "bench_peers.py", q + ["holes=16,256,4096"], {}),
+    ]
+    return out
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": "%s %s" % (platform.system(), platform.release()),
+            "arch": platform.machine()}
+
+
+def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "cpython"), progress=None,
+        open_board=None):
+    """Run the suite; returns the result document (dict). progress(i, n, text) is told
+    before each job. open_board(): a context manager giving a Board (ports other than
+    vboard:)."""
+    import contextlib
+
+    from .. import profiles
+
+    t0 = time.time()
+    pname = board or (port.split(":", 1)[1] if ":" in port and port.split(":", 1)[0] in ("vboard", "wasm32") else None)
+    heap = None
+    if pname:
+        try:
+            heap = profiles.load(pname).get("micropython", {}).get("heap_bytes")
+        except Exception:
+            heap = None
+    direct = port.startswith("vboard:")
+    notes = []
+    runs = {t: {} for t in targets}
+    with contextlib.ExitStack() as stack:
+        mp = None
+        if "micropython" in targets:
+            if direct:
+                mp = Local("micropython", heap=heap)
+            else:
+                if open_board is None:
+                    raise ValueError("bench: port %s needs a board session" % port)
+                mp = OnBoard(stack.enter_context(open_board()))
+                heap = heap or mp.board.info.get("heap_total")
+        cp = Local("cpython")
+        todo = [j for j in jobs(quick, heap, on_board=not direct) if j[0] in targets]
+        for i, (tgt, script, args, opt) in enumerate(todo):
+            if progress:
+                progress(i, len(todo), "%s %s %s" % (tgt, script, " ".join(args)))
+            if tgt == "micropython":
+                if direct:
+                    res = mp.run(script, args, heap=opt.get("heap"))
+                else:
+                    res = mp.run(script, args, fresh=opt.get("fresh", False))
+            else:
+                res = cp.run(script, args)
+            runs[tgt].update(res)
+        if progress:
+            progress(len(todo), len(todo), "done")
+    if direct:
+        notes.append("MicroPython figures: the unix port (%s) run directly with the %s profile's heap (%s bytes); "
+                     "bench_vmem.py with %d bytes (4,096 free segments of tags plus the first-fit lists do not fit "
+                     "the profile heap on a 64-bit port), the kmem part of bench_fixed.py with %d bytes (kmem_init's 22 "
+                     "size-class caches take about 64 KB of 64-bit heap beside the 64 KB window); firmware as .mpy "
+                     "(mpy-cross), as a board gets it." % (port, pname, heap, VMEM_HEAP, KMEM_HEAP))
+    doc = {
+        "schema": SCHEMA,
+        "meta": {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "port": port, "board": pname, "quick": bool(quick), "seconds": round(time.time() - t0, 1),
+            "machine": machine(), "host_python": platform.python_version(),
+        },
+        "runs": runs,
+        "notes": notes,
+    }
+    doc["goals"] = evaluate(doc)
+    return doc
+
+
+def save(doc, path):
+    d = os.path.dirname(str(path))
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def load(path):
+    with open(path) as f:
+        doc = json.load(f)
+    if doc.get("schema") != SCHEMA:
+        raise ValueError("%s: not a benchmark result of schema %d" % (path, SCHEMA))
+    return doc
