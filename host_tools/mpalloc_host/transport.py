@@ -219,7 +219,10 @@ class Transport(SerialTransport):
                 super().__init__(device, baudrate=baudrate, exclusive=exclusive, timeout=_POLL_S)
         except TransportError:
             raise BoardError("%s: cannot open %s: %s" % (self.name, device, _why_not_open(device, exclusive))) from None
-        self.serial.write_timeout = write_timeout
+        try:
+            self.serial.write_timeout = write_timeout
+        except NotImplementedError:  # pyserial's rfc2217:// (ser2net, labgrid) has none; its writes are sendall()
+            pass
         self.serial = _Line(self.serial, self)
 
     # -- deadlines and liveness ---------------------------------------------------
