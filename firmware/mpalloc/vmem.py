@@ -214,8 +214,7 @@ class vmem:
         self._steps = 0
         self._maxsteps = 0
         self._gen = 0  # bumped by every free (waiters poll it)
-        self._nft = 0  # next fit: tag of the last next-fit allocation
-        self._nfq = _QMIN  # next fit cursor (quanta, end of that allocation)
+        self._nfq = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
         # import / reclaim / limit
         self._importfn = None
         self._releasefn = None
@@ -890,31 +889,30 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
     fa = 0
     strat = flags & _FITMASK
     if strat == M_NEXTFIT:
-        # walk the segment list from the cursor, wrapping once
+        # address-ordered next fit: the lowest fit at or after the cursor (the
+        # end of the previous next-fit allocation), else wrap to the lowest fit.
+        # Walks the whole segment list: for cyclic IDs, not a constant-time path.
         ty = vm._ty
         sn = vm._sn
-        cur = vm._nft
-        if not (cur and _T_BUSY <= ty[cur] <= _T_XBUSY and st[cur] + sz[cur] == vm._nfq):
-            cur = 0
-        t = sn[cur]
-        lim = vm._cap * 2 + 2
-        while steps < lim:
-            steps += 1
-            if t == cur:
+        cur = vm._nfq
+        lo = cur if cur > minq else minq
+        while True:
+            t = sn[0]
+            while t:
+                steps += 1
+                if ty[t] == _T_FREE and sz[t] >= qs:
+                    a = _fit(st[t], sz[t], qs, align, phase, nocross, lo, maxqx, ol)
+                    if a is not None and (not found or a < fa):
+                        found = t
+                        fa = a
+                t = sn[t]
+            if found or lo == minq:
                 break
-            if ty[t] == _T_FREE and sz[t] >= qs:
-                a = _fit(st[t], sz[t], qs, align, phase, nocross, minq, maxqx, ol)
-                if a is not None:
-                    found = t
-                    fa = a
-                    break
-            t = sn[t]
+            lo = minq
         if found:
             _fl_remove(vm, found)
-            b = _carve(vm, found, fa, qs, btype)
-            vm._nft = b
-            vm._nfq = st[b] + qs
-            found = b
+            found = _carve(vm, found, fa, qs, btype)
+            vm._nfq = fa + qs
     else:
         k = (_flog2(qs - 1) + 1) if qs > 1 else 0
         if strat != M_BESTFIT:
