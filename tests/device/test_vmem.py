@@ -1,0 +1,389 @@
+# vmem(9) on the device: semantics, a seeded random workload with the invariant
+# checker, zero heap allocation under heap_lock, two threads racing.
+#
+#   MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_vmem.py
+import gc
+import sys
+
+import mptest
+from mptest import Suite, check_msg, eq, heap_locked, raises
+from mpalloc import intr
+from mpalloc import vmem as V
+from mpalloc.vmem import (
+    M_BESTFIT,
+    M_FIRSTFIT,
+    M_NEXTFIT,
+    M_NOWAIT,
+    VMEM_ADDR_MAX,
+    VMEM_ADDR_MIN,
+    VMEM_ALLOC,
+    VMEM_FREE,
+    vmem_alloc,
+    vmem_create,
+    vmem_destroy,
+    vmem_free,
+    vmem_segments,
+    vmem_size,
+    vmem_stats,
+    vmem_xalloc,
+    vmem_xfree,
+)
+
+s = Suite("vmem", needs=("heap:65536",))
+NW = M_NOWAIT
+BASE = 0x20000000
+# small ints are 31-bit on 32-bit ports, 63-bit on 64-bit ones
+SMALL32 = sys.maxsize < (1 << 32) if hasattr(sys, "maxsize") else True
+
+
+class Rng:
+    # xorshift32: the same sequence on every port (no random module needed)
+    def __init__(self, seed):
+        self.x = seed & 0x3FFFFFFF or 1
+
+    def next(self, n):
+        x = self.x
+        x ^= (x << 13) & 0x3FFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0x3FFFFFFF
+        self.x = x
+        return x % n
+
+
+@s.test
+def semantics():
+    vm = vmem_create("sem", BASE, 4096, 16, 0, NW)
+    a = vmem_alloc(vm, 100, NW)
+    eq(a, BASE, "first fit address")
+    eq(vmem_size(vm, VMEM_ALLOC), 112, "rounded to the quantum")
+    x = vmem_xalloc(vm, 48, 256, 32, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW | M_BESTFIT)
+    eq(x % 256, 32, "align/phase")
+    y = vmem_xalloc(vm, 48, 0, 0, 64, BASE + 0x230, VMEM_ADDR_MAX, NW)
+    eq(y, BASE + 0x240, "nocross pushes to the next 64-byte block")
+    eq(vmem_xalloc(vm, 256, 0, 0, 0, BASE + 0x800, BASE + 0x8FE, NW), None, "maxaddr inclusive")
+    z = vmem_xalloc(vm, 256, 0, 0, 0, BASE + 0x800, BASE + 0x8FF, NW)
+    eq(z, BASE + 0x800, "window exactly the size")
+    e = raises(ValueError, vmem_free, vm, x, 48)
+    check_msg(e, "vmem_free", "vmem_xalloc")
+    e = raises(ValueError, vmem_free, vm, a, 64)
+    check_msg(e, "vmem_free", "does not match")
+    for p, n in ((a, 100),):
+        vmem_free(vm, p, n)
+    e = raises(ValueError, vmem_free, vm, a, 100)
+    check_msg(e, "vmem_free", "never allocated", "double free")
+    e = raises(ValueError, vmem_xalloc, vm, 16, 48, 0, 0, 0, VMEM_ADDR_MAX, NW)
+    check_msg(e, "vmem_xalloc", "power of two")
+    e = raises(ValueError, vmem_alloc, vm, 16, 0)
+    check_msg(e, "vmem_alloc", "no wait flag")
+    vmem_xfree(vm, x, 48)
+    vmem_xfree(vm, y, 48)
+    vmem_xfree(vm, z, 256)
+    eq(vmem_segments(vm), [(BASE, 4096, "free")], "coalesced back to one segment")
+    # next fit: cyclic ids
+    ids = vmem_create("ids", 1, 8, 1, 0, NW)
+    got = []
+    for _ in range(10):
+        i = vmem_alloc(ids, 1, NW | M_NEXTFIT)
+        got.append(i)
+        vmem_free(ids, i, 1)
+    eq(got, [1, 2, 3, 4, 5, 6, 7, 8, 1, 2], "next fit")
+    vmem_destroy(vm)
+    vmem_destroy(ids)
+
+
+@s.test
+def quantum_cache():
+    vm = vmem_create("qc", BASE, 1 << 16, 16, 128, NW)
+    a = vmem_alloc(vm, 32, NW)
+    vmem_free(vm, a, 32)
+    eq(vmem_alloc(vm, 32, NW), a, "cache hit returns the item just freed")
+    vmem_free(vm, a, 32)
+    e = raises(ValueError, vmem_free, vm, a, 32)
+    check_msg(e, "vmem_free", "double free")
+    # steady state: a random walk of small allocations around a live set
+    r = Rng(7)
+    live = []
+    nsmall = 0
+    for i in range(6000):
+        if len(live) < 24 or (len(live) < 72 and r.next(2)):
+            n = 16 * (1 + r.next(8))
+            live.append((vmem_alloc(vm, n, NW), n))
+            nsmall += 1
+        else:
+            p, n = live.pop(r.next(len(live)))
+            vmem_free(vm, p, n)
+    st0 = vmem_stats(vm)
+    base_fills = st0["qfills"] + st0["qdrains"]
+    for i in range(20000):
+        if len(live) < 24 or (len(live) < 72 and r.next(2)):
+            n = 16 * (1 + r.next(8))
+            live.append((vmem_alloc(vm, n, NW), n))
+            nsmall += 1
+        else:
+            p, n = live.pop(r.next(len(live)))
+            vmem_free(vm, p, n)
+    st1 = vmem_stats(vm)
+    visits = st1["qfills"] + st1["qdrains"] - base_fills
+    s.metric("quantum_cache", "segment_visits_per_1000_small", visits * 1000 // 10000)
+    if visits * 1000 > 10000:
+        raise AssertionError("%d segment-list visits in ~10000 small allocations" % visits)
+    for p, n in live:
+        vmem_free(vm, p, n)
+    V.vmem_check(vm)
+    vmem_destroy(vm)
+
+
+def _heap_room():
+    try:
+        return gc.mem_free()
+    except AttributeError:
+        return 1 << 20
+
+
+@s.test
+def random_workload():
+    # seeded random alloc/xalloc/free/xfree with an independent ownership map;
+    # vmem_check (the full invariant check) every CHECK operations
+    nops = 20000
+    Q = 8
+    NQ = 2048
+    vm = vmem_create("rw", BASE, NQ * Q, Q, 4 * Q, NW)
+    own = bytearray(NQ)  # 1 where the model says a quantum is allocated
+    live = []  # [addr, size, kind]
+    r = Rng(12345)
+    inuse = 0
+    fails = 0
+    CHECK = 200
+    for op in range(nops):
+        k = r.next(10)
+        if live and (k < 4 or inuse > NQ * Q * 3 // 4):
+            e = live.pop(r.next(len(live)))
+            a, n, kind = e
+            if kind:
+                vmem_xfree(vm, a, n)
+            else:
+                vmem_free(vm, a, n)
+            o = (a - BASE) // Q
+            for i in range(o, o + (n + Q - 1) // Q):
+                own[i] = 0
+            inuse -= (n + Q - 1) // Q * Q
+        else:
+            n = 1 + r.next(24 * Q if r.next(4) else 200 * Q)
+            if k < 7:
+                a = vmem_alloc(vm, n, NW | (M_FIRSTFIT, M_BESTFIT, M_FIRSTFIT)[r.next(3)])
+                kind = 0
+            else:
+                align = Q << r.next(5)
+                phase = Q * r.next(align // Q)
+                a = vmem_xalloc(vm, n, align, phase, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW)
+                kind = 1
+                if a is not None and a % align != phase:
+                    raise AssertionError("xalloc 0x%x misses align %d phase %d" % (a, align, phase))
+            if a is None:
+                fails += 1
+                continue
+            o = (a - BASE) // Q
+            m = (n + Q - 1) // Q
+            if o < 0 or o + m > NQ:
+                raise AssertionError("0x%x+%d outside the arena" % (a, n))
+            for i in range(o, o + m):
+                if own[i]:
+                    raise AssertionError("op %d: 0x%x+%d overlaps a live allocation" % (op, a, n))
+                own[i] = 1
+            live.append((a, n, kind))
+            inuse += m * Q
+        if vmem_size(vm, VMEM_ALLOC) - vmem_stats(vm)["qcached"] != inuse:
+            raise AssertionError("op %d: vmem_size disagrees with the model" % op)
+        if op % CHECK == 0:
+            V.vmem_check(vm)
+    V.vmem_check(vm)
+    s.metric("random_workload", "ops", nops)
+    s.metric("random_workload", "failed_allocs", fails)
+    s.metric("random_workload", "maxsteps", vmem_stats(vm)["maxsteps"])
+    for a, n, kind in live:
+        if kind:
+            vmem_xfree(vm, a, n)
+        else:
+            vmem_free(vm, a, n)
+    eq(vmem_size(vm, VMEM_ALLOC), vmem_stats(vm)["qcached"], "all freed")
+    vmem_destroy(vm)
+
+
+def _holey(base, nholes, qcache):
+    # an arena with nholes one-quantum free segments (plus the tail)
+    Q = 16
+    vm = vmem_create("holes", base, (4 * nholes + 64) * Q, Q, qcache, NW)
+    keep = []
+    for i in range(2 * nholes):
+        keep.append(vmem_xalloc(vm, Q, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW))
+    for i in range(0, 2 * nholes, 2):
+        vmem_xfree(vm, keep[i], Q)
+    return vm
+
+
+_box = [None, 0, 0]
+
+
+def _pairs(vm):
+    # 200 alloc+free pairs of varying sizes, M_NOWAIT, instant and best fit
+    i = 0
+    while i < 200:
+        n = 16 * (1 + (i & 7))
+        a = vmem_alloc(vm, n, M_NOWAIT)
+        b = vmem_alloc(vm, n + 16, M_NOWAIT | M_BESTFIT)
+        vmem_free(vm, a, n)
+        x = vmem_xalloc(vm, 32, 64, 16, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, M_NOWAIT)
+        vmem_free(vm, b, n + 16)
+        vmem_xfree(vm, x, 32)
+        i += 1
+    return i
+
+
+@s.test
+def zero_alloc_segment_path():
+    vm = _holey(BASE, 300, 0)
+    _pairs(vm)  # warm up (tag reserve grown, nothing else to allocate)
+    eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock")
+    V.vmem_check(vm)
+
+
+@s.test
+def zero_alloc_quantum_cache():
+    vm = _holey(BASE, 100, 128)
+    _pairs(vm)
+    eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock (qcache sizes)")
+    V.vmem_check(vm)
+
+
+@s.test
+def zero_alloc_32bit_ranges():
+    # an arena whose addresses are small ints on every port (SRAM at 0x2000_0000)
+    # never makes a value >= 2**30: checked under heap_lock on the 32-bit port
+    vm = _holey(0x3FF00000, 50, 64)
+    _pairs(vm)
+    eq(heap_locked(_pairs, vm), 200, "0x3FF0_0000 arena under heap_lock")
+
+
+def _high_pairs(vm):
+    i = 0
+    while i < 100:
+        a = vmem_alloc(vm, 48, M_NOWAIT)
+        vmem_free(vm, a, 48)
+        i += 1
+    return i
+
+
+def _control(org):
+    # what the caller must pay anyway: the returned address int and the
+    # subtraction back to an offset (both heap objects when >= 2**30 on 32-bit)
+    i = 0
+    while i < 100:
+        a = org + 48
+        o = a - org
+        i += 1
+    return o
+
+
+@s.test
+def high_arena_offsets():
+    # An arena at 0x4007_0000 (ESP32 IRAM). On a 64-bit port everything runs
+    # under heap_lock. On a 32-bit port the address handed back is itself a
+    # big int (nothing can avoid that), so compare the heap used by 100 pairs
+    # with 100 rounds of just making such an address and subtracting: vmem's
+    # own work (offsets in quanta) must add nothing.
+    vm = _holey(0x40070000, 50, 0)
+    _high_pairs(vm)
+    if not SMALL32:
+        eq(heap_locked(_high_pairs, vm), 100, "high arena under heap_lock (64-bit)")
+        return
+    gc.collect()
+    gc.disable()
+    try:
+        m0 = gc.mem_alloc()
+        _control(vm._org)
+        ctl = gc.mem_alloc() - m0
+        m0 = gc.mem_alloc()
+        _high_pairs(vm)
+        got = gc.mem_alloc() - m0
+    finally:
+        gc.enable()
+    s.metric("high_arena_offsets", "bytes_per_pair", got // 100)
+    s.metric("high_arena_offsets", "control_bytes_per_pair", ctl // 100)
+    if got > ctl:
+        raise AssertionError("100 pairs allocated %d bytes, address ints alone %d" % (got, ctl))
+
+
+@s.test
+def two_threads_race():
+    if not mptest.has("threads"):
+        mptest.skip("no _thread")
+    import _thread
+
+    intr.setup(2)
+    vm = vmem_create("race", BASE, 64 * 1024, 16, 64, NW)
+    owner = bytearray(4096)  # per quantum: 0 free, 1/2 owned by that thread
+    state = [None, 0, 0]  # error, done flags of threads 1 and 2
+    N = 3000
+
+    def work(me, seed):
+        r = Rng(seed)
+        mine = []
+        try:
+            for i in range(N):
+                if len(mine) < 8 or (len(mine) < 40 and r.next(2)):
+                    n = 16 * (1 + r.next(12))
+                    if r.next(2):
+                        a = vmem_alloc(vm, n, NW)
+                        k = 0
+                    else:
+                        a = vmem_xalloc(vm, n, 32, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW)
+                        k = 1
+                    if a is None:
+                        continue
+                    o = (a - BASE) >> 4
+                    for j in range(o, o + (n >> 4)):
+                        if owner[j]:
+                            raise AssertionError("thread %d got 0x%x already owned by %d" % (me, a, owner[j]))
+                        owner[j] = me
+                    mine.append((a, n, k))
+                else:
+                    a, n, k = mine.pop(r.next(len(mine)))
+                    o = (a - BASE) >> 4
+                    for j in range(o, o + (n >> 4)):
+                        if owner[j] != me:
+                            raise AssertionError("thread %d: 0x%x changed owner" % (me, a))
+                        owner[j] = 0
+                    if k:
+                        vmem_xfree(vm, a, n)
+                    else:
+                        vmem_free(vm, a, n)
+            for a, n, k in mine:
+                o = (a - BASE) >> 4
+                for j in range(o, o + (n >> 4)):
+                    owner[j] = 0
+                if k:
+                    vmem_xfree(vm, a, n)
+                else:
+                    vmem_free(vm, a, n)
+        except Exception as e:
+            state[0] = e
+        state[me] = 1
+
+    def other():
+        intr.cpu_attach(1)
+        work(2, 99)
+
+    try:
+        _thread.start_new_thread(other, ())
+        work(1, 5)
+        while not state[2]:
+            pass
+    finally:
+        intr.setup(1)
+    if state[0] is not None:
+        raise state[0]
+    V.vmem_check(vm)
+    eq(vmem_size(vm, VMEM_ALLOC), vmem_stats(vm)["qcached"], "everything back")
+
+
+s.run()
