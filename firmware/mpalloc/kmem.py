@@ -48,6 +48,9 @@ KM_SLEEP = const(0x1)
 KM_NOSLEEP = const(0x2)
 
 _MAXSMALL = const(1024)
+# pool_cache's _META slot (pc[8]); MicroPython keeps no module attribute for an
+# underscore const(), so pool_cache._META does not exist there
+_PCMETA = const(8)
 _DBG = const(6)  # debug: >= 2 redzone bytes + magic + size
 _LIVE = const(0xC0DE)
 _FREED = const(0xDEAD)
@@ -94,7 +97,7 @@ def kmem_reset():
     for pc in _caches + _dcaches:
         if pc in _pc.pool_cache_list:
             _pc.pool_cache_list.remove(pc)
-        pp = pc[_pc._META].pp
+        pp = pc[_PCMETA].pp
         if pp in _pool.pool_list:
             _pool.pool_list.remove(pp)
     del _caches[:]
@@ -176,7 +179,7 @@ def _large_alloc(size, kmflags):
 
 
 def _owns(pc, p):
-    pp = pc[_pc._META].pp
+    pp = pc[_PCMETA].pp
     s = intr.mutex_enter(pp.lock)
     sl = _pool._slot_of(pp, p)
     intr.mutex_exit(pp.lock, s)
@@ -255,7 +258,7 @@ def _dbg_alloc(size, kmflags):
 def _dbg_free(pc, p, size):
     from mpalloc import mem
 
-    csz = pc[_pc._META].pp.reqsize
+    csz = pc[_PCMETA].pp.reqsize
     r = mem.ram
     o = p - mem.base
     t = o + csz - 4
