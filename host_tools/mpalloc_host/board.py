@@ -24,6 +24,7 @@ import ast
 import contextlib
 import hashlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -224,9 +225,13 @@ class BoardNoSpace(BoardError):
 class Board:
     """A raw-REPL session with one target (see the module docstring)."""
 
-    def __init__(self, target, soft_reset=None, timeout=10.0):
+    def __init__(self, target, soft_reset=None, timeout=10.0, connect_timeout=None):
+        """connect_timeout: seconds the board has to show its raw REPL (default
+        $MPALLOC_CONNECT_TIMEOUT or 10)."""
         self.target = target
         self.name = target.spec
+        if getattr(target, "board", None) and ":" not in self.name:
+            self.name = "%s (%s)" % (self.name, target.board)
         self.profile = getattr(target, "profile", None) or {}
         self.caps = set(getattr(target, "caps", ()) or ())
         self.timeout = timeout
@@ -234,7 +239,9 @@ class Board:
         try:
             if soft_reset is None:
                 soft_reset = "soft_reset" in self.caps
-            self.transport.enter_raw_repl(soft_reset=soft_reset)
+            if connect_timeout is None:
+                connect_timeout = float(os.environ.get("MPALLOC_CONNECT_TIMEOUT") or 10)
+            self.transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=connect_timeout)
             self.info = self._info()
         except BaseException:
             self.transport.close()
@@ -329,13 +336,11 @@ class Board:
     # -- deploy ---------------------------------------------------------------------
 
     def board_json(self):
-        """The profile as the board gets it (trimmed on boards under 32 KB of heap)."""
-        prof = dict(self.profile)
-        if (self.info.get("heap_total") or 1 << 30) < 32768:
-            keep = ("schema", "name", "word_bits", "cpu", "micropython", "cpuid", "page_size", "managed")
-            prof = {k: prof[k] for k in keep if k in prof}
-            return json.dumps(prof, separators=(",", ":")).encode()
-        return (json.dumps(prof, indent=1) + "\n").encode()
+        """The profile as the board stores it (profiles.device_json: integers for
+        addresses, no prose; trimmed on small heaps)."""
+        from . import profiles
+
+        return profiles.device_json(self.profile, heap_bytes=self.info.get("heap_total"))
 
     def plan(self, mpy=False, only=None):
         """[(board path, bytes)] deploy would write for this board's delivery mode.

@@ -87,15 +87,26 @@ class BoardExecError(BoardError):
         self.output = output
         self.error = error
         last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        super().__init__("%s: %s" % (name, last))
+        super().__init__("%s: %s" % (name, shorten(last, 200)))
 
 
 def shorten(data, limit=120):
-    """bytes/str -> a printable one-line excerpt (the end of it) for error messages."""
+    """bytes/str -> a printable one-line excerpt (the end of it) for error messages:
+    anything but printable ASCII is escaped, so board output cannot drive the terminal."""
     if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8", "replace")
-    data = data.encode("ascii", "backslashreplace").decode("ascii")
-    data = data.replace("\r", "\\r").replace("\n", "\\n")
+        data = bytes(data).decode("latin-1")
+    out = []
+    for c in data:
+        o = ord(c)
+        if c == "\r":
+            out.append("\\r")
+        elif c == "\n":
+            out.append("\\n")
+        elif 32 <= o < 127:
+            out.append(c)
+        else:
+            out.append("\\x%02x" % o if o < 256 else "?")
+    data = "".join(out)
     if len(data) > limit:
         data = "..." + data[-limit:]
     return data
