@@ -1,0 +1,91 @@
+"""``wasm32:<board>``: the 32-bit MicroPython webassembly port under Node.js, behind a pty.
+
+Real boards are 32-bit: ints of 2**30 and above are heap objects there, so only
+a 32-bit runtime catches code that allocates where it must not. This runs
+node_modules/@micropython/micropython-webassembly-pyscript (pinned in
+package.json) through wasm_board.mjs, which drives the port's event-driven REPL
+(``replInit``/``replProcessChar``) from stdin. The same pump as the virtual
+board (vboard.PtyBridge) puts it behind a pty that mpremote opens.
+
+Behaviour a client sees (checked with the unmodified mpremote):
+* friendly and raw REPL; raw-paste is refused (``R\\x00``) so mpremote falls
+  back to classic raw mode;
+* soft reset (Ctrl-D) prints ``MPY: soft reboot``, starts a fresh MicroPython
+  instance (fresh heap) and keeps the in-memory filesystem (``/board.json``,
+  ``/lib``, whatever mpremote wrote; ``sys.path`` is ``['', '.frozen', '/lib']``);
+* the banner names the board: ``...; <title> (virtual, wasm32) with <mcu>``.
+
+Limits: running code cannot be interrupted by Ctrl-C (``runPython`` /
+``replProcessChar`` are synchronous; node does not read stdin meanwhile): the
+host must kill the target on its deadline. ``heapsize`` is the *initial* gc
+heap: this pyscript build grows its heap on demand, so the board's heap size is
+not a hard limit here (use the vboard for that). No threads, no filesystem on
+the host side (files live in node's memory and die with it).
+"""
+import os
+import shutil
+import tempfile
+import json
+from pathlib import Path
+
+from . import ROOT, profiles
+from .vboard import Child, PtyBridge, VBoardError, _Cooker
+
+NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+MJS = Path(__file__).with_name("wasm_board.mjs")
+
+
+class WasmError(VBoardError):
+    """Node.js or the MicroPython webassembly package is missing, or it did not start."""
+
+
+def node_exe():
+    exe = os.environ.get("MPALLOC_NODE") or shutil.which("node") or shutil.which("nodejs")
+    if not exe:
+        raise WasmError("node not found: install the Debian package nodejs (apt-get install nodejs)")
+    return exe
+
+
+def micropython_mjs():
+    p = ROOT / "node_modules" / NPM_PACKAGE / "micropython.mjs"
+    if not p.is_file():
+        raise WasmError("%s not found: run `make setup` (npm ci installs %s)" % (p, NPM_PACKAGE))
+    return p
+
+
+class WasmBoard(PtyBridge):
+    """The webassembly port with a board profile, behind a pty."""
+
+    kind = "wasm32"
+
+    def __init__(self, board="rp2040", heap_bytes=None):
+        super().__init__()
+        self.board = board
+        self.profile = profiles.load(board)
+        self.name = "wasm32:%s" % board
+        self.node = node_exe()
+        self.mjs = micropython_mjs()
+        mp = self.profile.get("micropython", {})
+        self.heap_bytes = int(heap_bytes or mp.get("heap_bytes") or 1048576)
+        self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-wasm-%s-" % board))
+        self._board_json = self._tmp / "board.json"
+        self._board_json.write_text(json.dumps(self.profile, indent=2) + "\n")
+        title = self.profile.get("title", board)
+        mcu = self.profile.get("mcu", "wasm")
+        self.cooker = _Cooker(rb"; JS with Emscripten",
+                              ("; %s (virtual, wasm32) with %s" % (title, mcu)).encode())
+
+    def _spawn(self, raw):
+        argv = [self.node, str(MJS), self.mjs.as_uri(), str(self.heap_bytes), str(self._board_json)]
+        return Child(argv, cwd=str(self._tmp), tty_=False)
+
+    def _on_child_exit(self, rc):
+        return False    # wasm_board.mjs does soft resets itself; an exit is a death
+
+    def close(self):
+        super().close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def start(board="rp2040", timeout=20.0, **kw):
+    return WasmBoard(board, **kw).start(timeout)

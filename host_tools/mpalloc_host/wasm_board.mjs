@@ -1,0 +1,161 @@
+// wasm32 board: the 32-bit MicroPython webassembly port as a board on stdin/stdout.
+//
+// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH
+//
+// Bytes on stdin go one by one to MicroPython's event-driven REPL
+// (replInit/replProcessChar: friendly REPL, raw REPL); its output goes to
+// stdout unchanged (wasm.py cooks it and renames the banner).
+// What this adds to make it look like a board to mpremote:
+//  * raw-paste (\x05A\x01) is refused with "R\x00": the port's raw-paste reads
+//    stdin synchronously and would spin forever. mpremote then uses classic raw mode.
+//  * soft reset (replProcessChar returns PYEXEC_FORCED_EXIT on Ctrl-D): print
+//    "MPY: soft reboot", load a fresh MicroPython instance (new heap), copy the
+//    in-memory filesystem over (a board keeps its files), re-enter the raw REPL
+//    if that is where the reset came from.
+//  * the filesystem root "/" holds board.json (the profile) and lib/; cwd is "/".
+// Code runs synchronously inside replProcessChar: a Ctrl-C cannot interrupt it
+// (stdin is not read meanwhile); the host kills and restarts on its deadline.
+
+const [mjsPath, heapArg, boardJsonPath] = process.argv.slice(2);
+const { loadMicroPython } = await import(mjsPath);
+const fs = await import("node:fs");
+
+const HEAP = parseInt(heapArg, 10) || 1048576;
+const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n";
+const PYEXEC_FORCED_EXIT = 0x100;
+const SKIP = new Set(["/dev", "/proc", "/tmp", "/home"]);
+
+let mp = null;
+let out = [];           // output bytes of the current batch
+let tail = "";          // last output, to follow friendly/raw mode
+let raw = false;
+let pend = [];          // bytes held while recognising \x05A\x01
+const queue = [];       // input bytes not processed yet
+let busy = false;
+
+function collect(b) {
+  for (const c of b) out.push(c);
+}
+
+// Emscripten's errno numbers print as "OSError: 44"; a board prints
+// "OSError: [Errno 2] ENOENT", and mpremote's fs commands look for those names.
+const ERRNO = { 2: [13, "EACCES"], 8: [9, "EBADF"], 20: [17, "EEXIST"], 28: [22, "EINVAL"],
+  31: [21, "EISDIR"], 44: [2, "ENOENT"], 51: [28, "ENOSPC"], 54: [20, "ENOTDIR"],
+  55: [39, "ENOTEMPTY"], 63: [1, "EPERM"] };
+
+function fixErrno(s) {
+  return s.replace(/OSError: (\d+)(?=\r?\n)/g, (m, n) =>
+    ERRNO[n] ? "OSError: [Errno " + ERRNO[n][0] + "] " + ERRNO[n][1] : m);
+}
+
+function flush() {
+  if (!out.length) return;
+  let buf = Buffer.from(out);
+  out = [];
+  if (buf.includes("OSError: ")) buf = Buffer.from(fixErrno(buf.toString("latin1")), "latin1");
+  const t = tail + buf.toString("latin1");
+  const r = t.lastIndexOf(RAW_BANNER);
+  const f = Math.max(t.lastIndexOf(">>> "), t.lastIndexOf("for more information.\r\n"));
+  if (r >= 0 || f >= 0) raw = r > f;
+  tail = t.slice(-48);
+  process.stdout.write(buf);
+}
+
+function snapshot(FS, dir, files) {
+  for (const name of FS.readdir(dir)) {
+    if (name === "." || name === "..") continue;
+    const p = dir === "/" ? "/" + name : dir + "/" + name;
+    if (SKIP.has(p)) continue;
+    const st = FS.stat(p);
+    if (FS.isDir(st.mode)) {
+      files.push([p, null]);
+      snapshot(FS, p, files);
+    } else if (FS.isFile(st.mode)) {
+      files.push([p, FS.readFile(p)]);
+    }
+  }
+  return files;
+}
+
+async function boot(files, enterRaw) {
+  mp = null;
+  mp = await loadMicroPython({ heapsize: HEAP, linebuffer: false, stdout: collect, stderr: collect });
+  const FS = mp.FS;
+  for (const [p, data] of files) {
+    if (data === null) {
+      try { FS.mkdir(p); } catch (e) { /* exists */ }
+    } else {
+      FS.writeFile(p, data);
+    }
+  }
+  FS.chdir("/");
+  mp.replInit();
+  if (enterRaw) {
+    out = [];
+    mp.replProcessChar(1);
+    const s = Buffer.from(out).toString("latin1");
+    const i = s.indexOf(RAW_BANNER);
+    out = i >= 0 ? Array.from(Buffer.from(s.slice(i), "latin1")) : Array.from(Buffer.from(s, "latin1"));
+  }
+  flush();
+}
+
+function feed(c) {
+  const ret = mp.replProcessChar(c);
+  return (ret & PYEXEC_FORCED_EXIT) !== 0;
+}
+
+async function pump() {
+  if (busy) return;
+  busy = true;
+  try {
+    while (queue.length) {
+      const c = queue.shift();
+      let reset = false;
+      if (raw && (pend.length || c === 0x05)) {
+        pend.push(c);
+        const want = [0x05, 0x41, 0x01];
+        if (pend.every((b, i) => b === want[i])) {
+          if (pend.length === 3) {      // raw-paste request: refuse it
+            pend = [];
+            collect([0x52, 0x00]);      // "R\x00"
+          }
+          continue;
+        }
+        const held = pend;
+        pend = [];
+        for (const b of held) if (feed(b)) { reset = true; break; }
+      } else {
+        reset = feed(c);
+      }
+      if (reset) {
+        const wasRaw = raw;
+        collect(Buffer.from("MPY: soft reboot\r\n", "latin1"));
+        flush();
+        const files = snapshot(mp.FS, "/", []);
+        await boot(files, wasRaw);
+      }
+    }
+    flush();
+  } finally {
+    busy = false;
+  }
+}
+
+const initial = [["/lib", null]];
+try {
+  initial.push(["/board.json", fs.readFileSync(boardJsonPath)]);
+} catch (e) {
+  process.stderr.write("wasm_board: cannot read " + boardJsonPath + ": " + e.message + "\n");
+  process.exit(2);
+}
+await boot(initial, false);
+
+process.stdin.on("data", (chunk) => {
+  for (const c of chunk) queue.push(c);
+  pump().catch((e) => {
+    process.stderr.write("wasm_board: " + (e && e.stack || e) + "\n");
+    process.exit(3);
+  });
+});
+process.stdin.on("end", () => process.exit(0));
