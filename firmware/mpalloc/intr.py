@@ -234,3 +234,39 @@ def run_hard(handler, arg, c=0):
 
 
 setup(1)
+
+
+def irq_source(handler, arg, c=0, count=1000, seed=1, maxgap=64):
+    """MODE_THREAD: start a thread that plays a hard interrupt source for CPU c.
+
+    It runs handler(arg) through run_hard() `count` times, each after a
+    pseudo-random busy gap of 0..maxgap-1 loop turns, so the handler lands at
+    arbitrary points of what CPU c's thread is doing (and waits while that CPU
+    is in a critical section, like a masked IRQ). Returns the state list
+    [fired, done, error]; poll state[1]. The thread is attached to CPU c before
+    this returns (so _cpu_of is not changed while others run).
+    """
+    if mode != MODE_THREAD:
+        raise ValueError("intr.irq_source: needs MODE_THREAD")
+    st = [0, False, None]
+    ready = [False]
+
+    def run():
+        cpu_attach(c)
+        ready[0] = True
+        x = seed
+        try:
+            for _ in range(count):
+                x = (x * 75 + 74) % 65537
+                for _ in range(x % maxgap):
+                    pass
+                run_hard(handler, arg, c)
+                st[0] += 1
+        except Exception as e:  # reported to the caller through st[2]
+            st[2] = e
+        st[1] = True
+
+    _thread.start_new_thread(run, ())
+    while not ready[0]:
+        pass
+    return st
