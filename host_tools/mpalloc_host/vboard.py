@@ -64,6 +64,12 @@ class VBoardError(Exception):
     """The virtual board (or another pty-backed runtime) could not start or died."""
 
 
+def board_json(profile):
+    """The profile as the device reads it (profiles.device_json: trimmed, compact)."""
+    dj = getattr(profiles, "device_json", None)
+    return dj(profile) if dj else json.dumps(profile).encode()
+
+
 def micropython_exe():
     """Path of the unix-port ``micropython`` (env MPALLOC_MICROPYTHON overrides)."""
     env = os.environ.get("MPALLOC_MICROPYTHON")
@@ -485,7 +491,7 @@ class VirtualBoard(PtyBridge):
         self._own_fs = fsdir is None
         self.fsdir = Path(fsdir) if fsdir else Path(tempfile.mkdtemp(prefix="mpalloc-vboard-%s-" % board))
         (self.fsdir / "lib").mkdir(parents=True, exist_ok=True)
-        (self.fsdir / "board.json").write_text(json.dumps(self.profile, indent=2) + "\n")
+        (self.fsdir / "board.json").write_bytes(board_json(self.profile))
         title = self.profile.get("title", board)
         mcu = self.profile.get("mcu", "host")
         self.cooker = _Cooker(rb"; linux \[[^\]\r\n]*\] version",

@@ -25,11 +25,10 @@ the host side (files live in node's memory and die with it).
 import os
 import shutil
 import tempfile
-import json
 from pathlib import Path
 
 from . import ROOT, profiles
-from .vboard import Child, PtyBridge, VBoardError, _Cooker
+from .vboard import Child, PtyBridge, VBoardError, _Cooker, board_json
 
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 MJS = Path(__file__).with_name("wasm_board.mjs")
@@ -69,7 +68,7 @@ class WasmBoard(PtyBridge):
         self.heap_bytes = int(heap_bytes or mp.get("heap_bytes") or 1048576)
         self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-wasm-%s-" % board))
         self._board_json = self._tmp / "board.json"
-        self._board_json.write_text(json.dumps(self.profile, indent=2) + "\n")
+        self._board_json.write_bytes(board_json(self.profile))
         title = self.profile.get("title", board)
         mcu = self.profile.get("mcu", "wasm")
         self.cooker = _Cooker(rb"; JS with Emscripten",

@@ -1,0 +1,299 @@
+"""One way to name a board: ``open_target(spec, board=None)``.
+
+    with open_target("vboard:rp2040") as t:
+        t.device      # what pyserial / mpremote's SerialTransport opens
+        t.board, t.profile, t.kind, t.caps, t.alive(), t.logs()
+
+spec (the ``--port`` value):
+    /dev/ttyACM0 (or mpremote's a0/u0/c0)   a board on a serial port        kind "serial"
+    vboard:<board>                          virtual board (vboard.py)      kind "vboard"
+    wasm32:<board>                          32-bit webassembly port (wasm.py) kind "wasm32"
+    qemu:microbit                           micro:bit firmware in QEMU (qemu.py) kind "qemu"
+    rfc2217://host:port, socket://host:port a remote board (pyserial URL)  kind "url"
+    labgrid:<place>                         a labgrid place (labgrid_target.py)
+
+``board`` (``--board``) names the profile where the spec does not imply it; a
+conflicting one is an error. A plain device path or URL without ``board`` gives
+``board=None`` (the caller may detect it). More schemes: ``OPENERS[scheme] =
+fn(spec, rest, board, timeout) -> target``.
+
+Every failure is a ``TargetError`` whose message is one line naming the spec:
+unknown scheme or board, missing device, busy port (another process holds
+it: mpremote and pyserial lock it with flock), no permission, emulator
+missing (names the Debian package), emulator not answering within the deadline.
+
+caps: "soft_reset" (everywhere), "fs" (a filesystem with directories mpremote
+can use), "threads", "raw_paste", "hard_irq" (the profile's, real or emulated
+through intr.run_hard on the vboard), "word64"/"word32".
+"""
+import errno
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import profiles
+
+BAUDRATE = 115200
+SHORTCUTS = {"a": "/dev/ttyACM", "u": "/dev/ttyUSB", "c": "COM"}   # as mpremote's a0/u0/c0
+DEADLINES = {"vboard": 15.0, "wasm32": 30.0, "qemu": 20.0, "url": 5.0}
+
+
+class TargetError(Exception):
+    """A target could not be opened; str() is one line naming the spec."""
+
+
+class Target:
+    """A board reachable over a serial line. Context manager; close() is idempotent."""
+
+    def __init__(self, spec, kind, device, board=None, profile=None, caps=(), backend=None):
+        self.spec = spec
+        self.kind = kind
+        self.device = device
+        self.board = board
+        self.profile = profile
+        self.caps = set(caps)
+        self.backend = backend          # VirtualBoard / WasmBoard / QemuMicrobit / None
+        self.baudrate = BAUDRATE
+        self.started_s = None           # seconds the target took to start (emulators)
+        self._closed = False
+
+    @property
+    def name(self):
+        return self.spec if not self.board or self.board in self.spec else "%s (%s)" % (self.spec, self.board)
+
+    @property
+    def fsdir(self):
+        """The virtual board's filesystem on the host (vboard only), else None."""
+        return getattr(self.backend, "fsdir", None)
+
+    def alive(self):
+        """False once closed, or when the emulator/child behind it died."""
+        if self._closed:
+            return False
+        if self.backend is not None:
+            return self.backend.alive()
+        if self.kind == "serial":
+            return os.path.exists(self.device)
+        return True
+
+    def dead_reason(self):
+        return getattr(self.backend, "dead_reason", None)
+
+    def logs(self):
+        """Diagnostics of the emulator/child (spawns, exits, last output)."""
+        if self.backend is not None:
+            return self.backend.logs()
+        return ""
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        if self.backend is not None:
+            self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<Target %s kind=%s device=%s>" % (self.name, self.kind, self.device)
+
+
+def _profile(spec, name):
+    try:
+        return profiles.load(name)
+    except profiles.ProfileError as e:
+        raise TargetError("%s: %s" % (spec, str(e).splitlines()[0])) from None
+
+
+def _implied(spec, implied, board):
+    if board and board != implied:
+        raise TargetError("%s: --board %s conflicts with the board the port names (%s)" % (spec, board, implied))
+    return implied
+
+
+def _profile_caps(profile, word=None):
+    caps = {"soft_reset"}
+    if not profile:
+        return caps
+    mp = profile.get("micropython", {})
+    if mp.get("threads"):
+        caps.add("threads")
+    if mp.get("hard_irq"):
+        caps.add("hard_irq")
+    if mp.get("port") != "microbit":
+        caps.update(("fs", "raw_paste"))
+    caps.add(word or "word%d" % int(profile.get("word_bits", 32)))
+    return caps
+
+
+def _start(spec, backend, timeout):
+    from .vboard import VBoardError
+
+    t0 = time.monotonic()
+    try:
+        backend.start(timeout)
+    except VBoardError as e:
+        raise TargetError("%s: %s" % (spec, str(e).splitlines()[0])) from None
+    return time.monotonic() - t0
+
+
+def open_vboard(spec, rest, board, timeout):
+    from .vboard import VBoardError, VirtualBoard
+
+    name = _implied(spec, rest or board or "unix", board)
+    profile = _profile(spec, name)
+    try:
+        vb = VirtualBoard(name)
+    except VBoardError as e:
+        raise TargetError("%s: %s" % (spec, e)) from None
+    secs = _start(spec, vb, timeout or DEADLINES["vboard"])
+    caps = _profile_caps(profile, "word64") | {"fs", "raw_paste", "threads"}
+    t = Target(spec, "vboard", vb.device, name, profile, caps, vb)
+    t.started_s = secs
+    return t
+
+
+def open_wasm(spec, rest, board, timeout):
+    from .wasm import WasmBoard, WasmError
+
+    name = _implied(spec, rest or board or "rp2040", board)
+    profile = _profile(spec, name)
+    try:
+        wb = WasmBoard(name)
+    except WasmError as e:
+        raise TargetError("%s: %s" % (spec, e)) from None
+    secs = _start(spec, wb, timeout or DEADLINES["wasm32"])
+    # in-memory filesystem with directories, no threads, no raw-paste, 32-bit ints
+    t = Target(spec, "wasm32", wb.device, name, profile, {"soft_reset", "fs", "word32"}, wb)
+    t.started_s = secs
+    return t
+
+
+def open_qemu(spec, rest, board, timeout):
+    from .qemu import QemuError, QemuMicrobit
+
+    if rest != "microbit":
+        raise TargetError("%s: QEMU emulates only the micro:bit here: use qemu:microbit" % spec)
+    name = _implied(spec, "microbit", board)
+    profile = _profile(spec, name)
+    qb = QemuMicrobit()
+    try:
+        secs = _start(spec, qb, timeout or DEADLINES["qemu"])
+    except QemuError as e:  # pragma: no cover - _start converts VBoardError subclasses
+        raise TargetError("%s: %s" % (spec, e)) from None
+    t = Target(spec, "qemu", qb.device, name, profile, {"soft_reset", "word32"}, qb)
+    t.started_s = secs
+    return t
+
+
+def _holders(path):
+    """Names and pids of processes that have `path` open (from /proc)."""
+    found = []
+    try:
+        real = os.path.realpath(path)
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit() or int(d.name) == os.getpid():
+                continue
+            try:
+                for fd in (d / "fd").iterdir():
+                    if os.readlink(fd) == real:
+                        comm = (d / "comm").read_text().strip()
+                        found.append("%s (pid %s)" % (comm, d.name))
+                        break
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return found
+
+
+def open_serial(spec, board, timeout):
+    path = spec
+    if len(spec) >= 2 and spec[0] in SHORTCUTS and spec[1:].isdigit():
+        path = SHORTCUTS[spec[0]] + spec[1:]
+    if not os.path.exists(path):
+        raise TargetError("%s: no such device (is the board plugged in? try `ls /dev/ttyACM* /dev/ttyUSB*`)" % spec)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except PermissionError:
+        raise TargetError("%s: permission denied (add your user to the dialout group)" % spec) from None
+    except OSError as e:
+        raise TargetError("%s: cannot open: %s" % (spec, e.strerror or e)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            who = _holders(path)
+            raise TargetError("%s: busy: another process holds the port%s" % (
+                spec, (": " + ", ".join(who)) if who else "")) from None
+    finally:
+        os.close(fd)   # releases our lock; the transport takes its own
+    name = board or None
+    profile = _profile(spec, name) if name else None
+    return Target(spec, "serial", path, name, profile, _profile_caps(profile))
+
+
+def open_url(spec, board, timeout):
+    u = urlsplit(spec)
+    if u.scheme in ("rfc2217", "socket"):
+        if not u.hostname or not u.port:
+            raise TargetError("%s: a %s URL needs host and port (%s://host:port)" % (spec, u.scheme, u.scheme))
+        try:
+            with socket.create_connection((u.hostname, u.port), timeout=timeout or DEADLINES["url"]):
+                pass
+        except socket.timeout:
+            raise TargetError("%s: no answer from %s:%s within %g s" % (
+                spec, u.hostname, u.port, timeout or DEADLINES["url"])) from None
+        except OSError as e:
+            raise TargetError("%s: cannot connect to %s:%s: %s" % (
+                spec, u.hostname, u.port, e.strerror or e)) from None
+    profile = _profile(spec, board) if board else None
+    return Target(spec, "url", spec, board or None, profile, _profile_caps(profile))
+
+
+def open_labgrid(spec, rest, board, timeout):
+    """labgrid:<place>: labgrid_target.LabgridTarget (acquired; close() releases)."""
+    try:
+        from .labgrid_target import LabgridTarget
+    except ImportError as e:
+        raise TargetError("%s: labgrid support is not available: %s" % (spec, e)) from None
+    t = LabgridTarget(spec, board=board)
+    try:
+        t.open()
+    except Exception as e:
+        if type(e).__name__ != "LabgridError":
+            raise
+        raise TargetError(str(e).splitlines()[0]) from None
+    return t
+
+
+OPENERS = {"vboard": open_vboard, "wasm32": open_wasm, "qemu": open_qemu, "labgrid": open_labgrid}
+URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt", "cp2110")
+
+
+def open_target(spec, board=None, timeout=None):
+    """Open what `spec` names (see the module docstring); returns a Target-like object."""
+    if not spec or not isinstance(spec, str):
+        raise TargetError("no port given: use a device path, vboard:<board>, wasm32:<board>, "
+                          "qemu:microbit or a pyserial URL")
+    spec = spec.strip()
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        if scheme not in URL_SCHEMES:
+            raise TargetError("%s: unknown URL scheme %r (known: rfc2217://, socket://)" % (spec, scheme))
+        return open_url(spec, board, timeout)
+    if spec.startswith("/") or (len(spec) >= 2 and spec[0] in SHORTCUTS and spec[1:].isdigit()):
+        return open_serial(spec, board, timeout)
+    scheme, sep, rest = spec.partition(":")
+    if sep and scheme in OPENERS:
+        return OPENERS[scheme](spec, rest, board, timeout)
+    raise TargetError("%s: unknown port: use a device path (/dev/ttyACM0), %s, or a pyserial URL "
+                      "(rfc2217://host:port, socket://host:port)"
+                      % (spec, ", ".join("%s:<...>" % s for s in sorted(OPENERS))))
