@@ -16,8 +16,8 @@ from mpalloc import pool_cache as PC
 
 A = bench_args(globals())
 QUICK = A.get("quick", 0)
-REPS = 5 if QUICK else 15
-TARGET = 3000 if QUICK else 8000
+REPS = 5 if QUICK else 61
+TARGET = 2000
 G = pool.PR_NOWAIT
 
 

@@ -15,8 +15,8 @@ from benchcore import *  # noqa: F401,F403
 
 A = bench_args(globals())
 QUICK = A.get("quick", 0)
-REPS = 7 if QUICK else 21
-TARGET = 4000 if QUICK else 10000
+REPS = 7 if QUICK else 61
+TARGET = 2000
 Q = 8
 BASE = 0x1000
 HOLES = [int(x) for x in str(A.get("holes", "16,256,4096")).split(",")]
@@ -119,8 +119,7 @@ def run_qcache(seq_small):
         st0 = vstats(vm)
         n = pick_n(l_ring, s, TARGET)
         xs = costs(l_ring, s, n, 1, REPS, l_ring_base)
-        emit_costs(key, xs)
-        out[name] = median(xs)
+        out[name] = emit_costs(key, xs)
         st1 = vstats(vm)
         emit_heap(key, l_ring, s, 500, 1000)
         if name == "qcache":

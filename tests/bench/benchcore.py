@@ -135,6 +135,9 @@ def costs(f, arg, n, per, reps, base=None, reset=None):
         base = l_empty
     nc = _ncal()
     out = []
+    lo = [None, None, None]  # fastest workload, base and per-call times over the batches
+    LAST[0] = lo
+    LAST[1] = n * per
     for _ in range(reps):
         if reset is not None:
             reset(arg)
@@ -149,7 +152,26 @@ def costs(f, arg, n, per, reps, base=None, reset=None):
             continue
         CU_NS.append(cc * 1000)
         out.append((t - b) / n / cc / per)
+        if lo[0] is None or t < lo[0]:
+            lo[0] = t
+        if lo[1] is None or b < lo[1]:
+            lo[1] = b
+        if lo[2] is None or cc < lo[2]:
+            lo[2] = cc
     return out
+
+
+LAST = [None, 0]  # the last costs() call: [fastest t, fastest base, fastest call us], ops per batch
+
+
+def best_cost():
+    """cu per op from the fastest batches of the last costs() call: (fastest
+    workload - fastest base) / ops / fastest call. Interference on a shared machine
+    only ever adds time, so the fastest batches are the least disturbed ones."""
+    lo, ops = LAST
+    if not lo or lo[0] is None or not lo[2]:
+        return None
+    return max(0, lo[0] - lo[1]) / ops / lo[2]
 
 
 def median(xs):
@@ -169,9 +191,14 @@ def pct(xs, p):
 
 
 def emit_costs(key, xs):
-    """key.cu (median of the batch means), key.batches, and the spread."""
-    emit(key + ".cu", median(xs))
+    """key.cu (median of the per-batch ratios), key.cu_p25 / key.cu_p75 (their
+    spread), key.batches. Returns key.cu."""
+    v = median(xs)
+    emit(key + ".cu", v)
+    emit(key + ".cu_p25", pct(xs, 0.25))
+    emit(key + ".cu_p75", pct(xs, 0.75))
     emit(key + ".batches", len(xs))
+    return v
 
 
 def emit_calibration():

@@ -9,6 +9,12 @@ def _get(runs, key, target=MP):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def _spread(runs, key):
+    a = _get(runs, key + "_p25")
+    b = _get(runs, key + "_p75")
+    return "batches p25-p75: %.3g-%.3g" % (a, b) if a is not None and b is not None else ""
+
+
 def _row(gid, text, owner, value, must, stretch=None, higher=False, fmt="%.3g", detail=""):
     """must/stretch are bounds: value <= bound (or >= with higher=True)."""
     if value is None:
@@ -34,7 +40,7 @@ def evaluate(doc):
     for mode, label in (("up", "1 CPU"), ("thread", "2 CPUs, vboard threads")):
         v = _get(runs, "%s.pool_cache_hit.cu" % mode)
         rows.append(_row("G1" + mode[0], "pool_cache magazine hit, cu per get or put (%s)" % label, "pool_cache",
-                         v, 4, 3))
+                         v, 4, 3, detail=_spread(runs, "%s.pool_cache_hit.cu" % mode)))
     # zero heap bytes per op (asked of the heap, mem_total; garbage is a separate column)
     for name, keys, owner in (
             ("pool", ["up.pool_get_put"], "pool"),
@@ -46,13 +52,14 @@ def evaluate(doc):
         garb = [_get(runs, k + ".garbage_bytes_per_op") for k in keys]
         garb = [x for x in garb if x is not None]
         locked = [runs.get(MP, {}).get(k + ".heap_locked_ok") for k in keys]
-        det = "garbage left per op: %s; runs under heap_lock: %s" % (
+        det = "garbage left per op: %s; runs under heap_lock: %s; asked bytes are freed at once (call frames of functions over 11 words of state)" % (
             "%.3g" % max(garb) if garb else "-", "yes" if locked and all(x is True for x in locked) else
             ("no" if any(x is False for x in locked) else "-"))
         rows.append(_row("G2", "heap bytes asked per op, %s" % name, owner, max(vals) if vals else None, 0,
                          fmt="%.4g", detail=det))
     h16 = _get(runs, "vmem.instant.H16.cu")
-    rows.append(_row("G3", "vmem alloc+free pair, cu (instant fit, 16 free segments)", "vmem", h16, 80, 50))
+    rows.append(_row("G3", "vmem alloc+free pair, cu (instant fit, 16 free segments)", "vmem", h16, 80, 50,
+                     detail=_spread(runs, "vmem.instant.H16.cu")))
     top = None
     for h in (4096, 1024):
         x = _get(runs, "vmem.instant.H%d.cu" % h)
