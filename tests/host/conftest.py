@@ -1,148 +1,49 @@
-"""Shared fixtures for the host tests of the harness (transport, board, runner, CLI).
+"""Host-test switches shared by every tests/host module.
 
-CI=true turns a missing runtime or emulator into a failure instead of a skip.
+MPALLOC_DEBUG=1: every allocator's debug checks on for the whole run
+(mpalloc.debug.on(): vmem sanity checks after every operation, kmem redzones,
+poisoning, double-free and wrong-size checks, extent and zone checks, objcache
+tracking), switched on again before each test (tests may reset modules).
+
+The fuzzing harness's operation counts (tests/host/test_fuzz.py) are printed
+at the end of the run.
 """
 import os
-import pty
 import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-MPALLOC = ROOT / ".venv" / "bin" / "mpalloc"
-FAULTS = Path(__file__).resolve().parent / "device_faults"
+_FW = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "firmware"))
+DEBUG = os.environ.get("MPALLOC_DEBUG", "") not in ("", "0")
 
 
-def in_ci():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+@pytest.fixture(autouse=True)
+def _mpalloc_debug():
+    if not DEBUG:
+        yield
+        return
+    if _FW not in sys.path:
+        sys.path.insert(0, _FW)
+    from mpalloc import debug
+
+    debug.on()
+    yield
+    debug.on()  # a test may have switched a module off: the next one starts on again
 
 
-def need_target(spec, board=None):
-    """open_target(spec) or skip (fail in CI) when its runtime is missing here."""
-    try:
-        from mpalloc_host.targets import TargetError, open_target
-    except ImportError as e:
-        if in_ci():
-            pytest.fail("mpalloc_host.targets is missing: %s" % e, pytrace=False)
-        pytest.skip("mpalloc_host.targets is missing: %s" % e)
-    try:
-        return open_target(spec, board=board)
-    except TargetError as e:
-        msg = "%s unavailable: %s" % (spec, e)
-        if in_ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+def pytest_report_header(config):
+    if DEBUG:
+        return "mpalloc: MPALLOC_DEBUG=1, every allocator's debug checks on"
 
 
-class FakeBoard:
-    """The far end of a pty, scripted: what a broken board would do.
-
-    mode "silent": never answers; "garbage": answers every write with bytes that
-    are no REPL; "flood": sends garbage without end.
-    """
-
-    def __init__(self, mode):
-        self.mode = mode
-        self.master, slave = pty.openpty()
-        import tty
-
-        tty.setraw(slave)
-        self.device = os.ttyname(slave)
-        self._slave = slave
-        self._stop = threading.Event()
-        self.received = bytearray()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        import select
-
-        junk = bytes(range(256)) * 4
-        while not self._stop.is_set():
-            if self.mode == "flood":
-                try:
-                    os.write(self.master, junk[:512])
-                except OSError:
-                    return
-                time.sleep(0.005)
-            r, _, _ = select.select([self.master], [], [], 0.05)
-            if r:
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:
-                    return
-                self.received += data
-                if self.mode == "garbage":
-                    os.write(self.master, b"\xff\xfe\x00garbage\x1b[2J\x80\x81>" + junk[:64])
-
-    def close(self):
-        self._stop.set()
-        self._t.join(2)
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def fake_board():
-    boards = []
-
-    def make(mode):
-        b = FakeBoard(mode)
-        boards.append(b)
-        return b
-
-    yield make
-    for b in boards:
-        b.close()
-
-
-def tagged_processes(tag):
-    """PIDs of live processes whose environment carries MPALLOC_TEST_TAG=tag."""
-    pids = []
-    want = ("MPALLOC_TEST_TAG=%s" % tag).encode()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = (d / "environ").read_bytes()
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        if want in env.split(b"\0") and ") Z " not in stat:
-            pids.append(int(d.name))
-    return pids
-
-
-@pytest.fixture
-def run_cli(tmp_path):
-    """Run the mpalloc command in a subprocess: (argv, timeout) -> CompletedProcess.
-    Afterwards asserts no process it started is left (tagged through the env)."""
-    import subprocess
-    import uuid
-
-    tags = []
-
-    def run(argv, timeout=120, env=None, **kw):
-        tag = uuid.uuid4().hex
-        tags.append(tag)
-        e = dict(os.environ, MPALLOC_TEST_TAG=tag, MPALLOC_CONNECT_TIMEOUT="4", COLUMNS="200")
-        e.pop("MPALLOC_PORT", None)
-        e.update(env or {})
-        return subprocess.run([str(MPALLOC)] + list(argv), capture_output=True, text=True, timeout=timeout,
-                              env=e, cwd=kw.pop("cwd", str(ROOT)), **kw)
-
-    run.tags = tags
-    yield run
-    time.sleep(0.2)
-    left = [p for t in tags for p in tagged_processes(t)]
-    assert not left, "processes left behind: %s" % left
-
-
-def no_traceback(text):
-    assert "Traceback" not in text, text
+def pytest_terminal_summary(terminalreporter):
+    mod = sys.modules.get("test_fuzz")
+    rep = getattr(mod, "REPORT", None)
+    if not rep or not (rep["seeded"] or rep["hypothesis"]):
+        return
+    tr = terminalreporter
+    total = sum(rep["seeded"].values()) + sum(rep["hypothesis"].values())
+    tr.write_sep("-", "mpfuzz (%s): %d operations; seeds in out/fuzz-report.json" % (rep["mode"], total))
+    for name in mod.mpfuzz.NAMES:
+        tr.write_line("  %-11s %9d seeded + %7d hypothesis operations" % (
+            name, rep["seeded"].get(name, 0), rep["hypothesis"].get(name, 0)))
