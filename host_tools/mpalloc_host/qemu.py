@@ -32,7 +32,7 @@ class QemuError(VBoardError):
 
 def qemu_exe():
     exe = os.environ.get("MPALLOC_QEMU") or shutil.which(QEMU)
-    if not exe:
+    if not exe or not os.access(exe, os.X_OK):
         raise QemuError("%s not found: install the Debian package qemu-system-arm "
                         "(apt-get install qemu-system-arm)" % QEMU)
     return exe

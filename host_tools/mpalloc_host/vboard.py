@@ -74,6 +74,8 @@ def micropython_exe():
     """Path of the unix-port ``micropython`` (env MPALLOC_MICROPYTHON overrides)."""
     env = os.environ.get("MPALLOC_MICROPYTHON")
     if env:
+        if not os.access(env, os.X_OK):
+            raise VBoardError("MicroPython unix port %s (MPALLOC_MICROPYTHON) is not an executable" % env)
         return env
     for cand in (Path(sys.executable).parent / "micropython", ROOT / ".venv" / "bin" / "micropython"):
         if cand.is_file() and os.access(cand, os.X_OK):

@@ -40,7 +40,7 @@ class WasmError(VBoardError):
 
 def node_exe():
     exe = os.environ.get("MPALLOC_NODE") or shutil.which("node") or shutil.which("nodejs")
-    if not exe:
+    if not exe or not os.access(exe, os.X_OK):
         raise WasmError("node not found: install the Debian package nodejs (apt-get install nodejs)")
     return exe
 
