@@ -372,8 +372,13 @@ def _check_owned_verbose(fn, p, t):
         tid = _hdr_tid(p)
         if tid != t.ks_tid:
             o = _types[tid] if tid < len(_types) else None
-            raise ValueError("%s: 0x%x was allocated with malloc type '%s', freed with '%s'" % (
-                fn, p, o.ks_shortdesc if o is not None else "?", t.ks_shortdesc))
+            try:
+                m = "%s: 0x%x was allocated with malloc type '%s', freed with '%s'" % (
+                    fn, p, o.ks_shortdesc if o is not None else "?", t.ks_shortdesc)
+            except MemoryError:  # heap locked (a hard IRQ not run through intr.run_hard)
+                m = None  # _check_owned raises the preallocated error
+            if m is not None:
+                raise ValueError(m)
     return _check_owned(fn, p, t, _E_KF_FOREIGN, _E_KF_DOUBLE, _E_KF_WRONG)
 
 
