@@ -205,8 +205,6 @@ class vmem:
         # accounting (quanta)
         self._size = 0  # all spans
         self._inuse = 0  # busy segments (incl. quantum-cached items)
-        self._nfree = 0
-        self._nbusy = 0
         self._nalloc = 0
         self._nfreeop = 0
         self._nimport = 0
@@ -214,7 +212,6 @@ class vmem:
         self._nfail = 0
         self._steps = 0
         self._maxsteps = 0
-        self._gen = 0  # bumped by every free (waiters poll it)
         self._nfq = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
         # import / reclaim / limit
         self._importfn = None
@@ -229,10 +226,8 @@ class vmem:
         self._qcmax = qcache_max >> self._qsh
         self._qcs = _zeros("H", self._qcmax * _QCAP) if self._qcmax else None
         self._qcn = _zeros("H", self._qcmax + 1) if self._qcmax else None
-        self._qhits = 0
         self._qfills = 0
         self._qdrains = 0
-        self._qcq = 0  # quanta parked in the caches
         self._dead = False
         self._grow(32)
         # tag 0: the segment-list sentinel
@@ -364,6 +359,30 @@ def _fl_remove(vm, t):
         fp[n] = p
 
 
+def _fl_move(vm, t, j, i):
+    # free tag t moves from list j to list i (its size changed)
+    fn = vm._fn
+    fp = vm._fp
+    fh = vm._fh
+    p = fp[t]
+    n = fn[t]
+    if p:
+        fn[p] = n
+    else:
+        fh[j] = n
+        if not n:
+            vm._fmap &= ~(1 << j)
+    if n:
+        fp[n] = p
+    n = fh[i]
+    fn[t] = n
+    fp[t] = 0
+    if n:
+        fp[n] = t
+    fh[i] = t
+    vm._fmap |= 1 << i
+
+
 def _hash_insert(vm, t, q):
     ht = vm._ht
     hm = vm._hm
@@ -453,13 +472,11 @@ def _carve(vm, t, a, qs, btype):
         sn[f] = t
         sp[t] = f
         _fl_insert(vm, f)
-        vm._nfree += 1
         sz[t] -= a - s
         st[t] = a
     n = sz[t]
     if n == qs:
         b = t
-        vm._nfree -= 1
     else:
         b = _bt_get(vm)
         st[b] = a
@@ -475,67 +492,100 @@ def _carve(vm, t, a, qs, btype):
     vm._ty[b] = btype
     _hash_insert(vm, b, a)
     vm._inuse += qs
-    vm._nbusy += 1
     return b
 
 
 def _free_tag(vm, t):
     # t (busy, already out of the hash) becomes free; coalesce; maybe release
-    # its span. Returns True if a span must be released (_relq/_relsz).
-    st = vm._st
+    # its span. Returns True if a span must be released (see _release_pending).
+    # Free-list and reserve operations are inlined (hot path).
     sz = vm._sz
     sn = vm._sn
     sp = vm._sp
     ty = vm._ty
+    fn = vm._fn
+    fp = vm._fp
+    fh = vm._fh
     vm._inuse -= sz[t]
-    vm._nbusy -= 1
-    vm._nfree += 1
     steps = 1
     n = sn[t]
     if ty[n] == _T_FREE:  # absorb the next segment
-        _fl_remove(vm, n)
+        x = fp[n]
+        y = fn[n]
+        if x:
+            fn[x] = y
+        else:
+            k = sz[n]
+            i = _L[k] if k < 0x100 else _flog2(k)
+            fh[i] = y
+            if not y:
+                vm._fmap &= ~(1 << i)
+        if y:
+            fp[y] = x
         sz[t] += sz[n]
-        nn = sn[n]
-        sn[t] = nn
-        sp[nn] = t
-        _bt_put(vm, n)
-        vm._nfree -= 1
+        x = sn[n]
+        sn[t] = x
+        sp[x] = t
+        ty[n] = 0
+        fn[n] = vm._tf
+        vm._tf = n
+        vm._ntf += 1
         steps += 1
     p = sp[t]
     if ty[p] == _T_FREE:  # the previous segment absorbs t
-        _fl_remove(vm, p)
+        x = fp[p]
+        y = fn[p]
+        if x:
+            fn[x] = y
+        else:
+            k = sz[p]
+            i = _L[k] if k < 0x100 else _flog2(k)
+            fh[i] = y
+            if not y:
+                vm._fmap &= ~(1 << i)
+        if y:
+            fp[y] = x
         sz[p] += sz[t]
-        nn = sn[t]
-        sn[p] = nn
-        sp[nn] = p
-        _bt_put(vm, t)
-        vm._nfree -= 1
+        x = sn[t]
+        sn[p] = x
+        sp[x] = p
+        ty[t] = 0
+        fn[t] = vm._tf
+        vm._tf = t
+        vm._ntf += 1
         t = p
         p = sp[t]
         steps += 1
     ty[t] = _T_FREE
-    vm._gen += 1
     vm._steps += steps
     if steps > vm._maxsteps:
         vm._maxsteps = steps
-    if ty[p] == _T_SPAN and sz[p] == sz[t] and vm._releasefn is not None and vm._nrel < _NREL:
+    k = sz[t]
+    if ty[p] == _T_SPAN and sz[p] == k and vm._releasefn is not None and vm._nrel < _NREL:
         # t is the whole imported span: give it back (after the lock is
         # dropped, see _release_pending)
         i = vm._nrel * 2
-        vm._rel[i] = st[p]
-        vm._rel[i + 1] = sz[p]
+        vm._rel[i] = vm._st[p]
+        vm._rel[i + 1] = k
         vm._nrel += 1
-        vm._size -= sz[p]
-        nn = sn[t]
-        pp = sp[p]
-        sn[pp] = nn
-        sp[nn] = pp
+        vm._size -= k
+        x = sn[t]
+        y = sp[p]
+        sn[y] = x
+        sp[x] = y
         _bt_put(vm, t)
         _bt_put(vm, p)
-        vm._nfree -= 1
         vm._nrelease += 1
         return True
-    _fl_insert(vm, t)
+    # onto free list floor(log2(k))
+    i = _L[k] if k < 0x100 else _flog2(k)
+    x = fh[i]
+    fn[t] = x
+    fp[t] = 0
+    if x:
+        fp[x] = t
+    fh[i] = t
+    vm._fmap |= 1 << i
     return False
 
 
@@ -640,8 +690,6 @@ def _qc_fill(vm, qs, btype):
         qcn[qs] += 1
     sn[prev] = nxt
     sp[nxt] = prev
-    vm._nbusy += nb - 1
-    vm._qcq += qs * (nb - 1)
     return b
 
 
@@ -655,7 +703,6 @@ def _qc_drain(vm, qs, keep):
     while qcn[qs] > keep:
         qcn[qs] -= 1
         t = qcs[base + qcn[qs]]
-        vm._qcq -= qs
         _hash_delete(vm, _hash_find(vm, st[t]))
         _free_tag(vm, t)
     vm._qdrains += 1
@@ -689,8 +736,6 @@ def vmem_alloc(vm, size, flags):
             vm._qcn[qs] = n
             t = vm._qcs[(qs - 1) * _QCAP + n]
             vm._ty[t] = _T_BUSY
-            vm._qcq -= qs
-            vm._qhits += 1
             vm._nalloc += 1
             q = vm._st[t]
             intr.mutex_exit(m, s)
@@ -709,7 +754,7 @@ def vmem_alloc(vm, size, flags):
         # fall through to the segment path (it imports / waits)
     elif not flags & (M_BESTFIT | M_NEXTFIT):
         # instant fit, fast path: the head of the first free list whose every
-        # member is big enough
+        # member is big enough; the allocation is carved from its front
         s = intr.mutex_enter(m)
         if vm._ntf < _BT_MINRESERVE:
             _bt_refill(vm, 2)
@@ -718,60 +763,60 @@ def vmem_alloc(vm, size, flags):
         if c and vm._ntf >= 2:
             low = c & -c
             j = k + (_L[low] if low < 0x100 else _flog2(low))
-            t = vm._fh[j]
-            # take the head off list j
+            fh = vm._fh
             fn = vm._fn
-            nx = fn[t]
-            vm._fh[j] = nx
-            if nx:
-                vm._fp[nx] = 0
-            else:
-                vm._fmap &= ~(1 << j)
+            t = fh[j]
             st = vm._st
             q = st[t]
-            n = vm._sz[t]
-            if n == qs:
+            n = vm._sz[t] - qs
+            if n == 0:  # exact: t itself leaves list j
+                b = fn[t]
+                fh[j] = b
+                if b:
+                    vm._fp[b] = 0
+                else:
+                    vm._fmap &= ~(1 << j)
                 b = t
-                vm._nfree -= 1
             else:
+                # new busy tag b before t; t keeps the tail
                 b = vm._tf
                 vm._tf = fn[b]
                 vm._ntf -= 1
                 st[b] = q
                 vm._sz[b] = qs
-                sn = vm._sn
                 sp = vm._sp
                 p = sp[t]
-                sn[p] = b
+                vm._sn[p] = b
                 sp[b] = p
-                sn[b] = t
+                vm._sn[b] = t
                 sp[t] = b
                 st[t] = q + qs
-                n -= qs
                 vm._sz[t] = n
                 i = _L[n] if n < 0x100 else _flog2(n)
-                h = vm._fh[i]
-                fn[t] = h
-                vm._fp[t] = 0
-                if h:
-                    vm._fp[h] = t
-                vm._fh[i] = t
-                vm._fmap |= 1 << i
+                if i != j:  # the tail moves to a smaller list
+                    fp = vm._fp
+                    x = fn[t]
+                    fh[j] = x
+                    if x:
+                        fp[x] = 0
+                    else:
+                        vm._fmap &= ~(1 << j)
+                    x = fh[i]
+                    fn[t] = x
+                    fp[t] = 0
+                    if x:
+                        fp[x] = t
+                    fh[i] = t
+                    vm._fmap |= 1 << i
             vm._ty[b] = _T_BUSY
             ht = vm._ht
             hm = vm._hm
             h = (q ^ (q >> vm._hb)) & hm
-            steps = 1
             while ht[h]:
                 h = (h + 1) & hm
-                steps += 1
             ht[h] = b
             vm._inuse += qs
-            vm._nbusy += 1
             vm._nalloc += 1
-            vm._steps += steps
-            if steps > vm._maxsteps:
-                vm._maxsteps = steps
             intr.mutex_exit(m, s)
             if _debug:
                 vmem_check(vm)
@@ -937,9 +982,9 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
-        gen = vm._gen
+        gen = vm._nfreeop
         # drain the quantum caches before giving up
-        drained = _qc_drain_all(vm) if vm._qcq else False
+        drained = _qc_drain_all(vm) if vm._qcmax else False
         intr.mutex_exit(m, s)
         if vm._nrel:
             _release_pending(vm)
@@ -966,7 +1011,7 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
             raise MemoryError(
                 "%s: arena '%s' could not supply %d bytes within %d ms" % (fname, vm.name, qs << vm._qsh, wait_ms)
             )
-        while vm._gen == gen and _ticks() - deadline < 0:
+        while vm._nfreeop == gen and _ticks() - deadline < 0:
             _sleep1()
     s = intr.mutex_enter(m)
     vm._nfail += 1
@@ -1031,8 +1076,6 @@ def vmem_free(vm, addr, size):
             vm._qcs[(qs - 1) * _QCAP + n] = t
             vm._qcn[qs] = n + 1
             vm._ty[t] = _T_QC
-            vm._qcq += qs
-            vm._qhits += 1
             intr.mutex_exit(m, s)
             if _debug:
                 vmem_check(vm)
@@ -1069,6 +1112,34 @@ def vmem_free(vm, addr, size):
     vm._steps += steps
     if steps > vm._maxsteps:
         vm._maxsteps = steps
+    ty = vm._ty
+    sn = vm._sn
+    n = sn[t]
+    p = vm._sp[t]
+    if ty[n] == _T_FREE and ty[p] != _T_FREE and ty[p] != _T_SPAN:
+        # common case: the free next neighbour n absorbs t (it keeps its
+        # free-list place unless its list index changes); t goes back to
+        # the reserve
+        sz = vm._sz
+        k = sz[n]
+        j = _L[k] if k < 0x100 else _flog2(k)
+        k += qs
+        sz[n] = k
+        st[n] = q
+        sn[p] = n
+        vm._sp[n] = p
+        ty[t] = 0
+        vm._fn[t] = vm._tf
+        vm._tf = t
+        vm._ntf += 1
+        vm._inuse -= qs
+        i = _L[k] if k < 0x100 else _flog2(k)
+        if i != j:
+            _fl_move(vm, n, j, i)
+        intr.mutex_exit(m, s)
+        if _debug:
+            vmem_check(vm)
+        return
     if _free_tag(vm, t):
         intr.mutex_exit(m, s)
         _release_pending(vm)
@@ -1193,9 +1264,7 @@ def _add(vm, addr, size, stype, fname):
         sn[f] = 0
         sp[0] = f
         _fl_insert(vm, f)
-        vm._nfree += 1
         vm._size += n
-        vm._gen += 1
     finally:
         intr.mutex_exit(m, s)
 
