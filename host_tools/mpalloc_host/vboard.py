@@ -510,7 +510,7 @@ class VirtualBoard(PtyBridge):
                 "        os.stat(f)\n"
                 "    except OSError:\n"
                 "        return\n"
-                "    exec(open(f).read(), {'__name__': '__main__'})\n"
+                "    exec(open(f).read(), globals())\n"
                 "_run('boot.py')\n" % root)
         code += "del _run, os\n"
         return code
