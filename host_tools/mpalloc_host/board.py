@@ -117,7 +117,8 @@ def firmware_files(root=FIRMWARE_DIR):
     return files
 
 
-_IMPORT_RE = re.compile(r"^(\s*)(from\s+(\.|mpalloc)(\.\w+)?\s+import\s+(.+)|import\s+mpalloc(\.\w+)?(\s+as\s+\w+)?)\s*$")
+_IMPORT_RE = re.compile(r"^(\s*)(?:from\s+(?:mpalloc(?:\.(\w+))?|\.(\w+)?)\s+import\s+(.+?)"
+                        r"|import\s+mpalloc(?:\.(\w+))?(\s+as\s+\w+)?)\s*(?:#.*)?$")
 
 
 def flat_name(module):
@@ -131,26 +132,24 @@ def flat_source(text, origin="?"):
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         m = _IMPORT_RE.match(line)
-        if not m or "mpalloc" not in line and not re.match(r"\s*from\s+\.", line):
+        if not m:
             out.append(line)
             continue
-        ind = m.group(1)
-        if m.group(2).startswith("import"):
-            sub = m.group(6)
-            if not sub or not m.group(7):
+        ind, sub_from, rel_sub, names, sub_imp, alias = m.groups()
+        if names is None:  # import mpalloc.x as y
+            if not sub_imp or not alias:
                 raise BoardError("%s:%d: cannot flatten %r (use 'import mpalloc.x as y')" % (origin, n, line.strip()))
-            out.append("%simport mpalloc%s%s" % (ind, flat_name(sub), m.group(7)))
+            out.append("%simport mpalloc_%s%s" % (ind, sub_imp, alias))
             continue
-        pkg, sub, names = m.group(3), m.group(4), m.group(5).strip()
-        if sub:  # from mpalloc.x import a, b   (or from .x import ...)
-            out.append("%sfrom mpalloc%s import %s" % (ind, flat_name(sub), names))
+        sub = sub_from or rel_sub
+        if sub:  # from mpalloc.x import a, b   /   from .x import a
+            out.append("%sfrom mpalloc_%s import %s" % (ind, sub, names.strip()))
             continue
         parts = []
-        for item in names.strip("()").split(","):
-            item = item.strip()
-            if not item:
-                continue
+        for item in names.strip().strip("()").split(","):
             w = item.split()
+            if not w:
+                continue
             if len(w) == 3 and w[1] == "as":
                 parts.append("import mpalloc_%s as %s" % (w[0], w[2]))
             elif len(w) == 1 and w[0] != "*":
@@ -229,9 +228,7 @@ class Board:
         """connect_timeout: seconds the board has to show its raw REPL (default
         $MPALLOC_CONNECT_TIMEOUT or 10)."""
         self.target = target
-        self.name = target.spec
-        if getattr(target, "board", None) and ":" not in self.name:
-            self.name = "%s (%s)" % (self.name, target.board)
+        self.name = getattr(target, "name", None) or target.spec
         self.profile = getattr(target, "profile", None) or {}
         self.caps = set(getattr(target, "caps", ()) or ())
         self.timeout = timeout

@@ -9,7 +9,7 @@ import time
 import pytest
 import serial
 
-from conftest import need_target, tagged_processes
+from harness_support import fake_board, need_target, tagged_processes  # noqa: F401 (fixture)
 from mpalloc_host.transport import (BoardError, BoardExecError, BoardGone, BoardTimeout, OutputTooLarge, Transport,
                                     shorten)
 
@@ -123,9 +123,14 @@ def test_streaming_delivers_before_the_end(vb):
     t0 = time.monotonic()
     vb.exec("import time\nprint('first')\ntime.sleep(1.5)\nprint('second')",
             data_consumer=lambda b: seen.append((time.monotonic() - t0, b)), timeout=10)
-    first = [t for t, b in seen if b"first" in b]
-    second = [t for t, b in seen if b"second" in b]
-    assert first and second, seen
+    acc, when = b"", {}
+    for t, b in seen:
+        acc += b
+        for word in (b"first", b"second"):
+            if word in acc and word not in when:
+                when[word] = t
+    first, second = [when.get(b"first")], [when.get(b"second")]
+    assert None not in first + second, seen
     assert second[0] - first[0] > 1.0, seen  # "first" came while the board still slept
 
 
@@ -153,12 +158,15 @@ def test_output_bound_then_recovery(vb):
 
 def test_board_process_killed_mid_command():
     tag = "transport-kill-%d" % os.getpid()
-    os.environ["MPALLOC_TEST_TAG"] = tag
+    os.environ["MPALLOC_TEST_TAG"] = tag  # the board's processes (restarts too) carry it
     try:
-        target = need_target("vboard:unix")
+        _killed_mid_command(tag)
     finally:
         del os.environ["MPALLOC_TEST_TAG"]
-    with target:
+
+
+def _killed_mid_command(tag):
+    with need_target("vboard:unix") as target:
         t = Transport(target.device, name=target.spec, alive=target.alive)
         t.enter_raw_repl(soft_reset=False)
         t.exec_raw_no_follow(b"import time\ntime.sleep(30)")
