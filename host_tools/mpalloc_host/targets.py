@@ -140,7 +140,8 @@ def _start(spec, backend, timeout):
     try:
         backend.start(timeout)
     except VBoardError as e:
-        raise TargetError("%s: %s" % (spec, str(e).splitlines()[0])) from None
+        msg = str(e).splitlines()[0]
+        raise TargetError(msg if msg.startswith(spec) else "%s: %s" % (spec, msg)) from None
     return time.monotonic() - t0
 
 

@@ -374,8 +374,10 @@ class PtyBridge:
         self._emit(self.cooker.flush())
         if self._stop.is_set():
             return
-        if self._restarting is not None and not self._ready.is_set():
-            self._die("exited with status %s before its prompt" % rc)
+        if self._restarting is not None:
+            seen = self._restarting["seen"][-200:]
+            self._die("exited with status %s before its prompt%s" % (
+                rc, ("; it printed %r" % seen) if seen else ""))
             return
         if not self._on_child_exit(rc):
             if rc is not None and rc < 0:
