@@ -123,6 +123,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     d.phits = [0] * MAXCPU
     d.gmiss = [0] * MAXCPU
     d.pmiss = [0] * MAXCPU
+    d.gfail = [0] * MAXCPU  # get misses that found nothing (or whose ctor failed)
     # Depot: stacks with room for every magazine ever made (nmags), so pushing
     # never grows a list. Guarded by d.lock.
     d.full = []
@@ -281,9 +282,11 @@ def _get_slow(pc, flags):
     intr.splx(s)
     o = d.pget(d.pp, flags)
     if o is None:
+        d.gfail[c] += 1
         return None
     if d.ctor is not None and d.ctor(d.arg, o, flags):
         d.pput(d.pp, o)
+        d.gfail[c] += 1
         return None
     d.nconstructed += 1
     return o
@@ -492,7 +495,8 @@ def pool_cache_stats(pc):
         gh = d.ghits[c] + pc[c][2] + d.prev[c][2]
         ph = d.phits[c] + pc[c][3] + d.prev[c][3]
         cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
-                     "nget": gh + d.gmiss[c], "nput": ph + d.pmiss[c]})
+                     "nget": gh + d.gmiss[c] - d.gfail[c], "nput": ph + d.pmiss[c],
+                     "nfail": d.gfail[c]})
     return {
         "name": d.name, "size": d.pp.size, "pool": d.pp.name, "ncpu": intr.ncpu, "cpus": cpus,
         "depot": {"full": d.nfull, "empty": d.nempty, "gets": d.dgets, "puts": d.dputs,

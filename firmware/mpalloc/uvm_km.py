@@ -137,15 +137,37 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
 
 
 def _teardown():
+    # Forget the previous kernel_map (a new bootstrap): give back every range we
+    # handed out, children first, so vmem_destroy finds the arenas empty.
     global kernel_map, kernel_exec_map
-    for mi in list(_maps.values()):
+    ms = list(_maps.values())
+    ms.sort(key=lambda mi: -_depth(mi))
+    for mi in ms:
+        for p in range(len(mi.rec)):
+            v = mi.rec[p]
+            if v:
+                try:
+                    _vmem.vmem_xfree(mi.arena, mi.lo + p * PAGE_SIZE, (v >> 4) * PAGE_SIZE)
+                except Exception:
+                    pass
+                mi.rec[p] = 0
         try:
             _vmem.vmem_destroy(mi.arena)
-        except Exception:
-            pass
+        except Exception:  # something else (e.g. a DMA buffer) still in it
+            vl = getattr(_vmem, "vmem_list", None)
+            if vl is not None and mi.arena in vl:
+                vl.remove(mi.arena)
     _maps.clear()
     kernel_map = kernel_exec_map = None
     _bytes[0] = _bytes[1] = _bytes[2] = 0
+
+
+def _depth(mi):
+    d = 0
+    while mi.parent is not None:
+        mi = mi.parent
+        d += 1
+    return d
 
 
 def _xalloc(mi, sz, align, lo, hi):

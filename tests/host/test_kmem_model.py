@@ -277,3 +277,12 @@ def test_kmem_waste_uniform_1_to_1024(km):
     waste = 1 - req / alloc
     print("kmem internal waste, uniform 1..1024: %.2f %%" % (100 * waste))
     assert waste <= 0.13
+
+
+def _kmem_teardown(self):
+    for p, n in list(self.live.items()):
+        self.k.kmem_free(p, n)
+    self.live.clear()
+
+
+KmemMachine.teardown = _kmem_teardown
