@@ -19,7 +19,8 @@
 #
 # Interrupts: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
 # allocate nothing from the heap in steady state (a magazine hit, or a pool
-# item when the class has pages). Misuse seen with the heap locked raises a
+# item when the class has pages). A class cache is made on its first use
+# (allocates); call kmem_init(True) at start-up if a handler may be first. Misuse seen with the heap locked raises a
 # preallocated ValueError (E_FREE) with the address in kmem_lasterr[0].
 #
 # Debug mode (kmem_debug(True), off by default): allocations made from then on
@@ -84,20 +85,38 @@ def _init():
             j += 1
         _tab[i] = j
     for c in _CLASSES:
-        _caches.append(_pc.pool_cache_init(c, 8, 0, 0, "kmem-%05d" % c, None, _pool.IPL_VM, None, None, None))
+        _caches.append(None)
 
 
-def kmem_init():
-    """Create the size-class caches (done by the first allocation otherwise)."""
+def _cache(i, dbg):
+    # The cache of class i, made on first use (allocates: kmem_init(True) makes
+    # them all up front for boards that allocate from interrupts first).
+    cs = _dcaches if dbg else _caches
+    pc = cs[i]
+    if pc is None:
+        c = _CLASSES[i]
+        pc = _pc.pool_cache_init(c, 8, 0, 0, ("kmem-dbg-%05d" if dbg else "kmem-%05d") % c, None,
+                                 _pool.IPL_VM, None, None, None)
+        cs[i] = pc
+    return pc
+
+
+def kmem_init(all_classes=False):
+    """Set up the class table; with all_classes make every class cache now."""
     _init()
+    if all_classes:
+        for i in range(len(_CLASSES)):
+            _cache(i, False)
 
 
 def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map)."""
     for pc in _caches + _dcaches:
+        if pc is None:
+            continue
         if pc in _pc.pool_cache_list:
             _pc.pool_cache_list.remove(pc)
-        pp = pc[_PCMETA].pp
+        pp = _pc.pool_cache_pool(pc)
         if pp in _pool.pool_list:
             _pool.pool_list.remove(pp)
     del _caches[:]
@@ -111,7 +130,7 @@ def kmem_debug(on):
     _init()
     if on and not _dcaches:
         for c in _CLASSES:
-            _dcaches.append(_pc.pool_cache_init(c, 8, 0, 0, "kmem-dbg-%05d" % c, None, _pool.IPL_VM, None, None, None))
+            _dcaches.append(None)
     _debug[0] = bool(on)
 
 
@@ -143,7 +162,10 @@ def kmem_intr_alloc(size, kmflags):
     if _debug[0]:
         return _dbg_alloc(size, kmflags)
     if size <= _MAXSMALL:
-        return _pc.pool_cache_get(_caches[_tab[(size - 1) >> 3]], f)
+        pc = _caches[_tab[(size - 1) >> 3]]
+        if pc is None:
+            pc = _cache(_tab[(size - 1) >> 3], False)
+        return _pc.pool_cache_get(pc, f)
     return _large_alloc(size, kmflags)
 
 
@@ -201,12 +223,12 @@ def kmem_intr_free(p, size):
         _fail("kmem_free: bad arguments p=%r size=%r", p, size)
     if _dcaches and size + _DBG <= _MAXSMALL:
         dpc = _dcaches[_tab[(size + _DBG - 1) >> 3]]
-        if _owns(dpc, p):
+        if dpc is not None and _owns(dpc, p):
             _dbg_free(dpc, p, size)
             return
     if size <= _MAXSMALL:
         pc = _caches[_tab[(size - 1) >> 3]]
-        if _owns(pc, p):
+        if pc is not None and _owns(pc, p):
             _pc.pool_cache_put(pc, p)
             return
         if not (_dcaches and size + _DBG > _MAXSMALL):  # else: a debug-mode large allocation
@@ -231,7 +253,7 @@ def _dbg_alloc(size, kmflags):
         return _large_alloc(size, kmflags)
     ci = _tab[(a - 1) >> 3]
     csz = _CLASSES[ci]
-    p = _pc.pool_cache_get(_dcaches[ci], kmflags & 3)
+    p = _pc.pool_cache_get(_cache(ci, True), kmflags & 3)
     if p is None:
         return None
     from mpalloc import mem
@@ -292,14 +314,15 @@ def kmem_class(size):
         raise ValueError("kmem_class: size %d" % size)
     if size > _MAXSMALL:
         return 0
-    if not _caches:
-        _init()
+    _init()
     return _CLASSES[_tab[(size - 1) >> 3]]
 
 
 def kmem_stats():
     cl = []
     for pc in _caches + _dcaches:
+        if pc is None:
+            continue
         st = _pc.pool_cache_stats(pc)
         na = nf = 0
         for c in st["cpus"]:

@@ -96,14 +96,15 @@ _kmem_allocators = {}
 
 
 def pool_allocator_kmem(itemsize):
-    """The default page source: pages from uvm_km's kernel_map, at least 4 items a page."""
+    """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
     from mpalloc import uvm_km
 
     ps = uvm_km.PAGE_SIZE
     if ps <= 0:
         raise ValueError("pool_init: no palloc and uvm_km has no kernel_map (call uvm_km_bootstrap)")
+    # smallest power-of-two number of pages holding >= 2 items with <= 1/8 left over
     sz = ps
-    while sz < 4 * itemsize:
+    while sz < 2 * itemsize or (sz % itemsize) * 8 > sz:
         sz *= 2
     pa = _kmem_allocators.get(sz)
     if pa is None:

@@ -1,0 +1,133 @@
+# uvm_km(9) and kmem(9) on the board: kernel_map over a window of this suite,
+# size/type checks, demand-zero pages, kmem classes, debug reports, and zero
+# heap allocation of kmem_intr_alloc/free (<= 1 KB) under heap_lock and from an
+# emulated hard interrupt.
+# Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_kmem.py
+import gc
+
+# The window first (a contiguous block is hard to find once the modules have
+# compiled), as large as leaves room to compile them: 12 KB down to 6 KB.
+gc.collect()
+_SIZE = 12288
+_WIN = None
+while _WIN is None:
+    try:
+        _WIN = bytearray(_SIZE)
+    except MemoryError:
+        _SIZE -= 1024
+        if _SIZE < 6144:
+            raise
+
+from mptest import Suite, raises, heap_locked, check_msg, eq  # noqa: E402
+
+from mpalloc import mem, intr  # noqa: E402
+from mpalloc import uvm_km, kmem  # noqa: E402
+
+s = Suite("kmem", needs=("heap:60000",))
+
+_BASE = 0x20010000
+_PS = 256
+
+
+def _boot():
+    intr.setup(1)
+    kmem.kmem_reset()
+    mem.attach(_BASE, _WIN)
+    uvm_km.uvm_km_bootstrap(_BASE, _SIZE, _PS)
+    return uvm_km, kmem
+
+
+@s.test
+def uvm_km_types_and_misuse():
+    uk, _ = _boot()
+    km = uk.kernel_map
+    a = uk.uvm_km_alloc(km, 600, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_ZERO)
+    eq(a % _PS, 0, "page aligned")
+    eq(bytes(uk.uvm_km_buf(a, 600)), bytes(600), "zeroed")
+    p = uk.uvm_km_alloc(km, 256, 1024, uk.UVM_KMF_PAGEABLE)
+    eq(p % 1024, 0, "aligned")
+    mem.buf(p, 1)[0] = 9
+    eq(uk.uvm_km_buf(p, 1)[0], 0, "demand-zero on first access")
+    mem.buf(p, 1)[0] = 9
+    eq(uk.uvm_km_buf(p, 1)[0], 9, "zeroed only once")
+    check_msg(raises(ValueError, uk.uvm_km_free, km, a, 600, uk.UVM_KMF_PAGEABLE), "uvm_km_free", "type")
+    check_msg(raises(ValueError, uk.uvm_km_free, km, a, 1024, uk.UVM_KMF_WIRED), "uvm_km_free", "bytes")
+    check_msg(raises(ValueError, uk.uvm_km_free, km, a + _PS, 256, uk.UVM_KMF_WIRED), "uvm_km_free", "never")
+    check_msg(raises(ValueError, uk.uvm_km_alloc, km, 256, 0, uk.UVM_KMF_VAONLY | uk.UVM_KMF_ZERO), "ZERO")
+    check_msg(raises(ValueError, uk.uvm_km_alloc, km, 256, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_EXEC), "EXEC")
+    uk.uvm_km_free(km, a, 600, uk.UVM_KMF_WIRED)
+    uk.uvm_km_free(km, p, 256, uk.UVM_KMF_PAGEABLE)
+    sm, lo, hi = uk.uvm_km_suballoc(km, 1024, uk.VM_MAP_TOPDOWN, False, 0, "sm")
+    eq(uk.uvm_km_alloc(sm, 256, 0, uk.UVM_KMF_VAONLY), hi - 256, "top-down")
+    eq(uk.uvm_km_alloc(km, _SIZE, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_NOWAIT), 0, "exhausted -> 0")
+
+
+_sizes = (1, 8, 13, 64, 100, 200, 333, 512, 1024)
+_ptrs = [0] * len(_sizes)
+
+
+def _kmem_round(k):
+    for i in range(len(_sizes)):
+        _ptrs[i] = k.kmem_intr_alloc(_sizes[i], 2)
+    for i in range(len(_sizes)):
+        k.kmem_intr_free(_ptrs[i], _sizes[i])
+    return 0
+
+
+@s.test
+def kmem_intr_heap_locked_up_to_1k():
+    _, k = _boot()
+    for r in range(3):
+        _kmem_round(k)
+    heap_locked(_kmem_round, k)
+    for i in range(len(_sizes)):
+        if _ptrs[i] is None:
+            raise AssertionError("kmem_intr_alloc(%d) failed" % _sizes[i])
+    st = k.kmem_stats()
+    n = 0
+    for c in st["classes"]:
+        n += c["inuse"]
+    eq(n, 0, "in use after the rounds")
+
+
+@s.test
+def kmem_intr_from_emulated_irq():
+    _, k = _boot()
+    _kmem_round(k)
+    intr.run_hard(_kmem_round, k, 0)
+    e = raises(ValueError, intr.run_hard, lambda x: k.kmem_alloc(8, 2), None, 0)
+    check_msg(e, "kmem_alloc", "interrupt")
+
+
+@s.test
+def kmem_classes_large_and_wrong_size():
+    _, k = _boot()
+    eq(k.kmem_class(20), 24, "class of 20")
+    eq(k.kmem_class(513), 768, "class of 513")
+    p = k.kmem_zalloc(2000, k.KM_SLEEP)
+    eq(bytes(mem.buf(p, 2000)), bytes(2000), "zalloc large")
+    q = k.kmem_alloc(40, k.KM_NOSLEEP)
+    check_msg(raises(ValueError, k.kmem_free, q, 100), "kmem_free", "kmem-00112")
+    check_msg(raises(ValueError, k.kmem_free, p, 5000), "kmem_free", "bytes")
+    k.kmem_free(q, 40)
+    k.kmem_free(p, 2000)
+    eq(k.kmem_stats()["large"]["inuse_bytes"], 0, "large in use")
+
+
+@s.test
+def kmem_debug_reports():
+    _, k = _boot()
+    k.kmem_debug(True)
+    p = k.kmem_alloc(20, k.KM_SLEEP)
+    mem.buf(p, 21)[20] = 0
+    check_msg(raises(ValueError, k.kmem_free, p, 20), "redzone", "kmem-00032", "0x%x" % (p + 20))
+    p = k.kmem_alloc(100, k.KM_SLEEP)
+    check_msg(raises(ValueError, k.kmem_free, p, 101), "size check", "kmem-00112", "0x%x" % p)
+    k.kmem_free(p, 100)
+    check_msg(raises(ValueError, k.kmem_free, p, 100), "double free", "kmem-00112", "0x%x" % p)
+    mem.buf(p, 1)[0] = 1
+    check_msg(raises(ValueError, k.kmem_alloc, 100, k.KM_SLEEP), "use after free", "kmem-00112", "0x%x" % p)
+    k.kmem_debug(False)
+
+
+s.run()
