@@ -44,6 +44,12 @@ def read_until(fd, marker, timeout):
     return buf
 
 
+def settle(fd, quiet=0.3):
+    """Read and drop output until the board has been quiet for `quiet` s."""
+    while select.select([fd], [], [], quiet)[0]:
+        os.read(fd, 4096)
+
+
 @pytest.fixture
 def raw_fd(rp2040):
     """The rp2040 vboard's pty opened directly (no mpremote), friendly REPL."""
@@ -52,7 +58,8 @@ def raw_fd(rp2040):
     fd = os.open(rp2040.device, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(fd)
     os.write(fd, b"\r\x03\x02")
-    read_until(fd, b">>> ", 5)
+    read_until(fd, b"for more information.\r\n>>> ", 5)
+    settle(fd)
     yield fd
     os.close(fd)
 
@@ -124,7 +131,7 @@ def test_banner_and_soft_reboot_text(raw_fd):
     out = read_until(raw_fd, b"raw REPL; CTRL-B to exit\r\n>", 10)
     assert b"OK\r\nMPY: soft reboot\r\nraw REPL; CTRL-B to exit\r\n>" in out
     os.write(raw_fd, b"\x02")
-    read_until(raw_fd, b">>> ", 5)
+    read_until(raw_fd, b"for more information.\r\n>>> ", 5)
 
 
 def test_ctrl_c_interrupts_running_code(rp2040, raw_fd):
@@ -141,7 +148,9 @@ def test_ctrl_c_interrupts_running_code(rp2040, raw_fd):
         r, _, _ = select.select([raw_fd], [], [], 1.0)
         if r:
             out += os.read(raw_fd, 4096)
-    read_until(raw_fd, b">>> ", 5)
+    if not out.endswith(b">>> "):
+        read_until(raw_fd, b">>> ", 5)
+    settle(raw_fd)
     os.write(raw_fd, b"\x03print(6 * 7)\r")
     assert b"42\r\n" in read_until(raw_fd, b"42\r\n>>> ", 5)
     assert rp2040.alive()
@@ -206,3 +215,26 @@ def test_mpalloc_vboard_command_stops_cleanly(tmp_path, sig):
     assert tagged_pids(tag) == [], "processes left behind"
     assert not os.path.lexists(link)
     assert b"stopped" in p.stderr.read()
+
+
+def test_mpremote_repl(rp2040):
+    """`mpremote repl` needs a terminal: run it on a pty, type a line, leave with Ctrl-]."""
+    import pty
+
+    m, s = pty.openpty()
+    p = subprocess.Popen([str(MPALLOC.parent / "mpremote"), "connect", rp2040.device, "repl"],
+                         stdin=s, stdout=s, stderr=s, start_new_session=True)
+    os.close(s)
+    try:
+        read_until(m, b"Use Ctrl-] or Ctrl-x to exit this shell", 15)
+        os.write(m, b"\r")
+        read_until(m, b">>> ", 5)
+        os.write(m, b"print(6 * 7)\r")
+        assert b"42\r\n>>> " in read_until(m, b"42\r\n>>> ", 5)
+        os.write(m, b"\x1d")
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        os.close(m)
