@@ -314,9 +314,13 @@ class LabgridTarget:
             self.board = self._tags.get("board") or None
         if self.board:
             self.profile = profiles.load(self.board)
-        # a real board (or anything that behaves like one) behind ser2net: the raw
-        # REPL's Ctrl-D soft-resets it
-        self.caps = {"soft_reset"}
+        # a real board behind ser2net: what its profile says (as for a serial port)
+        try:
+            from .targets import _profile_caps
+        except ImportError:
+            self.caps = {"soft_reset"}
+        else:
+            self.caps = _profile_caps(self.profile)
 
     # -- release ----------------------------------------------------------------------
 
@@ -345,8 +349,18 @@ class LabgridTarget:
                 raise LabgridError("%s: could not release the place: %s" % (self.spec, str(e).split(": ", 1)[-1])) \
                     from None
 
+    @property
+    def name(self):
+        return self.spec if not self.board or self.board in self.spec else "%s (%s)" % (self.spec, self.board)
+
     def alive(self):
         return not self._closed
+
+    def dead_reason(self):
+        return None
+
+    def logs(self):
+        return "labgrid place %s, serial port %s at %s" % (self.place, self.resource, self.device)
 
     def __enter__(self):
         return self

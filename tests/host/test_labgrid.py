@@ -9,7 +9,7 @@ client commands; then
   against what the board itself says it is;
 * Ctrl-C in the middle of a run releases the place;
 * faults, each a clear one-line error and the place left free: a place locked by
-  someone else (acquired with ``labgrid-client`` as another user), a ser2net port
+  someone else (acquired by labgrid's client code as another user), a ser2net port
   that refuses, an unknown place, no coordinator, an exporter that went away.
 
 Everything is started and stopped by the module fixture, nothing is left running
@@ -154,6 +154,15 @@ class Farm:
                                ready="listening on"))
         self.coordinator = self.procs[-1]
         self.vboards = [vboard.start("rp2040"), vboard.start("esp32")]
+        # The ESP32 comes with mpalloc's firmware already on its filesystem (as a farm
+        # board would): deploy then only checks hashes over the link, which keeps this
+        # module fast. The RP2040 starts empty: the first run deploys everything
+        # through ser2net (RFC 2217).
+        from mpalloc_host.board import firmware_files
+
+        for dest, src in firmware_files():
+            (self.vboards[1].fsdir / dest).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, self.vboards[1].fsdir / dest)
         self.ports = {"pico": free_port(), "esp32": free_port(), "dead": free_port()}
         (tmp / "ser2net.yaml").write_text(
             "%%YAML 1.1\n---\n"
@@ -297,11 +306,12 @@ def test_two_boards_in_parallel_one_junit(farm, suites, tmp_path):
         assert "board" in props, "test %s has no board property" % case.get("name")
         seen[case.get("classname")] = props
     assert len(seen) == 2, seen
-    boards = {p["board"] for p in seen.values()}
-    assert boards == {"labgrid:pico-1", "labgrid:esp32-1"}, "both boards used, one per worker: %s" % seen
+    # the board's name is the place acquired, with the profile when the name does not say it
+    places = {p["board"].split()[0]: p for p in seen.values()}
+    assert set(places) == {"labgrid:pico-1", "labgrid:esp32-1"}, "both boards used, one per worker: %s" % seen
     want = {"labgrid:pico-1": "rp2040", "labgrid:esp32-1": "esp32"}
-    for props in seen.values():
-        assert props["device_board"] == want[props["board"]], props  # the board itself agrees
+    for place, props in places.items():
+        assert props["device_board"] == want[place], props  # the board itself agrees
     assert _free(farm) == {}
 
 
@@ -345,12 +355,23 @@ def _open_error(farm, spec):
     return msg
 
 
-def test_place_locked_by_someone_else(farm):
-    env = dict(farm.env, LG_USERNAME="alice", LG_HOSTNAME="bench7")
-    r = subprocess.run([str(VENV_BIN / "labgrid-client"), "-x", farm.addr, "-p", "pico-1", "acquire"],
-                       env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+def _as_alice(farm, monkeypatch, command):
+    """labgrid-client -p pico-1 <command>, as user alice on host bench7 (labgrid's
+    own client code; LG_USERNAME/LG_HOSTNAME are how labgrid names a client)."""
+    with monkeypatch.context() as m:
+        m.setenv("LG_USERNAME", "alice")
+        m.setenv("LG_HOSTNAME", "bench7")
+        s = farm.session()
+        try:
+            farm.client(s, "-p", "pico-1", command)
+        finally:
+            s.close()
+
+
+def test_place_locked_by_someone_else(farm, monkeypatch):
+    _as_alice(farm, monkeypatch, "acquire")
     try:
+        assert farm.acquired()["pico-1"] == "bench7/alice"
         msg = _open_error(farm, "labgrid:pico-1")
         assert "locked by bench7/alice" in msg
         # a tag pool skips it and takes the free one
@@ -364,8 +385,7 @@ def test_place_locked_by_someone_else(farm):
         assert r.returncode == 2, r.stdout + r.stderr
         assert "locked by bench7/alice" in r.stderr and "Traceback" not in r.stderr, r.stderr
     finally:
-        subprocess.run([str(VENV_BIN / "labgrid-client"), "-x", farm.addr, "-p", "pico-1", "release"],
-                       env=env, capture_output=True, text=True, timeout=30)
+        _as_alice(farm, monkeypatch, "release")
     assert farm.acquired() == {"pico-1": None, "esp32-1": None, "dead-1": None}
 
 
