@@ -109,9 +109,13 @@ def _checksum(data):
     return "%06x" % c
 
 
+_NOT_FOR_BOARD = ("manifest.py",)  # firmware/manifest.py is for freezing into a build
+
+
 def firmware_files(root=FIRMWARE_DIR):
-    """[(board path, host Path)] of the device package and mptest, sorted."""
-    files = [("mptest.py", root / "mptest.py")]
+    """[(board path, host Path)]: the top-level firmware modules (mptest, ...) and
+    the mpalloc package, sorted."""
+    files = [(p.name, p) for p in sorted(root.glob("*.py")) if p.name not in _NOT_FOR_BOARD]
     for p in sorted((root / "mpalloc").glob("*.py")):
         files.append(("mpalloc/" + p.name, p))
     return files
@@ -173,8 +177,9 @@ def strip_docstrings(text):
     return ast.unparse(tree) + "\n"
 
 
-def module_deps(text):
+def module_deps(text, root=FIRMWARE_DIR):
     """Names of firmware modules a source imports: {'mptest', 'mpalloc.intr', ...}."""
+    top = {p.stem for p in root.glob("*.py") if p.name not in _NOT_FOR_BOARD}
     deps = set()
     for line in text.splitlines():
         s = line.strip()
@@ -188,12 +193,16 @@ def module_deps(text):
                     if w and w[0] != "*":
                         deps.add("mpalloc." + w[0])
             continue
-        m = re.match(r"import\s+(mpalloc\.\w+|mptest)\b", s)
+        m = re.match(r"import\s+(mpalloc\.\w+)", s)
         if m:
             deps.add(m.group(1))
-        m = re.match(r"from\s+mptest\s+import", s)
+            continue
+        m = re.match(r"(?:from\s+(\w+)\s+import|import\s+([\w, ]+))", s)
         if m:
-            deps.add("mptest")
+            for name in (m.group(1) or m.group(2)).split(","):
+                name = name.strip().split(" ")[0]
+                if name in top:
+                    deps.add(name)
     return deps
 
 
@@ -205,14 +214,14 @@ def module_closure(text, root=FIRMWARE_DIR):
         if name in seen:
             return
         seen.add(name)
-        path = root / "mptest.py" if name == "mptest" else root / "mpalloc" / (name.split(".", 1)[1] + ".py")
+        path = root / "mpalloc" / (name.split(".", 1)[1] + ".py") if "." in name else root / (name + ".py")
         if not path.is_file():
             return  # a name imported from the package that is not a module (e.g. a function)
-        for d in sorted(module_deps(path.read_text())):
+        for d in sorted(module_deps(path.read_text(), root)):
             visit(d)
         order.append((name, path))
 
-    for d in sorted(module_deps(text)):
+    for d in sorted(module_deps(text, root)):
         visit(d)
     return order
 
@@ -233,6 +242,7 @@ class Board:
         self.caps = set(getattr(target, "caps", ()) or ())
         self.timeout = timeout
         self.transport = Transport(target.device, name=self.name, alive=getattr(target, "alive", None))
+        self.transport.late_ok = getattr(target, "kind", "") == "wasm32"
         try:
             if soft_reset is None:
                 soft_reset = "soft_reset" in self.caps
@@ -498,7 +508,8 @@ class Board:
                     progress(min(i + chunk, len(data)), len(data))
             self._retry(lambda: self.exec("f.close()\ndel f, _w"), dest)
             size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
-            if size == len(data) and digest == _checksum(data):
+            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+            if size == len(data) and digest == local:
                 return
         raise BoardError("%s: %s does not read back as written after %d attempts" % (self.name, dest, attempts))
 
