@@ -132,6 +132,9 @@ _QBATCH = const(16)
 _NREL = const(8)
 
 wait_ms = 2000
+# intr's spin mutex, looked up once (they read intr's mode at each call)
+_enter = intr.mutex_enter
+_exit = intr.mutex_exit
 vmem_list = []
 _debug = False
 
@@ -594,16 +597,16 @@ def _release_pending(vm):
     # taken off the list under the lock and released without it
     m = vm._lock
     while True:
-        s = intr.mutex_enter(m)
+        s = _enter(m)
         n = vm._nrel
         if not n:
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             return
         n -= 1
         vm._nrel = n
         q = vm._rel[2 * n]
         sz = vm._rel[2 * n + 1]
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         vm._releasefn(vm._arg, vm._org + (q << vm._qsh), sz << vm._qsh)
 
 
@@ -729,7 +732,7 @@ def vmem_alloc(vm, size, flags):
     qs = (size + vm._qm) >> vm._qsh
     m = vm._lock
     if qs <= vm._qcmax:
-        s = intr.mutex_enter(m)
+        s = _enter(m)
         n = vm._qcn[qs]
         if n:
             n -= 1
@@ -738,7 +741,7 @@ def vmem_alloc(vm, size, flags):
             vm._ty[t] = _T_BUSY
             vm._nalloc += 1
             q = vm._st[t]
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
@@ -746,16 +749,16 @@ def vmem_alloc(vm, size, flags):
         if t:
             vm._nalloc += 1
             q = vm._st[t]
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         # fall through to the segment path (it imports / waits)
     elif not flags & (M_BESTFIT | M_NEXTFIT):
         # instant fit, fast path: the head of the first free list whose every
         # member is big enough; the allocation is carved from its front
-        s = intr.mutex_enter(m)
+        s = _enter(m)
         if vm._ntf < _BT_MINRESERVE:
             _bt_refill(vm, 2)
         k = (_L[qs - 1] + 1 if qs < 0x101 else _flog2(qs - 1) + 1) if qs > 1 else 0
@@ -817,11 +820,11 @@ def vmem_alloc(vm, size, flags):
             ht[h] = b
             vm._inuse += qs
             vm._nalloc += 1
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
-        intr.mutex_exit(m, s)
+        _exit(m, s)
     return _xalloc(vm, qs, 1, 0, 0, _QMIN, _QMAX, flags, _T_BUSY, "vmem_alloc")
 
 
@@ -971,21 +974,21 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
     deadline = None
     tried_reclaim = False
     while True:
-        s = intr.mutex_enter(m)
+        s = _enter(m)
         t = 0
         if vm._ntf >= 2 or _bt_refill(vm, 2):
             t = _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype)
         if t:
             vm._nalloc += 1
             q = vm._st[t]
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
         gen = vm._nfreeop
         # drain the quantum caches before giving up
         drained = _qc_drain_all(vm) if vm._qcmax else False
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         if vm._nrel:
             _release_pending(vm)
         if drained:
@@ -1005,17 +1008,17 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
         if deadline is None:
             deadline = now + wait_ms
         if now - deadline >= 0:
-            s = intr.mutex_enter(m)
+            s = _enter(m)
             vm._nfail += 1
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             raise MemoryError(
                 "%s: arena '%s' could not supply %d bytes within %d ms" % (fname, vm.name, qs << vm._qsh, wait_ms)
             )
         while vm._nfreeop == gen and _ticks() - deadline < 0:
             _sleep1()
-    s = intr.mutex_enter(m)
+    s = _enter(m)
     vm._nfail += 1
-    intr.mutex_exit(m, s)
+    _exit(m, s)
     if _debug:
         vmem_check(vm)
     return None
@@ -1053,7 +1056,7 @@ def vmem_free(vm, addr, size):
     q = o >> qsh
     qs = (size + qm) >> qsh
     m = vm._lock
-    s = intr.mutex_enter(m)
+    s = _enter(m)
     st = vm._st
     ht = vm._ht
     hm = vm._hm
@@ -1067,7 +1070,7 @@ def vmem_free(vm, addr, size):
         t = ht[h]
         steps += 1
     if not t or vm._ty[t] != _T_BUSY or vm._sz[t] != qs:
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         _bad_free("vmem_free", vm, addr, size, t)
     vm._nfreeop += 1
     if qs <= vm._qcmax:
@@ -1076,14 +1079,14 @@ def vmem_free(vm, addr, size):
             vm._qcs[(qs - 1) * _QCAP + n] = t
             vm._qcn[qs] = n + 1
             vm._ty[t] = _T_QC
-            intr.mutex_exit(m, s)
+            _exit(m, s)
             if _debug:
                 vmem_check(vm)
             return
         _hash_delete(vm, h)
         _qc_drain(vm, qs, _QCAP // 2)
         _free_tag(vm, t)
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         if vm._nrel:
             _release_pending(vm)
         if _debug:
@@ -1136,15 +1139,15 @@ def vmem_free(vm, addr, size):
         i = _L[k] if k < 0x100 else _flog2(k)
         if i != j:
             _fl_move(vm, n, j, i)
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         if _debug:
             vmem_check(vm)
         return
     if _free_tag(vm, t):
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         _release_pending(vm)
     else:
-        intr.mutex_exit(m, s)
+        _exit(m, s)
     if _debug:
         vmem_check(vm)
 
@@ -1159,19 +1162,19 @@ def vmem_xfree(vm, addr, size):
     q = o >> qsh
     qs = (size + qm) >> qsh
     m = vm._lock
-    s = intr.mutex_enter(m)
+    s = _enter(m)
     h = _hash_find(vm, q)
     t = vm._ht[h] if h >= 0 else 0
     if not t or vm._ty[t] != _T_XBUSY or vm._sz[t] != qs:
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         _bad_free("vmem_xfree", vm, addr, size, t)
     vm._nfreeop += 1
     _hash_delete(vm, h)
     if _free_tag(vm, t):
-        intr.mutex_exit(m, s)
+        _exit(m, s)
         _release_pending(vm)
     else:
-        intr.mutex_exit(m, s)
+        _exit(m, s)
     if _debug:
         vmem_check(vm)
 
@@ -1207,7 +1210,7 @@ def _add(vm, addr, size, stype, fname):
     if addr < 0 or addr & qm or size & qm:
         raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
     m = vm._lock
-    s = intr.mutex_enter(m)
+    s = _enter(m)
     try:
         org = vm._org
         if vm._lo is None:
@@ -1266,7 +1269,7 @@ def _add(vm, addr, size, stype, fname):
         _fl_insert(vm, f)
         vm._size += n
     finally:
-        intr.mutex_exit(m, s)
+        _exit(m, s)
 
 
 def vmem_add(vm, addr, size, flags):

@@ -13,10 +13,17 @@
 #   qc_ratio         segment pair / quantum-cache pair (must be >= 3)
 #   qc_seg_per_1000  segment-list visits (cache fills + drains) per 1000 small
 #                    allocations in a steady random workload (must be <= 1)
-#   tag_bytes        heap bytes per boundary tag (all tag arrays + hash), words
-#                    = tag_bytes / (word_bits / 8)
+#   tag_bytes_layout heap bytes per boundary tag (all tag arrays + hash slots),
+#                    from the arrays' lengths; tag_words = that / (word_bits / 8);
+#                    tag_bytes_measured = the gc.mem_alloc() delta of growing to
+#                    4096 tags (equal on the unix port; the wasm port's collector
+#                    keeps dropped temporaries, so it reads high there)
 #   arena_fixed_bytes heap bytes of a fresh arena minus its initial 32 tags
 #   pair_heap_bytes  heap bytes allocated per steady-state pair (must be 0)
+#   seg_pair_cu.1q   one-quantum pair on the arena without quantum cache
+#   trace_*          the same random 1..8-quantum trace (live set ~32) on an arena
+#                    with and without quantum cache, bookkeeping subtracted
+#   lock_pair_cu     one intr.mutex_enter/mutex_exit pair (two per alloc+free pair)
 import gc
 import sys
 
@@ -35,9 +42,13 @@ except ImportError:
 from mpalloc import vmem as V
 from mpalloc.vmem import M_NOWAIT, VMEM_ADDR_MAX, VMEM_ADDR_MIN, vmem_alloc, vmem_create, vmem_free
 
-QUICK = "quick" in sys.argv[1:] or globals().get("BENCH_QUICK", False)
-REPS = 5 if QUICK else 11
-N = 2000 if QUICK else 5000
+QUICK = "quick" in getattr(sys, "argv", ())[1:] or globals().get("BENCH_QUICK", False)
+# short batches, many of them: on a loaded machine some batches run undisturbed
+REPS = 15 if QUICK else 41
+N = 400
+if sys.platform == "webassembly":  # ticks_us is coarse there: longer batches
+    REPS = 5 if QUICK else 9
+    N = 20000
 Q = 16
 BASE = 0x20000000
 
@@ -94,17 +105,106 @@ def pair_cu(vm, size):
     gc.collect()
     ps = []
     cs = []
+    ls = []
     for _ in range(REPS):
-        lp = t_loop(N)
-        cs.append(t_call(N) - lp)
-        ps.append(t_pairs(vm, N, size) - lp)
-        cs.append(t_call(N) - lp)
-    cu = min(cs)
-    return min(ps) / cu, cu * 1000 / N
+        ls.append(t_loop(N))
+        cs.append(t_call(N))
+        ps.append(t_pairs(vm, N, size))
+        cs.append(t_call(N))
+        ls.append(t_loop(N))
+    lp = min(ls)
+    cu = min(cs) - lp
+    return (min(ps) - lp) / cu, cu * 1000 / N
+
+
+def make_trace(n):
+    # n/2 allocations and n/2 frees over a live set of ~32: (op, slot, size)
+    x = 777
+    ops = []
+    sizes = []
+    slots = []
+    live = []
+    free = list(range(64))
+    while len(ops) < n:
+        x = (x * 1103515245 + 12345) & 0x3FFFFFFF
+        if len(live) < 16 or (len(live) < 48 and x & 0x100):
+            k = free.pop()
+            live.append(k)
+            ops.append(1)
+            slots.append(k)
+            sizes.append(Q * (1 + (x >> 4) % 8))
+        else:
+            k = live.pop((x >> 8) % len(live))
+            free.append(k)
+            ops.append(0)
+            slots.append(k)
+            sizes.append(0)
+    while live:  # close the trace: everything freed
+        k = live.pop()
+        free.append(k)
+        ops.append(0)
+        slots.append(k)
+        sizes.append(0)
+    return ops, slots, sizes
+
+
+def _nop_al(vm, s, f):
+    return 0
+
+
+def _nop_fr(vm, a, s):
+    pass
+
+
+def run_trace(vm, trace, al=vmem_alloc, fr=vmem_free):
+    # al/fr = _nop_al/_nop_fr times the bookkeeping and the two calls alone
+    ops, slots, sizes = trace
+    addr = [0] * 64
+    sz = [0] * 64
+    n = len(ops)
+    i = 0
+    t0 = ticks_us()
+    while i < n:
+        k = slots[i]
+        if ops[i]:
+            s = sizes[i]
+            addr[k] = al(vm, s, M_NOWAIT)
+            sz[k] = s
+        else:
+            fr(vm, addr[k], sz[k])
+        i += 1
+    return ticks_diff(ticks_us(), t0)
+
+
+def lock_cu():
+    from mpalloc import intr
+
+    m = intr.mutex_init()
+    en = intr.mutex_enter
+    ex = intr.mutex_exit
+
+    def f(n):
+        i = 0
+        t0 = ticks_us()
+        while i < n:
+            s = en(m)
+            ex(m, s)
+            i += 1
+        return ticks_diff(ticks_us(), t0)
+
+    ls = []
+    cs = []
+    lps = []
+    for _ in range(REPS):
+        lps.append(t_loop(N))
+        cs.append(t_call(N))
+        ls.append(f(N))
+    lp = min(lps)
+    return (min(ls) - lp) / (min(cs) - lp)
 
 
 def holes(h, qcache=0):
-    vm = vmem_create("H%d" % h, BASE, (2 * h + 256) * Q, Q, qcache, M_NOWAIT)
+    vm = vmem_create("H%d" % h, BASE, (2 * h + 1024) * Q, Q, qcache, M_NOWAIT)
     got = []
     for _ in range(2 * h):
         got.append(V.vmem_xalloc(vm, Q, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, M_NOWAIT))
@@ -127,6 +227,28 @@ def heap_per_pair(vm, size):
 def main():
     emit("impl", sys.implementation.name)
     emit("word_bits", 64 if sys.maxsize > 2**32 else 32)
+    # memory: heap per boundary tag, fixed per arena
+    gc.collect()
+    m0 = gc.mem_alloc()
+    vm = vmem_create("mem", BASE, 1 << 20, Q, 0, M_NOWAIT)
+    gc.collect()
+    m1 = gc.mem_alloc()
+    cap0 = vm._cap
+    vm._grow(4096)
+    gc.collect()
+    m2 = gc.mem_alloc()
+    per_tag = (m2 - m1) / (vm._cap - cap0)
+    # the same from the arrays' lengths (the webassembly port's gc.collect()
+    # may keep freshly dropped arrays alive, so its measured figure is high)
+    lay = len(vm._st) * 4 + len(vm._sz) * 4 + 2 * (len(vm._sn) + len(vm._sp) + len(vm._fn) + len(vm._fp))
+    lay += len(vm._ty) + 2 * len(vm._ht)
+    emit("tag_bytes_layout", lay / vm._cap)
+    emit("tag_words", lay / vm._cap * 8 / (64 if sys.maxsize > 2**32 else 32))
+    emit("tag_bytes_measured", per_tag)
+    emit("arena_bytes", m1 - m0)
+    emit("arena_fixed_bytes", (m1 - m0) - per_tag * cap0)
+
+    del vm
     res = {}
     for h in (16, 256, 4096):
         vm = holes(h)
@@ -144,12 +266,42 @@ def main():
         del vm
         gc.collect()
     emit("flat", res[4096] / res[16])
-    # quantum cache
+    # quantum cache: the hit path against the segment path, first as fixed
+    # one-quantum pairs, then on the same random trace of 1..8-quantum sizes
+    seg = holes(16)
     vm = holes(16, 8 * Q)
     qc, _ = pair_cu(vm, Q)
+    sp, _ = pair_cu(seg, Q)
     emit("qc_pair_cu", qc)
-    emit("qc_ratio", res[16] / qc)
+    emit("seg_pair_cu.1q", sp)
+    emit("qc_ratio", sp / qc)
     emit("qc_heap_bytes", heap_per_pair(vm, Q))
+    tq = []
+    ts = []
+    tc = []
+    trace = make_trace(N)
+    run_trace(vm, trace)
+    run_trace(seg, trace)
+    tl = []
+    tb = []
+    nt = len(trace[0])
+    for _ in range(REPS):
+        tl.append(t_loop(nt))
+        tc.append(t_call(nt))
+        ts.append(run_trace(seg, trace))
+        tq.append(run_trace(vm, trace))
+        tb.append(run_trace(vm, trace, _nop_al, _nop_fr))
+        tc.append(t_call(nt))
+        tl.append(t_loop(nt))
+    lp = min(tl)
+    cu = (min(tc) - lp) / nt
+    base = min(tb) - nt * cu  # bookkeeping without the calls
+    emit("trace_seg_pair_cu", (min(ts) - base) / (nt // 2) / cu)
+    emit("trace_qc_pair_cu", (min(tq) - base) / (nt // 2) / cu)
+    emit("trace_qc_ratio", (min(ts) - base) / (min(tq) - base))
+    del seg
+    # lock share: one intr mutex enter/exit pair
+    emit("lock_pair_cu", lock_cu())
     # steady random workload of small allocations: segment-list visits
     x = 12345
     live = []
@@ -173,21 +325,6 @@ def main():
     for a, n in live:
         vmem_free(vm, a, n)
     del vm, live
-    # memory: heap per boundary tag, fixed per arena
-    gc.collect()
-    m0 = gc.mem_alloc()
-    vm = vmem_create("mem", BASE, 1 << 20, Q, 0, M_NOWAIT)
-    gc.collect()
-    m1 = gc.mem_alloc()
-    cap0 = vm._cap
-    vm._grow(4096)
-    gc.collect()
-    m2 = gc.mem_alloc()
-    per_tag = (m2 - m1) / (vm._cap - cap0)
-    emit("tag_bytes", per_tag)
-    emit("tag_words", per_tag * 8 / (64 if sys.maxsize > 2**32 else 32))
-    emit("arena_bytes", m1 - m0)
-    emit("arena_fixed_bytes", (m1 - m0) - per_tag * cap0)
 
 
 main()
