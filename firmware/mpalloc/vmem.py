@@ -208,13 +208,12 @@ class vmem:
         # accounting (quanta)
         self._size = 0  # all spans
         self._inuse = 0  # busy segments (incl. quantum-cached items)
-        self._nalloc = 0
         self._nfreeop = 0
         self._nimport = 0
         self._nrelease = 0
         self._nfail = 0
-        self._steps = 0
-        self._maxsteps = 0
+        self._xsteps = 0  # boundary-tag steps beyond the first of each operation
+        self._maxsteps = 1  # worst steps of one operation
         self._nfq = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
         # import / reclaim / limit
         self._importfn = None
@@ -510,7 +509,7 @@ def _free_tag(vm, t):
     fp = vm._fp
     fh = vm._fh
     vm._inuse -= sz[t]
-    steps = 1
+    steps = 0
     n = sn[t]
     if ty[n] == _T_FREE:  # absorb the next segment
         x = fp[n]
@@ -560,9 +559,10 @@ def _free_tag(vm, t):
         p = sp[t]
         steps += 1
     ty[t] = _T_FREE
-    vm._steps += steps
-    if steps > vm._maxsteps:
-        vm._maxsteps = steps
+    if steps:
+        vm._xsteps += steps
+        if steps >= vm._maxsteps:
+            vm._maxsteps = steps + 1
     k = sz[t]
     if ty[p] == _T_SPAN and sz[p] == k and vm._releasefn is not None and vm._nrel < _NREL:
         # t is the whole imported span: give it back (after the lock is
@@ -739,7 +739,6 @@ def vmem_alloc(vm, size, flags):
             vm._qcn[qs] = n
             t = vm._qcs[(qs - 1) * _QCAP + n]
             vm._ty[t] = _T_BUSY
-            vm._nalloc += 1
             q = vm._st[t]
             _exit(m, s)
             if _debug:
@@ -747,7 +746,6 @@ def vmem_alloc(vm, size, flags):
             return vm._org + (q << vm._qsh)
         t = _qc_fill(vm, qs, _T_BUSY)
         if t:
-            vm._nalloc += 1
             q = vm._st[t]
             _exit(m, s)
             if _debug:
@@ -815,11 +813,16 @@ def vmem_alloc(vm, size, flags):
             ht = vm._ht
             hm = vm._hm
             h = (q ^ (q >> vm._hb)) & hm
-            while ht[h]:
-                h = (h + 1) & hm
+            if ht[h]:
+                x = 0
+                while ht[h]:
+                    h = (h + 1) & hm
+                    x += 1
+                vm._xsteps += x
+                if x >= vm._maxsteps:
+                    vm._maxsteps = x + 1
             ht[h] = b
             vm._inuse += qs
-            vm._nalloc += 1
             _exit(m, s)
             if _debug:
                 vmem_check(vm)
@@ -961,9 +964,10 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
         if found:
             _fl_remove(vm, found)
             found = _carve(vm, found, fa, qs, btype)
-    vm._steps += steps
-    if steps > vm._maxsteps:
-        vm._maxsteps = steps
+    if steps > 1:
+        vm._xsteps += steps - 1
+        if steps > vm._maxsteps:
+            vm._maxsteps = steps
     return found
 
 
@@ -979,7 +983,6 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
         if vm._ntf >= 2 or _bt_refill(vm, 2):
             t = _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype)
         if t:
-            vm._nalloc += 1
             q = vm._st[t]
             _exit(m, s)
             if _debug:
@@ -1062,7 +1065,7 @@ def vmem_free(vm, addr, size):
     hm = vm._hm
     h = (q ^ (q >> vm._hb)) & hm
     t = ht[h]
-    steps = 1
+    steps = 0
     while t:
         if st[t] == q:
             break
@@ -1112,9 +1115,10 @@ def vmem_free(vm, addr, size):
         ht[i] = u
         i = j
     ht[i] = 0
-    vm._steps += steps
-    if steps > vm._maxsteps:
-        vm._maxsteps = steps
+    if steps:
+        vm._xsteps += steps
+        if steps >= vm._maxsteps:
+            vm._maxsteps = steps + 1
     ty = vm._ty
     sn = vm._sn
     n = sn[t]

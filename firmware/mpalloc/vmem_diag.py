@@ -282,7 +282,8 @@ def qcached(vm):
 
 
 def stats(vm):
-    nfree = nbusy = 0
+    # counted here, not on the hot path: nalloc = nfree + live allocations
+    nfree = nbusy = live = 0
     t = vm._sn[0]
     while t:
         k = vm._ty[t]
@@ -290,7 +291,10 @@ def stats(vm):
             nfree += 1
         elif k < _T_SPAN:
             nbusy += 1
+            if k != _T_QC:
+                live += 1
         t = vm._sn[t]
+    nalloc = vm._nfreeop + live
     qsh = vm._qsh
     return {
         "name": vm.name,
@@ -301,7 +305,7 @@ def stats(vm):
         "inuse": vm._inuse << qsh,
         "free": (vm._size - vm._inuse) << qsh,
         "largest_free": _largest(vm) << qsh,
-        "nalloc": vm._nalloc,
+        "nalloc": nalloc,
         "nfree": vm._nfreeop,
         "nimport": vm._nimport,
         "nrelease": vm._nrelease,
@@ -309,7 +313,7 @@ def stats(vm):
         "nfreesegs": nfree,
         "nbusysegs": nbusy,
         "maxsteps": vm._maxsteps,
-        "steps": vm._steps,
+        "steps": nalloc + vm._nfreeop + vm._xsteps,
         "qcached": qcached(vm),
         "qfills": vm._qfills,
         "qdrains": vm._qdrains,

@@ -255,7 +255,7 @@ def main():
         st = V.vmem_stats(vm)
         if st["nfreesegs"] != h + 1:
             raise AssertionError("expected %d free segments, got %d" % (h + 1, st["nfreesegs"]))
-        vm._maxsteps = 0
+        vm._maxsteps = 1
         cu_pair, cu_ns = pair_cu(vm, 2 * Q)
         res[h] = cu_pair
         emit("pair_cu.H%d" % h, cu_pair)
