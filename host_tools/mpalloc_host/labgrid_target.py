@@ -205,49 +205,65 @@ class LabgridTarget:
     # -- acquire ----------------------------------------------------------------------
 
     def open(self):
+        """Acquire the place (for tags: the first free one that works), find and
+        probe its serial port; on any failure nothing stays acquired."""
         s = _Session(self.address, self.request)
         try:
-            name = self._acquire(s)
-            self.place, self.spec = name, "labgrid:%s" % name
-            self._tags = dict(s.s.places[name].tags)
-            try:
-                self._find_port(s, s.s.places[name])
-            except BaseException:
-                self._release(s)
-                raise
+            single = self.want["tags"] is None
+            tried = []
+            for name in self._candidates(s, tried):
+                try:
+                    s.call("_acquire_place", name)
+                except LabgridError as e:  # a pool: taken in the meantime, exporter gone, ...
+                    if single:
+                        raise
+                    tried.append("%s (%s)" % (name, str(e).split(": ", 1)[-1]))
+                    continue
+                self.place, self.spec = name, "labgrid:%s" % name
+                try:
+                    self._tags = dict(s.s.places[name].tags)
+                    self._find_port(s, s.s.places[name])
+                    self._probe()
+                    break
+                except LabgridError as e:
+                    self._release(s)
+                    self.place, self.spec = None, self.request
+                    if single:
+                        raise
+                    tried.append("%s (%s)" % (name, str(e).split(": ", 1)[-1]))
+                except BaseException:
+                    self._release(s)
+                    raise
+            else:
+                raise LabgridError("%s: no free place that works among %s" % (self.request, "; ".join(tried)))
         finally:
             s.close()
         try:
-            self._probe()
             self._load_profile()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _acquire(self, s):
+    def _candidates(self, s, tried):
+        """Names of the places to try, in order; held places are noted in `tried`."""
         if self.want["tags"] is None:
             place = self._lookup(s, self.want["place"])
             self._check_free(s, place)
-            s.call("_acquire_place", place.name)
-            return place.name
+            return [place.name]
         tags = self.want["tags"]
         cands = sorted((p for p in s.s.places.values() if all(p.tags.get(k) == v for k, v in tags.items())),
                        key=lambda p: p.name)
         if not cands:
             raise LabgridError("%s: no place carries the tags %s (see `labgrid-client places -v`)"
                                % (self.request, ", ".join("%s=%s" % kv for kv in sorted(tags.items()))))
-        tried = []
+        out = []
         for p in cands:
             if p.acquired:
                 tried.append("%s (acquired by %s)" % (p.name, p.acquired))
-                continue
-            try:
-                s.call("_acquire_place", p.name)
-                return p.name
-            except LabgridError as e:  # taken in the meantime, exporter gone, ...
-                tried.append("%s (%s)" % (p.name, str(e).split(": ", 1)[-1]))
-        raise LabgridError("%s: no free place among %s" % (self.request, "; ".join(tried)))
+            else:
+                out.append(p.name)
+        return out
 
     def _lookup(self, s, pattern):
         try:

@@ -393,6 +393,12 @@ def test_ser2net_port_that_refuses(farm):
     msg = _open_error(farm, "labgrid:dead-1")
     assert "127.0.0.1:%d" % farm.ports["dead"] in msg and "refused" in msg.lower(), msg
     assert farm.acquired()["dead-1"] is None, "place kept after the error"
+    # a tag pool passes over it (dead-1 sorts first) and takes a board that answers
+    from mpalloc_host.labgrid_target import open_labgrid
+
+    with open_labgrid("labgrid:board=rp2040", address=farm.addr) as t:
+        assert t.place == "pico-1" and farm.acquired()["dead-1"] is None
+    assert farm.acquired()["pico-1"] is None
 
 
 def test_unknown_place_and_no_coordinator(farm):
