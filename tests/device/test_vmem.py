@@ -256,6 +256,27 @@ def zero_alloc_quantum_cache():
 
 
 @s.test
+def from_hard_irq():
+    # the same pairs as an (emulated) hard interrupt handler: heap locked,
+    # cpu_intr_p() true; M_WAITOK is refused there
+    vm = _holey(BASE, 100, 64)
+    _pairs(vm)
+    eq(intr.run_hard(_pairs, vm, 0), 200, "pairs in a hard interrupt")
+
+    def waitok(v):
+        try:
+            vmem_alloc(v, 16, V.M_WAITOK)
+        except ValueError:
+            return 1
+        except MemoryError:  # the message could not be formatted (heap locked)
+            return 1
+        return 0
+
+    eq(intr.run_hard(waitok, vm, 0), 1, "M_WAITOK refused in interrupt context")
+    V.vmem_check(vm)
+
+
+@s.test
 def zero_alloc_32bit_ranges():
     # an arena whose addresses are small ints on every port (SRAM at 0x2000_0000)
     # never makes a value >= 2**30: checked under heap_lock on the 32-bit port

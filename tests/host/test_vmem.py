@@ -231,7 +231,7 @@ VmemMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-TestVmemModel = VmemMachine.TestCase
+TestVmemModel = pytest.mark.fuzz(VmemMachine.TestCase)
 
 
 # ---------------------------------------------------------------- import / release
@@ -302,4 +302,4 @@ ImportMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestVmemImport = ImportMachine.TestCase
+TestVmemImport = pytest.mark.fuzz(ImportMachine.TestCase)
