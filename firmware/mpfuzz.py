@@ -27,14 +27,18 @@
 # KNOWN: bugs reported to the allocator's author and not fixed yet; while a name
 # is in it the check that finds the bug is relaxed to what the bug allows (the
 # host tests keep a strict reproducer of each, marked xfail(strict=True)).
-#   "kmem-inuse-failed-get": kmem_stats() counts a failed kmem_alloc (None) as in use.
+#   "kmem-free-small-as-large": kmem_free(p, n) with n > 1024 for a small item p is
+#       accepted when p starts a pool page of n bytes: the pool's page goes back to
+#       kernel_map while its other items are live (found by seed 1, step 7).
+#   "vmem-locked-misuse": vmem_free/vmem_xfree misuse under the heap lock (interrupt
+#       paths) raises MemoryError (formatting the message), not a preallocated error.
 import gc
 
 from mpalloc import mem, intr
 
 BASE = 0x20010000  # emulated base of the managed window the targets attach
 COUNT = {}
-KNOWN = ["kmem-inuse-failed-get"]
+KNOWN = ["kmem-free-small-as-large", "vmem-locked-misuse"]
 
 
 class Failure(Exception):
@@ -675,7 +679,10 @@ class KmemT(Target):
         p, size, v = self.take(i)
         _stamp_ok(p, size, v, "kmem")
         if misuse and size <= 1000:  # another size class: refused
-            _raises(ValueError, "kmem_free", self._free, p, 2048 if size > 512 else size + 512, 0)
+            if size <= 512:
+                _raises(ValueError, "kmem_free", self._free, p, size + 512, 0)
+            elif "kmem-free-small-as-large" not in KNOWN:
+                _raises(ValueError, "kmem_free", self._free, p, 2048, 0)
         self.K.kmem_free(p, size)
 
     def _free(self, p, n, c):
@@ -692,10 +699,7 @@ class KmemT(Target):
         for c in s["classes"]:
             inuse += c["inuse"]
         n = inuse + s["large"]["nalloc"] - s["large"]["nfree"]
-        if "kmem-inuse-failed-get" in KNOWN:
-            _ok(len(self.live) <= n <= len(self.live) + self.nfail, "kmem_stats in use %d != model %d" % (n, len(self.live)))
-        else:
-            _ok(n == len(self.live), "kmem_stats in use %d != model %d" % (n, len(self.live)))
+        _ok(n == len(self.live), "kmem_stats in use %d != model %d" % (n, len(self.live)))
 
     def close(self):
         for p, size, v in self.live:
