@@ -47,8 +47,9 @@ from mpalloc.vmem import M_NOWAIT, VMEM_ADDR_MAX, VMEM_ADDR_MIN, vmem_alloc, vme
 
 QUICK = "quick" in getattr(sys, "argv", ())[1:] or globals().get("BENCH_QUICK", False)
 # short batches, many of them: on a loaded machine some batches run undisturbed
-REPS = 15 if QUICK else 41
-N = 400
+REPS = 31 if QUICK else 81
+N = 100  # pairs per timed batch (short: some batches run undisturbed)
+NC = 2000  # calls per calibration batch (long enough for 1 us ticks)
 if sys.platform == "webassembly":  # ticks_us is coarse there: longer batches
     REPS = 5 if QUICK else 9
     N = 20000
@@ -109,15 +110,16 @@ def pair_cu(vm, size):
     ps = []
     cs = []
     ls = []
+    lps = []
     for _ in range(REPS):
-        ls.append(t_loop(N))
-        cs.append(t_call(N))
+        ls.append(t_loop(NC))
+        cs.append(t_call(NC))
+        lps.append(t_loop(N))
         ps.append(t_pairs(vm, N, size))
-        cs.append(t_call(N))
-        ls.append(t_loop(N))
-    lp = min(ls)
-    cu = min(cs) - lp
-    return (min(ps) - lp) / cu, cu * 1000 / N
+        cs.append(t_call(NC))
+        ls.append(t_loop(NC))
+    cu = (min(cs) - min(ls)) / NC
+    return (min(ps) - min(lps)) / N / cu, cu * 1000
 
 
 def make_trace(n):
@@ -199,9 +201,9 @@ def lock_cu():
     cs = []
     lps = []
     for _ in range(REPS):
-        lps.append(t_loop(N))
-        cs.append(t_call(N))
-        ls.append(f(N))
+        lps.append(t_loop(NC))
+        cs.append(t_call(NC))
+        ls.append(f(NC))
     lp = min(lps)
     return (min(ls) - lp) / (min(cs) - lp)
 
@@ -268,20 +270,22 @@ def main():
     best = {}
     cs = []
     ls = []
+    lps = []
     for _ in range(REPS):
-        ls.append(t_loop(N))
-        cs.append(t_call(N))
+        ls.append(t_loop(NC))
+        cs.append(t_call(NC))
+        lps.append(t_loop(N))
         for h, vm in arenas.items():
             t = t_pairs(vm, N, 2 * Q)
             if h not in best or t < best[h]:
                 best[h] = t
-        cs.append(t_call(N))
-        ls.append(t_loop(N))
-    lp = min(ls)
-    cu = min(cs) - lp
-    emit("cu_ns", cu * 1000 / N)
+        cs.append(t_call(NC))
+        ls.append(t_loop(NC))
+    cu = (min(cs) - min(ls)) / NC
+    lp = min(lps)
+    emit("cu_ns", cu * 1000)
     for h, vm in arenas.items():
-        res[h] = (best[h] - lp) / cu
+        res[h] = (best[h] - lp) / N / cu
         emit("pair_cu.H%d" % h, res[h])
         emit("maxsteps.H%d" % h, V.vmem_stats(vm)["maxsteps"])
     emit("pair_heap_bytes", heap_per_pair(arenas[16], 2 * Q))
