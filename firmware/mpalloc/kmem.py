@@ -177,12 +177,13 @@ def kmem_intr_zalloc(size, kmflags):
 
 
 def _fill(p, o, n, b):
+    # n bytes b from p + o (no heap: a frame within 11 words, no slice).
     from mpalloc import mem
 
-    r = mem.ram
     o += p - mem.base
-    for j in range(o, o + n):
-        r[j] = b
+    p = mem.ram
+    for n in range(o, o + n):  # n: the count, then the index
+        p[n] = b
 
 
 def _large_alloc(size, kmflags):
@@ -219,6 +220,20 @@ def _fail(fmt, a, b):
 
 def kmem_intr_free(p, size):
     """Free p, allocated with this size."""
+    # Hot path (frame within 11 words, see pool_cache_get): a small size
+    # outside debug mode; everything else in _free_other.
+    if _dcaches or p is None or size <= 0 or size > _MAXSMALL:
+        _free_other(p, size)
+        return
+    pc = _caches[_tab[(size - 1) >> 3]]
+    if pc is not None and _owns(pc, p):
+        _pc.pool_cache_put(pc, p)
+        return
+    _free_other(p, size)
+
+
+def _free_other(p, size):
+    # kmem_intr_free of debug-mode items, large sizes and misuse.
     if p is None or size <= 0:
         _fail("kmem_free: bad arguments p=%r size=%r", p, size)
     if _dcaches and size + _DBG <= _MAXSMALL:

@@ -250,6 +250,25 @@ def _link(pp, s, st):
     pp.pg_state[s] = st
 
 
+def _move(pp, sl, st):
+    # _unlink then _link in one call (the hot paths' list changes).
+    n = pp.pg_next[sl]
+    p = pp.pg_prev[sl]
+    if p >= 0:
+        pp.pg_next[p] = n
+    else:
+        pp.hd[pp.pg_state[sl]] = n
+    if n >= 0:
+        pp.pg_prev[n] = p
+    n = pp.hd[st]
+    pp.pg_next[sl] = n
+    pp.pg_prev[sl] = -1
+    if n >= 0:
+        pp.pg_prev[n] = sl
+    pp.hd[st] = sl
+    pp.pg_state[sl] = st
+
+
 def _page_add(pp, flags):
     # Take one page from palloc; True if the pool grew. Called without the lock.
     try:
@@ -321,6 +340,9 @@ def _page_remove(pp, sl):
 
 def pool_get(pp, flags):
     """An item's address, or None (PR_NOWAIT / PR_LIMITFAIL) when none can be had."""
+    # Hot path. Every function on it keeps arguments + locals + value stack
+    # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
+    # taken from the heap (and freed) at every call. Rare work is in _get_more.
     f = flags & 3
     if f == 0 or f == 3:
         raise E_GET_FLAGS
@@ -328,60 +350,71 @@ def pool_get(pp, flags):
         raise E_GET_IPL
     while True:
         s = intr.mutex_enter(pp.lock)
-        if pp.nout >= pp.hardlimit:
-            intr.mutex_exit(pp.lock, s)
-            if pp.drain is not None:
-                pp.drain(pp.drainarg, flags)
-                if pp.nout < pp.hardlimit:
-                    continue
-            if f == PR_WAITOK and not flags & PR_LIMITFAIL and _wait_limit(pp):
-                continue
-            pp.nfail += 1
-            _warn(pp)
-            if f == PR_WAITOK and not flags & PR_LIMITFAIL:
-                raise MemoryError("pool_get: pool '%s' stays at its hard limit %d (PR_WAITOK)" % (pp.name, pp.hardlimit))
-            return None
         sl = pp.hd[_PARTIAL]
         if sl < 0:
             sl = pp.hd[_EMPTY]
-            if sl < 0:
-                intr.mutex_exit(pp.lock, s)
-                if _page_add(pp, flags):
-                    continue
-                if pp.drain is not None:
-                    pp.drain(pp.drainarg, flags)
-                    if _page_add(pp, flags):
-                        continue
-                pp.nfail += 1
-                if f == PR_WAITOK:
-                    raise MemoryError("pool_get: pool '%s': no page from its allocator (PR_WAITOK)" % pp.name)
-                return None
-        break
-    # take the first free item of page sl
+        if sl >= 0 and pp.nout < pp.hardlimit:
+            break
+        intr.mutex_exit(pp.lock, s)
+        if not _get_more(pp, flags):
+            return None
+    f = _take(pp, sl)
+    sl = pp.nitems - pp.nout < pp.minitems or pp.npages < pp.minpages
+    intr.mutex_exit(pp.lock, s)
+    if sl and not intr.cpu_intr_p():
+        _page_add(pp, PR_NOWAIT)  # catch up with the low watermark
+    if flags & PR_ZERO:
+        _zero(f, pp.reqsize)
+    return f
+
+
+def _get_more(pp, flags):
+    # pool_get found no free item or stands at the hard limit (lock not held):
+    # drain, wait or grow. True: try again; False: return None; PR_WAITOK
+    # failures raise MemoryError.
+    f = flags & 3
+    if pp.nout >= pp.hardlimit:
+        if pp.drain is not None:
+            pp.drain(pp.drainarg, flags)
+            if pp.nout < pp.hardlimit:
+                return True
+        if f == PR_WAITOK and not flags & PR_LIMITFAIL and _wait_limit(pp):
+            return True
+        pp.nfail += 1
+        _warn(pp)
+        if f == PR_WAITOK and not flags & PR_LIMITFAIL:
+            raise MemoryError("pool_get: pool '%s' stays at its hard limit %d (PR_WAITOK)" % (pp.name, pp.hardlimit))
+        return False
+    if _page_add(pp, flags):
+        return True
+    if pp.drain is not None:
+        pp.drain(pp.drainarg, flags)
+        if _page_add(pp, flags):
+            return True
+    pp.nfail += 1
+    if f == PR_WAITOK:
+        raise MemoryError("pool_get: pool '%s': no page from its allocator (PR_WAITOK)" % pp.name)
+    return False
+
+
+def _take(pp, sl):
+    # Lock held; page sl has a free item: hand out the first one. Its address.
     i = pp.pg_free[sl]
-    ipp = pp.ipp
-    b = sl * ipp + i
+    b = sl * pp.ipp + i
     pp.pg_free[sl] = pp.inext[b]
     n = pp.pg_nused[sl] + 1
     pp.pg_nused[sl] = n
     if n == 1:
-        _unlink(pp, sl)
         pp.nidle -= 1
-        _link(pp, sl, _FULL if n == ipp else _PARTIAL)
-    elif n == ipp:
-        _unlink(pp, sl)
-        _link(pp, sl, _FULL)
-    pp.bmap[b >> 3] |= 1 << (b & 7)
+        _move(pp, sl, _FULL if n == pp.ipp else _PARTIAL)
+    elif n == pp.ipp:
+        _move(pp, sl, _FULL)
+    n = 1 << (b & 7)
+    b >>= 3
+    pp.bmap[b] |= n
     pp.nget += 1
     pp.nout += 1
-    a = pp.pg_item0[sl] + i * pp.size
-    catchup = pp.nitems - pp.nout < pp.minitems or pp.npages < pp.minpages
-    intr.mutex_exit(pp.lock, s)
-    if catchup and not intr.cpu_intr_p():
-        _page_add(pp, PR_NOWAIT)
-    if flags & PR_ZERO:
-        _zero(a, pp.reqsize)
-    return a
+    return pp.pg_item0[sl] + i * pp.size
 
 
 def _zero(a, n):
@@ -438,49 +471,72 @@ def _slot_of(pp, a):
 
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
+    # Hot path: frames within 11 words (see pool_get).
     s = intr.mutex_enter(pp.lock)
-    try:
-        sl = _slot_of(pp, a)
-    except TypeError:  # not an int
+    b = _bit(pp, a)
+    if b < 0:
         intr.mutex_exit(pp.lock, s)
-        raise ValueError("pool_put: %r is not an item of pool '%s'" % (a, pp.name))
-    o = a - pp.pg_item0[sl]
-    ipp = pp.ipp
-    sz = pp.size
-    if sl < 0 or o < 0 or o >= ipp * sz or o % sz:
-        intr.mutex_exit(pp.lock, s)
-        pool_lasterr[1] = pp
-        _err(E_PUT_INTR, "pool_put: 0x%x is not an item of pool '%s'", a, pp.name)
-    i = o // sz
-    b = sl * ipp + i
-    m = 1 << (b & 7)
-    if not pp.bmap[b >> 3] & m:
-        intr.mutex_exit(pp.lock, s)
-        pool_lasterr[1] = pp
+        _put_err(pp, a, b)
+    b = _give(pp, b)
+    intr.mutex_exit(pp.lock, s)
+    if b:
+        pp.palloc.pa_free(pp, b)
+
+
+def _bit(pp, a):
+    # Lock held. The pool-wide index (slot * ipp + item) of item a, which is
+    # out; -1: a is no item of pp, -2: an item already free, -3: not an int.
+    if not isinstance(a, int):
+        return -3
+    sl = _slot_of(pp, a)
+    if sl < 0:
+        return -1
+    a -= pp.pg_item0[sl]
+    if a < 0 or a >= pp.ipp * pp.size or a % pp.size:
+        return -1
+    sl = sl * pp.ipp + a // pp.size
+    if not (pp.bmap[sl >> 3] >> (sl & 7)) & 1:
+        return -2
+    return sl
+
+
+def _put_err(pp, a, e):
+    # pool_put misuse (_bit's code e): raise, preallocated where the heap is locked.
+    pool_lasterr[1] = pp
+    if e == -3:
+        _err(E_PUT_INTR, "pool_put: %r is not an item of pool '%s'", a, pp.name)
+    if e == -2:
         _err(E_PUT_INTR, "pool_put: 0x%x already free (double put) in pool '%s'", a, pp.name)
-    pp.bmap[b >> 3] &= ~m
+    _err(E_PUT_INTR, "pool_put: 0x%x is not an item of pool '%s'", a, pp.name)
+
+
+def _give(pp, b):
+    # Lock held; item b (pool-wide index) is out: free it. Returns the page's
+    # address when the page emptied and goes back to palloc, else 0.
+    pp.bmap[b >> 3] &= ~(1 << (b & 7))
+    sl = b // pp.ipp
     pp.inext[b] = pp.pg_free[sl]
-    pp.pg_free[sl] = i
-    n = pp.pg_nused[sl] - 1
-    pp.pg_nused[sl] = n
+    pp.pg_free[sl] = b - sl * pp.ipp
+    b = pp.pg_nused[sl] - 1
+    pp.pg_nused[sl] = b
     pp.nput += 1
     pp.nout -= 1
-    free = 0
-    if n == 0:
-        _unlink(pp, sl)
-        _link(pp, sl, _EMPTY)
+    if b == 0:
+        _move(pp, sl, _EMPTY)
         pp.nidle += 1
         pp.pg_idle[sl] = ticks_ms()
-        if (pp.npages > pp.maxpages and pp.npages > pp.minpages
-                and pp.nitems - ipp >= pp.minitems and not intr.cpu_intr_p()):
-            free = _page_remove(pp, sl)
-    elif n == ipp - 1:
-        # a full page turns partial: fill it first
-        _unlink(pp, sl)
-        _link(pp, sl, _PARTIAL)
-    intr.mutex_exit(pp.lock, s)
-    if free:
-        pp.palloc.pa_free(pp, free)
+        if pp.npages > pp.maxpages:
+            return _shrink(pp, sl)
+    elif b == pp.ipp - 1:
+        _move(pp, sl, _PARTIAL)  # a full page turns partial: fill it first
+    return 0
+
+
+def _shrink(pp, sl):
+    # Lock held; page sl just emptied above maxpages: give it back (0: keep it).
+    if pp.npages > pp.minpages and pp.nitems - pp.ipp >= pp.minitems and not intr.cpu_intr_p():
+        return _page_remove(pp, sl)
+    return 0
 
 
 def pool_destroy(pp):
@@ -582,7 +638,7 @@ def pool_paddr(pp, a):
 
 def pool_stats(pp):
     return {
-        "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp,
+        "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
         "nget": pp.nget, "nfail": pp.nfail, "nput": pp.nput,
         "npagealloc": pp.npagealloc, "npagefree": pp.npagefree, "npages": pp.npages,
         "hiwat": pp.hiwat, "minpages": pp.minpages,

@@ -133,6 +133,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     d.nmags = 0
     d.dgets = d.dputs = d.contention = 0
     d.nconstructed = 0
+    d.want = 0  # 1: an interrupt handler found no empty magazine (see _mag_new)
     d.lock = intr.mutex_init()
     pc = [_DUMMY] * MAXCPU
     pc.append(d)
@@ -143,6 +144,10 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
 
 def pool_cache_get(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    # Hot path: this frame and every one below it on a hit or a normal miss
+    # stays within 11 words (arguments + locals + value stack), so MicroPython
+    # keeps it off the heap (VM_MAX_STATE_ON_STACK); the rare work is in
+    # functions of their own.
     if _thr:
         c = _cpuget(_ident(), 0)
         if c < _ISR and not _depth[c]:
@@ -153,9 +158,9 @@ def pool_cache_get(pc, flags):
             if n:
                 mag[0] = n - 1
                 mag[2] += 1
-                o = mag[n + 3]
+                n = mag[n + 3]
                 m.release()
-                return o
+                return n
             m.release()
     elif _dis is None:
         mag = pc[0]
@@ -165,16 +170,16 @@ def pool_cache_get(pc, flags):
             mag[2] += 1
             return mag[n + 3]
     else:
-        s = _dis()
+        m = _dis()
         mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
         n = mag[0]
         if n:
             mag[0] = n - 1
             mag[2] += 1
-            o = mag[n + 3]
-            _en(s)
-            return o
-        _en(s)
+            n = mag[n + 3]
+            _en(m)
+            return n
+        _en(m)
     return _get_slow(pc, flags)
 
 
@@ -205,7 +210,7 @@ def pool_cache_put(pc, o):
             mag[3] += 1
             return
     else:
-        s = _dis()
+        m = _dis()
         mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
         n = mag[0]
         if n < mag[1]:
@@ -213,9 +218,9 @@ def pool_cache_put(pc, o):
             mag[n + 3] = o
             mag[0] = n
             mag[3] += 1
-            _en(s)
+            _en(m)
             return
-        _en(s)
+        _en(m)
     _put_slow(pc, o)
 
 
@@ -240,44 +245,61 @@ def _depot_exit(d):
 
 
 def _get_slow(pc, flags):
+    # The general get path: interrupt handlers, nested critical sections and
+    # misses of the loaded magazine.
     f = flags & 3
     if f == 0 or f == 3:
         raise E_FLAGS
-    d = pc[_META]
     s = intr.splhigh()
     c = intr.curcpu()
     while True:
         mag = pc[c]
-        n = mag[0]
-        if n:
-            mag[0] = n - 1
+        f = mag[0]
+        if f:
+            mag[0] = f - 1
             mag[2] += 1
-            o = mag[n + 3]
+            f = mag[f + 3]
             intr.splx(s)
-            return o
-        prev = d.prev[c]
-        if prev[1] and prev[0] == prev[1]:
-            # previous is full: swap (no depot access)
-            pc[c] = prev
-            d.prev[c] = mag
-            continue
-        _depot_enter(d)
-        if d.nfull:
-            i = d.nfull - 1
-            full = d.full[i]
-            d.full[i] = None
-            d.nfull = i
-            d.dgets += 1
-            if prev[1]:
-                _fold(d, c, prev)
-                d.empty[d.nempty] = prev
-                d.nempty += 1
-            _depot_exit(d)
-            d.prev[c] = mag
-            pc[c] = full
-            continue
+            return f
+        if not _get_swap(pc, c):
+            break
+    return _get_miss(pc, c, s, flags)
+
+
+def _get_swap(pc, c):
+    # CPU c (masked) has an empty loaded magazine: swap in the previous one if
+    # it is full, else trade with the depot. False: no full magazine anywhere.
+    d = pc[_META]
+    prev = d.prev[c]
+    if prev[1] and prev[0] == prev[1]:
+        d.prev[c] = pc[c]  # previous is full: swap (no depot access)
+        pc[c] = prev
+        return True
+    _depot_enter(d)
+    i = d.nfull
+    if not i:
         _depot_exit(d)
-        break
+        if d.want:
+            _mag_reserve(d)
+        return False
+    i -= 1
+    full = d.full[i]
+    d.full[i] = None
+    d.nfull = i
+    d.dgets += 1
+    if prev[1]:
+        _fold(d, c, prev)
+        d.empty[d.nempty] = prev
+        d.nempty += 1
+    _depot_exit(d)
+    d.prev[c] = pc[c]
+    pc[c] = full
+    return True
+
+
+def _get_miss(pc, c, s, flags):
+    # Nothing cached for CPU c: an object from the back end (pool), constructed.
+    d = pc[_META]
     d.gmiss[c] += 1
     intr.splx(s)
     o = d.pget(d.pp, flags)
@@ -293,13 +315,15 @@ def _get_slow(pc, flags):
 
 
 def _mag_new(d):
-    # A new empty magazine, or None where the heap cannot give one (locked).
+    # A new empty magazine, or None where the heap cannot give one (locked:
+    # d.want asks the next depot access outside it to make a spare one).
     try:
         mag = [0] * (d.magsize + 4)
         mag[1] = d.magsize
         full = d.full + [None]
         empty = d.empty + [None]
     except MemoryError:
+        d.want = 1
         return None
     _depot_enter(d)
     d.full = full
@@ -309,10 +333,25 @@ def _mag_new(d):
     return mag
 
 
+def _mag_reserve(d, n=1):
+    # Put empty magazines in the depot until it holds n (allocates; quietly
+    # stops where the heap is locked). For CPUs whose first puts come from an
+    # interrupt handler, which cannot make a magazine.
+    while d.nempty < n:
+        mag = _mag_new(d)
+        if mag is None:
+            return
+        _depot_enter(d)
+        d.empty[d.nempty] = mag
+        d.nempty += 1
+        _depot_exit(d)
+    d.want = 0
+
+
 def _put_slow(pc, o):
+    # The general put path (see _get_slow).
     if o is None:
         raise E_NULL
-    d = pc[_META]
     s = intr.splhigh()
     c = intr.curcpu()
     while True:
@@ -325,41 +364,52 @@ def _put_slow(pc, o):
             mag[3] += 1
             intr.splx(s)
             return
-        prev = d.prev[c]
-        if prev[1] and prev[0] == 0:
-            # previous is empty: swap
-            pc[c] = prev
-            d.prev[c] = mag
-            continue
-        e = None
-        _depot_enter(d)
-        if d.nempty:
-            i = d.nempty - 1
-            e = d.empty[i]
-            d.empty[i] = None
-            d.nempty = i
-        _depot_exit(d)
-        if e is None:
-            e = _mag_new(d)
-            if e is None:
-                break
-        if not prev[1]:
-            # previous is the dummy: the new empty magazine becomes previous
-            d.prev[c] = e
-            continue
-        _fold(d, c, prev)
-        _depot_enter(d)
-        d.full[d.nfull] = prev
-        d.nfull += 1
-        d.dputs += 1
-        _depot_exit(d)
-        d.prev[c] = mag
-        pc[c] = e
-    d.pmiss[c] += 1
+        if not _put_swap(pc, c):
+            break
+    mag = pc[_META]  # no room anywhere: destruct, back to the pool
+    mag.pmiss[c] += 1
     intr.splx(s)
-    if d.dtor is not None:
-        d.dtor(d.arg, o)
-    d.pput(d.pp, o)
+    if mag.dtor is not None:
+        mag.dtor(mag.arg, o)
+    mag.pput(mag.pp, o)
+
+
+def _put_swap(pc, c):
+    # CPU c (masked) has a full loaded magazine: swap in the previous one if
+    # it is empty, else trade with the depot. False: no empty magazine to be had.
+    d = pc[_META]
+    prev = d.prev[c]
+    if prev[1] and prev[0] == 0:
+        d.prev[c] = pc[c]  # previous is empty: swap
+        pc[c] = prev
+        return True
+    e = None
+    _depot_enter(d)
+    i = d.nempty
+    if i:
+        i -= 1
+        e = d.empty[i]
+        d.empty[i] = None
+        d.nempty = i
+    _depot_exit(d)
+    if e is None:
+        e = _mag_new(d)
+        if e is None:
+            return False
+    elif d.want:
+        _mag_reserve(d)
+    if not prev[1]:
+        d.prev[c] = e  # previous is the dummy: the empty magazine becomes previous
+        return True
+    _fold(d, c, prev)
+    _depot_enter(d)
+    d.full[d.nfull] = prev
+    d.nfull += 1
+    d.dputs += 1
+    _depot_exit(d)
+    d.prev[c] = pc[c]
+    pc[c] = e
+    return True
 
 
 def pool_cache_get_paddr(pc, flags):
@@ -464,7 +514,11 @@ def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
 
 
 def pool_cache_prime(pc, n):
-    _pool.pool_prime(pc[_META].pp, n)
+    """Pages for n objects, and empty magazines in the depot for every CPU, so
+    that interrupt handlers (which cannot make a magazine) find caches ready."""
+    d = pc[_META]
+    _pool.pool_prime(d.pp, n)
+    _mag_reserve(d, 2 * intr.ncpu)
 
 
 def pool_cache_reclaim(pc):
@@ -500,7 +554,7 @@ def pool_cache_stats(pc):
     return {
         "name": d.name, "size": d.pp.size, "pool": d.pp.name, "ncpu": intr.ncpu, "cpus": cpus,
         "depot": {"full": d.nfull, "empty": d.nempty, "gets": d.dgets, "puts": d.dputs,
-                  "contention": d.contention},
+                  "contention": d.contention, "hits": d.dgets, "misses": sum(d.gmiss)},
         "magsize": d.magsize, "nconstructed": d.nconstructed,
     }
 
