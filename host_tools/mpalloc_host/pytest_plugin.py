@@ -175,6 +175,7 @@ class DeviceTest(pytest.Item):
     def __init__(self, *, suite, **kw):
         super().__init__(**kw)
         self.suite = suite
+        self.fixturenames = []  # other plugins (labgrid's) look at every item's fixtures
 
     def runtest(self):
         res = self.config._mpalloc.suite_result(self.path)
@@ -186,7 +187,7 @@ class DeviceTest(pytest.Item):
         if t.log:
             self.add_report_section("call", "device log", "\n".join(t.log))
         if t.status == "skipped":
-            pytest.skip(t.message)
+            raise pytest.skip.Exception(t.message, _use_item_location=True)
         if t.status != "passed":
             raise DeviceFailure("\n".join([t.message] + t.traceback))
 
@@ -196,4 +197,4 @@ class DeviceTest(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, "%s::%s" % (self.suite, self.name)
+        return self.path, 0, "%s::%s" % (self.suite, self.name)

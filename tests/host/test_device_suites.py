@@ -1,0 +1,76 @@
+"""Every device suite (tests/device/test_*.py, found anew each run) on the four
+targets make test covers: two virtual boards, the 32-bit webassembly port, and
+the micro:bit firmware in QEMU (there the suites whose needs fit: a suite too big
+for the board skips with the reason, see the README).
+
+One pytest test per (target, suite); a target is started once for all its suites
+(and again if a suite left it unusable). A failing device test fails its pytest
+test with the device traceback and log. In CI (CI=true) a target that cannot start
+is a failure, elsewhere a skip.
+"""
+import pytest
+
+from harness_support import need_target
+from mpalloc_host.board import Board
+from mpalloc_host.runner import Runner, discover
+
+TARGETS = ["vboard:rp2040", "vboard:esp32", "wasm32:rp2040", "qemu:microbit"]
+SUITES = discover()
+
+
+class _Boards:
+    def __init__(self):
+        self.open = {}
+
+    def get(self, spec):
+        if spec not in self.open:
+            target = need_target(spec)
+            try:
+                b = Board(target)
+                b.deploy()
+            except BaseException:
+                target.close()
+                raise
+            self.open[spec] = (target, b)
+        return self.open[spec][1]
+
+    def drop(self, spec):
+        target, b = self.open.pop(spec)
+        b.close()
+        target.close()
+
+    def close(self):
+        for spec in list(self.open):
+            self.drop(spec)
+
+
+@pytest.fixture(scope="module")
+def boards():
+    bs = _Boards()
+    yield bs
+    bs.close()
+
+
+def _describe(res):
+    out = []
+    if res.error:
+        out.append(res.error)
+        out.extend("  | " + ln for ln in res.log[-20:])
+    for t in res.tests:
+        if t.status not in ("passed", "skipped"):
+            out.append("%s: %s" % (t.id, t.message))
+            out.extend("  " + ln for ln in t.traceback[-15:])
+            out.extend("  | " + ln for ln in t.log[-10:])
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=[p.stem[5:] for p in SUITES])
+@pytest.mark.parametrize("spec", TARGETS)
+def test_suite(boards, spec, suite):
+    board = boards.get(spec)
+    runner = Runner(board, test_timeout=120, suite_timeout=600)
+    res = runner.run_suite(suite)
+    if runner.dead:
+        boards.drop(spec)
+    assert res.tests or res.error, "suite %s listed no tests" % suite.name
+    assert res.ok, "%s: suite %s failed:\n%s" % (spec, res.name, _describe(res))

@@ -1,0 +1,60 @@
+"""The pytest plugin: device suites collected as one item per device test, the
+`board` fixture, the `needs` marker, and a board that cannot be reached."""
+import os
+import subprocess
+import sys
+
+from harness_support import FAULTS, ROOT
+
+PY = str(ROOT / ".venv" / "bin" / "python")
+
+
+def pytest_run(args, cwd, env=None, timeout=180):
+    e = dict(os.environ, MPALLOC_CONNECT_TIMEOUT="4")
+    e.pop("MPALLOC_PORT", None)
+    e.update(env or {})
+    return subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"] + args, cwd=str(cwd),
+                          capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def test_device_suite_items_pass_fail_skip(tmp_path):
+    dev = tmp_path / "device"
+    dev.mkdir()
+    (dev / "test_mixed.py").write_text((FAULTS / "fault_fail.py").read_text())
+    (dev / "test_ok.py").write_text((FAULTS / "fault_ok.py").read_text())
+    p = pytest_run([str(dev), "--port", "vboard:unix", "-vv"], cwd=tmp_path)
+    out = p.stdout
+    assert p.returncode == 1, out + p.stderr
+    assert "test_mixed.py::fails_with_log FAILED" in out
+    assert "test_mixed.py::skipped_on_purpose SKIPPED" in out and "not today" in out
+    assert "test_mixed.py::garbage_output_then_pass PASSED" in out
+    assert "test_ok.py::adds PASSED" in out and "test_ok.py::prints_and_passes PASSED" in out
+    assert "one vs two: 1 != 2" in out and "before the failure" in out  # device traceback and log
+    assert "1 failed, 3 passed, 1 skipped" in out
+
+
+def test_board_fixture_and_needs_marker(tmp_path):
+    (tmp_path / "test_hil.py").write_text(
+        "import pytest\n\n"
+        "def test_eval(board):\n"
+        "    assert board.eval('1 + 2') == 3\n"
+        "    assert 'hello' in board.exec('print(\"hello\")')\n"
+        "    assert board.eval('__import__(\"mptest\").__name__') == 'mptest'  # deployed\n\n"
+        "@pytest.mark.needs('heap:1000000000')\n"
+        "def test_needs_more_heap(board):\n"
+        "    raise AssertionError('must be skipped')\n\n"
+        "@pytest.mark.needs('threads')\n"
+        "def test_threads(board):\n"
+        "    assert board.eval('__import__(\"_thread\").__name__') == '_thread'\n")
+    p = pytest_run(["test_hil.py", "--port", "vboard:rp2040"], cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "2 passed, 1 skipped" in p.stdout
+    assert "lacks heap:1000000000" in p.stdout
+
+
+def test_unreachable_board_is_an_error_not_a_skip(tmp_path):
+    (tmp_path / "test_hil.py").write_text("def test_eval(board):\n    assert board.eval('1') == 1\n")
+    p = pytest_run(["test_hil.py", "--port", "/dev/ttyNOSUCH3", "--board", "rp2040"], cwd=tmp_path)
+    assert p.returncode == 1, p.stdout
+    assert "cannot use board /dev/ttyNOSUCH3" in p.stdout
+    assert "Traceback" not in p.stdout
