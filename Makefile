@@ -8,6 +8,8 @@ PORT  ?= vboard:rp2040
 BOARD ?=
 BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
 
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
 .PHONY: help setup demo test test-host test-device hil bench fuzz lint clean
 
 help:           ## list the targets
@@ -19,11 +21,18 @@ setup:          ## install Debian packages (as root), .venv and node_modules
 demo: setup     ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOARD=rp2040)
 	$(MPALLOC) demo --port $(PORT) $(BOARD_ARG)
 
-test: setup     ## host tests, then the device suites on every virtual and emulated target
-	$(PY) -m pytest tests/host -q
+test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp32, wasm32:rp2040, qemu:microbit
+	$(PYTEST) tests/host
 
-hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040
-	$(PY) -m pytest tests/device_hil -q --port $(PORT) $(BOARD_ARG)
+test-host: setup  ## host tests only (no device suites)
+	$(PYTEST) tests/host --ignore=tests/host/test_device_suites.py
+
+test-device: setup  ## the device suites on the four targets only
+	$(PYTEST) tests/host/test_device_suites.py
+
+hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040 [JUNIT=out/hil.xml]
+	@if [ "$(origin PORT)" = "file" ]; then echo "make hil needs the board: make hil PORT=/dev/ttyACM0 BOARD=rp2040" >&2; exit 2; fi
+	$(PYTEST) tests/device --port $(PORT) $(BOARD_ARG) $(if $(JUNIT),--junitxml $(JUNIT),)
 
 bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCHMARKS.md
 	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md
