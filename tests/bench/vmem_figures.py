@@ -53,6 +53,7 @@ NC = 2000  # calls per calibration batch (long enough for 1 us ticks)
 if sys.platform == "webassembly":  # ticks_us is coarse there: longer batches
     REPS = 5 if QUICK else 9
     N = 20000
+    NC = 20000
 Q = 16
 BASE = 0x20000000
 

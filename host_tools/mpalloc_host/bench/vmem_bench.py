@@ -89,7 +89,8 @@ def run_wasm(quick):
     }
     r = subprocess.run(["node", "--input-type=module", "-e", js], capture_output=True, text=True, timeout=1800)
     if r.returncode:
-        raise RuntimeError("wasm32 run failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+        err = [ln for ln in (r.stdout + r.stderr).splitlines() if len(ln) < 300]
+        raise RuntimeError("wasm32 run failed:\n" + "\n".join(err[-30:]))
     return parse(r.stdout)
 
 
