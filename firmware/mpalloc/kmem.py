@@ -41,6 +41,7 @@ except ImportError:  # CPython
 
 
 from mpalloc import intr
+from mpalloc import mem as _mem  # at import: an import statement in a function allocates
 from mpalloc import pool as _pool
 from mpalloc import pool_cache as _pc
 from mpalloc import uvm_km
@@ -178,10 +179,8 @@ def kmem_intr_zalloc(size, kmflags):
 
 def _fill(p, o, n, b):
     # n bytes b from p + o (no heap: a frame within 11 words, no slice).
-    from mpalloc import mem
-
-    o += p - mem.base
-    p = mem.ram
+    o += p - _mem.base
+    p = _mem.ram
     for n in range(o, o + n):  # n: the count, then the index
         p[n] = b
 
@@ -271,8 +270,7 @@ def _dbg_alloc(size, kmflags):
     p = _pc.pool_cache_get(_cache(ci, True), kmflags & 3)
     if p is None:
         return None
-    from mpalloc import mem
-
+    mem = _mem
     r = mem.ram
     o = p - mem.base
     t = o + csz - 4
@@ -293,8 +291,7 @@ def _dbg_alloc(size, kmflags):
 
 
 def _dbg_free(pc, p, size):
-    from mpalloc import mem
-
+    mem = _mem
     csz = pc[_PCMETA].pp.reqsize
     r = mem.ram
     o = p - mem.base

@@ -20,8 +20,10 @@
 #
 # Interrupts: pool_get(pp, PR_NOWAIT) and pool_put allocate nothing from the
 # MicroPython heap once the pool has its pages (prime it for interrupt use:
-# pool_prime / pool_setlowat). Growing by a page may allocate (page table,
-# palloc); if that fails with the heap locked, pool_get returns None (nfail).
+# pool_prime / pool_setlowat). Growing by a page needs no heap either as long
+# as palloc needs none (uvm_km's NOWAIT path): a free page slot and room in
+# the page lookup are kept ready whenever the heap allows; where that fails
+# with the heap locked, pool_get returns None (nfail).
 # Misuse detected on a path that cannot allocate raises a PREALLOCATED
 # ValueError (E_PUT_INTR); the offending address is in pool_lasterr[0] and the
 # pool in pool_lasterr[1]. Elsewhere misuse raises ValueError("pool_put: ...").
@@ -224,6 +226,16 @@ def _grow_slots(pp, n):
     bmap = pp.bmap + bytes((n * ipp + 7) // 8 + 1)
     pp.pg_addr, pp.pg_item0, pp.pg_nused, pp.pg_free = addr, item0, nused, free
     pp.pg_next, pp.pg_prev, pp.pg_state, pp.pg_idle = nxt, prev, state, idle
+    # Room in the page lookup for a page in every slot: a later _page_add
+    # (from an interrupt handler, say) then adds its key without a rehash
+    # (MicroPython's dict grows only when full; deleted keys leave free room).
+    d = pp.pg_of
+    try:
+        for i in range(old + n):
+            d[-1 - i] = 0
+    finally:
+        for i in range(old + n):
+            d.pop(-1 - i, None)
     pp.inext, pp.bmap = inext, bmap
     pp.freeslot = old + n - 1
     pp.nslots = old + n
@@ -300,6 +312,11 @@ def _page_add(pp, flags):
     sl = pp.freeslot
     pp.freeslot = pp.pg_next[sl]
     pp.pg_of[k] = sl
+    if pp.freeslot < 0:
+        try:  # keep a free slot ready for the next page (even from a handler)
+            _grow_slots(pp, pp.nslots)
+        except MemoryError:
+            pass
     pp.pg_addr[sl] = a
     pp.pg_item0[sl] = i0
     pp.pg_nused[sl] = 0
@@ -418,12 +435,19 @@ def _take(pp, sl):
 
 
 def _zero(a, n):
-    from mpalloc import mem
+    # PR_ZERO: n zero bytes at a (no slice, no import here: both allocate).
+    m = _mem[0]
+    if m is None:
+        from mpalloc import mem as m
 
-    r = mem.ram
-    o = a - mem.base
-    for j in range(o, o + n):
-        r[j] = 0
+        _mem[0] = m
+    a -= m.base
+    m = m.ram
+    for a in range(a, a + n):
+        m[a] = 0
+
+
+_mem = [None]  # mpalloc.mem, once a pool has zeroed an item
 
 
 def _wait_limit(pp):
