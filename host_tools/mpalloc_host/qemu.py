@@ -1,26 +1,24 @@
 """``qemu:microbit``: Debian's micro:bit MicroPython firmware in qemu-system-arm.
 
-``qemu-system-arm -M microbit -device loader,file=firmware.hex -serial pty
+``qemu-system-arm -M microbit -device loader,file=firmware.hex -serial stdio
 -display none -monitor none -nodefaults``. (``-kernel`` cannot load an Intel
 HEX file on QEMU 7.2; the generic loader can, and the Cortex-M0 then boots from
-the vector table it wrote.) QEMU prints ``char device redirected to /dev/pts/N``;
-that pty *is* the board's UART and what mpremote opens. We keep one fd on it
-open (never read) so QEMU does not see a hang-up between clients, poke the
-REPL with ``\\r\\x03`` until it answers ``>>> ``, then drain.
+the vector table it wrote.) The UART is QEMU's stdin/stdout; the pump of the
+virtual board (vboard.PtyBridge) puts it behind a pty for mpremote and feeds
+it at a UART's pace (``-serial pty`` handed straight to mpremote lost bytes now
+and then: QEMU's UART has no baud rate and the firmware's receive ring
+overflowed). Start-up pokes the REPL with ``\\r\\x03`` until it answers ``>>> ``.
 
 The firmware is MicroPython 1.9.2: raw REPL yes, raw-paste no, soft reset
 prints ``soft reboot``, about 9.5 KB of heap, no writable filesystem for mpremote.
 """
 import os
-import re
-import select
 import shutil
+import tempfile
 import time
-import tty
-from collections import deque
 from pathlib import Path
 
-from .vboard import Child, VBoardError
+from .vboard import Child, PtyBridge, VBoardError
 
 QEMU = "qemu-system-arm"
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
@@ -46,115 +44,62 @@ def firmware_path():
     return fw
 
 
-class QemuMicrobit:
-    """A running emulated micro:bit; ``.device`` is QEMU's pty."""
+class QemuMicrobit(PtyBridge):
+    """A running emulated micro:bit behind a pty (``.device``).
+
+    firmware: a .hex to boot instead of firmware_path() (mpalloc flash).
+    """
 
     kind = "qemu"
     name = "qemu:microbit"
+    # QEMU's UART has no baud rate: bytes arrive as fast as the firmware drains
+    # the FIFO and its small receive ring overflows while the REPL is busy
+    # (lost bytes -> SyntaxError). Feed it a few bytes at a time, and only when
+    # QEMU has taken the previous ones from the pipe (no burst after QEMU was
+    # descheduled on a loaded host).
+    pace = (4, 0.001)
 
     def __init__(self, firmware=None):
-        self.firmware = firmware  # a .hex to boot instead of firmware_path() (mpalloc flash)
-        self.device = None
-        self.child = None
-        self._fd = None
-        self._closed = False
-        self._log = deque(maxlen=100)
-        self._seen = b""
+        super().__init__()
+        self.exe = qemu_exe()
+        self.firmware = Path(firmware) if firmware else firmware_path()
+        if not self.firmware.is_file():
+            raise QemuError("%s: firmware %s not found" % (self.name, self.firmware))
+        self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-qemu-"))
+        self._stderr = self._tmp / "qemu.stderr"
+        self._next_poke = 0.0
 
-    def _note(self, msg):
-        self._log.append((time.monotonic(), msg))
+    def _spawn(self, raw):
+        argv = [self.exe, "-M", "microbit", "-device", "loader,file=%s" % self.firmware,
+                "-serial", "stdio", "-display", "none", "-monitor", "none", "-nodefaults"]
+        with open(self._stderr, "wb") as err:
+            return Child(argv, tty_=False, stderr=err)
 
-    def start(self, timeout=20.0):
-        exe, fw = qemu_exe(), Path(self.firmware) if self.firmware else firmware_path()
-        deadline = time.monotonic() + timeout
-        argv = [exe, "-M", "microbit", "-device", "loader,file=%s" % fw,
-                "-serial", "pty", "-display", "none", "-monitor", "none", "-nodefaults"]
-        try:
-            self.child = Child(argv, tty_=False)
-            self._note("spawned pid %d: %s" % (self.child.pid, " ".join(argv)))
-            out = b""
-            while b"\n" not in out:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.child.poll() is not None:
-                    raise QemuError("%s did not start (no pty announced): %r" % (self.name, out[-300:]))
-                r, _, _ = select.select([self.child.rfd], [], [], min(left, 0.2))
-                if r:
-                    data = os.read(self.child.rfd, 4096)
-                    if not data:
-                        continue
-                    out += data
-            self._note("qemu: " + out.decode(errors="replace").strip())
-            m = re.search(rb"(/dev/pts/\d+)", out)
-            if not m:
-                raise QemuError("%s: no pty in QEMU's output: %r" % (self.name, out[-300:]))
-            self.device = m.group(1).decode()
-            self._fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            tty.setraw(self._fd)
-            self._wait_prompt(deadline)
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _child_output(self, data):
+        # the firmware starts its UART with a NUL byte; drop it before the banner
+        if self._restarting is not None and not self._restarting["seen"]:
+            data = data.lstrip(b"\x00")
+            if not data:
+                return
+        super()._child_output(data)
 
-    def _wait_prompt(self, deadline):
-        seen = b""
-        next_poke = 0.0
-        while True:
-            now = time.monotonic()
-            if now > deadline:
-                raise QemuError("%s: REPL did not answer within the deadline; got %r" % (self.name, seen[-200:]))
-            if self.child.poll() is not None:
-                raise QemuError("%s: QEMU exited with status %s" % (self.name, self.child.poll()))
-            if now >= next_poke:
-                os.write(self._fd, b"\r\x03")
-                next_poke = now + 0.3
-            r, _, _ = select.select([self._fd], [], [], 0.05)
-            if r:
-                try:
-                    seen += os.read(self._fd, 4096)
-                except BlockingIOError:
-                    pass
-                if b">>> " in seen:
-                    break
-        # drain the rest of the answers to our pokes
-        end = time.monotonic() + 0.15
-        while time.monotonic() < end:
-            r, _, _ = select.select([self._fd], [], [], 0.05)
-            if r:
-                try:
-                    seen += os.read(self._fd, 4096)
-                except BlockingIOError:
-                    pass
-        self._seen = seen[-2000:]
-        self._note("REPL answered: %r" % seen[-200:])
-
-    def alive(self):
-        return not self._closed and self.child is not None and self.child.poll() is None
+    def _tick(self):
+        # poke the REPL until it answers (interrupts a script the firmware may run)
+        if self._restarting is not None and time.monotonic() >= self._next_poke:
+            self._to_child += b"\r\x03"
+            self._next_poke = time.monotonic() + 0.5
 
     def logs(self):
-        lines = ["%8.3f %s" % (t, m) for t, m in self._log]
-        if self.child is not None and self.child.poll() is not None:
-            lines.append("qemu exited with status %s" % self.child.poll())
-        return "\n".join(lines)
+        text = super().logs()
+        try:
+            err = self._stderr.read_text(errors="replace").strip()
+        except OSError:
+            err = ""
+        return text + ("\nqemu stderr: " + err if err else "")
 
     def close(self):
-        if self._closed:
-            return
-        self._closed = True
-        if self.child is not None:
-            self.child.kill()
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-            self._fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def start(timeout=20.0, firmware=None):

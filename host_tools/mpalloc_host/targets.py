@@ -184,11 +184,11 @@ def open_qemu(spec, rest, board, timeout):
         raise TargetError("%s: QEMU emulates only the micro:bit here: use qemu:microbit" % spec)
     name = _implied(spec, "microbit", board)
     profile = _profile(spec, name)
-    qb = QemuMicrobit()
     try:
-        secs = _start(spec, qb, timeout or DEADLINES["qemu"])
-    except QemuError as e:  # pragma: no cover - _start converts VBoardError subclasses
+        qb = QemuMicrobit()
+    except QemuError as e:
         raise TargetError("%s: %s" % (spec, e)) from None
+    secs = _start(spec, qb, timeout or DEADLINES["qemu"])
     t = Target(spec, "qemu", qb.device, name, profile, {"soft_reset", "word32"}, qb)
     t.started_s = secs
     return t

@@ -24,6 +24,7 @@ child's process group; children also get SIGKILL when this process dies
 
 The pty/pump machinery (``PtyBridge``, ``spawn``) is shared with wasm.py.
 """
+import array
 import ctypes
 import errno
 import fcntl
@@ -101,10 +102,20 @@ def _preexec_pipe():
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _unread(fd):
+    """Bytes written to a pipe (or pty) that its reader has not taken yet."""
+    buf = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, buf)
+    except OSError:
+        return 0
+    return buf[0]
+
+
 class Child:
     """A process on its own pty (``tty=True``) or on pipes, in its own session."""
 
-    def __init__(self, argv, cwd=None, env=None, tty_=True, isig=True):
+    def __init__(self, argv, cwd=None, env=None, tty_=True, isig=True, stderr=subprocess.STDOUT):
         self.argv = list(argv)
         self.started = time.monotonic()
         if tty_:
@@ -128,7 +139,7 @@ class Child:
         else:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, cwd=cwd, env=env, bufsize=0,
+                stderr=stderr, cwd=cwd, env=env, bufsize=0,
                 start_new_session=True, preexec_fn=_preexec_pipe, close_fds=True)
             self.rfd = self.proc.stdout.fileno()
             self.wfd = self.proc.stdin.fileno()
@@ -213,6 +224,8 @@ class PtyBridge:
 
     kind = "pty"
     name = "pty"
+    pace = None          # (bytes, seconds): feed the child at most this many bytes per interval,
+                         # and only once it has taken the previous ones (a UART's speed)
 
     def __init__(self):
         self.device = None
@@ -236,6 +249,7 @@ class PtyBridge:
         self._traffic = deque(maxlen=64)
         self.cooker = _Cooker()
         self._lock = threading.Lock()
+        self._next_write = 0.0
 
     # ---- public ---------------------------------------------------------
     def start(self, timeout=15.0):
@@ -412,13 +426,17 @@ class PtyBridge:
     def _loop(self):
         while not self._stop.is_set():
             rl, wl = [self._cm], []
+            timeout = 0.03 if self.cooker.hold else 0.2
             if self.child is not None:
                 rl.append(self.child.rfd)
                 if self._to_child:
-                    wl.append(self.child.wfd)
+                    wait = self._next_write - time.monotonic()
+                    if wait <= 0:
+                        wl.append(self.child.wfd)
+                    else:
+                        timeout = min(timeout, wait)
             if self._to_client:
                 wl.append(self._cm)
-            timeout = 0.03 if self.cooker.hold else 0.2
             try:
                 r, w, _ = select.select(rl, wl, [], timeout)
             except (OSError, ValueError):
@@ -458,7 +476,13 @@ class PtyBridge:
                     self._handle_exit()
             if self.child is not None and self.child.wfd in w and self._to_child:
                 try:
-                    n = os.write(self.child.wfd, self._to_child)
+                    chunk = self._to_child
+                    if self.pace:
+                        chunk = self._to_child[:self.pace[0]]
+                        self._next_write = time.monotonic() + self.pace[1]
+                        if _unread(self.child.wfd):
+                            chunk = b""    # the child has not taken the last bytes yet
+                    n = os.write(self.child.wfd, chunk) if chunk else 0
                     del self._to_child[:n]
                 except BlockingIOError:
                     pass
