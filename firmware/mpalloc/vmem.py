@@ -138,10 +138,13 @@ _exit = intr.mutex_exit
 vmem_list = []
 _debug = False
 
-# floor(log2(i)) for 1 <= i < 256
+# floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256
 _L = bytearray(256)
 for _i in range(2, 256):
     _L[_i] = _L[_i >> 1] + 1
+_CL = bytearray(257)
+for _i in range(2, 257):
+    _CL[_i] = _L[_i - 1] + 1
 del _i
 
 
@@ -757,13 +760,13 @@ def vmem_alloc(vm, size, flags):
         # instant fit, fast path: the head of the first free list whose every
         # member is big enough; the allocation is carved from its front
         s = _enter(m)
-        if vm._ntf < _BT_MINRESERVE:
-            _bt_refill(vm, 2)
-        k = (_L[qs - 1] + 1 if qs < 0x101 else _flog2(qs - 1) + 1) if qs > 1 else 0
+        k = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
         c = vm._fmap >> k
-        if c and vm._ntf >= 2:
+        if vm._ntf < _BT_MINRESERVE and not _bt_refill(vm, 2):
+            c = 0  # no tags for a split: the general path says why
+        if c:
             low = c & -c
-            j = k + (_L[low] if low < 0x100 else _flog2(low))
+            j = k + (_L[low] if low < 0x100 else (_L[low >> 8] + 8 if low < 0x10000 else _flog2(low)))
             fh = vm._fh
             fn = vm._fn
             t = fh[j]
@@ -793,8 +796,8 @@ def vmem_alloc(vm, size, flags):
                 sp[t] = b
                 st[t] = q + qs
                 vm._sz[t] = n
-                i = _L[n] if n < 0x100 else _flog2(n)
-                if i != j:  # the tail moves to a smaller list
+                if (n + qs) ^ n > n:  # top bit changed: the tail moves to a smaller list
+                    i = _L[n] if n < 0x100 else _flog2(n)
                     fp = vm._fp
                     x = fn[t]
                     fh[j] = x
@@ -1123,14 +1126,14 @@ def vmem_free(vm, addr, size):
     sn = vm._sn
     n = sn[t]
     p = vm._sp[t]
-    if ty[n] == _T_FREE and ty[p] != _T_FREE and ty[p] != _T_SPAN:
+    x = ty[p]
+    if ty[n] == _T_FREE and x != _T_FREE and x != _T_SPAN:
         # common case: the free next neighbour n absorbs t (it keeps its
         # free-list place unless its list index changes); t goes back to
         # the reserve
         sz = vm._sz
-        k = sz[n]
-        j = _L[k] if k < 0x100 else _flog2(k)
-        k += qs
+        j = sz[n]
+        k = j + qs
         sz[n] = k
         st[n] = q
         sn[p] = n
@@ -1140,9 +1143,8 @@ def vmem_free(vm, addr, size):
         vm._tf = t
         vm._ntf += 1
         vm._inuse -= qs
-        i = _L[k] if k < 0x100 else _flog2(k)
-        if i != j:
-            _fl_move(vm, n, j, i)
+        if k ^ j > j:  # top bit changed: n moves to a bigger list
+            _fl_move(vm, n, _flog2(j), _flog2(k))
         _exit(m, s)
         if _debug:
             vmem_check(vm)
