@@ -130,7 +130,7 @@ def run(packets=None, seed=12345, kmem_ops=None):
         if dma_alloc is not None:
             a = dma_alloc(dsize, dsize, "uart0")
         else:
-            a = vmem.vmem_xalloc(km, dsize, dsize, 0, 0, 0, 0, vmem.VM_NOSLEEP | vmem.VM_BESTFIT)
+            a = vmem.vmem_xalloc(km, dsize, dsize, 0, 0, vmem.VMEM_ADDR_MIN, vmem.VMEM_ADDR_MAX, vmem.VM_NOSLEEP | vmem.VM_BESTFIT)
         bufs.append(a)
     _keep.append(("dma", bufs))
     figs["dma_buffers"] = len(bufs)
