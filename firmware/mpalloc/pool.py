@@ -397,7 +397,7 @@ def _get_more(pp, flags):
                 return True
         if f == PR_WAITOK and not flags & PR_LIMITFAIL and _wait_limit(pp):
             return True
-        pp.nfail += 1
+        _nfail(pp)
         _warn(pp)
         if f == PR_WAITOK and not flags & PR_LIMITFAIL:
             raise MemoryError("pool_get: pool '%s' stays at its hard limit %d (PR_WAITOK)" % (pp.name, pp.hardlimit))
@@ -408,10 +408,17 @@ def _get_more(pp, flags):
         pp.drain(pp.drainarg, flags)
         if _page_add(pp, flags):
             return True
-    pp.nfail += 1
+    _nfail(pp)
     if f == PR_WAITOK:
         raise MemoryError("pool_get: pool '%s': no page from its allocator (PR_WAITOK)" % pp.name)
     return False
+
+
+def _nfail(pp):
+    # pool_get failed: counted under the lock (handlers count too).
+    s = intr.mutex_enter(pp.lock)
+    pp.nfail += 1
+    intr.mutex_exit(pp.lock, s)
 
 
 def _take(pp, sl):

@@ -32,12 +32,17 @@
 #   are added to that CPU's totals when it leaves.
 #
 # Interrupts and CPUs: the hit path allocates nothing. Per-CPU state is guarded
-# by the local CPU's interrupt mask: MODE_THREAD (virtual board) takes
-# intr._mask[c] inline (the emulated hard IRQ of CPU c holds it while it runs);
-# boards call machine.disable_irq()/enable_irq() (on rp2 that also excludes the
-# other core while core1 runs Python); one CPU with nothing to interrupt it
-# (webassembly, micro:bit, unix MODE_UP) needs nothing. Handlers, nested
-# critical sections and misses take the general path (intr.splhigh()).
+# by the local CPU's interrupt mask on boards: machine.disable_irq()/enable_irq()
+# (on rp2 that also excludes the other core while core1 runs Python); one CPU
+# with nothing to interrupt it (webassembly, micro:bit, unix MODE_UP) needs
+# nothing; misses take the general path (intr.splhigh()). MODE_THREAD (virtual
+# board) guards CPU c's magazines with a lock of their own, _cl[c], taken by
+# everything that touches them: CPU c's thread, its emulated hard interrupts
+# (run_hard holds CPU c's mask, then takes _cl[c]) and cross-CPU invalidation.
+# That is one lock operation pair per hit, without the mask's nesting count
+# (intr._depth) on the hit path; the order is always mask -> _cl[c] -> depot
+# lock, and nothing takes the mask while holding _cl[c] (the back end is
+# called after it is released), so no deadlock.
 # The depot has its own spin mutex. CPU identity: intr._cpu_of[thread] in
 # MODE_THREAD, the SIO CPUID register (machine.mem32[-0x30000000], no big int)
 # in MODE_SIO, 0 otherwise.
@@ -62,7 +67,6 @@ except ImportError:  # CPython
 
 MAXCPU = const(8)
 _META = const(8)
-_ISR = const(0x100)
 _SIO_CPUID = const(-0x30000000)
 MAGSIZE = const(15)  # NetBSD LP64 group size; PR_LARGECACHE: 63
 MAGSIZE_LARGE = const(63)
@@ -76,8 +80,6 @@ _DUMMY = [0, 0, 0, 0]
 # Mode-dependent values, refreshed by intr.setup() through _sync().
 _thr = False
 _cpuget = intr._cpu_of.get
-_mask = intr._mask
-_depth = intr._depth
 _ident = _thread.get_ident if _thread is not None else None
 _dis = None
 _en = None
@@ -85,9 +87,14 @@ _sio = False
 _mem32 = None
 
 
+_cl = None  # MODE_THREAD: per-CPU magazine locks (see the header)
+
+
 def _sync():
-    global _thr, _dis, _en, _sio, _mem32
+    global _thr, _dis, _en, _sio, _mem32, _cl
     _thr = intr.mode == intr.MODE_THREAD
+    if _thr and _cl is None:
+        _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
     m = intr._machine
     _dis = m.disable_irq if m is not None else None
     _en = m.enable_irq if m is not None else None
@@ -149,19 +156,18 @@ def pool_cache_get(pc, flags):
     # keeps it off the heap (VM_MAX_STATE_ON_STACK); the rare work is in
     # functions of their own.
     if _thr:
-        c = _cpuget(_ident(), 0)
-        if c < _ISR and not _depth[c]:
-            m = _mask[c]
-            m.acquire()
-            mag = pc[c]
-            n = mag[0]
-            if n:
-                mag[0] = n - 1
-                mag[2] += 1
-                n = mag[n + 3]
-                m.release()
-                return n
+        c = _cpuget(_ident(), 0) & 0xFF  # handlers too (see the header)
+        m = _cl[c]
+        m.acquire()
+        mag = pc[c]
+        n = mag[0]
+        if n:
+            mag[0] = n - 1
+            mag[2] += 1
+            n = mag[n + 3]
             m.release()
+            return n
+        m.release()
     elif _dis is None:
         mag = pc[0]
         n = mag[0]
@@ -186,20 +192,19 @@ def pool_cache_get(pc, flags):
 def pool_cache_put(pc, o):
     """Return object o (still constructed) to the cache."""
     if _thr:
-        c = _cpuget(_ident(), 0)
-        if c < _ISR and not _depth[c]:
-            m = _mask[c]
-            m.acquire()
-            mag = pc[c]
-            n = mag[0]
-            if n < mag[1]:
-                n += 1
-                mag[n + 3] = o
-                mag[0] = n
-                mag[3] += 1
-                m.release()
-                return
+        c = _cpuget(_ident(), 0) & 0xFF
+        m = _cl[c]
+        m.acquire()
+        mag = pc[c]
+        n = mag[0]
+        if n < mag[1]:
+            n += 1
+            mag[n + 3] = o
+            mag[0] = n
+            mag[3] += 1
             m.release()
+            return
+        m.release()
     elif _dis is None:
         mag = pc[0]
         n = mag[0]
@@ -250,8 +255,8 @@ def _get_slow(pc, flags):
     f = flags & 3
     if f == 0 or f == 3:
         raise E_FLAGS
-    s = intr.splhigh()
-    c = intr.curcpu()
+    c = _cpu()
+    s = _cpu_enter(c)
     while True:
         mag = pc[c]
         f = mag[0]
@@ -259,7 +264,7 @@ def _get_slow(pc, flags):
             mag[0] = f - 1
             mag[2] += 1
             f = mag[f + 3]
-            intr.splx(s)
+            _cpu_exit(c, s)
             return f
         if not _get_swap(pc, c):
             break
@@ -301,17 +306,27 @@ def _get_miss(pc, c, s, flags):
     # Nothing cached for CPU c: an object from the back end (pool), constructed.
     d = pc[_META]
     d.gmiss[c] += 1
-    intr.splx(s)
+    _cpu_exit(c, s)
     o = d.pget(d.pp, flags)
     if o is None:
-        d.gfail[c] += 1
+        _gfail(d, c)
         return None
     if d.ctor is not None and d.ctor(d.arg, o, flags):
         d.pput(d.pp, o)
-        d.gfail[c] += 1
+        _gfail(d, c)
         return None
+    _depot_enter(d)  # counters of the shared part under the depot lock
     d.nconstructed += 1
+    _depot_exit(d)
     return o
+
+
+def _gfail(d, c):
+    # A get miss that found nothing (or whose ctor failed), counted with CPU
+    # c's magazines held: its handlers count there too.
+    s = _cpu_enter(c)
+    d.gfail[c] += 1
+    _cpu_exit(c, s)
 
 
 def _mag_new(d):
@@ -352,8 +367,8 @@ def _put_slow(pc, o):
     # The general put path (see _get_slow).
     if o is None:
         raise E_NULL
-    s = intr.splhigh()
-    c = intr.curcpu()
+    c = _cpu()
+    s = _cpu_enter(c)
     while True:
         mag = pc[c]
         n = mag[0]
@@ -362,13 +377,13 @@ def _put_slow(pc, o):
             mag[n + 3] = o
             mag[0] = n
             mag[3] += 1
-            intr.splx(s)
+            _cpu_exit(c, s)
             return
         if not _put_swap(pc, c):
             break
     mag = pc[_META]  # no room anywhere: destruct, back to the pool
     mag.pmiss[c] += 1
-    intr.splx(s)
+    _cpu_exit(c, s)
     if mag.dtor is not None:
         mag.dtor(mag.arg, o)
     mag.pput(mag.pp, o)
@@ -432,20 +447,26 @@ def pool_cache_destruct_object(pc, o):
     d.pput(d.pp, o)
 
 
+def _cpu():
+    # The CPU whose magazines the caller uses (a handler: its CPU's).
+    if _thr:
+        return _cpuget(_ident(), 0) & 0xFF
+    return intr.curcpu()
+
+
 def _cpu_enter(c):
-    # Mask CPU c (its own or another's) for a cross-CPU operation.
-    if intr.mode == intr.MODE_THREAD and c != intr.curcpu():
-        if c >= len(intr._mask):
-            return -1
-        intr._mask[c].acquire()
-        return -2
+    # Exclusive use of CPU c's magazines (c: the caller's own CPU, or any
+    # CPU in MODE_THREAD): its magazine lock, or this CPU's interrupt mask.
+    if _thr:
+        _cl[c].acquire()
+        return None
     return intr.splhigh()
 
 
 def _cpu_exit(c, s):
-    if s == -2:
-        intr._mask[c].release()
-    elif s != -1:
+    if s is None:
+        _cl[c].release()
+    else:
         intr.splx(s)
 
 
