@@ -38,6 +38,7 @@ from . import profiles
 
 BAUDRATE = 115200
 SHORTCUTS = {"a": "/dev/ttyACM", "u": "/dev/ttyUSB", "c": "COM"}   # as mpremote's a0/u0/c0
+QEMU_PACE = (4, 0.0005)    # bytes per write, seconds between writes (qemu.QemuMicrobit.pace)
 DEADLINES = {"vboard": 15.0, "wasm32": 30.0, "qemu": 20.0, "url": 5.0}
 
 
@@ -185,7 +186,8 @@ def open_qemu(spec, rest, board, timeout):
     name = _implied(spec, "microbit", board)
     profile = _profile(spec, name)
     try:
-        qb = QemuMicrobit()
+        # paced input: unpaced, a loaded host loses bytes on QEMU's UART (see qemu.py)
+        qb = QemuMicrobit(pace=QEMU_PACE)
     except QemuError as e:
         raise TargetError("%s: %s" % (spec, e)) from None
     secs = _start(spec, qb, timeout or DEADLINES["qemu"])
