@@ -126,7 +126,21 @@ def pool_allocator_kmem(itemsize):
 
 
 class _Pool:
-    pass
+    # Settings most pools never change live here, not in every pool's
+    # attribute dict (heap per pool); pool_prime, pool_sethardlimit, ... give
+    # a pool its own. Nothing on an interrupt path assigns them (a new
+    # attribute could need heap).
+    minpages = 0
+    minitems = 0
+    maxpages = _NOLIMIT
+    maxitems = _NOLIMIT
+    hardlimit = _NOLIMIT
+    warnmess = None
+    ratecap = 0
+    lastwarn = None
+    drain = None
+    drainarg = None
+    cache = None
 
 
 def _err(pre, fmt, a, b):
@@ -195,15 +209,6 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     pp.npagealloc = pp.npagefree = 0
     pp.npages = pp.hiwat = pp.nidle = 0
     pp.nitems = pp.nout = 0
-    pp.minpages = pp.minitems = 0
-    pp.maxpages = _NOLIMIT
-    pp.maxitems = _NOLIMIT
-    pp.hardlimit = _NOLIMIT
-    pp.warnmess = None
-    pp.ratecap = 0
-    pp.lastwarn = None
-    pp.drain = None
-    pp.cache = None
     _grow_slots(pp, 2)
     pool_list.append(pp)
     return pp

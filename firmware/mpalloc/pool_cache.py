@@ -107,7 +107,11 @@ _sync()
 
 
 class _Meta:
-    pass
+    # No constructor/destructor: the class's None, not a slot in every
+    # cache's attribute dict (kmem's 22 caches have none).
+    ctor = None
+    dtor = None
+    arg = None
 
 
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
@@ -121,9 +125,10 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     # in this module assumes d.pp is a pool except pool_cache_destroy.
     d.pget = _pool.pool_get
     d.pput = _pool.pool_put
-    d.ctor = ctor
-    d.dtor = dtor
-    d.arg = arg
+    if ctor is not None or dtor is not None or arg is not None:
+        d.ctor = ctor
+        d.dtor = dtor
+        d.arg = arg
     d.magsize = MAGSIZE_LARGE if flags & PR_LARGECACHE else MAGSIZE
     d.prev = [_DUMMY] * MAXCPU
     d.ghits = [0] * MAXCPU  # folded hit counts (see the header)
