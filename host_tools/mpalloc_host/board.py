@@ -499,6 +499,15 @@ class Board:
         Every chunk carries its length and checksum and is re-sent if they do not
         match; the whole file is checked at the end."""
         for _ in range(attempts):
+            try:
+                if self.transport.put_file(dest, data):
+                    if progress:
+                        progress(len(data), len(data))
+                    return
+            except BoardExecError as e:
+                if "OSError: 28" in e.error or "ENOSPC" in e.error:
+                    raise BoardNoSpace("%s: no room for %s on the board's filesystem" % (self.name, dest)) from None
+                raise BoardError("%s: cannot write %s: %s" % (self.name, dest, str(e).split(": ", 1)[-1])) from None
             self._retry(lambda: self.exec("import gc\nf = open(%r, 'wb')\n%s" % (dest, self._CHECKED)), dest)
             for i in range(0, len(data), chunk):
                 b = data[i:i + chunk]

@@ -32,11 +32,14 @@ _FRIENDLY_BANNER = b'Type "help()" for more information.'
 # a traceback of code that did not compile (so did not run): one <stdin> frame, no "in"
 _COMPILE_ERROR = re.compile(rb'^Traceback \(most recent call last\):\n  File "<stdin>", line \d+\n\w*Error:')
 # The receiver used where there is no raw-paste (micro:bit): reads n bytes from the
-# UART acknowledging each block of _RX_BLOCK with '#', checks their checksum.
+# UART acknowledging each block of _RX_BLOCK with '#', checks their checksum. The
+# bytes go to a file on the flash first (a list of blocks would not fit the heap).
 _RX_BLOCK = 16
-_RX_CODE = (b"from microbit import uart\n"
-            b"def _mpa_rx(n, c):\n"
-            b" r = []\n"
+_RX_CODE = (b"import gc\n"
+            b"from microbit import uart\n"
+            b"def _mpa_rx(n, c, p='_mpa_rx.py'):\n"
+            b" gc.collect()\n"
+            b" f = open(p, 'wb')\n"
             b" x = 0\n"
             b" while n > 0:\n"
             b"  k = n if n < 16 else 16\n"
@@ -47,12 +50,19 @@ _RX_CODE = (b"from microbit import uart\n"
             b"    b += s\n"
             b"  for v in b:\n"
             b"   x = (x * 31 + v) & 0xFFFFFF\n"
-            b"  r.append(b)\n"
+            b"  f.write(b)\n"
             b"  n -= k\n"
             b"  uart.write('#')\n"
+            b" f.close()\n"
             b" if x != c:\n"
             b"  raise ValueError('_mpa_rx')\n"
-            b" return str(b''.join(r), 'utf-8')\n")
+            b" if p != '_mpa_rx.py':\n"
+            b"  return\n"
+            b" gc.collect()\n"
+            b" f = open(p)\n"
+            b" s = f.read()\n"
+            b" f.close()\n"
+            b" return s\n")
 _POLL_S = 0.05  # pyserial read timeout: how often deadlines and alive() are checked
 _ALIVE_EVERY_S = 0.2
 
@@ -404,6 +414,36 @@ class Transport(SerialTransport):
                 if _COMPILE_ERROR.match(e) or (payload is not None and e.endswith(b"ValueError: _mpa_rx\n")):
                     continue
             return out, err
+
+    def put_file(self, path, data, timeout=30):
+        """Write a file through the acknowledging receiver (boards without raw-paste
+        that have one). Returns False where there is none: use fs_writefile."""
+        if self.use_raw_paste or not self._rx_ready():
+            return False
+        for attempt in range(self.resend + 1):
+            cmd = b"_mpa_rx(%d, %d, %r)" % (len(data), _checksum(data), path.encode())
+            try:
+                with self.deadline(3 + len(data) / 500, "writing %s" % path):
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        try:
+                            self.exec_raw_no_follow(cmd)
+                        except TransportError as e:
+                            raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
+                    self._send_acked(data)
+            except BoardGone:
+                raise
+            except BoardError:
+                if attempt == self.resend or not self.interrupt():
+                    raise
+                continue
+            out, err = self.follow(timeout)
+            if not err:
+                return True
+            e = err.replace(b"\r\n", b"\n")
+            if attempt < self.resend and (_COMPILE_ERROR.match(e) or e.endswith(b"ValueError: _mpa_rx\n")):
+                continue
+            raise BoardExecError(self.name, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        return False
 
     def _rx_ready(self):
         """Install the acknowledging receiver (once per soft reset); False if the
