@@ -212,14 +212,17 @@ def emit_calibration():
 
 
 def heap_bytes(f, arg, n):
-    """(asked, kept): MicroPython heap bytes f(arg, n) asks for, and bytes it leaves
-    allocated with collection disabled (garbage), each minus the empty loop's.
+    """(asked, kept): MicroPython heap bytes n iterations of f(arg, n) ask for,
+    and bytes they leave allocated with collection disabled (garbage).
 
-    asked is from micropython.mem_total() (bytes ever allocated) where the port has
-    it; it also counts a call frame the VM takes from the heap and frees at once
-    (a function whose arguments + locals + stack exceed 11 words), which does not
-    leave garbage but may start a collection on a full heap. Without mem_total,
-    asked = kept (gc.mem_alloc() deltas). (None, None) on CPython."""
+    Measured as f(arg, 2n) minus f(arg, n): what the call of f itself costs (the
+    workload loop's own frame, when it exceeds 11 words) cancels out, so only
+    the iterations count. asked is from micropython.mem_total() (bytes ever
+    allocated) where the port has it; it also counts a call frame the VM takes
+    from the heap and frees at once (a function whose arguments + locals + stack
+    exceed 11 words), which does not leave garbage but may start a collection on
+    a full heap. Without mem_total, asked = kept (gc.mem_alloc() deltas).
+    (None, None) on CPython."""
     if not MICROPYTHON:
         return None, None
     gc.collect()
@@ -228,14 +231,14 @@ def heap_bytes(f, arg, n):
     try:
         if _mem_total:
             a0 = _mem_total()
-            l_empty(arg, n)
-            a1 = _mem_total()
             f(arg, n)
+            a1 = _mem_total()
+            f(arg, 2 * n)
             a2 = _mem_total()
         k0 = gc.mem_alloc()
-        l_empty(arg, n)
-        k1 = gc.mem_alloc()
         f(arg, n)
+        k1 = gc.mem_alloc()
+        f(arg, 2 * n)
         k2 = gc.mem_alloc()
     finally:
         gc.enable()

@@ -20,7 +20,6 @@ from .goals import evaluate
 from .runner import Local, OnBoard
 
 VMEM_HEAP = 2 * 1024 * 1024
-KMEM_HEAP = 512 * 1024  # kmem_init's 22 size-class caches take ~64 KB of 64-bit heap
 GCHEAP_HEAP = 160 * 1024  # 64 KB arena + the trace arrays + the interpreter; padded to 64 KB free
 
 
@@ -32,7 +31,7 @@ def jobs(quick=False, board_heap=None, on_board=False):
         holes = "holes=16,256,1024"  # a 4,096-hole arena does not fit a small board's heap
     out = [
         ("micropython", "bench_fixed.py", q + ["part=pool"], {}),
-        ("micropython", "bench_fixed.py", q + ["part=kmem"], {"heap": KMEM_HEAP}),
+        ("micropython", "bench_fixed.py", q + ["part=kmem"], {}),
         ("micropython", "bench_vmem.py", q + [holes], {"heap": VMEM_HEAP}),
         ("micropython", "bench_frag.py", ["alloc=instant,best,firstfit"], {}),
         ("micropython", "bench_frag.py", ["alloc=gcheap"], {"heap": GCHEAP_HEAP, "fresh": True}),
@@ -104,9 +103,8 @@ def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "
     if direct:
         notes.append("MicroPython figures: the unix port (%s) run directly with the %s profile's heap (%s bytes); "
                      "bench_vmem.py with %d bytes (4,096 free segments of tags plus the first-fit lists do not fit "
-                     "the profile heap on a 64-bit port), the kmem part of bench_fixed.py with %d bytes (kmem_init's 22 "
-                     "size-class caches take about 64 KB of 64-bit heap beside the 64 KB window); firmware as .mpy "
-                     "(mpy-cross), as a board gets it." % (port, pname, heap, VMEM_HEAP, KMEM_HEAP))
+                     "the profile heap on a 64-bit port); firmware as .mpy (mpy-cross), as a board gets it."
+                     % (port, pname, heap, VMEM_HEAP))
     doc = {
         "schema": SCHEMA,
         "meta": {
