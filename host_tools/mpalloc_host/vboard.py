@@ -15,7 +15,13 @@ running code) and makes it look like a board:
   inside MicroPython (``os.VfsPosix``), holding ``board.json`` (the profile)
   and ``lib/``; ``sys.path`` is ``['', '.frozen', '/lib']`` as on rp2;
   ``boot.py`` runs at every (soft) reset (``main.py`` is not run);
-* the gc heap is the profile's ``micropython.heap_bytes``.
+* the gc heap holds as many machine words as the board's: the profile's
+  ``micropython.heap_bytes`` scaled by host word size / board word size
+  (``word_bits``), so a 32-bit board's 233024 bytes become 466048 on the 64-bit
+  unix port. Every object (a list slot, a frame, a boundary-tag array entry of
+  type 'L') takes twice the bytes there, so equal bytes would make the virtual
+  board a board with half the memory. Byte-exact heap figures come from the
+  32-bit runtime (``wasm32:``) and real boards.
 
 A child killed by a signal (or restarting in a loop) leaves the board dead:
 ``alive()`` is False and the client sees no more output. ``close()`` kills the
@@ -499,6 +505,16 @@ class PtyBridge:
                 self._die("no %r within %.0f s" % (rs["want"], RESTART_DEADLINE))
 
 
+HOST_WORD_BITS = 8 * ctypes.sizeof(ctypes.c_void_p)
+
+
+def scaled_heap_bytes(profile):
+    """The -X heapsize giving the vboard as many heap words as the real board."""
+    heap = int(profile.get("micropython", {}).get("heap_bytes") or 196608)
+    board_bits = int(profile.get("word_bits") or HOST_WORD_BITS)
+    return heap * HOST_WORD_BITS // board_bits
+
+
 class VirtualBoard(PtyBridge):
     """The unix port configured from a board profile, behind a pty.
 
@@ -515,7 +531,7 @@ class VirtualBoard(PtyBridge):
         self.name = "vboard:%s" % board
         self.exe = micropython or micropython_exe()
         mp = self.profile.get("micropython", {})
-        self.heap_bytes = int(heap_bytes or mp.get("heap_bytes") or 196608)
+        self.heap_bytes = int(heap_bytes or scaled_heap_bytes(self.profile))
         self._own_fs = fsdir is None
         self.fsdir = Path(fsdir) if fsdir else Path(tempfile.mkdtemp(prefix="mpalloc-vboard-%s-" % board))
         (self.fsdir / "lib").mkdir(parents=True, exist_ok=True)
