@@ -34,24 +34,28 @@
 #   Boundary tag t (index into the parallel arrays; tag 0 is the segment-list
 #   sentinel; 16-bit links, so at most 65535 tags per arena):
 #     _st[t]  start (quanta, 'i')       _sz[t]  size (quanta, 'i')
+#             _st[0] = _NOQ, a start no segment has (ends hash-chain walks)
 #     _sn[t], _sp[t]   segment list next/prev ('H'), circular through tag 0.
 #                      Invariant: within a span, segments follow in address
 #                      order right after the span's marker tag and tile it
 #                      exactly; spans are appended in the order added.
-#     _fn[t], _fp[t]   free list next/prev ('H', 0 = none) while _ty[t] == FREE;
-#                      _fn chains the unused tags of the reserve.
+#     _fn[t], _fp[t]   ('H', 0 = none) FREE tag: free-list next/prev; busy tag
+#                      (BUSY, XBUSY, QC): _fn is the busy-hash chain link;
+#                      unused tag: _fn chains the reserve.
 #     _ty[t]  type (bytearray): _T_FREE, _T_BUSY (vmem_alloc), _T_XBUSY
 #             (vmem_xalloc), _T_QC (busy, parked in a quantum cache), _T_SPAN
 #             (imported span marker), _T_SSPAN (static span marker), 0 unused.
 #   Free lists: _fh[i] heads the free segments whose size n satisfies
 #     2**i <= n < 2**(i+1) (LIFO); bit i of _fmap is set iff list i is non-empty.
 #     Invariant: no two FREE tags are neighbours in the segment list.
-#   Busy hash: open addressing with linear probing in _ht ('H', tag index,
-#     0 = empty), size a power of two >= 2 * tag capacity (load <= 1/2), key
-#     _st[t] of busy tags (BUSY, XBUSY, QC) only; deletion by backward shift.
-#     Keys are mixed as q ^ (q >> hbits): no dict keyed by raw addresses (those
-#     degrade on MicroPython, whose small ints hash to themselves).
-#   Tag reserve: unused tags chained through _fn from _tf, _ntf of them. Every
+#   Busy hash: chained, _bk ('H', power-of-two buckets >= tag capacity / 2)
+#     heads the chain of the busy tags whose start q hashes to it, linked
+#     through _fn; key (q ^ (q >> _hb)) & _hm (the bits above the bucket
+#     range folded in). Invariant: every BUSY, XBUSY and QC tag is on exactly
+#     one chain, nothing else is. No dict keyed by raw addresses (those degrade
+#     on MicroPython, whose small ints hash to themselves). Metadata per tag:
+#     4+4+2+2+2+2+1 bytes + one 2-byte bucket per two tags = 18 bytes.
+#   Tag reserve: unused tags chained through _fn from _tf, _ntf of them. An
 #     allocation needs at most 2 new tags; when fewer than _BT_MINRESERVE are
 #     left, _bt_refill doubles the arrays (the only heap allocation, like
 #     NetBSD's bt_refill, done before the search and tolerated to fail: under
@@ -61,24 +65,39 @@
 # Quantum caches (sizes <= qcache_max): deviation from NetBSD, which builds them
 # on pool_cache(9). pool_cache sits above vmem here, so each size class k
 # (k quanta, 1 <= k <= 16) has a free stack of tag indices in one flat 'H'
-# array (_QCAP slots per class). A cached item stays a busy segment (type _T_QC)
-# in the arena, so frees are still validated through the hash. An empty stack
-# is refilled with _QBATCH items carved from one segment (one segment-list
-# visit); a full stack gives half of its items back.
+# array: class k owns _qcs[(k-1)*32 + 1 .. (k-1)*32 + _QCAP] and _qcn[k] is the
+# index of its top item ((k-1)*32 when empty; so the stack is empty iff
+# _qcn[k] & 31 == 0, full iff it is _QCAP). A cached item stays a busy segment
+# (type _T_QC, in the hash) so a free is validated by the same lookup as any
+# other; a hit is pop + retype, a free is lookup + retype + push. An empty
+# stack is refilled with _QBATCH items carved from one segment (one
+# segment-list visit); a full stack gives half of its items back. Quantum-cache
+# hits skip the debug check (like NetBSD, whose qcache hits are pool_cache hits).
 #
-# Locking: one intr spin mutex per arena. M_WAITOK is refused in interrupt
-# context; it waits (polling, 1 ms sleeps) for frees for at most `wait_ms`
-# milliseconds (module variable, default 2000), then raises MemoryError.
-# Constrained requests (align, phase, nocross, minaddr or maxaddr given) never
-# import and never wait.
+# Locking: one intr spin mutex per arena, taken as intr.mutex_enter/mutex_exit
+# wherever they do something (MODE_THREAD, or a board with machine.disable_irq);
+# with one CPU and nothing to mask (unix MODE_UP, webassembly) they are no-ops
+# and the hot paths skip the two calls (_lk, refreshed by intr.setup()).
+# M_WAITOK is refused in interrupt context; it waits (polling, 1 ms sleeps) for
+# frees for at most `wait_ms` milliseconds (module variable, default 2000),
+# then raises MemoryError. Constrained requests (align, phase, nocross, minaddr
+# or maxaddr given) never import and never wait.
 #
 # Debug: vmem_debug(True) runs vmem_check(vm) (the VMEM_SANITY-style full
-# consistency check) after every operation. Off by default.
+# consistency check) after every operation but quantum-cache hits. Off by default.
 #
 # Hot path (zero heap allocation, M_NOWAIT, steady state): vmem_alloc,
 # vmem_xalloc, vmem_free, vmem_xfree. Misuse raises ValueError whose message
 # starts with the function name (formatting it allocates; under heap_lock a
 # MemoryError comes out instead, still an exception).
+# MicroPython puts a call's frame on the heap (allocated and freed at once, but
+# counted by micropython.mem_total() and costing a gc_alloc) when arguments +
+# locals + value-stack depth exceed 11 words (VM_MAX_STATE_ON_STACK). So
+# vmem_alloc, vmem_free, vmem_xfree and every helper on their instant-fit and
+# quantum-cache paths stay within 11 words: arrays are read through the arena's
+# attributes rather than bound to locals, calls pass at most 3 arguments, and a
+# few locals are reused (noted where they are). vmem_xalloc (8 parameters)
+# cannot, and its constraint search keeps larger frames.
 import time
 
 try:
@@ -126,25 +145,45 @@ _MAXTAGS = const(65535)
 _QMIN = const(-0x3FFFFFFF)
 _QMAX = const(0x3FFFFFFF)
 _QLIM = const(0x1FFFFFFF)  # |quantum offsets| and span ends stay below this
+_NOQ = const(-0x40000000)  # _st[0]: no segment starts there
 _QCLASSES = const(16)
-_QCAP = const(32)
+_QCAP = const(31)  # items per quantum-cache class (stack slots 1..31 of 32)
 _QBATCH = const(16)
 _NREL = const(8)
+_BN = const(0xA000)  # M_BESTFIT | M_NEXTFIT
 
 wait_ms = 2000
-# intr's spin mutex, looked up once (they read intr's mode at each call)
-_enter = intr.mutex_enter
-_exit = intr.mutex_exit
 vmem_list = []
 _debug = False
 
-# floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256
+# intr's spin mutex; _lk is False where it does nothing (one CPU, nothing to
+# mask), and the hot paths then skip the calls. Refreshed after intr.setup().
+_lk = True
+_enter = intr.mutex_enter
+_exit = intr.mutex_exit
+
+
+def _sync():
+    global _lk, _enter, _exit
+    _enter = intr.mutex_enter
+    _exit = intr.mutex_exit
+    _lk = intr.mode == intr.MODE_THREAD or intr._machine is not None
+
+
+intr._on_setup.append(_sync)
+_sync()
+
+# floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256;
+# _B37[(1 << k) % 37] = k for 0 <= k < 30 (2 is a primitive root mod 37)
 _L = bytearray(256)
 for _i in range(2, 256):
     _L[_i] = _L[_i >> 1] + 1
 _CL = bytearray(257)
 for _i in range(2, 257):
     _CL[_i] = _L[_i - 1] + 1
+_B37 = bytearray(37)
+for _i in range(30):
+    _B37[(1 << _i) % 37] = _i
 del _i
 
 
@@ -203,7 +242,7 @@ class vmem:
         self._ty = None
         self._tf = 0
         self._ntf = 0
-        self._ht = None
+        self._bk = None
         self._hm = 0
         self._hb = 0
         self._fh = _zeros("H", _NLISTS)
@@ -227,10 +266,12 @@ class vmem:
         self._limit = 0
         self._rel = _zeros("i", 2 * _NREL)  # spans to release: (q, size) pairs
         self._nrel = 0
-        # quantum caches
+        # quantum caches (see the header for the stack layout)
         self._qcmax = qcache_max >> self._qsh
-        self._qcs = _zeros("H", self._qcmax * _QCAP) if self._qcmax else None
+        self._qcs = _zeros("H", self._qcmax * 32) if self._qcmax else None
         self._qcn = _zeros("H", self._qcmax + 1) if self._qcmax else None
+        for k in range(1, self._qcmax + 1):
+            self._qcn[k] = (k - 1) * 32
         self._qfills = 0
         self._qdrains = 0
         self._dead = False
@@ -240,6 +281,7 @@ class vmem:
         self._ntf -= 1
         self._sn[0] = 0
         self._sp[0] = 0
+        self._st[0] = _NOQ
 
     def __repr__(self):
         return "<vmem %r>" % (self.name,)
@@ -252,6 +294,9 @@ class vmem:
         if ncap <= old:
             raise MemoryError("vmem: arena '%s' has %d boundary tags, the maximum" % (self.name, old))
         n = ncap - old
+        hs = 4
+        while hs < ncap // 2:
+            hs <<= 1
         if old == 0:
             self._st = _zeros("i", n)
             self._sz = _zeros("i", n)
@@ -260,6 +305,7 @@ class vmem:
             self._fn = _zeros("H", n)
             self._fp = _zeros("H", n)
             self._ty = bytearray(n)
+            bk = _zeros("H", hs)
         else:
             # build every new array before touching the arena: a MemoryError
             # half-way leaves it as it was
@@ -270,10 +316,7 @@ class vmem:
             e = _zeros("H", n)
             f = _zeros("H", n)
             g = bytearray(n)
-            hs = 4
-            while hs < 2 * ncap:
-                hs <<= 1
-            ht = _zeros("H", hs)
+            bk = _zeros("H", hs)
             self._st.extend(a)
             self._sz.extend(b)
             self._sn.extend(c)
@@ -288,25 +331,18 @@ class vmem:
             self._tf = t
         self._ntf += n
         self._cap = ncap
-        if old == 0:
-            hs = 4
-            while hs < 2 * ncap:
-                hs <<= 1
-            ht = _zeros("H", hs)
-        self._ht = ht
-        self._hm = hs - 1
-        self._hb = _flog2(hs)
+        # rehash the busy tags into the new buckets
+        self._bk = bk
+        self._hm = hm = hs - 1
+        self._hb = hb = _flog2(hs)
         st = self._st
         ty = self._ty
-        hm = self._hm
-        hb = self._hb
         for t in range(1, old):
             if _T_BUSY <= ty[t] <= _T_QC:
                 q = st[t]
                 h = (q ^ (q >> hb)) & hm
-                while ht[h]:
-                    h = (h + 1) & hm
-                ht[h] = t
+                fn[t] = bk[h]
+                bk[h] = t
 
 
 def _bt_refill(vm, need):
@@ -334,108 +370,103 @@ def _bt_put(vm, t):
 
 
 def _fl_insert(vm, t):
+    # free tag t onto the head of its list
     n = vm._sz[t]
-    i = _L[n] if n < 0x100 else _flog2(n)
-    fh = vm._fh
-    fn = vm._fn
-    h = fh[i]
-    fn[t] = h
+    i = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))
+    n = vm._fh[i]
+    vm._fn[t] = n
     vm._fp[t] = 0
-    if h:
-        vm._fp[h] = t
-    fh[i] = t
+    if n:
+        vm._fp[n] = t
+    vm._fh[i] = t
     vm._fmap |= 1 << i
+
+
+def _fl_unlink(vm, t, o):
+    # take free tag t off its list; o: a size of the list it is on
+    p = vm._fp[t]
+    n = vm._fn[t]
+    if p:
+        vm._fn[p] = n
+    else:
+        o = _L[o] if o < 0x100 else (_L[o >> 8] + 8 if o < 0x10000 else _flog2(o))
+        vm._fh[o] = n
+        if not n:
+            vm._fmap &= ~(1 << o)
+    if n:
+        vm._fp[n] = p
 
 
 def _fl_remove(vm, t):
-    fn = vm._fn
-    fp = vm._fp
-    p = fp[t]
-    n = fn[t]
+    _fl_unlink(vm, t, vm._sz[t])
+
+
+def _fl_move(vm, t, o):
+    # free tag t was on the list of size o; its new size belongs on another
+    # (_fl_unlink + _fl_insert in one frame)
+    p = vm._fp[t]
+    n = vm._fn[t]
     if p:
-        fn[p] = n
+        vm._fn[p] = n
     else:
-        s = vm._sz[t]
-        i = _L[s] if s < 0x100 else _flog2(s)
-        vm._fh[i] = n
+        o = _L[o] if o < 0x100 else (_L[o >> 8] + 8 if o < 0x10000 else _flog2(o))
+        vm._fh[o] = n
         if not n:
-            vm._fmap &= ~(1 << i)
+            vm._fmap &= ~(1 << o)
     if n:
-        fp[n] = p
-
-
-def _fl_move(vm, t, j, i):
-    # free tag t moves from list j to list i (its size changed)
-    fn = vm._fn
-    fp = vm._fp
-    fh = vm._fh
-    p = fp[t]
-    n = fn[t]
-    if p:
-        fn[p] = n
-    else:
-        fh[j] = n
-        if not n:
-            vm._fmap &= ~(1 << j)
+        vm._fp[n] = p
+    n = vm._sz[t]
+    o = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))
+    n = vm._fh[o]
+    vm._fn[t] = n
+    vm._fp[t] = 0
     if n:
-        fp[n] = p
-    n = fh[i]
-    fn[t] = n
-    fp[t] = 0
-    if n:
-        fp[n] = t
-    fh[i] = t
-    vm._fmap |= 1 << i
+        vm._fp[n] = t
+    vm._fh[o] = t
+    vm._fmap |= 1 << o
 
 
-def _hash_insert(vm, t, q):
-    ht = vm._ht
-    hm = vm._hm
-    h = (q ^ (q >> vm._hb)) & hm
-    while ht[h]:
-        h = (h + 1) & hm
-    ht[h] = t
+def _hash_insert(vm, t):
+    q = vm._st[t]
+    q = (q ^ (q >> vm._hb)) & vm._hm
+    vm._fn[t] = vm._bk[q]
+    vm._bk[q] = t
 
 
-def _hash_delete(vm, h):
-    # remove the entry at slot h (backward-shift deletion)
-    ht = vm._ht
-    hm = vm._hm
-    hb = vm._hb
-    st = vm._st
-    i = h
-    j = h
-    while True:
-        j = (j + 1) & hm
-        u = ht[j]
-        if not u:
-            break
-        q = st[u]
-        k = (q ^ (q >> hb)) & hm
-        # u may move to i unless its home k lies cyclically in (i, j]
-        if i <= j:
-            if i < k <= j:
-                continue
-        elif i < k or k <= j:
-            continue
-        ht[i] = u
-        i = j
-    ht[i] = 0
+def _hash_remove(vm, t):
+    # take busy tag t off its chain
+    u = vm._st[t]
+    h = (u ^ (u >> vm._hb)) & vm._hm
+    u = vm._bk[h]
+    if u == t:
+        vm._bk[h] = vm._fn[t]
+        return
+    while vm._fn[u] != t:
+        u = vm._fn[u]
+    vm._fn[u] = vm._fn[t]
 
 
 def _hash_find(vm, q):
-    # slot of the busy tag starting at q, or -1
-    ht = vm._ht
-    hm = vm._hm
-    st = vm._st
-    h = (q ^ (q >> vm._hb)) & hm
-    t = ht[h]
+    # the busy tag starting at q, or 0
+    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
+    if vm._st[t] != q:
+        t = _hwalk(vm, t, q)
+    return t
+
+
+def _hwalk(vm, t, q):
+    # the chain from t (whose start is not q) on to the tag starting at q, or 0;
+    # the extra steps are counted
+    n = 1
     while t:
-        if st[t] == q:
-            return h
-        h = (h + 1) & hm
-        t = ht[h]
-    return -1
+        t = vm._fn[t]
+        n += 1
+        if vm._st[t] == q:
+            break
+    vm._xsteps += n - 1
+    if n > vm._maxsteps:
+        vm._maxsteps = n
+    return t
 
 
 def _fit(s, n, qs, align, phase, nocross, minq, maxqx, ol):
@@ -458,9 +489,32 @@ def _fit(s, n, qs, align, phase, nocross, minq, maxqx, ol):
     return None
 
 
+def _split(vm, t, qs):
+    # Free tag t (on a list, bigger than qs): a new tag b (returned) takes its
+    # first qs quanta; t keeps the tail and its free-list place unless its
+    # list index drops. Lock held, a reserve tag available.
+    b = vm._tf
+    vm._tf = vm._fn[b]
+    vm._ntf -= 1
+    q = vm._st[t]
+    vm._st[b] = q
+    vm._sz[b] = qs
+    vm._st[t] = q + qs
+    q = vm._sp[t]
+    vm._sn[q] = b
+    vm._sp[b] = q
+    vm._sn[b] = t
+    vm._sp[t] = b
+    q = vm._sz[t]
+    vm._sz[t] = q - qs
+    if q ^ (q - qs) > q - qs:  # top bit changed: t moves to a smaller list
+        _fl_move(vm, t, q)
+    return b
+
+
 def _carve(vm, t, a, qs, btype):
     # Allocate [a, a+qs) out of free tag t (already off its free list).
-    # Needs 2 reserve tags. Returns the busy tag.
+    # Needs 2 reserve tags. Returns the busy tag (in the hash).
     st = vm._st
     sz = vm._sz
     sn = vm._sn
@@ -495,104 +549,107 @@ def _carve(vm, t, a, qs, btype):
         sz[t] = n - qs
         _fl_insert(vm, t)
     vm._ty[b] = btype
-    _hash_insert(vm, b, a)
+    _hash_insert(vm, b)
     vm._inuse += qs
     return b
 
 
 def _free_tag(vm, t):
-    # t (busy, already out of the hash) becomes free; coalesce; maybe release
-    # its span. Returns True if a span must be released (see _release_pending).
-    # Free-list and reserve operations are inlined (hot path).
-    sz = vm._sz
-    sn = vm._sn
-    sp = vm._sp
-    ty = vm._ty
-    fn = vm._fn
-    fp = vm._fp
-    fh = vm._fh
-    vm._inuse -= sz[t]
-    steps = 0
-    n = sn[t]
-    if ty[n] == _T_FREE:  # absorb the next segment
-        x = fp[n]
-        y = fn[n]
-        if x:
-            fn[x] = y
-        else:
-            k = sz[n]
-            i = _L[k] if k < 0x100 else _flog2(k)
-            fh[i] = y
-            if not y:
-                vm._fmap &= ~(1 << i)
-        if y:
-            fp[y] = x
-        sz[t] += sz[n]
-        x = sn[n]
-        sn[t] = x
-        sp[x] = t
-        ty[n] = 0
-        fn[n] = vm._tf
-        vm._tf = n
-        vm._ntf += 1
-        steps += 1
-    p = sp[t]
-    if ty[p] == _T_FREE:  # the previous segment absorbs t
-        x = fp[p]
-        y = fn[p]
-        if x:
-            fn[x] = y
-        else:
-            k = sz[p]
-            i = _L[k] if k < 0x100 else _flog2(k)
-            fh[i] = y
-            if not y:
-                vm._fmap &= ~(1 << i)
-        if y:
-            fp[y] = x
-        sz[p] += sz[t]
-        x = sn[t]
-        sn[p] = x
-        sp[x] = p
-        ty[t] = 0
-        fn[t] = vm._tf
+    # t (busy, already off the hash) becomes free and coalesces with its free
+    # neighbours; a wholly free imported span is noted for release
+    # (vm._rel, see _release_pending). Lock held.
+    vm._inuse -= vm._sz[t]
+    n = vm._sn[t]
+    if vm._ty[n] == _T_FREE:  # t absorbs the next segment
+        _fl_remove(vm, n)
+        vm._sz[t] += vm._sz[n]
+        p = vm._sn[n]
+        vm._sn[t] = p
+        vm._sp[p] = t
+        _bt_put(vm, n)
+    p = vm._sp[t]
+    if vm._ty[p] == _T_FREE:  # the previous segment absorbs t
+        n = vm._sz[p]
+        vm._sz[p] = n + vm._sz[t]
+        vm._sn[p] = vm._sn[t]
+        vm._sp[vm._sn[t]] = p
+        vm._ty[t] = 0
+        vm._fn[t] = vm._tf
         vm._tf = t
         vm._ntf += 1
-        t = p
-        p = sp[t]
-        steps += 1
-    ty[t] = _T_FREE
-    if steps:
-        vm._xsteps += steps
-        if steps >= vm._maxsteps:
-            vm._maxsteps = steps + 1
-    k = sz[t]
-    if ty[p] == _T_SPAN and sz[p] == k and vm._releasefn is not None and vm._nrel < _NREL:
-        # t is the whole imported span: give it back (after the lock is
-        # dropped, see _release_pending)
-        i = vm._nrel * 2
-        vm._rel[i] = vm._st[p]
-        vm._rel[i + 1] = k
-        vm._nrel += 1
-        vm._size -= k
-        x = sn[t]
-        y = sp[p]
-        sn[y] = x
-        sp[x] = y
-        _bt_put(vm, t)
-        _bt_put(vm, p)
-        vm._nrelease += 1
-        return True
-    # onto free list floor(log2(k))
-    i = _L[k] if k < 0x100 else _flog2(k)
-    x = fh[i]
-    fn[t] = x
-    fp[t] = 0
-    if x:
-        fp[x] = t
-    fh[i] = t
-    vm._fmap |= 1 << i
-    return False
+        if vm._ty[vm._sp[p]] == _T_SPAN and _span_free(vm, p, n):
+            return
+        if vm._sz[p] ^ n > n:  # top bit changed: a bigger list
+            _fl_move(vm, p, n)
+        return
+    vm._ty[t] = _T_FREE
+    if vm._ty[p] != _T_SPAN or not _span_free(vm, t, 0):
+        _fl_insert(vm, t)
+
+
+def _span_free(vm, t, o):
+    # Free tag t (on the list of size o, or on none if o is 0): if it is a
+    # whole imported span, take it off, unlink it and its marker, note the
+    # span for release and return True.
+    p = vm._sp[t]
+    if vm._ty[p] != _T_SPAN or vm._sz[p] != vm._sz[t] or vm._releasefn is None or vm._nrel >= _NREL:
+        return False
+    if o:
+        _fl_unlink(vm, t, o)
+    o = vm._nrel * 2
+    vm._rel[o] = vm._st[p]
+    vm._rel[o + 1] = vm._sz[p]
+    vm._nrel += 1
+    vm._size -= vm._sz[p]
+    o = vm._sn[t]
+    vm._sn[vm._sp[p]] = o
+    vm._sp[o] = vm._sp[p]
+    _bt_put(vm, t)
+    _bt_put(vm, p)
+    vm._nrelease += 1
+    return True
+
+
+def _free_seg(vm, t, s):
+    # vmem_free/vmem_xfree past validation, lock held (token s): busy tag t
+    # leaves the hash and becomes free; drops the lock
+    n = vm._st[t]
+    p = (n ^ (n >> vm._hb)) & vm._hm
+    n = vm._bk[p]
+    if n == t:
+        vm._bk[p] = vm._fn[t]
+    else:
+        _hash_remove(vm, t)
+    n = vm._sn[t]
+    p = vm._sp[t]
+    if vm._ty[n] == _T_FREE and vm._ty[p] != _T_FREE and vm._ty[p] != _T_SPAN:
+        # common case: the free next neighbour n absorbs t (keeping its
+        # free-list place unless its list index grows); t goes to the reserve
+        k = vm._sz[t]
+        vm._inuse -= k
+        vm._st[n] = vm._st[t]
+        vm._sn[p] = n
+        vm._sp[n] = p
+        vm._ty[t] = 0
+        vm._fn[t] = vm._tf
+        vm._tf = t
+        vm._ntf += 1
+        p = vm._sz[n]
+        vm._sz[n] = p + k
+        if (p + k) ^ p > p:  # top bit changed: a bigger list
+            _fl_move(vm, n, p)
+    elif vm._ty[n] == _T_FREE or vm._ty[p] == _T_FREE or vm._ty[p] == _T_SPAN:
+        _free_tag(vm, t)
+    else:  # no free neighbour: t goes on its free list
+        vm._inuse -= vm._sz[t]
+        vm._ty[t] = _T_FREE
+        _fl_insert(vm, t)
+    if _lk:
+        _exit(vm._lock, s)
+    if vm._nrel:
+        _release_pending(vm)
+    if _debug:
+        vmem_check(vm)
 
 
 def _release_pending(vm):
@@ -634,16 +691,30 @@ def _chk_arena(fn, vm):
         raise ValueError("%s: arena '%s' was destroyed" % (fn, vm.name))
 
 
+def _chk_alloc(vm, size, flags):
+    # vmem_alloc's checks past its one-comparison fast test (size > 0 and
+    # flags == M_NOWAIT): raises on misuse, returns for a valid request
+    f = flags & _FITMASK
+    if size <= 0 or not (flags + 1) & 2 or f & (f - 1) or vm._dead or (flags & M_WAITOK and intr.cpu_intr_p()):
+        _bad_alloc("vmem_alloc", vm, size, flags)
+
+
 def _bad_alloc(fn, vm, size, flags):
     from mpalloc import vmem_diag
 
     vmem_diag.bad_alloc(fn, vm, size, flags)
 
 
-def _bad_free(fn, vm, addr, size, t):
+def _bad_free(vm, addr, size):
     from mpalloc import vmem_diag
 
-    vmem_diag.bad_free(fn, vm, addr, size, t)
+    vmem_diag.bad_free("vmem_free", vm, addr, size)
+
+
+def _bad_xfree(vm, addr, size):
+    from mpalloc import vmem_diag
+
+    vmem_diag.bad_free("vmem_xfree", vm, addr, size)
 
 
 # ---------------------------------------------------------------- allocation
@@ -663,9 +734,7 @@ def _qc_fill(vm, qs, btype):
     c = vm._fmap >> k
     if not c:
         return 0
-    low = c & -c
-    j = k + _flog2(low)
-    t = vm._fh[j]
+    t = vm._fh[k + _B37[(c & -c) % 37]]
     _fl_remove(vm, t)
     b = _carve(vm, t, vm._st[t], tot, btype)
     vm._qfills += 1
@@ -676,8 +745,7 @@ def _qc_fill(vm, qs, btype):
     sp = vm._sp
     ty = vm._ty
     qcs = vm._qcs
-    qcn = vm._qcn
-    base = (qs - 1) * _QCAP
+    top = vm._qcn[qs]
     sz[b] = qs
     q = st[b]
     nxt = sn[b]
@@ -691,9 +759,14 @@ def _qc_fill(vm, qs, btype):
         sn[prev] = u
         sp[u] = prev
         prev = u
-        _hash_insert(vm, u, q)
-        qcs[base + qcn[qs]] = u
-        qcn[qs] += 1
+        _hash_insert(vm, u)
+        if (top + 1) & 31:
+            top += 1
+            qcs[top] = u
+        else:  # stack full (cannot happen on a miss): back to the arena
+            _hash_remove(vm, u)
+            _free_tag(vm, u)
+    vm._qcn[qs] = top
     sn[prev] = nxt
     sp[nxt] = prev
     return b
@@ -702,14 +775,12 @@ def _qc_fill(vm, qs, btype):
 def _qc_drain(vm, qs, keep):
     # give cached items of class qs back to the arena until `keep` are left
     # (lock held; spans to release end up in vm._rel)
-    qcs = vm._qcs
-    qcn = vm._qcn
-    base = (qs - 1) * _QCAP
-    st = vm._st
-    while qcn[qs] > keep:
-        qcn[qs] -= 1
-        t = qcs[base + qcn[qs]]
-        _hash_delete(vm, _hash_find(vm, st[t]))
+    n = vm._qcn[qs]
+    while n & 31 > keep:
+        t = vm._qcs[n]
+        n -= 1
+        vm._qcn[qs] = n
+        _hash_remove(vm, t)
         _free_tag(vm, t)
     vm._qdrains += 1
 
@@ -718,7 +789,7 @@ def _qc_drain_all(vm):
     # lock held; True if something was drained
     r = False
     for k in range(1, vm._qcmax + 1):
-        if vm._qcn[k]:
+        if vm._qcn[k] & 31:
             _qc_drain(vm, k, 0)
             r = True
     return r
@@ -726,111 +797,81 @@ def _qc_drain_all(vm):
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
-    # (flags + 1) & 2 is set iff exactly one of M_WAITOK (1), M_NOWAIT (2)
-    f = flags & _FITMASK
-    if size <= 0 or not (flags + 1) & 2 or f & (f - 1) or vm._dead:
-        _bad_alloc("vmem_alloc", vm, size, flags)
-    if flags & M_WAITOK and intr.cpu_intr_p():
-        _bad_alloc("vmem_alloc", vm, size, flags)
     qs = (size + vm._qm) >> vm._qsh
-    m = vm._lock
-    if qs <= vm._qcmax:
-        s = _enter(m)
-        n = vm._qcn[qs]
-        if n:
-            n -= 1
-            vm._qcn[qs] = n
-            t = vm._qcs[(qs - 1) * _QCAP + n]
-            vm._ty[t] = _T_BUSY
-            q = vm._st[t]
-            _exit(m, s)
-            if _debug:
-                vmem_check(vm)
-            return vm._org + (q << vm._qsh)
-        t = _qc_fill(vm, qs, _T_BUSY)
-        if t:
-            q = vm._st[t]
-            _exit(m, s)
-            if _debug:
-                vmem_check(vm)
-            return vm._org + (q << vm._qsh)
-        _exit(m, s)
-        # fall through to the segment path (it imports / waits)
-    elif not flags & (M_BESTFIT | M_NEXTFIT):
-        # instant fit, fast path: the head of the first free list whose every
-        # member is big enough; the allocation is carved from its front
-        s = _enter(m)
-        k = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
-        c = vm._fmap >> k
-        if vm._ntf < _BT_MINRESERVE and not _bt_refill(vm, 2):
-            c = 0  # no tags for a split: the general path says why
-        if c:
-            low = c & -c
-            j = k + (_L[low] if low < 0x100 else (_L[low >> 8] + 8 if low < 0x10000 else _flog2(low)))
-            fh = vm._fh
-            fn = vm._fn
-            t = fh[j]
-            st = vm._st
-            q = st[t]
-            n = vm._sz[t] - qs
-            if n == 0:  # exact: t itself leaves list j
-                b = fn[t]
-                fh[j] = b
-                if b:
-                    vm._fp[b] = 0
-                else:
-                    vm._fmap &= ~(1 << j)
-                b = t
+    if qs <= 0 or flags != M_NOWAIT:
+        _chk_alloc(vm, size, flags)
+    if qs > vm._qcmax:
+        return _ialloc(vm, qs, flags)
+    # quantum cache: pop the top item of class qs
+    s = _enter(vm._lock) if _lk else 0
+    n = vm._qcn[qs]
+    if n & 31:
+        vm._qcn[qs] = n - 1
+        n = vm._qcs[n]
+        vm._ty[n] = _T_BUSY
+        n = vm._org + (vm._st[n] << vm._qsh)
+        if _lk:
+            _exit(vm._lock, s)
+        return n
+    if _lk:
+        _exit(vm._lock, s)
+    return _qc_miss(vm, qs, flags)
+
+
+def _qc_miss(vm, qs, flags):
+    s = _enter(vm._lock) if _lk else 0
+    t = _qc_fill(vm, qs, _T_BUSY)
+    if t:
+        t = vm._org + (vm._st[t] << vm._qsh)
+        if _lk:
+            _exit(vm._lock, s)
+        if _debug:
+            vmem_check(vm)
+        return t
+    if _lk:
+        _exit(vm._lock, s)
+    return _galloc(vm, qs, flags)  # the segment path (it imports / waits)
+
+
+def _ialloc(vm, qs, flags):
+    # vmem_alloc above the quantum caches: instant fit takes the head of the
+    # first free list whose every member is big enough, from its front
+    if flags & _BN or qs > _QLIM:
+        return _galloc(vm, qs, flags)
+    s = _enter(vm._lock) if _lk else 0
+    j = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
+    c = vm._fmap >> j << j
+    if c and vm._ntf >= _BT_MINRESERVE:
+        j = _B37[(c & -c) % 37]
+        t = vm._fh[j]
+        if vm._sz[t] != qs:
+            t = _split(vm, t, qs)
+        else:  # exact: t leaves the head of list j
+            c = vm._fn[t]
+            vm._fh[j] = c
+            if c:
+                vm._fp[c] = 0
             else:
-                # new busy tag b before t; t keeps the tail
-                b = vm._tf
-                vm._tf = fn[b]
-                vm._ntf -= 1
-                st[b] = q
-                vm._sz[b] = qs
-                sp = vm._sp
-                p = sp[t]
-                vm._sn[p] = b
-                sp[b] = p
-                vm._sn[b] = t
-                sp[t] = b
-                st[t] = q + qs
-                vm._sz[t] = n
-                if (n + qs) ^ n > n:  # top bit changed: the tail moves to a smaller list
-                    i = _L[n] if n < 0x100 else _flog2(n)
-                    fp = vm._fp
-                    x = fn[t]
-                    fh[j] = x
-                    if x:
-                        fp[x] = 0
-                    else:
-                        vm._fmap &= ~(1 << j)
-                    x = fh[i]
-                    fn[t] = x
-                    fp[t] = 0
-                    if x:
-                        fp[x] = t
-                    fh[i] = t
-                    vm._fmap |= 1 << i
-            vm._ty[b] = _T_BUSY
-            ht = vm._ht
-            hm = vm._hm
-            h = (q ^ (q >> vm._hb)) & hm
-            if ht[h]:
-                x = 0
-                while ht[h]:
-                    h = (h + 1) & hm
-                    x += 1
-                vm._xsteps += x
-                if x >= vm._maxsteps:
-                    vm._maxsteps = x + 1
-            ht[h] = b
-            vm._inuse += qs
-            _exit(m, s)
-            if _debug:
-                vmem_check(vm)
-            return vm._org + (q << vm._qsh)
-        _exit(m, s)
+                vm._fmap &= ~(1 << j)
+        vm._ty[t] = _T_BUSY
+        c = vm._st[t]
+        j = (c ^ (c >> vm._hb)) & vm._hm
+        vm._fn[t] = vm._bk[j]
+        vm._bk[j] = t
+        vm._inuse += qs
+        c = vm._org + (c << vm._qsh)
+        if _lk:
+            _exit(vm._lock, s)
+        if _debug:
+            vmem_check(vm)
+        return c
+    if _lk:
+        _exit(vm._lock, s)
+    return _galloc(vm, qs, flags)
+
+
+def _galloc(vm, qs, flags):
+    # vmem_alloc's general path (best/next fit, refill, import, wait)
     return _xalloc(vm, qs, 1, 0, 0, _QMIN, _QMAX, flags, _T_BUSY, "vmem_alloc")
 
 
@@ -976,6 +1017,8 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
 
 def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
     # the general path: search, then (unconstrained only) import, reclaim, wait
+    if vm._dead:
+        _bad_alloc(fname, vm, qs << vm._qsh, flags)
     constrained = align > 1 or phase or nocross or minq != _QMIN or maxqx != _QMAX
     m = vm._lock
     deadline = None
@@ -1054,135 +1097,68 @@ def _import(vm, qs, flags):
 
 def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
-    o = addr - vm._org
-    qm = vm._qm
-    if size <= 0 or o & qm:
-        _bad_free("vmem_free", vm, addr, size, 0)
-    qsh = vm._qsh
-    q = o >> qsh
-    qs = (size + qm) >> qsh
-    m = vm._lock
-    s = _enter(m)
-    st = vm._st
-    ht = vm._ht
-    hm = vm._hm
-    h = (q ^ (q >> vm._hb)) & hm
-    t = ht[h]
-    steps = 0
-    while t:
-        if st[t] == q:
-            break
-        h = (h + 1) & hm
-        t = ht[h]
-        steps += 1
-    if not t or vm._ty[t] != _T_BUSY or vm._sz[t] != qs:
-        _exit(m, s)
-        _bad_free("vmem_free", vm, addr, size, t)
+    q = addr - vm._org
+    qs = (size + vm._qm) >> vm._qsh
+    if q & vm._qm or qs <= 0:
+        _bad_free(vm, addr, size)
+    q >>= vm._qsh
+    s = _enter(vm._lock) if _lk else 0
+    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
+    if vm._st[t] != q:
+        t = _hwalk(vm, t, q)
+    if vm._ty[t] != _T_BUSY or vm._sz[t] != qs:
+        if _lk:
+            _exit(vm._lock, s)
+        _bad_free(vm, addr, size)
     vm._nfreeop += 1
-    if qs <= vm._qcmax:
-        n = vm._qcn[qs]
-        if n < _QCAP:
-            vm._qcs[(qs - 1) * _QCAP + n] = t
-            vm._qcn[qs] = n + 1
-            vm._ty[t] = _T_QC
-            _exit(m, s)
-            if _debug:
-                vmem_check(vm)
-            return
-        _hash_delete(vm, h)
-        _qc_drain(vm, qs, _QCAP // 2)
-        _free_tag(vm, t)
-        _exit(m, s)
-        if vm._nrel:
-            _release_pending(vm)
-        if _debug:
-            vmem_check(vm)
+    if qs > vm._qcmax:
+        return _free_seg(vm, t, s)
+    # quantum cache: push onto the stack of class qs
+    q = vm._qcn[qs] + 1
+    if q & 31:
+        vm._qcs[q] = t
+        vm._qcn[qs] = q
+        vm._ty[t] = _T_QC
+        if _lk:
+            _exit(vm._lock, s)
         return
-    # backward-shift deletion of slot h
-    hb = vm._hb
-    i = h
-    j = h
-    while True:
-        j = (j + 1) & hm
-        u = ht[j]
-        if not u:
-            break
-        steps += 1
-        k = st[u]
-        k = (k ^ (k >> hb)) & hm
-        if i <= j:
-            if i < k <= j:
-                continue
-        elif i < k or k <= j:
-            continue
-        ht[i] = u
-        i = j
-    ht[i] = 0
-    if steps:
-        vm._xsteps += steps
-        if steps >= vm._maxsteps:
-            vm._maxsteps = steps + 1
-    ty = vm._ty
-    sn = vm._sn
-    n = sn[t]
-    p = vm._sp[t]
-    x = ty[p]
-    if ty[n] == _T_FREE and x != _T_FREE and x != _T_SPAN:
-        # common case: the free next neighbour n absorbs t (it keeps its
-        # free-list place unless its list index changes); t goes back to
-        # the reserve
-        sz = vm._sz
-        j = sz[n]
-        k = j + qs
-        sz[n] = k
-        st[n] = q
-        sn[p] = n
-        vm._sp[n] = p
-        ty[t] = 0
-        vm._fn[t] = vm._tf
-        vm._tf = t
-        vm._ntf += 1
-        vm._inuse -= qs
-        if k ^ j > j:  # top bit changed: n moves to a bigger list
-            _fl_move(vm, n, _flog2(j), _flog2(k))
-        _exit(m, s)
-        if _debug:
-            vmem_check(vm)
-        return
-    if _free_tag(vm, t):
-        _exit(m, s)
+    _qc_full(vm, t, s)
+
+
+def _qc_full(vm, t, s):
+    # vmem_free onto a full quantum-cache stack: half of it goes back to the
+    # arena, then t is pushed; drops the lock
+    qs = vm._sz[t]
+    _qc_drain(vm, qs, _QCAP // 2)
+    qs = vm._qcn[qs] + 1
+    vm._qcs[qs] = t
+    vm._qcn[vm._sz[t]] = qs
+    vm._ty[t] = _T_QC
+    if _lk:
+        _exit(vm._lock, s)
+    if vm._nrel:
         _release_pending(vm)
-    else:
-        _exit(m, s)
     if _debug:
         vmem_check(vm)
 
 
 def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
-    o = addr - vm._org
-    qm = vm._qm
-    if size <= 0 or o & qm:
-        _bad_free("vmem_xfree", vm, addr, size, 0)
-    qsh = vm._qsh
-    q = o >> qsh
-    qs = (size + qm) >> qsh
-    m = vm._lock
-    s = _enter(m)
-    h = _hash_find(vm, q)
-    t = vm._ht[h] if h >= 0 else 0
-    if not t or vm._ty[t] != _T_XBUSY or vm._sz[t] != qs:
-        _exit(m, s)
-        _bad_free("vmem_xfree", vm, addr, size, t)
+    q = addr - vm._org
+    qs = (size + vm._qm) >> vm._qsh
+    if q & vm._qm or qs <= 0:
+        _bad_xfree(vm, addr, size)
+    q >>= vm._qsh
+    s = _enter(vm._lock) if _lk else 0
+    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
+    if vm._st[t] != q:
+        t = _hwalk(vm, t, q)
+    if vm._ty[t] != _T_XBUSY or vm._sz[t] != qs:
+        if _lk:
+            _exit(vm._lock, s)
+        _bad_xfree(vm, addr, size)
     vm._nfreeop += 1
-    _hash_delete(vm, h)
-    if _free_tag(vm, t):
-        _exit(m, s)
-        _release_pending(vm)
-    else:
-        _exit(m, s)
-    if _debug:
-        vmem_check(vm)
+    _free_seg(vm, t, s)
 
 
 # ---------------------------------------------------------------- arenas

@@ -33,7 +33,6 @@ _T_XBUSY = const(3)
 _T_QC = const(4)
 _T_SPAN = const(5)
 _NLISTS = const(30)
-_QCAP = const(32)
 
 
 def bad_alloc(fn, vm, size, flags):
@@ -66,7 +65,7 @@ def _where(vm, q):
     return "it is outside every span of the arena"
 
 
-def bad_free(fn, vm, addr, size, t):
+def bad_free(fn, vm, addr, size):
     # raise the right error for a free that failed validation
     _chk_arena(fn, vm)
     if not isinstance(addr, int) or not isinstance(size, int):
@@ -78,6 +77,9 @@ def bad_free(fn, vm, addr, size, t):
     o = addr - vm._org
     if o & vm._qm:
         raise ValueError("%s: address 0x%x is not a multiple of the quantum %d" % (fn, addr, vm.quantum))
+    s = intr.mutex_enter(vm._lock)
+    t = _hash_find(vm, o >> vm._qsh)
+    intr.mutex_exit(vm._lock, s)
     if t:
         ty = vm._ty[t]
         if ty == _T_QC:
@@ -116,6 +118,10 @@ def destroy(vm):
         )
     spans = [(a, n) for a, n, imp in _spans(vm) if imp]
     vm._dead = True
+    # the fast paths see an arena with no quantum cache and no free segment,
+    # so every request reaches the general path, which reports the arena dead
+    vm._qcmax = 0
+    vm._fmap = 0
     if vm in _v.vmem_list:
         _v.vmem_list.remove(vm)
     if vm._releasefn is not None:
@@ -173,8 +179,7 @@ def check(vm):
             else:
                 nbusy += 1
                 inuse += sz[t]
-                h = _hash_find(vm, st[t])
-                if h < 0 or vm._ht[h] != t:
+                if _hash_find(vm, st[t]) != t:
                     bad("busy tag %d (q%d) missing from the hash" % (t, st[t]))
         else:
             bad("tag %d in the segment list has type %d" % (t, k))
@@ -215,12 +220,19 @@ def check(vm):
         bad("%d tags on free lists, %d free segments" % (n, nfree))
     # hash holds exactly the busy tags
     nh = 0
-    for h in range(vm._hm + 1):
-        t = vm._ht[h]
-        if t:
+    hb = vm._hb
+    hm = vm._hm
+    for h in range(hm + 1):
+        t = vm._bk[h]
+        while t:
             nh += 1
+            if nh > vm._cap:
+                bad("hash chain %d loops" % h)
             if not _T_BUSY <= ty[t] <= _T_QC:
-                bad("hash slot %d holds non-busy tag %d" % (h, t))
+                bad("hash chain %d holds non-busy tag %d" % (h, t))
+            if (st[t] ^ (st[t] >> hb)) & hm != h:
+                bad("tag %d (q%d) on hash chain %d" % (t, st[t], h))
+            t = vm._fn[t]
     if nh != nbusy:
         bad("hash holds %d tags, %d busy segments" % (nh, nbusy))
     # reserve
@@ -235,12 +247,25 @@ def check(vm):
         bad("tags: %d listed + 1 + %d reserve != capacity %d" % (seen, vm._ntf, vm._cap))
     # quantum caches
     qcq = 0
+    nqc = 0
     for k in range(1, vm._qcmax + 1):
-        for i in range(vm._qcn[k]):
-            t = vm._qcs[(k - 1) * _QCAP + i]
+        top = vm._qcn[k]
+        if top >> 5 != k - 1:
+            bad("quantum cache %d: top index %d outside its stack" % (k, top))
+        for i in range((k - 1) * 32 + 1, top + 1):
+            t = vm._qcs[i]
             if ty[t] != _T_QC or sz[t] != k:
                 bad("quantum cache %d holds tag %d (type %d, size %d)" % (k, t, ty[t], sz[t]))
             qcq += k
+            nqc += 1
+    n = 0
+    t = sn[0]
+    while t:
+        if ty[t] == _T_QC:
+            n += 1
+        t = sn[t]
+    if n != nqc:
+        bad("%d quantum-cache segments, %d on the stacks" % (n, nqc))
     return True
 
 
@@ -277,7 +302,7 @@ def qcached(vm):
     """Bytes parked in the quantum caches (busy in the arena, free to callers)."""
     n = 0
     for k in range(1, vm._qcmax + 1):
-        n += k * vm._qcn[k]
+        n += k * (vm._qcn[k] & 31)
     return n << vm._qsh
 
 

@@ -22,7 +22,8 @@
 #                    4096 tags (equal on the unix port; the wasm port's collector
 #                    keeps dropped temporaries, so it reads high there)
 #   arena_fixed_bytes heap bytes of a fresh arena minus its initial 32 tags
-#   pair_heap_bytes  heap bytes allocated per steady-state pair (must be 0)
+#   pair_heap_bytes  heap bytes allocated per steady-state pair (must be 0), from
+#                    micropython.mem_total() deltas (transient frames included)
 #   seg_pair_cu.1q   one-quantum pair on the arena without quantum cache
 #   trace_*          the same random 1..8-quantum trace (live set ~32) on an arena
 #                    with and without quantum cache, bookkeeping subtracted
@@ -220,12 +221,21 @@ def holes(h, qcache=0):
 
 
 def heap_per_pair(vm, size):
+    # micropython.mem_total() counts every allocation, also the transient ones
+    # freed at once (a call frame above 11 words goes to the heap and back);
+    # gc.mem_alloc() with collection disabled only sees what stays allocated
+    try:
+        from micropython import mem_total
+    except ImportError:
+        mem_total = None
     gc.collect()
     gc.disable()
     try:
-        m0 = gc.mem_alloc()
+        t_pairs(vm, 10, size)
+        m0 = mem_total() if mem_total else gc.mem_alloc()
         t_pairs(vm, 1000, size)
-        return (gc.mem_alloc() - m0) / 1000
+        m1 = mem_total() if mem_total else gc.mem_alloc()
+        return (m1 - m0) / 1000
     finally:
         gc.enable()
 
@@ -247,7 +257,7 @@ def main():
     # the same from the arrays' lengths (the webassembly port's gc.collect()
     # may keep freshly dropped arrays alive, so its measured figure is high)
     lay = len(vm._st) * 4 + len(vm._sz) * 4 + 2 * (len(vm._sn) + len(vm._sp) + len(vm._fn) + len(vm._fp))
-    lay += len(vm._ty) + 2 * len(vm._ht)
+    lay += len(vm._ty) + 2 * len(vm._bk)
     emit("tag_bytes_layout", lay / vm._cap)
     emit("tag_words", lay / vm._cap * 8 / (64 if sys.maxsize > 2**32 else 32))
     emit("tag_bytes_measured", per_tag)
