@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from mpalloc_host import profiles
 from mpalloc_host import stats as st
 from mpalloc_host import tables
+from mpalloc_host.vboard import scaled_heap_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 WORKLOAD = Path(__file__).parent / "data" / "stats_workload.py"
+# The virtual RP2040's heap: the board's heap in as many 64-bit words (the rule of
+# vboard.scaled_heap_bytes), not a hand-picked size.
+HEAP = "heapsize=%d" % scaled_heap_bytes(profiles.load("rp2040"))
 
 
 def run_device(script, runtime):
@@ -27,8 +32,8 @@ def run_device(script, runtime):
         if not MICROPYTHON.exists():
             pytest.fail("the MicroPython unix port is missing (.venv/bin/micropython): run make setup")
         env["MICROPYPATH"] = str(FW)
-        cmd = [str(MICROPYTHON), "-X", "heapsize=192K", "-c", script] if "\n" in script else \
-            [str(MICROPYTHON), "-X", "heapsize=192K", script]
+        cmd = [str(MICROPYTHON), "-X", HEAP, "-c", script] if "\n" in script else \
+            [str(MICROPYTHON), "-X", HEAP, script]
     else:
         env["PYTHONPATH"] = str(FW)
         cmd = [sys.executable, "-c", script] if "\n" in script else [sys.executable, script]
