@@ -42,11 +42,21 @@
 #     _fn[t], _fp[t]   ('H', 0 = none) FREE tag: free-list next/prev; busy tag
 #                      (BUSY, XBUSY, QC): _fn is the busy-hash chain link;
 #                      unused tag: _fn chains the reserve.
-#     _ty[t]  type (bytearray): _T_FREE, _T_BUSY (vmem_alloc), _T_XBUSY
-#             (vmem_xalloc), _T_QC (busy, parked in a quantum cache), _T_SPAN
-#             (imported span marker), _T_SSPAN (static span marker), 0 unused.
-#   Free lists: _fh[i] heads the free segments whose size n satisfies
-#     2**i <= n < 2**(i+1) (LIFO); bit i of _fmap is set iff list i is non-empty.
+#     _ty[t]  type (bytearray): _T_SPAN (imported span marker), _T_SSPAN
+#             (static span marker), _T_BUSY (vmem_alloc), _T_XBUSY
+#             (vmem_xalloc), _T_QC (busy, parked in a quantum cache),
+#             _T_FREE + i (free, on list i), 0 unused. So: span marker iff
+#             1 <= ty <= _T_SSPAN, busy iff _T_BUSY <= ty <= _T_QC, free iff
+#             ty >= _T_FREE.
+#   Free lists: _fh[i] heads (LIFO) the free segments of list i; bit i of _fmap
+#     is set iff list i is non-empty. Invariant: a segment of size n on list i
+#     has 2**i <= n < 2**(i+2). It goes on list floor(log2(n)); it moves when
+#     a split takes it below 2**i or coalescing takes it to 2**(i+2) or above
+#     (hysteresis: a segment whose size swings around a power of two, like
+#     the tail of a power-of-two arena under alloc/free pairs, stays put).
+#     Instant fit still takes the head of the first list whose every member
+#     is big enough (list ceil(log2(size))); best fit looks at lists
+#     floor(log2(size)) - 1 and up.
 #     Invariant: no two FREE tags are neighbours in the segment list.
 #   Busy hash: chained, _bk ('H', power-of-two buckets >= tag capacity / 2)
 #     heads the chain of the busy tags whose start q hashes to it, linked
@@ -132,12 +142,12 @@ VMEM_ADDR_MIN = 0
 VMEM_ADDR_MAX = (1 << 64) - 1  # all ones; compared, never used in arithmetic
 
 # (vmem_diag.py repeats these values)
-_T_FREE = const(1)
-_T_BUSY = const(2)
-_T_XBUSY = const(3)
-_T_QC = const(4)
-_T_SPAN = const(5)
-_T_SSPAN = const(6)
+_T_SPAN = const(1)
+_T_SSPAN = const(2)
+_T_BUSY = const(3)
+_T_XBUSY = const(4)
+_T_QC = const(5)
+_T_FREE = const(8)  # + the index of the free list the tag is on
 
 _NLISTS = const(30)
 _BT_MINRESERVE = const(4)
@@ -370,9 +380,10 @@ def _bt_put(vm, t):
 
 
 def _fl_insert(vm, t):
-    # free tag t onto the head of its list
+    # free tag t onto the head of list floor(log2(size)); its type records it
     n = vm._sz[t]
     i = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))
+    vm._ty[t] = _T_FREE + i
     n = vm._fh[i]
     vm._fn[t] = n
     vm._fp[t] = 0
@@ -382,48 +393,26 @@ def _fl_insert(vm, t):
     vm._fmap |= 1 << i
 
 
-def _fl_unlink(vm, t, o):
-    # take free tag t off its list; o: a size of the list it is on
-    p = vm._fp[t]
-    n = vm._fn[t]
-    if p:
-        vm._fn[p] = n
-    else:
-        o = _L[o] if o < 0x100 else (_L[o >> 8] + 8 if o < 0x10000 else _flog2(o))
-        vm._fh[o] = n
-        if not n:
-            vm._fmap &= ~(1 << o)
-    if n:
-        vm._fp[n] = p
-
-
 def _fl_remove(vm, t):
-    _fl_unlink(vm, t, vm._sz[t])
-
-
-def _fl_move(vm, t, o):
-    # free tag t was on the list of size o; its new size belongs on another
-    # (_fl_unlink + _fl_insert in one frame)
+    # take free tag t off its list (its type still names the list)
     p = vm._fp[t]
     n = vm._fn[t]
     if p:
         vm._fn[p] = n
     else:
-        o = _L[o] if o < 0x100 else (_L[o >> 8] + 8 if o < 0x10000 else _flog2(o))
-        vm._fh[o] = n
+        p = vm._ty[t] - _T_FREE
+        vm._fh[p] = n
         if not n:
-            vm._fmap &= ~(1 << o)
+            vm._fmap &= ~(1 << p)
+        p = 0
     if n:
         vm._fp[n] = p
-    n = vm._sz[t]
-    o = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))
-    n = vm._fh[o]
-    vm._fn[t] = n
-    vm._fp[t] = 0
-    if n:
-        vm._fp[n] = t
-    vm._fh[o] = t
-    vm._fmap |= 1 << o
+
+
+def _fl_move(vm, t):
+    # free tag t's size left the range of its list: to the right one
+    _fl_remove(vm, t)
+    _fl_insert(vm, t)
 
 
 def _hash_insert(vm, t):
@@ -505,10 +494,10 @@ def _split(vm, t, qs):
     vm._sp[b] = q
     vm._sn[b] = t
     vm._sp[t] = b
-    q = vm._sz[t]
-    vm._sz[t] = q - qs
-    if q ^ (q - qs) > q - qs:  # top bit changed: t moves to a smaller list
-        _fl_move(vm, t, q)
+    q = vm._sz[t] - qs
+    vm._sz[t] = q
+    if not q >> (vm._ty[t] - _T_FREE):  # below its list's range
+        _fl_move(vm, t)
     return b
 
 
@@ -524,7 +513,6 @@ def _carve(vm, t, a, qs, btype):
         f = _bt_get(vm)
         st[f] = s
         sz[f] = a - s
-        vm._ty[f] = _T_FREE
         p = sp[t]
         sn[p] = f
         sp[f] = p
@@ -560,7 +548,7 @@ def _free_tag(vm, t):
     # (vm._rel, see _release_pending). Lock held.
     vm._inuse -= vm._sz[t]
     n = vm._sn[t]
-    if vm._ty[n] == _T_FREE:  # t absorbs the next segment
+    if vm._ty[n] >= _T_FREE:  # t absorbs the next segment
         _fl_remove(vm, n)
         vm._sz[t] += vm._sz[n]
         p = vm._sn[n]
@@ -568,42 +556,38 @@ def _free_tag(vm, t):
         vm._sp[p] = t
         _bt_put(vm, n)
     p = vm._sp[t]
-    if vm._ty[p] == _T_FREE:  # the previous segment absorbs t
-        n = vm._sz[p]
-        vm._sz[p] = n + vm._sz[t]
-        vm._sn[p] = vm._sn[t]
-        vm._sp[vm._sn[t]] = p
-        vm._ty[t] = 0
-        vm._fn[t] = vm._tf
-        vm._tf = t
-        vm._ntf += 1
-        if vm._ty[vm._sp[p]] == _T_SPAN and _span_free(vm, p, n):
+    if vm._ty[p] >= _T_FREE:  # the previous segment absorbs t
+        vm._sz[p] += vm._sz[t]
+        n = vm._sn[t]
+        vm._sn[p] = n
+        vm._sp[n] = p
+        _bt_put(vm, t)
+        if vm._ty[vm._sp[p]] == _T_SPAN and _span_free(vm, p, True):
             return
-        if vm._sz[p] ^ n > n:  # top bit changed: a bigger list
-            _fl_move(vm, p, n)
+        if vm._sz[p] >> (vm._ty[p] - (_T_FREE - 2)):  # above its list's range
+            _fl_move(vm, p)
         return
-    vm._ty[t] = _T_FREE
-    if vm._ty[p] != _T_SPAN or not _span_free(vm, t, 0):
+    if vm._ty[p] != _T_SPAN or not _span_free(vm, t, False):
         _fl_insert(vm, t)
 
 
-def _span_free(vm, t, o):
-    # Free tag t (on the list of size o, or on none if o is 0): if it is a
-    # whole imported span, take it off, unlink it and its marker, note the
-    # span for release and return True.
+def _span_free(vm, t, onlist):
+    # Free tag t (on its free list if onlist): if it is a whole imported span,
+    # take it off, unlink it and its marker, note the span for release and
+    # return True.
     p = vm._sp[t]
     if vm._ty[p] != _T_SPAN or vm._sz[p] != vm._sz[t] or vm._releasefn is None or vm._nrel >= _NREL:
         return False
-    if o:
-        _fl_unlink(vm, t, o)
-    o = vm._nrel * 2
-    vm._rel[o] = vm._st[p]
-    vm._rel[o + 1] = vm._sz[p]
+    if onlist:
+        _fl_remove(vm, t)
+    i = vm._nrel * 2
+    vm._rel[i] = vm._st[p]
+    vm._rel[i + 1] = vm._sz[p]
     vm._nrel += 1
     vm._size -= vm._sz[p]
-    o = vm._sn[t]
-    vm._sn[vm._sp[p]] = o
-    vm._sp[o] = vm._sp[p]
+    i = vm._sn[t]
+    vm._sn[vm._sp[p]] = i
+    vm._sp[i] = vm._sp[p]
     _bt_put(vm, t)
     _bt_put(vm, p)
     vm._nrelease += 1
@@ -622,9 +606,9 @@ def _free_seg(vm, t, s):
         _hash_remove(vm, t)
     n = vm._sn[t]
     p = vm._sp[t]
-    if vm._ty[n] == _T_FREE and vm._ty[p] != _T_FREE and vm._ty[p] != _T_SPAN:
+    if vm._ty[n] >= _T_FREE and _T_SPAN < vm._ty[p] < _T_FREE:
         # common case: the free next neighbour n absorbs t (keeping its
-        # free-list place unless its list index grows); t goes to the reserve
+        # free-list place unless it outgrows its list); t goes to the reserve
         k = vm._sz[t]
         vm._inuse -= k
         vm._st[n] = vm._st[t]
@@ -634,15 +618,14 @@ def _free_seg(vm, t, s):
         vm._fn[t] = vm._tf
         vm._tf = t
         vm._ntf += 1
-        p = vm._sz[n]
-        vm._sz[n] = p + k
-        if (p + k) ^ p > p:  # top bit changed: a bigger list
-            _fl_move(vm, n, p)
-    elif vm._ty[n] == _T_FREE or vm._ty[p] == _T_FREE or vm._ty[p] == _T_SPAN:
+        k += vm._sz[n]
+        vm._sz[n] = k
+        if k >> (vm._ty[n] - (_T_FREE - 2)):  # above its list's range
+            _fl_move(vm, n)
+    elif vm._ty[n] >= _T_FREE or vm._ty[p] >= _T_FREE or vm._ty[p] == _T_SPAN:
         _free_tag(vm, t)
     else:  # no free neighbour: t goes on its free list
         vm._inuse -= vm._sz[t]
-        vm._ty[t] = _T_FREE
         _fl_insert(vm, t)
     if _lk:
         _exit(vm._lock, s)
@@ -952,7 +935,7 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
             t = sn[0]
             while t:
                 steps += 1
-                if ty[t] == _T_FREE and sz[t] >= qs:
+                if ty[t] >= _T_FREE and sz[t] >= qs:
                     a = _fit(st[t], sz[t], qs, align, phase, nocross, lo, maxqx, ol)
                     if a is not None and (not found or a < fa):
                         found = t
@@ -983,12 +966,15 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
                 c >>= 1
                 i += 1
         if not found:
-            # best fit: from the list that may hold big-enough segments, the
-            # smallest fitting segment of the first list that has one
-            i = _flog2(qs)
+            # best fit: the smallest fitting segment. Lists below
+            # floor(log2(qs)) - 1 hold none big enough; once list i has a
+            # fit, lists above i + 1 hold only bigger segments (2**(i+2) or
+            # more), so the search ends after list i + 1.
+            i = _flog2(qs) - 1 if qs > 1 else 0
             c = fmap >> i
             best = 0
-            while c:
+            last = _NLISTS
+            while c and i <= last:
                 if c & 1:
                     t = fh[i]
                     while t:
@@ -1000,8 +986,8 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
                                 best = t
                                 fa = a
                         t = fn[t]
-                    if best:
-                        break
+                    if best and last == _NLISTS:
+                        last = i + 1
                 c >>= 1
                 i += 1
             found = best
@@ -1209,7 +1195,7 @@ def _add(vm, addr, size, stype, fname):
         ty = vm._ty
         t = vm._sn[0]
         while t:
-            if ty[t] >= _T_SPAN and st[t] < q + n and q < st[t] + sz[t]:
+            if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
                 a = org + (st[t] << qsh)
                 raise ValueError(
                     "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
@@ -1240,7 +1226,6 @@ def _add(vm, addr, size, stype, fname):
         ty[sp_t] = stype
         st[f] = q
         sz[f] = n
-        ty[f] = _T_FREE
         last = sp[0]
         sn[last] = sp_t
         sp[sp_t] = last
@@ -1326,16 +1311,19 @@ def vmem_size(vm, typemask):
 
 
 def _largest(vm):
+    # the top non-empty list i holds segments below 2**(i+2); list i - 1 may
+    # hold bigger ones than list i (up to 2**(i+1)), lists below it do not
     fmap = vm._fmap
     if not fmap:
         return 0
     i = _flog2(fmap)
-    t = vm._fh[i]
     best = 0
-    while t:
-        if vm._sz[t] > best:
-            best = vm._sz[t]
-        t = vm._fn[t]
+    for j in (i - 1, i):
+        t = vm._fh[j] if j >= 0 else 0
+        while t:
+            if vm._sz[t] > best:
+                best = vm._sz[t]
+            t = vm._fn[t]
     return best
 
 

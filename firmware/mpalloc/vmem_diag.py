@@ -27,11 +27,12 @@ except ImportError:  # CPython
 
 # the same values as in vmem.py (const names with a leading underscore are
 # not exported by MicroPython)
-_T_FREE = const(1)
-_T_BUSY = const(2)
-_T_XBUSY = const(3)
-_T_QC = const(4)
-_T_SPAN = const(5)
+_T_SPAN = const(1)
+_T_SSPAN = const(2)
+_T_BUSY = const(3)
+_T_XBUSY = const(4)
+_T_QC = const(5)
+_T_FREE = const(8)
 _NLISTS = const(30)
 
 
@@ -54,9 +55,9 @@ def _where(vm, q):
     ty = vm._ty
     t = vm._sn[0]
     while t:
-        if ty[t] < _T_SPAN and st[t] <= q < st[t] + sz[t]:
+        if ty[t] > _T_SSPAN and st[t] <= q < st[t] + sz[t]:
             a = vm._org + (st[t] << vm._qsh)
-            if ty[t] == _T_FREE:
+            if ty[t] >= _T_FREE:
                 return "it is free (double free?)"
             if ty[t] == _T_QC:
                 return "it is free in the quantum cache (double free?)"
@@ -155,14 +156,14 @@ def check(vm):
         if sp[t] != prev:
             bad("tag %d: prev link %d, expected %d" % (t, sp[t], prev))
         k = ty[t]
-        if k >= _T_SPAN:
+        if k and k <= _T_SSPAN:
             if span_end is not None and pos != span_end:
                 bad("span ending at q%d not tiled (stops at q%d)" % (span_end, pos))
             spans.append((st[t], st[t] + sz[t]))
             size += sz[t]
             pos = st[t]
             span_end = st[t] + sz[t]
-        elif k in (_T_FREE, _T_BUSY, _T_XBUSY, _T_QC):
+        elif k >= _T_FREE or _T_BUSY <= k <= _T_QC:
             if span_end is None:
                 bad("segment tag %d before any span" % t)
             if sz[t] <= 0:
@@ -172,9 +173,9 @@ def check(vm):
             pos = st[t] + sz[t]
             if pos > span_end:
                 bad("tag %d runs past its span" % t)
-            if k == _T_FREE:
+            if k >= _T_FREE:
                 nfree += 1
-                if ty[prev] == _T_FREE:
+                if ty[prev] >= _T_FREE:
                     bad("free neighbours %d and %d not coalesced" % (prev, t))
             else:
                 nbusy += 1
@@ -208,11 +209,11 @@ def check(vm):
             n += 1
             if n > vm._cap:
                 bad("free list %d loops" % i)
-            if ty[t] != _T_FREE:
-                bad("tag %d on free list %d is not free" % (t, i))
+            if ty[t] != _T_FREE + i:
+                bad("tag %d on free list %d has type %d" % (t, i, ty[t]))
             if vm._fp[t] != p:
                 bad("free list %d: bad prev link at %d" % (i, t))
-            if _flog2(sz[t]) != i:
+            if not 0 < sz[t] >> i < 4:
                 bad("tag %d of size %d on free list %d" % (t, sz[t], i))
             p = t
             t = vm._fn[t]
@@ -273,7 +274,7 @@ def _spans(vm):
     out = []
     t = vm._sn[0]
     while t:
-        if vm._ty[t] >= _T_SPAN:
+        if vm._ty[t] <= _T_SSPAN:
             out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh, vm._ty[t] == _T_SPAN))
         t = vm._sn[t]
     return out
@@ -291,8 +292,8 @@ def segments(vm):
     t = vm._sn[0]
     while t:
         k = vm._ty[t]
-        if k < _T_SPAN:
-            out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh, "free" if k == _T_FREE else "alloc"))
+        if k > _T_SSPAN:
+            out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh, "free" if k >= _T_FREE else "alloc"))
         t = vm._sn[t]
     out.sort()
     return out
@@ -312,9 +313,9 @@ def stats(vm):
     t = vm._sn[0]
     while t:
         k = vm._ty[t]
-        if k == _T_FREE:
+        if k >= _T_FREE:
             nfree += 1
-        elif k < _T_SPAN:
+        elif k > _T_SSPAN:
             nbusy += 1
             if k != _T_QC:
                 live += 1
