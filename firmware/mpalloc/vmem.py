@@ -166,11 +166,27 @@ wait_ms = 2000
 vmem_list = []
 _debug = False
 
-# intr's spin mutex; _lk is False where it does nothing (one CPU, nothing to
-# mask), and the hot paths then skip the calls. Refreshed after intr.setup().
+# The arena lock on the hot paths (refreshed after every intr.setup()):
+#   _lk False: intr's mutex does nothing here (one CPU, nothing to mask: unix
+#     MODE_UP, webassembly); the hot paths skip the calls.
+#   Boards (MODE_UP/MODE_SIO with machine.disable_irq): intr.mutex_enter/exit.
+#   MODE_THREAD (virtual board, host tests): the arena's _thread lock alone,
+#     acquire()/release() without intr's per-CPU interrupt mask (_BARE). The
+#     mask is there for data shared with handlers without a lock; every vmem
+#     datum is under the arena lock, and an emulated handler (run_hard, its
+#     own thread) that wants the arena blocks on that lock until the CPU's
+#     thread drops it, as a masked IRQ stays pending. No holder of an arena
+#     lock ever waits for a mask (imports, releases and the debug check run
+#     unlocked), so no deadlock; the cold paths still take intr's full mutex.
+#     _BARE = False uses intr.mutex_enter/exit there too.
+_BARE = True
 _lk = True
 _enter = intr.mutex_enter
 _exit = intr.mutex_exit
+
+
+def _bare_exit(m, s):
+    m.release()
 
 
 def _sync():
@@ -178,6 +194,14 @@ def _sync():
     _enter = intr.mutex_enter
     _exit = intr.mutex_exit
     _lk = intr.mode == intr.MODE_THREAD or intr._machine is not None
+    if intr.mode == intr.MODE_THREAD:
+        for vm in vmem_list:  # arenas made in another mode get their lock
+            if vm._lock is None:
+                vm._lock = intr.mutex_init()
+        if _BARE:
+            m = intr.mutex_init()
+            _enter = type(m).acquire
+            _exit = _bare_exit
 
 
 intr._on_setup.append(_sync)
@@ -1085,7 +1109,7 @@ def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
     q = addr - vm._org
     qs = (size + vm._qm) >> vm._qsh
-    if q & vm._qm or qs <= 0:
+    if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_free(vm, addr, size)
     q >>= vm._qsh
     s = _enter(vm._lock) if _lk else 0
@@ -1132,7 +1156,7 @@ def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
     q = addr - vm._org
     qs = (size + vm._qm) >> vm._qsh
-    if q & vm._qm or qs <= 0:
+    if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_xfree(vm, addr, size)
     q >>= vm._qsh
     s = _enter(vm._lock) if _lk else 0
