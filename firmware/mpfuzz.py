@@ -27,9 +27,6 @@
 # KNOWN: bugs reported to the allocator's author and not fixed yet; while a name
 # is in it the check that finds the bug is relaxed to what the bug allows (the
 # host tests keep a strict reproducer of each, marked xfail(strict=True)).
-#   "kmem-free-small-as-large": kmem_free(p, n) with n > 1024 for a small item p is
-#       accepted when p starts a pool page of n bytes: the pool's page goes back to
-#       kernel_map while its other items are live (found by seed 1, step 7).
 #   "vmem-locked-misuse": vmem_free/vmem_xfree misuse under the heap lock (interrupt
 #       paths) raises MemoryError (formatting the message), not a preallocated error.
 import gc
@@ -38,7 +35,7 @@ from mpalloc import mem, intr
 
 BASE = 0x20010000  # emulated base of the managed window the targets attach
 COUNT = {}
-KNOWN = ["kmem-free-small-as-large", "vmem-locked-misuse"]
+KNOWN = ["vmem-locked-misuse"]
 
 
 class Failure(Exception):
@@ -681,8 +678,10 @@ class KmemT(Target):
         if misuse and size <= 1000:  # another size class: refused
             if size <= 512:
                 _raises(ValueError, "kmem_free", self._free, p, size + 512, 0)
-            elif "kmem-free-small-as-large" not in KNOWN:
+            else:  # a small item freed with a large size (seed 1 step 7 found it accepted)
                 _raises(ValueError, "kmem_free", self._free, p, 2048, 0)
+            if size > 8:  # a pointer inside the item
+                _raises(ValueError, "kmem_free", self._free, p + 8, size - 8, 0)
         self.K.kmem_free(p, size)
 
     def _free(self, p, n, c):

@@ -13,25 +13,34 @@
 #
 # kmem_alloc/zalloc/free refuse interrupt context (use kmem_intr_*). KM_SLEEP
 # never returns None: where nothing can be freed it raises MemoryError.
-# kmem_free with a size of another class than the allocation, or an address
-# that class never handed out, is a ValueError; the same class with another
-# size is only caught in debug mode.
+# kmem_free checks what it can without debug mode: an address that is no item
+# of the size's class (another class, an address inside an item, never
+# allocated, or an item already back in its pool) is a ValueError naming the
+# address and both sizes; a small item freed with a large size is refused too
+# (uvm_km records pool pages apart from large allocations). The same class with
+# another size, and a double free of an item still in a magazine, are only
+# caught in debug mode.
 #
 # Interrupts: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
 # allocate nothing from the heap in steady state (a magazine hit, or a pool
-# item when the class has pages). A class cache is made on its first use
-# (allocates); call kmem_init(True) at start-up if a handler may be first. Misuse seen with the heap locked raises a
-# preallocated ValueError (E_FREE) with the address in kmem_lasterr[0].
+# item when the class has pages), with debug mode on or off. A class cache is
+# made on its first use (allocates); call kmem_init(True) at start-up if a
+# handler may be first. Misuse seen with the heap locked raises a preallocated
+# ValueError (E_FREE, E_UAF) with the address in kmem_lasterr[0].
 #
-# Debug mode (kmem_debug(True), off by default): allocations made from then on
-# come from separate caches kmem-dbg-NNNNN, each item laid out as
+# Debug mode (kmem_debug(True), off by default; mpalloc.debug.on() switches it,
+# and kmem_reset() keeps what mpalloc.debug says): allocations up to 1024 bytes
+# made from then on come from separate caches kmem-dbg-NNNNN (the class of
+# size + 6, or the debug-only class 1360 for 1019..1024 bytes), each item laid
+# out as
 #     [size user bytes][redzone 0xFE .. ][2-byte magic][2-byte size]
 # The magic says live (0xC0DE) or free (0xDEAD). kmem_free checks the magic
 # (double free), the stored size (size check) and the redzone (overflow), then
 # poisons the item with 0xDB; the next allocation of that item checks the
 # poison (use after free). Every report names the size class and the address.
 # Items allocated before debug mode was switched on are freed without checks;
-# debug items stay checked after it is switched off.
+# debug items stay checked after it is switched off. Large allocations have
+# no redzone.
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -39,6 +48,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+
+import sys
 
 from mpalloc import intr
 from mpalloc import mem as _mem  # at import: an import statement in a function allocates
@@ -54,6 +65,8 @@ _MAXSMALL = const(1024)
 # underscore const(), so pool_cache._META does not exist there
 _PCMETA = const(8)
 _DBG = const(6)  # debug: >= 2 redzone bytes + magic + size
+_NCL = const(22)  # len(_CLASSES)
+_DBGTOP = const(1360)  # debug class _NCL: 1019..1024 bytes + trailer (3 to a 4 KB page)
 _LIVE = const(0xC0DE)
 _FREED = const(0xDEAD)
 _RZ = const(0xFE)
@@ -66,11 +79,15 @@ kmem_lasterr = [0, 0]
 E_INTR = ValueError("kmem_alloc: not from interrupt context (use kmem_intr_alloc)")
 E_FREE_INTR = ValueError("kmem_free: not from interrupt context (use kmem_intr_free)")
 E_FREE = ValueError("kmem_free: misuse with the heap locked (address in kmem.kmem_lasterr)")
+E_UAF = ValueError("kmem_alloc: use after free found with the heap locked (address in kmem.kmem_lasterr)")
 E_ARG = ValueError("kmem_alloc: size must be > 0 and flags exactly one of KM_SLEEP, KM_NOSLEEP")
 
 _tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index
-_caches = []  # class index -> pool_cache
-_dcaches = []  # debug caches, made by kmem_debug(True)
+# Class index -> pool_cache (None until first use). _dcaches: the debug caches,
+# _NCL + 1 of them (the last one of class _DBGTOP); empty until debug mode was
+# first switched on, and kept after it is switched off (its items stay checked).
+_caches = []
+_dcaches = []
 _debug = [False]
 _large = [0, 0, 0]  # inuse bytes, nalloc, nfree
 
@@ -95,7 +112,7 @@ def _cache(i, dbg):
     cs = _dcaches if dbg else _caches
     pc = cs[i]
     if pc is None:
-        c = _CLASSES[i]
+        c = _CLASSES[i] if i < _NCL else _DBGTOP
         pc = _pc.pool_cache_init(c, 8, 0, 0, ("kmem-dbg-%05d" if dbg else "kmem-%05d") % c, None,
                                  _pool.IPL_VM, None, None, None)
         cs[i] = pc
@@ -103,15 +120,20 @@ def _cache(i, dbg):
 
 
 def kmem_init(all_classes=False):
-    """Set up the class table; with all_classes make every class cache now."""
+    """Set up the class table; with all_classes make every class cache now
+    (and every debug cache too while debug mode is on)."""
     _init()
     if all_classes:
-        for i in range(len(_CLASSES)):
+        for i in range(_NCL):
             _cache(i, False)
+        if _debug[0]:
+            for i in range(_NCL + 1):
+                _cache(i, True)
 
 
 def kmem_reset():
-    """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map)."""
+    """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
+    Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
     for pc in _caches + _dcaches:
         if pc is None:
             continue
@@ -122,15 +144,15 @@ def kmem_reset():
             _pool.pool_list.remove(pp)
     del _caches[:]
     del _dcaches[:]
-    _debug[0] = False
     _large[0] = _large[1] = _large[2] = 0
+    d = sys.modules.get("mpalloc.debug") or sys.modules.get("mpalloc_debug")
+    kmem_debug(d is not None and d.enabled())
 
 
 def kmem_debug(on):
     """Switch debug mode (redzones, size check, poisoning, double free) on or off."""
-    _init()
     if on and not _dcaches:
-        for c in _CLASSES:
+        for i in range(_NCL + 1):
             _dcaches.append(None)
     _debug[0] = bool(on)
 
@@ -160,14 +182,14 @@ def kmem_intr_alloc(size, kmflags):
         raise E_ARG
     if not _caches:
         _init()
+    if size > _MAXSMALL:
+        return _large_alloc(size, kmflags)
     if _debug[0]:
-        return _dbg_alloc(size, kmflags)
-    if size <= _MAXSMALL:
-        pc = _caches[_tab[(size - 1) >> 3]]
-        if pc is None:
-            pc = _cache(_tab[(size - 1) >> 3], False)
-        return _pc.pool_cache_get(pc, f)
-    return _large_alloc(size, kmflags)
+        return _dbg_alloc(size, f)
+    pc = _caches[_tab[(size - 1) >> 3]]
+    if pc is None:
+        pc = _cache(_tab[(size - 1) >> 3], False)
+    return _pc.pool_cache_get(pc, f)
 
 
 def kmem_intr_zalloc(size, kmflags):
@@ -201,20 +223,14 @@ def _large_alloc(size, kmflags):
 
 
 def _owns(pc, p):
-    pp = pc[_PCMETA].pp
-    s = intr.mutex_enter(pp.lock)
-    sl = _pool._slot_of(pp, p)
-    intr.mutex_exit(pp.lock, s)
-    return sl >= 0
-
-
-def _fail(fmt, a, b):
-    kmem_lasterr[0] = a
-    try:
-        m = fmt % (a, b)
-    except MemoryError:
-        raise E_FREE
-    raise ValueError(m)
+    # pool._bit's code for p in class cache pc's pool: >= 0 when p is an item
+    # handed out (in use or in a magazine); -1 no item (another class, inside
+    # an item, never allocated), -2 already back in the pool, -3 not an int.
+    pc = pc[_PCMETA].pp
+    s = intr.mutex_enter(pc.lock)
+    p = _pool._bit(pc, p)
+    intr.mutex_exit(pc.lock, s)
+    return p
 
 
 def kmem_intr_free(p, size):
@@ -225,7 +241,7 @@ def kmem_intr_free(p, size):
         _free_other(p, size)
         return
     pc = _caches[_tab[(size - 1) >> 3]]
-    if pc is not None and _owns(pc, p):
+    if pc is not None and _owns(pc, p) >= 0:
         _pc.pool_cache_put(pc, p)
         return
     _free_other(p, size)
@@ -234,86 +250,200 @@ def kmem_intr_free(p, size):
 def _free_other(p, size):
     # kmem_intr_free of debug-mode items, large sizes and misuse.
     if p is None or size <= 0:
-        _fail("kmem_free: bad arguments p=%r size=%r", p, size)
-    if _dcaches and size + _DBG <= _MAXSMALL:
-        dpc = _dcaches[_tab[(size + _DBG - 1) >> 3]]
-        if dpc is not None and _owns(dpc, p):
-            _dbg_free(dpc, p, size)
-            return
-    if size <= _MAXSMALL:
-        pc = _caches[_tab[(size - 1) >> 3]]
-        if pc is not None and _owns(pc, p):
-            _pc.pool_cache_put(pc, p)
-            return
-        if not (_dcaches and size + _DBG > _MAXSMALL):  # else: a debug-mode large allocation
-            kmem_lasterr[1] = size
-            _fail("kmem_free: 0x%x is not from size class kmem-%05d (wrong size or never allocated)",
-                  p, _CLASSES[_tab[(size - 1) >> 3]])
+        _free_err(p, size)
+    if size > _MAXSMALL:
+        _large_free(p, size)
+        return
+    if _dcaches and _dbg_free(p, size):
+        return
+    pc = _caches[_tab[(size - 1) >> 3]]
+    if pc is not None and _owns(pc, p) >= 0:
+        _pc.pool_cache_put(pc, p)
+        return
+    _free_err(p, size)
+
+
+def _large_free(p, size):
+    # uvm_km refuses another size, an address it never returned and a pool
+    # page (a small item freed with a large size); its message (or, with the
+    # heap locked, the failure to build one) becomes kmem_free's.
     try:
         uvm_km.uvm_km_free(uvm_km.kernel_map, p, size, uvm_km.UVM_KMF_WIRED)
-    except ValueError as e:
-        raise ValueError("kmem_free: %s (size %d)" % (e.args[0] if e.args else e, size))
-    ps = uvm_km.PAGE_SIZE
-    _large[0] -= (size + ps - 1) & -ps
+    except Exception as e:  # one class: an except tuple would be built (heap)
+        _free_err(p, size, e)
+    p = uvm_km.PAGE_SIZE
+    _large[0] -= (size + p - 1) & -p
     _large[2] += 1
 
 
+def _free_err(p, size, e=None):
+    # kmem_free misuse: raise with a message naming the address and both
+    # sizes, or the preallocated E_FREE where the heap cannot hold a message.
+    kmem_lasterr[0] = p
+    kmem_lasterr[1] = size
+    try:
+        m = _free_msg(p, size, e)
+    except MemoryError:
+        raise E_FREE
+    raise ValueError(m)
+
+
+def _which(p):
+    # (cache, _owns code) of the class cache whose pages hold p, or (None, -1).
+    for cs in (_caches, _dcaches):
+        for pc in cs:
+            if pc is not None:
+                pp = pc[_PCMETA].pp
+                if _pool._slot_of(pp, p) >= 0:
+                    return pc, _owns(pc, p)
+    return None, -1
+
+
+def _free_msg(p, size, e):
+    if p is None or not isinstance(p, int) or not isinstance(size, int) or size <= 0:
+        return "kmem_free: bad arguments p=%r size=%r" % (p, size)
+    pc, code = _which(p)
+    own = None
+    if pc is not None:
+        pp = pc[_PCMETA].pp
+        own = "%s (items of %d bytes)" % (pp.name, pp.reqsize)
+    if size > _MAXSMALL:
+        if own is not None and code >= 0:
+            return "kmem_free: 0x%x is an item of %s, freed with the large size %d" % (p, own, size)
+        m = e.args[0] if e is not None and e.args else str(e)
+        return "kmem_free: %s (size %d)" % (m, size)
+    cl = "kmem-%05d" % _CLASSES[_tab[(size - 1) >> 3]]
+    if own is None:
+        return "kmem_free: 0x%x is not from size class %s (size %d): never allocated, or a large allocation" % (
+            p, cl, size)
+    if code == -2:
+        return "kmem_free: 0x%x already free (double free) in %s; freed with size %d" % (p, own, size)
+    if code == -1:
+        return "kmem_free: 0x%x is inside an item of %s, not its start (size %d, class %s)" % (p, own, size, cl)
+    return "kmem_free: 0x%x is not from size class %s (size %d): it is an item of %s" % (p, cl, size, own)
+
+
 # -- debug mode --------------------------------------------------------------
+# Every function on the debug alloc/free paths keeps its frame within 11 words
+# and allocates nothing (kmem_intr_* from handlers in debug mode too).
 
 
-def _dbg_alloc(size, kmflags):
-    a = size + _DBG
-    if a > _MAXSMALL:
-        return _large_alloc(size, kmflags)
-    ci = _tab[(a - 1) >> 3]
-    csz = _CLASSES[ci]
-    p = _pc.pool_cache_get(_cache(ci, True), kmflags & 3)
-    if p is None:
-        return None
-    mem = _mem
-    r = mem.ram
-    o = p - mem.base
-    t = o + csz - 4
+def _dclass(size):
+    # The debug class index for size (<= 1024): size + _DBG bytes.
+    size += _DBG
+    if size > _MAXSMALL:
+        return _NCL
+    return _tab[(size - 1) >> 3]
+
+
+def _dbg_alloc(size, f):
+    i = _dclass(size)
+    pc = _dcaches[i]
+    if pc is None:
+        pc = _cache(i, True)
+    p = _pc.pool_cache_get(pc, f)
+    if p is not None:
+        _dbg_arm(p, size, pc[_PCMETA].pp.reqsize)
+    return p
+
+
+def _dbg_arm(p, size, t):
+    # A debug item of class size t handed out: check the poison if it was
+    # freed, then write the redzone and the trailer.
+    r = _mem.ram
+    t += p - _mem.base - 4  # the trailer's offset in r
     if r[t] | r[t + 1] << 8 == _FREED:
-        for j in range(o, t):
-            if r[j] != _POISON:
-                # leave the item out of circulation: it is corrupt
-                kmem_lasterr[1] = j - o
-                _fail("kmem_alloc: use after free at 0x%x (class kmem-%05d): written after kmem_free",
-                      p + (j - o), csz)
-    for j in range(o + size, t):
-        r[j] = _RZ
+        _dbg_poisoned(p, t)
+    _fill(p, size, t - (p - _mem.base) - size, _RZ)
     r[t] = _LIVE & 0xFF
     r[t + 1] = _LIVE >> 8
     r[t + 2] = size & 0xFF
     r[t + 3] = size >> 8
-    return p
 
 
-def _dbg_free(pc, p, size):
-    mem = _mem
-    csz = pc[_PCMETA].pp.reqsize
-    r = mem.ram
-    o = p - mem.base
-    t = o + csz - 4
+def _dbg_poisoned(p, t):
+    # A freed debug item (trailer at offset t) about to be handed out again:
+    # every byte before the trailer must still be poison.
+    r = _mem.ram
+    for j in range(p - _mem.base, t):
+        if r[j] != _POISON:
+            _dbg_uaf(p, j, t)
+
+
+def _dbg_uaf(p, j, t):
+    # Byte offset j of freed debug item p (trailer at offset t) was written.
+    o = p - _mem.base
+    _dbg_err(E_UAF, "kmem_alloc: use after free at 0x%x (class kmem-%05d): written after kmem_free",
+             p + j - o, t + 4 - o)
+
+
+def _dbg_rz(p, j, t):
+    # Byte offset j of debug item p's redzone was written.
+    o = p - _mem.base
+    _dbg_err(E_FREE, "kmem_free: redzone overwritten at 0x%x (overflow; class kmem-%05d)", p + j - o, t + 4 - o)
+
+
+def _dbg_err(pre, fmt, a, b):
+    # The item is left out of circulation (it is corrupt).
+    kmem_lasterr[0] = a
+    try:
+        m = fmt % (a, b)
+    except MemoryError:
+        raise pre
+    raise ValueError(m)
+
+
+def _dbg_free(p, size):
+    # True when p is an item of size's debug class: checked, poisoned, freed.
+    pc = _dcaches[_dclass(size)]
+    if pc is None:
+        return False
+    i = _owns(pc, p)
+    if i == -2:
+        _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d): already back in its pool",
+                 p, pc[_PCMETA].pp.reqsize)
+    if i < 0:
+        return False
+    _dbg_check(p, size, pc[_PCMETA].pp.reqsize)
+    _pc.pool_cache_put(pc, p)
+    return True
+
+
+def _dbg_check(p, size, c):
+    # kmem_free of debug item p (class size c) with size: trailer, size,
+    # redzone; then poison it and mark it free.
+    r = _mem.ram
+    t = p - _mem.base + c - 4
     m = r[t] | r[t + 1] << 8
     if m == _FREED:
-        _fail("kmem_free: double free of 0x%x (class kmem-%05d)", p, csz)
+        _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d)", p, c)
     if m != _LIVE:
-        _fail("kmem_free: size/magic trailer of 0x%x overwritten (overflow; class kmem-%05d)", p, csz)
-    n = r[t + 2] | r[t + 3] << 8
-    if n != size:
-        kmem_lasterr[1] = n
-        _fail("kmem_free: size check: 0x%x was allocated with %d bytes, freed with another size"
-              " (class kmem-" + "%05d" % csz + ")", p, n)
-    for j in range(o + size, t):
-        if r[j] != _RZ:
-            _fail("kmem_free: redzone overwritten at 0x%x (overflow; class kmem-%05d)", p + (j - o), csz)
-    for j in range(o, t):
-        r[j] = _POISON
+        _dbg_err(E_FREE, "kmem_free: size/magic trailer of 0x%x overwritten (overflow; class kmem-%05d)", p, c)
+    m = r[t + 2] | r[t + 3] << 8
+    if m != size:
+        kmem_lasterr[1] = m
+        _dbg_size_err(p, m, size, c)
+    _dbg_redzone(p, size, t)
+    _fill(p, 0, c - 4, _POISON)
     r[t] = _FREED & 0xFF
     r[t + 1] = _FREED >> 8
-    _pc.pool_cache_put(pc, p)
+
+
+def _dbg_redzone(p, size, t):
+    r = _mem.ram
+    for size in range(p - _mem.base + size, t):  # size: the offset
+        if r[size] != _RZ:
+            _dbg_rz(p, size, t)
+
+
+def _dbg_size_err(p, n, size, c):
+    kmem_lasterr[0] = p
+    try:
+        m = "kmem_free: size check: 0x%x was allocated with %d bytes, freed with %d (class kmem-%05d)" % (
+            p, n, size, c)
+    except MemoryError:
+        raise E_FREE
+    raise ValueError(m)
 
 
 def kmem_roundup_size(size):

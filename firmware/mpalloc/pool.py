@@ -112,14 +112,14 @@ def pool_allocator_kmem(itemsize):
     if pa is None:
 
         def _alloc(pp, flags, sz=sz):
-            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL
+            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL | uvm_km.UVM_KMF_POOLPAGE
             if flags & PR_NOWAIT:
                 f |= uvm_km.UVM_KMF_NOWAIT
             a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, sz, 0, f)
             return a if a else None
 
         def _free(pp, a, sz=sz):
-            uvm_km.uvm_km_free(uvm_km.kernel_map, a, sz, uvm_km.UVM_KMF_WIRED)
+            uvm_km.uvm_km_free(uvm_km.kernel_map, a, sz, uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_POOLPAGE)
 
         pa = _kmem_allocators[sz] = pool_allocator(_alloc, _free, sz)
     return pa

@@ -28,10 +28,14 @@
 # raises MemoryError where nobody can (one CPU: it would wait forever).
 # UVM_KMF_TRYLOCK fails instead of waiting for the map lock.
 #
-# Bookkeeping per map: rec[page] = (npages << 4) | type at the first page of
-# every allocation (array('i'), one word per page, preallocated), so
+# Bookkeeping per map: rec[page] = (npages << 5) | pool | type at the first page
+# of every allocation (array('i'), one word per page, preallocated), so
 # uvm_km_free checks address, size and type without allocating: another size,
 # another type or an address uvm_km_alloc never returned is a ValueError.
+# pool (_RPOOL) marks a pool(9) page (UVM_KMF_POOLPAGE, mpalloc's own flag: the
+# default pool page allocator sets it): uvm_km_free of it without the flag is
+# refused, so kmem_free(item, large size) of a small item that happens to start
+# a pool page cannot give the page back under the pool's live items.
 from array import array
 
 try:
@@ -56,8 +60,11 @@ UVM_KMF_EXEC = const(0x20)
 UVM_KMF_TRYLOCK = const(0x200000)
 UVM_KMF_NOWAIT = const(0x400000)
 UVM_KMF_WAITVA = const(0x800000)
+UVM_KMF_POOLPAGE = const(0x1000)  # mpalloc: the range is a pool page (see the header)
 _TYPES = const(0x7)
 _SUBMAP = const(0x8)  # rec type: a submap's range in its parent
+_RPOOL = const(0x10)  # rec: allocated with UVM_KMF_POOLPAGE
+_RSHIFT = const(5)  # rec: the page count above the type bits
 
 VM_MAP_PAGEABLE = const(0x01)
 VM_MAP_INTRSAFE = const(0x02)
@@ -131,7 +138,7 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
             kernel_exec_map = _vmem.vmem_create("kernel_exec", b, n, page_size, 0, sleep)
             _new_map(kernel_exec_map, "kernel_exec", b, n, VM_MAP_INTRSAFE, None)
             if inside:
-                _maps[id(kernel_map)].rec[(b - base) // page_size] = ((n // page_size) << 4) | _SUBMAP
+                _maps[id(kernel_map)].rec[(b - base) // page_size] = ((n // page_size) << _RSHIFT) | _SUBMAP
         # further regions: only the first one is used (documented limit)
     return kernel_map
 
@@ -147,7 +154,7 @@ def _teardown():
             v = mi.rec[p]
             if v:
                 try:
-                    _vmem.vmem_xfree(mi.arena, mi.lo + p * PAGE_SIZE, (v >> 4) * PAGE_SIZE)
+                    _vmem.vmem_xfree(mi.arena, mi.lo + p * PAGE_SIZE, (v >> _RSHIFT) * PAGE_SIZE)
                 except Exception:
                     pass
                 mi.rec[p] = 0
@@ -253,7 +260,7 @@ def uvm_km_alloc(map, size, align, flags):
         time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
     p = (a - mi.lo) // ps
     npg = sz // ps
-    mi.rec[p] = (npg << 4) | t
+    mi.rec[p] = (npg << _RSHIFT) | t | (_RPOOL if flags & UVM_KMF_POOLPAGE else 0)
     if t == UVM_KMF_PAGEABLE:
         u = mi.untouched
         for i in range(p, p + npg):
@@ -296,22 +303,25 @@ def uvm_km_free(map, addr, size, flags):
     if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
         raise ValueError("uvm_km_free: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
     ps = PAGE_SIZE
-    if not mi.lo <= addr < mi.hi or (addr - mi.lo) % ps:
-        raise ValueError("uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name))
+    if not isinstance(addr, int) or not mi.lo <= addr < mi.hi or (addr - mi.lo) % ps:
+        _free_err(mi, addr, size, flags, 0)
     sz = (size + ps - 1) & -ps
     s = _lock(mi, 0)
     p = (addr - mi.lo) // ps
     r = mi.rec[p]
-    err = None
+    # the check under the lock, the message (which allocates) after it
+    e = 0
     if r == 0 or r & _SUBMAP:
-        err = "uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name)
+        e = 1
     elif r & _TYPES != t:
-        err = "uvm_km_free: 0x%x was allocated with type 0x%x, freed with 0x%x" % (addr, r & _TYPES, t)
-    elif (r >> 4) * ps != sz or size <= 0:
-        err = "uvm_km_free: 0x%x was allocated with %d bytes (rounded), freed with %d" % (addr, (r >> 4) * ps, size)
-    if err is not None:
+        e = 2
+    elif (r & _RPOOL) != (_RPOOL if flags & UVM_KMF_POOLPAGE else 0):
+        e = 3
+    elif (r >> _RSHIFT) * ps != sz or size <= 0:
+        e = 4
+    if e:
         _unlock(mi, s)
-        raise ValueError(err)
+        _free_err(mi, addr, size, flags, r if e > 1 else 0)
     mi.rec[p] = 0
     u = mi.untouched
     for i in range(p, p + sz // ps):
@@ -319,6 +329,37 @@ def uvm_km_free(map, addr, size, flags):
     _bytes[0 if t == UVM_KMF_WIRED else (1 if t == UVM_KMF_PAGEABLE else 2)] -= sz
     _vmem.vmem_xfree(mi.arena, addr, sz)
     _unlock(mi, s)
+
+
+uvm_km_lasterr = [0]
+E_FREE = ValueError("uvm_km_free: misuse with the heap locked (address in uvm_km.uvm_km_lasterr)")
+
+
+def _free_err(mi, addr, size, flags, r):
+    # uvm_km_free misuse (r: the allocation's record, 0 if none): a message
+    # naming the address, or the preallocated E_FREE where the heap is locked.
+    uvm_km_lasterr[0] = addr
+    try:
+        m = _free_msg(mi, addr, size, flags, r)
+    except MemoryError:
+        raise E_FREE
+    raise ValueError(m)
+
+
+def _free_msg(mi, addr, size, flags, r):
+    ps = PAGE_SIZE
+    if not isinstance(addr, int):
+        return "uvm_km_free: address %r is not an int" % (addr,)
+    if r == 0:
+        return "uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name)
+    if r & _TYPES != flags & _TYPES:
+        return "uvm_km_free: 0x%x was allocated with type 0x%x, freed with 0x%x" % (addr, r & _TYPES, flags & _TYPES)
+    if r & _RPOOL:
+        return "uvm_km_free: 0x%x is a %d-byte pool page (UVM_KMF_POOLPAGE), not an allocation of its own" % (
+            addr, (r >> _RSHIFT) * ps)
+    if flags & UVM_KMF_POOLPAGE:
+        return "uvm_km_free: 0x%x is no pool page (UVM_KMF_POOLPAGE given)" % addr
+    return "uvm_km_free: 0x%x was allocated with %d bytes (rounded), freed with %d" % (addr, (r >> _RSHIFT) * ps, size)
 
 
 def uvm_km_suballoc(map, size, flags, fixed, min, submap):
@@ -343,7 +384,7 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     if a is None:
         _unlock(mi, s)
         raise MemoryError("uvm_km_suballoc: no %d bytes%s in map '%s'" % (sz, " at 0x%x" % min if fixed else "", mi.name))
-    mi.rec[(a - mi.lo) // ps] = ((sz // ps) << 4) | _SUBMAP
+    mi.rec[(a - mi.lo) // ps] = ((sz // ps) << _RSHIFT) | _SUBMAP
     _unlock(mi, s)
     name = submap if submap else "%s.sub%d" % (mi.name, len(mi.submaps))
     arena = _vmem.vmem_create(name, a, sz, ps, 0, _vm_flag("VM_NOSLEEP", 2))
@@ -387,6 +428,6 @@ def uvm_km_allocations(map):
         v = mi.rec[p]
         if v:
             t = v & 0xF
-            r.append((mi.lo + p * PAGE_SIZE, (v >> 4) * PAGE_SIZE,
+            r.append((mi.lo + p * PAGE_SIZE, (v >> _RSHIFT) * PAGE_SIZE,
                       "submap" if t & _SUBMAP else ("wired" if t == 1 else ("pageable" if t == 2 else "vaonly"))))
     return r

@@ -157,7 +157,11 @@ def misuse_kmem_intr_free_locked():
     p = K.kmem_intr_alloc(40, K.KM_NOSLEEP)
     _locked_misuse(K.kmem_intr_free, p, 600, "kmem_free")  # another size class
     eq(K.kmem_lasterr[0], p, "kmem_lasterr names the address")
+    _locked_misuse(K.kmem_intr_free, p + 8, 40, "kmem_free")  # inside an item
+    q = K.kmem_intr_alloc(881, K.KM_NOSLEEP)
+    _locked_misuse(K.kmem_intr_free, q, 2048, "kmem_free")  # a small item with a large size
     K.kmem_intr_free(p, 40)
+    K.kmem_intr_free(q, 881)
 
 
 @s.test

@@ -170,16 +170,21 @@ def test_kmem_inuse_after_failed_alloc():
     assert sum(c["inuse"] for c in kmem.kmem_stats()["classes"]) == n
 
 
-@pytest.mark.xfail(strict=True, reason="bug reported to H4 (kmem): kmem_free(p, 2048) of a small item p that starts "
-                   "a 2048-byte pool page frees the page (mpfuzz.KNOWN 'kmem-free-small-as-large'); "
-                   "when this passes, drop the KNOWN entry")
-def test_known_kmem_free_small_item_with_large_size():
+def test_kmem_free_small_item_with_large_size():
+    """Found by the harness (kmem seed 1, step 7): kmem_free(p, 2048) of a small item
+    p that starts a 2048-byte pool page gave the page back under the pool's live
+    items (the next kmem_alloc(2048) overlapped them). Fixed: uvm_km records pool
+    pages apart from large allocations and kmem_free refuses, naming both sizes."""
     from mpalloc import kmem
 
     mpfuzz._window(16384, 256)
     p = kmem.kmem_alloc(881, kmem.KM_NOSLEEP)
     q = kmem.kmem_alloc(881, kmem.KM_NOSLEEP)
-    with pytest.raises(ValueError, match="^kmem_free"):
+    with pytest.raises(ValueError, match=r"^kmem_free: 0x%x is an item of kmem-01024 \(items of 1024 bytes\), "
+                       r"freed with the large size 2048" % p):
         kmem.kmem_free(p, 2048)
     r = kmem.kmem_alloc(2048, kmem.KM_NOSLEEP)
     assert not r <= q < r + 2048, "a large allocation over a live small item"
+    for a, n in ((p, 881), (q, 881), (r, 2048)):
+        kmem.kmem_free(a, n)
+    assert kmem.kmem_stats()["large"]["inuse_bytes"] == 0

@@ -42,8 +42,6 @@ pytestmark = pytest.mark.fuzz
 DEBUG_KNOWN = {
     "test_vmem.py": "vmem_debug(True) runs vmem_check after every operation and vmem_check allocates, "
                     "so the suite's heap_lock tests fail in debug mode (reported to H3)",
-    "test_kmem.py": "kmem debug mode allocates in kmem_intr_alloc (_dbg_alloc: debug caches made on first use, "
-                    "an import) so kmem_intr_* under heap_lock / from an IRQ fail in debug mode (reported to H4)",
 }
 
 # Loads MicroPython's webassembly port, copies firmware/ into its filesystem,

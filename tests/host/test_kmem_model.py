@@ -95,7 +95,7 @@ class KmemMachine(RuleBasedStateMachine):
     @invariant()
     def stats(self):
         s = self.k.kmem_stats()
-        small = sum(1 for n in self.live.values() if n <= 1024 - (6 if s["debug"] else 0))
+        small = sum(1 for n in self.live.values() if n <= 1024)  # debug items up to 1024 too (class 1360)
         inuse = sum(c["inuse"] for c in s["classes"])
         large = s["large"]["nalloc"] - s["large"]["nfree"]
         assert inuse + large == len(self.live)
