@@ -236,6 +236,8 @@ class Transport(SerialTransport):
         # the board's output (even "OK") comes only when the code has finished
         # (the wasm32 bridge: Node's event loop is blocked while MicroPython runs)
         self.late_ok = False
+        # code longer than this goes through the receiver (which costs heap itself)
+        self.rx_exec_over = 256
         self.rx_state = None  # acknowledging receiver installed on the board? (None: unknown)
         self.pace = None  # (bytes, seconds): write at most that many bytes per pause
         try:
@@ -376,14 +378,15 @@ class Transport(SerialTransport):
         no flow control and bytes get lost when the board is busy (the micro:bit's
         UART ring holds 20 bytes). So there: the code is sent again (up to `resend`
         times) when the board did not answer "OK" or the code did not compile (in
-        both cases nothing ran); and code longer than a line goes through a small
-        receiver on the board that acknowledges every 16 bytes (see _RX_CODE)."""
+        both cases nothing ran); and long code goes through a small
+        receiver on the board that acknowledges every 16 bytes (see _RX_CODE) when
+        it is longer than rx_exec_over bytes."""
         if isinstance(command, str):
             command = command.encode()
         for attempt in range(self.resend + 1):
             classic = not self.use_raw_paste
             payload = None
-            if classic and len(command) > 48 and self._rx_ready():
+            if classic and len(command) > self.rx_exec_over and self._rx_ready():
                 payload, command_now = command, b"exec(_mpa_rx(%d, %d))" % (len(command), _checksum(command))
             else:
                 command_now = command
