@@ -198,8 +198,8 @@ def _sync():
         for vm in vmem_list:  # arenas made in another mode get their lock
             if vm._lock is None:
                 vm._lock = intr.mutex_init()
-        if _BARE:
-            m = intr.mutex_init()
+        m = intr.mutex_init()
+        if _BARE and hasattr(m, "acquire") and hasattr(m, "release"):
             _enter = type(m).acquire
             _exit = _bare_exit
 

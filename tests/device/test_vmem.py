@@ -255,6 +255,63 @@ def zero_alloc_quantum_cache():
     V.vmem_check(vm)
 
 
+def _hot_pairs(vm, n):
+    # vmem_alloc/vmem_free (instant fit: exact, split; quantum cache when the
+    # arena has one) and vmem_xfree, n rounds
+    i = 0
+    while i < n:
+        a = vmem_alloc(vm, 16, NW)
+        b = vmem_alloc(vm, 48, NW)
+        c = vmem_alloc(vm, 1024, NW)
+        vmem_free(vm, b, 48)
+        vmem_free(vm, a, 16)
+        vmem_free(vm, c, 1024)
+        i += 1
+    return i
+
+
+def _xfrees(vm, x, i, j):
+    while i < j:
+        vmem_xfree(vm, x[i], 32)
+        i += 1
+
+
+@s.test
+def hot_paths_no_heap_frames():
+    # micropython.mem_total() counts every heap allocation, also a call frame
+    # the VM takes from the heap (and frees at once) when a function's state
+    # exceeds 11 words; heap_lock hides that (the VM falls back to the C
+    # stack). vmem_alloc/vmem_free must not do it: 0 bytes per operation.
+    # (vmem_xalloc has 8 parameters: its own frame is always over 11 words.)
+    try:
+        import micropython
+
+        mt = micropython.mem_total
+    except (ImportError, AttributeError):
+        from mptest import skip
+
+        skip("no micropython.mem_total on this port")
+    for qc in (0, 64):
+        vm = _holey(BASE, 40, qc)
+        _hot_pairs(vm, 20)  # quantum caches filled, tag reserve grown
+        m0 = mt()
+        _hot_pairs(vm, 20)
+        m1 = mt()
+        _hot_pairs(vm, 60)
+        m2 = mt()
+        # the second run does 40 more rounds: what it takes beyond the first
+        # is what 40 rounds take (the call of _hot_pairs itself cancels out)
+        eq((m2 - m1) - (m1 - m0), 0, "heap bytes over 40 rounds of 3 pairs (qcache_max %d)" % qc)
+        x = [vmem_xalloc(vm, 32, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW) for _ in range(60)]
+        m0 = mt()
+        _xfrees(vm, x, 0, 20)
+        m1 = mt()
+        _xfrees(vm, x, 20, 60)
+        m2 = mt()
+        eq((m2 - m1) - (m1 - m0), 0, "heap bytes over 20 vmem_xfree")
+        V.vmem_check(vm)
+
+
 @s.test
 def from_hard_irq():
     # the same pairs as an (emulated) hard interrupt handler: heap locked,
