@@ -22,7 +22,8 @@ from . import __version__
 DEFAULT_PORT = "vboard:rp2040"
 PORT_HELP = ("where the board is: a serial device (/dev/ttyACM0), vboard:<board> (virtual board), "
              "wasm32:<board> (32-bit MicroPython under Node.js), qemu:microbit, or a pyserial URL "
-             "(rfc2217://host:port, socket://host:port); default $MPALLOC_PORT or %s" % DEFAULT_PORT)
+             "(rfc2217://host:port, socket://host:port), or labgrid:<place> / labgrid:<tag>=<value> (a board farm); "
+             "default $MPALLOC_PORT or %s" % DEFAULT_PORT)
 
 
 def add_board_options(p):

@@ -39,7 +39,8 @@ def pytest_addoption(parser):
     g = parser.getgroup("mpalloc", "mpalloc boards")
     g.addoption("--port", action="store", default=None,
                 help="board for device tests: /dev/ttyACM0, vboard:<board>, wasm32:<board>, qemu:microbit, "
-                     "rfc2217://host:port (default $MPALLOC_PORT or %s)" % DEFAULT_PORT)
+                     "rfc2217://host:port, labgrid:<place>; a comma-separated list spreads suites over boards "
+                     "with pytest -n (default $MPALLOC_PORT or %s)" % DEFAULT_PORT)
     g.addoption("--board", action="store", default=None, help="board profile when the port does not imply it")
     g.addoption("--device-timeout", action="store", type=float, default=60.0,
                 help="deadline per device test in seconds (default 60)")
