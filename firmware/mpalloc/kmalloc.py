@@ -66,6 +66,7 @@ KM_PAGE = const(4096)
 KMALLOC_LIMIT_DIV = const(10)  # default type limit: managed memory / 10
 _MAGIC_BUSY = const(0x6B4D)
 _MAGIC_FREE = const(0x6B46)
+_MAGIC_POISON = const(0xDBDB)  # a freed block's header once kmem's debug mode poisoned it
 _KS_MAGIC = const(877983977)  # malloc_type.ks_magic while the type is live
 
 malloc_types = []  # live types, in creation order (vmstat -m)
@@ -334,7 +335,7 @@ def _check_owned(fn, p, t, pre_foreign, pre_double, pre_wrong):
     if not _hdr_ok(p):
         _raise(pre_foreign, ValueError, fn, ": 0x%x is not memory from kmalloc (type '%s')", p, t.ks_shortdesc)
     m = _hdr_magic(p)
-    if m == _MAGIC_FREE:
+    if m == _MAGIC_FREE or m == _MAGIC_POISON:
         _raise(pre_double, ValueError, fn, ": 0x%x already freed (type '%s')", p, t.ks_shortdesc)
     if m != _MAGIC_BUSY:
         _raise(pre_foreign, ValueError, fn, ": 0x%x was not allocated by kmalloc or is already free (type '%s')", p, t.ks_shortdesc)

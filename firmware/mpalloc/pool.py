@@ -112,7 +112,8 @@ def pool_allocator_kmem(itemsize):
     if pa is None:
 
         def _alloc(pp, flags, sz=sz):
-            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL | uvm_km.UVM_KMF_POOLPAGE
+            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL
+            f |= uvm_km.UVM_KMF_POOLPAGE  # a pool page: kmem_free of an item cannot free it
             if flags & PR_NOWAIT:
                 f |= uvm_km.UVM_KMF_NOWAIT
             a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, sz, 0, f)
@@ -657,6 +658,173 @@ def pool_reclaim(pp):
     for a in free:
         pp.palloc.pa_free(pp, a)
     return 1 if free else 0
+
+
+# -- debug mode (POOL_DIAGNOSTIC, switched at run time) ----------------------
+#
+# pool_debug(True) (mpalloc.debug.on() calls it) swaps pool_get / pool_put for
+# _dbg_get / _dbg_put, which do what the plain ones do and also:
+#   - check the invariants of the item's page (those of pool_chk for one page:
+#     bitmap count, free chain, list state, page lookup) and nget - nput == nout,
+#     under the pool lock, on every get and put;
+#   - poison an item put back: every byte 0xD5 (pools whose pages lie in
+#     mpalloc.mem's window). When pool_get hands an item out again whose first 4
+#     bytes are still poison, the rest must be too: a write after pool_put is
+#     reported ("pool_get: 0x... in pool 'x' written after pool_put"). A write
+#     that hits the first 4 bytes only is not seen (they are the mark).
+# pool_debug(False) puts the plain functions back: with debug off the get and
+# put paths are exactly the plain ones (no flag test). pool_cache keeps the back
+# end it calls in step through _debug_hooks. Both debug paths allocate nothing
+# and keep frames within 11 words (they run in interrupt handlers too); a
+# report made with the heap locked raises the preallocated E_DEBUG (address in
+# pool_lasterr[0], pool in pool_lasterr[1]).
+_POISON = const(0xD5)
+_debug = [False]
+_debug_hooks = []  # called after every switch (pool_cache re-points its back ends)
+E_DEBUG = AssertionError("pool: debug check failed with the heap locked (address, pool in pool.pool_lasterr)")
+
+
+def pool_debug(on):
+    """Switch pool's debug checks (page invariants, poisoning) on or off."""
+    global pool_get, pool_put
+    if on and _mem[0] is None:
+        from mpalloc import mem
+
+        _mem[0] = mem
+    _debug[0] = bool(on)
+    pool_get = _dbg_get if on else _pool_get
+    pool_put = _dbg_put if on else _pool_put
+    for h in _debug_hooks:
+        h()
+
+
+def _dbg_get(pp, flags):
+    # pool_get in debug mode (see above).
+    a = _pool_get(pp, flags & ~PR_ZERO)
+    if a is None:
+        return None
+    s = intr.mutex_enter(pp.lock)
+    b = _bit(pp, a)
+    if b >= 0:
+        b = _chk_page(pp, b // pp.ipp)
+    else:
+        b = 9  # handed out, yet not marked out
+    intr.mutex_exit(pp.lock, s)
+    if b:
+        _dbg_fail(pp, a, b)
+    _unpoison(pp, a)
+    if flags & PR_ZERO:
+        _zero(a, pp.reqsize)
+    return a
+
+
+def _dbg_put(pp, a):
+    # pool_put in debug mode: checks, poison, then the plain put (which
+    # reports misuse as usual). The item is poisoned while still ours.
+    s = intr.mutex_enter(pp.lock)
+    b = _bit(pp, a)
+    if b >= 0:
+        b = _chk_page(pp, b // pp.ipp)
+        intr.mutex_exit(pp.lock, s)
+        if b:
+            _dbg_fail(pp, a, b)
+        _poison(pp, a, 0)
+    else:
+        intr.mutex_exit(pp.lock, s)
+    _pool_put(pp, a)
+
+
+def _chk_page(pp, sl):
+    # Lock held. 0 if page sl keeps its invariants, else what broke (1..6).
+    b = sl * pp.ipp
+    n = _chk_bits(pp, b)
+    if n != pp.pg_nused[sl]:
+        return 1
+    i = pp.pg_free[sl]
+    while i != _END:
+        if i >= pp.ipp or (pp.bmap[(b + i) >> 3] >> ((b + i) & 7)) & 1:
+            return 2  # a free item marked out, or a chain off the page
+        n += 1
+        if n > pp.ipp:
+            return 3  # the free chain loops
+        i = pp.inext[b + i]
+    if n != pp.ipp:
+        return 4  # items out + free items != items per page
+    n = pp.pg_nused[sl]
+    if pp.pg_state[sl] != (_EMPTY if n == 0 else (_FULL if n == pp.ipp else _PARTIAL)):
+        return 5
+    if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.nget - pp.nput != pp.nout:
+        return 6
+    return 0
+
+
+def _chk_bits(pp, b):
+    # Items of the page starting at pool-wide index b marked out.
+    n = 0
+    for b in range(b, b + pp.ipp):
+        n += (pp.bmap[b >> 3] >> (b & 7)) & 1
+    return n
+
+
+def _in_window(pp, a):
+    # True if item a's bytes are in mpalloc.mem's window.
+    m = _mem[0]
+    return m is not None and m.ram is not None and m.base <= a and a + pp.size <= m.base + m.size
+
+
+def _poison(pp, a, o):
+    # Poison item a's bytes from offset o on.
+    if not _in_window(pp, a):
+        return
+    m = _mem[0]
+    a -= m.base
+    m = m.ram
+    for o in range(a + o, a + pp.size):
+        m[o] = _POISON
+
+
+def _unpoison(pp, a):
+    # Item a handed out: if it carries the poison mark, check the poison.
+    if pp.size < 4 or not _in_window(pp, a):
+        return
+    r = _mem[0].ram
+    o = a - _mem[0].base
+    if r[o] == _POISON and r[o + 1] == _POISON and r[o + 2] == _POISON and r[o + 3] == _POISON:
+        o = _poison_bad(r, o, pp.size)
+        if o >= 0:
+            _dbg_fail(pp, a, o + 16)
+
+
+def _poison_bad(r, o, n):
+    # The first of bytes 4 .. n-1 of the item at offset o that is not poison, or -1.
+    for i in range(o + 4, o + n):
+        if r[i] != _POISON:
+            return i - o
+    return -1
+
+
+def _dbg_fail(pp, a, e):
+    # A debug check failed (e: _chk_page's code, 9: a bad item handed out,
+    # 16 + n: byte n written after pool_put).
+    pool_lasterr[0] = a
+    pool_lasterr[1] = pp
+    try:
+        if e >= 16:
+            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - 16)
+        elif e == 9:
+            m = "pool_get: pool '%s' handed out 0x%x, which it does not count as out" % (pp.name, a)
+        else:
+            m = "pool_chk: pool '%s', page of 0x%x: invariant %d broken (%s)" % (
+                pp.name, a, e, ("bitmap count", "free item marked out", "free chain loops",
+                                "out + free != items per page", "page on the wrong list",
+                                "page lookup or nget - nput != nout")[e - 1])
+    except MemoryError:
+        raise E_DEBUG
+    raise AssertionError(m)
+
+
+_pool_get = pool_get  # the plain functions (pool_debug swaps them in and out)
+_pool_put = pool_put
 
 
 def pool_nget(pp):

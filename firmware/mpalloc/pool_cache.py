@@ -432,6 +432,124 @@ def _put_swap(pc, c):
     return True
 
 
+# -- debug mode (POOL_DIAGNOSTIC for the cache layer, switched at run time) --
+#
+# pool_cache_debug(True) (mpalloc.debug.on() calls it) swaps pool_cache_get /
+# pool_cache_put for _dbg_get / _dbg_put, which also check, for caches whose
+# back end is their pool (not objcache's):
+#   put: the object is an item its pool handed out (not foreign, not inside an
+#        item, not already back in the pool) and is in no magazine yet (a
+#        double put into the cache, which the plain put cannot see);
+#   get: the object handed out is an item its pool counts as out and is in no
+#        magazine any more (a duplicate there means an earlier double put).
+# The magazine scan takes every CPU's magazines in turn (as invalidate does)
+# and the depot lock: O(cached objects) per operation. Off (the default) the
+# plain functions are back: the hit path is exactly the plain one. Both debug
+# paths allocate nothing (interrupt handlers use them too); a report with the
+# heap locked raises the preallocated E_DEBUG (object in pool_cache_lasterr[0]).
+pool_cache_lasterr = [0, None]
+E_DEBUG = ValueError("pool_cache: misuse found by the debug checks with the heap locked (object in "
+                     "pool_cache.pool_cache_lasterr)")
+_debug = [False]
+
+
+def pool_cache_debug(on):
+    """Switch pool_cache's debug checks (foreign, double and duplicate objects) on or off."""
+    global pool_cache_get, pool_cache_put
+    _debug[0] = bool(on)
+    pool_cache_get = _dbg_get if on else _pc_get
+    pool_cache_put = _dbg_put if on else _pc_put
+
+
+def _dbg_get(pc, flags):
+    o = _pc_get(pc, flags)
+    if o is not None and pc[_META].pget is _pool.pool_get:
+        if _dbg_pool(pc, o) < 0:
+            _dbg_fail(pc, o, 1)
+        if _dbg_cached(pc, o):
+            _dbg_fail(pc, o, 2)
+    return o
+
+
+def _dbg_put(pc, o):
+    if o is not None and pc[_META].pget is _pool.pool_get:
+        if _dbg_pool(pc, o) < 0:
+            _dbg_fail(pc, o, 3)
+        if _dbg_cached(pc, o):
+            _dbg_fail(pc, o, 4)
+    _pc_put(pc, o)
+
+
+def _dbg_pool(pc, o):
+    # pool._bit's code for o in the cache's pool (>= 0: handed out by it).
+    pc = pc[_META].pp
+    s = intr.mutex_enter(pc.lock)
+    o = _pool._bit(pc, o)
+    intr.mutex_exit(pc.lock, s)
+    return o
+
+
+def _dbg_cached(pc, o):
+    # True if o sits in a magazine: a CPU's loaded or previous one, or the depot's.
+    d = pc[_META]
+    for c in range(MAXCPU):
+        s = _cpu_enter(c)
+        f = _dbg_inmag(pc[c], o) or _dbg_inmag(d.prev[c], o)
+        _cpu_exit(c, s)
+        if f:
+            return True
+    _depot_enter(d)
+    f = False
+    for c in range(d.nfull):
+        if _dbg_inmag(d.full[c], o):
+            f = True
+    _depot_exit(d)
+    return f
+
+
+def _dbg_inmag(mag, o):
+    for i in range(4, mag[0] + 4):
+        if mag[i] == o:
+            return True
+    return False
+
+
+def _dbg_fail(pc, o, e):
+    pool_cache_lasterr[0] = o
+    pool_cache_lasterr[1] = pc
+    try:
+        n = pc[_META].name
+        if e == 1:
+            m = "pool_cache_get: cache '%s' handed out 0x%x, which its pool does not count as out" % (n, o)
+        elif e == 2:
+            m = "pool_cache_get: cache '%s' handed out 0x%x, which is still in a magazine (an earlier double put)" % (
+                n, o)
+        elif e == 3:
+            m = "pool_cache_put: %r is not an object of cache '%s' (foreign, inside an item, or already free)" % (
+                o, n)
+        else:
+            m = "pool_cache_put: 0x%x already cached (double put) in cache '%s'" % (o, n)
+    except MemoryError:
+        raise E_DEBUG
+    raise ValueError(m)
+
+
+_pc_get = pool_cache_get  # the plain functions (pool_cache_debug swaps them in and out)
+_pc_put = pool_cache_put
+
+
+def _repoint():
+    # pool_debug switched pool_get / pool_put: caches over a pool follow.
+    for pc in pool_cache_list:
+        d = pc[_META]
+        if d.pget is _pool._pool_get or d.pget is _pool._dbg_get:
+            d.pget = _pool.pool_get
+            d.pput = _pool.pool_put
+
+
+_pool._debug_hooks.append(_repoint)
+
+
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
     o = pool_cache_get(pc, flags)

@@ -270,6 +270,8 @@ def uvm_km_alloc(map, size, align, flags):
         _bytes[0] += sz
     else:
         _bytes[2] += sz
+    if _debug[0]:
+        _chk_locked(mi, s, a)
     _unlock(mi, s)
     if flags & UVM_KMF_ZERO:
         _zero(a, sz)
@@ -328,6 +330,8 @@ def uvm_km_free(map, addr, size, flags):
         u[i] = 0
     _bytes[0 if t == UVM_KMF_WIRED else (1 if t == UVM_KMF_PAGEABLE else 2)] -= sz
     _vmem.vmem_xfree(mi.arena, addr, sz)
+    if _debug[0]:
+        _chk_locked(mi, s, addr)
     _unlock(mi, s)
 
 
@@ -409,6 +413,68 @@ def uvm_km_buf(addr, size):
                     _zero(mi.lo + p * ps, ps)
                     u[p] = 0
     return mem.buf(addr, size)
+
+
+# -- debug mode ----------------------------------------------------------------
+# uvm_km_debug(True) (mpalloc.debug.on() calls it) checks the map's page records
+# after every uvm_km_alloc and uvm_km_free, under the map lock: every record
+# covers pages inside the map, no record starts inside another's pages, and
+# untouched (demand-zero) marks lie only in PAGEABLE allocations. O(pages of the
+# map) per operation, no heap (pool pages may be taken from interrupt
+# handlers); a failure raises AssertionError naming the map and the page, or
+# the preallocated E_DEBUG with the heap locked. Off by default.
+_debug = [False]
+E_DEBUG = AssertionError("uvm_km: page records broken (found with the heap locked)")
+
+
+def uvm_km_debug(on):
+    """Switch the page-record checks after every alloc/free on or off."""
+    _debug[0] = bool(on)
+
+
+def _chk_locked(mi, s, a):
+    # Debug check after an operation at address a; the lock is released
+    # before a failure is raised.
+    e = _chk_map(mi)
+    if e >= 0:
+        _unlock(mi, s)
+        uvm_km_lasterr[0] = a
+        try:
+            m = "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)" % (
+                mi.name, mi.lo + e * PAGE_SIZE, a)
+        except MemoryError:
+            raise E_DEBUG
+        raise AssertionError(m)
+
+
+def _chk_map(mi):
+    # -1 if map mi's records are consistent, else the page where they are not.
+    r = mi.rec
+    n = len(r)
+    p = 0
+    while p < n:
+        v = r[p]
+        if v == 0:
+            if mi.untouched[p]:
+                return p  # a demand-zero mark outside any allocation
+            p += 1
+            continue
+        e = p + (v >> _RSHIFT)
+        if e <= p or e > n or _chk_run(mi, p, e, v & _TYPES == UVM_KMF_PAGEABLE):
+            return p
+        p = e
+    return -1
+
+
+def _chk_run(mi, p, e, pageable):
+    # True if a page after the first (p) of the allocation [p, e) holds a
+    # record, or, not pageable, any of its pages a demand-zero mark.
+    r = mi.rec
+    u = mi.untouched
+    for i in range(p, e):
+        if (i > p and r[i]) or (u[i] and not pageable):
+            return True
+    return False
 
 
 def uvm_km_stats():

@@ -186,14 +186,24 @@ def test_device_suite_in_debug_mode_on_wasm32(suite, board_json):
 
 
 def test_debug_preamble_switches_every_module():
-    """What the preamble does, checked on the unix port: every module's switch is on."""
+    """What the preamble does, checked on the unix port: every module's switch is on,
+    kmem's stays on across kmem_reset (it asks mpalloc.debug), and off() gives pool and
+    pool_cache their plain functions back (no cost with debug off)."""
+    flags = ("print('@@dbg', vmem._debug, extent._debug[0], zone._debug[0], objcache._debug[0], kmem._debug[0], "
+             "uvm_km._debug[0], pool._debug[0], pool_cache._debug[0])\n")
     code = DEBUG_ON + (
-        "from mpalloc import vmem, extent, zone, objcache, kmem, uvm_km, mem\n"
+        "from mpalloc import vmem, extent, zone, objcache, kmem, uvm_km, mem, pool, pool_cache\n"
         "mem.attach(0x20010000, bytearray(8192)); uvm_km.uvm_km_bootstrap(0x20010000, 8192, 256); kmem.kmem_reset()\n"
-        "print('@@dbg', vmem._debug, extent._debug[0], zone._debug[0], objcache._debug[0], kmem._debug[0])\n"
+        + flags +
+        "print('@@dbg', pool.pool_get is pool._dbg_get, pool_cache.pool_cache_put is pool_cache._dbg_put)\n"
         "mpalloc.debug.off()\n"
-        "print('@@dbg', vmem._debug, extent._debug[0], zone._debug[0], objcache._debug[0], kmem._debug[0])\n")
+        + flags +
+        "print('@@dbg', pool.pool_get is pool._pool_get, pool_cache.pool_cache_put is pool_cache._pc_put)\n"
+        "kmem.kmem_reset()\n"
+        "print('@@dbg', kmem._debug[0])\n")
     r = subprocess.run([str(MP), "-X", "heapsize=512K", "-c", code], capture_output=True, text=True, timeout=60,
                        env={"MICROPYPATH": str(FW)})
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("@@dbg")]
-    assert lines == ["@@dbg True True True True True", "@@dbg False False False False False"], r.stdout + r.stderr
+    assert lines == ["@@dbg True True True True True True True True", "@@dbg True True",
+                     "@@dbg False False False False False False False False", "@@dbg True True",
+                     "@@dbg False"], r.stdout + r.stderr
