@@ -290,6 +290,7 @@ class vmem:
         self._nfail = 0
         self._xsteps = 0  # boundary-tag steps beyond the first of each operation
         self._maxsteps = 1  # worst steps of one operation
+        self._ops = 0  # steps of the best-fit search under way
         self._nfq = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
         # import / reclaim / limit
         self._importfn = None
@@ -878,8 +879,71 @@ def _ialloc(vm, qs, flags):
 
 
 def _galloc(vm, qs, flags):
-    # vmem_alloc's general path (best/next fit, refill, import, wait)
+    # vmem_alloc past instant fit: best fit (also instant fit's fallback to
+    # the lists that may hold a big-enough segment) in small frames; then the
+    # general path (next fit, tag refill, import, reclaim, wait, failure)
+    if not flags & M_NEXTFIT and qs <= _QLIM and not vm._dead:
+        s = _enter(vm._lock) if _lk else 0
+        t = _bfit(vm, qs) if vm._ntf >= _BT_MINRESERVE else 0
+        if t:
+            if vm._sz[t] != qs:
+                t = _split(vm, t, qs)
+            else:
+                _fl_remove(vm, t)
+            vm._ty[t] = _T_BUSY
+            _hash_insert(vm, t)
+            vm._inuse += qs
+            t = vm._org + (vm._st[t] << vm._qsh)
+            if _lk:
+                _exit(vm._lock, s)
+            if _debug:
+                vmem_check(vm)
+            return t
+        if _lk:
+            _exit(vm._lock, s)
+    return _xgen(vm, qs, flags)
+
+
+def _xgen(vm, qs, flags):
     return _xalloc(vm, qs, 1, 0, 0, _QMIN, _QMAX, flags, _T_BUSY, "vmem_alloc")
+
+
+def _bfit(vm, qs):
+    # Best fit without constraints (lock held): the smallest free segment of
+    # at least qs quanta, or 0. Lists below floor(log2(qs)) - 1 hold none big
+    # enough; once list i has one, lists above i + 1 hold only bigger ones.
+    i = _flog2(qs) - 1 if qs > 1 else 0
+    c = vm._fmap >> i
+    vm._ops = 0
+    b = 0
+    while c:
+        if c & 1:
+            b = _bscan(vm, vm._fh[i], qs, 0)
+            if b:
+                if c & 2:
+                    b = _bscan(vm, vm._fh[i + 1], qs, b)
+                break
+        c >>= 1
+        i += 1
+    c = vm._ops
+    if c > 1:
+        vm._xsteps += c - 1
+        if c > vm._maxsteps:
+            vm._maxsteps = c
+    return b
+
+
+def _bscan(vm, t, qs, b):
+    # the smallest segment of at least qs quanta on the free list from t, or b
+    # if b (or nothing there) is smaller; the visits counted in vm._ops
+    n = 0
+    while t:
+        n += 1
+        if vm._sz[t] >= qs and (not b or vm._sz[t] < vm._sz[b]):
+            b = t
+        t = vm._fn[t]
+    vm._ops += n
+    return b
 
 
 def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):

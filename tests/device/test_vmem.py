@@ -256,16 +256,18 @@ def zero_alloc_quantum_cache():
 
 
 def _hot_pairs(vm, n):
-    # vmem_alloc/vmem_free (instant fit: exact, split; quantum cache when the
-    # arena has one) and vmem_xfree, n rounds
+    # vmem_alloc/vmem_free (instant fit: exact, split; best fit; quantum cache
+    # when the arena has one), n rounds
     i = 0
     while i < n:
         a = vmem_alloc(vm, 16, NW)
         b = vmem_alloc(vm, 48, NW)
         c = vmem_alloc(vm, 1024, NW)
+        d = vmem_alloc(vm, 400, NW | M_BESTFIT)
         vmem_free(vm, b, 48)
         vmem_free(vm, a, 16)
         vmem_free(vm, c, 1024)
+        vmem_free(vm, d, 400)
         i += 1
     return i
 
@@ -301,7 +303,7 @@ def hot_paths_no_heap_frames():
         m2 = mt()
         # the second run does 40 more rounds: what it takes beyond the first
         # is what 40 rounds take (the call of _hot_pairs itself cancels out)
-        eq((m2 - m1) - (m1 - m0), 0, "heap bytes over 40 rounds of 3 pairs (qcache_max %d)" % qc)
+        eq((m2 - m1) - (m1 - m0), 0, "heap bytes over 40 rounds of 4 pairs (qcache_max %d)" % qc)
         x = [vmem_xalloc(vm, 32, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, NW) for _ in range(60)]
         m0 = mt()
         _xfrees(vm, x, 0, 20)
