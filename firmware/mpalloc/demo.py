@@ -40,8 +40,12 @@ except ImportError:  # CPython
 _FALLBACK = {
     "rp2040": (("UART0", 0x40034000, 0x4000), ("DMA", 0x50000000, 0x1000)),
     "microbit": (("UART0", 0x40002000, 0x1000), ("PPI", 0x4001F000, 0x1000)),
-    "esp32": (("UART0", 0x3FF40000, 0x1000), ("I2S0", 0x3FF4F000, 0x1000)),
+    "esp32": (("UART1", 0x3FF50000, 0x1000), ("UHCI0", 0x3FF54000, 0x1000)),
 }
+
+# The serial ports a driver may take, in order, and the block that moves its data.
+_UARTS = ("UART0", "UART1", "UART2", "SPI0 / TWI0")
+_PARTNER = {"rp2040": "DMA", "esp32": "UHCI0", "microbit": "PPI"}
 
 _keep = []  # what the workload leaves allocated (for the snapshot)
 
@@ -112,13 +116,28 @@ def run(packets=None, seed=12345, kmem_ops=None):
     name = _board_name(_board) or sys.platform
     figs = {"board": name}
 
-    # 1. the driver claims its registers
-    regs = _periphs(_board, ("UART0", "DMA")) or list(_FALLBACK.get(name, ()))
+    # 1. the driver claims its registers: the first UART MicroPython leaves free
+    #    (its REPL holds UART0 on the ESP32 and the micro:bit), then its DMA partner
     claims = []
-    for pname, base, size in regs:
-        owner = "uart0" if pname.upper() == "UART0" else "uart0-" + pname.lower()
-        _board.claim(owner, base, size)
-        claims.append("%s %s at 0x%08x" % (owner, pname, base))
+    uart = None
+    for pname, base, size in _periphs(_board, _UARTS) or list(_FALLBACK.get(name, ())[:1]):
+        try:
+            _board.claim(pname.split()[0].lower(), base, size)
+        except OSError:  # EBUSY: someone (MicroPython) holds it
+            continue
+        uart = pname.split()[0].lower()
+        claims.append("%s %s at 0x%08x" % (uart, pname, base))
+        break
+    if uart is not None:
+        partner = _PARTNER.get(name, "DMA")
+        regs = _periphs(_board, (partner,)) or list(_FALLBACK.get(name, ())[1:])
+        for pname, base, size in regs:
+            owner = uart + "-" + pname.lower()
+            try:
+                _board.claim(owner, base, size)
+            except OSError:
+                continue
+            claims.append("%s %s at 0x%08x" % (owner, pname, base))
     figs["claims"] = claims
 
     # 2. DMA buffers: aligned to their size (RP2040 ring mode), from vmem
@@ -128,7 +147,7 @@ def run(packets=None, seed=12345, kmem_ops=None):
     dma_alloc = getattr(_board, "dma_alloc", None)
     for i in range(ndma):
         if dma_alloc is not None:
-            a = dma_alloc(dsize, dsize, "uart0")
+            a = dma_alloc(dsize, dsize, uart or "uart0")
         else:
             a = vmem.vmem_xalloc(km, dsize, dsize, 0, 0, vmem.VMEM_ADDR_MIN, vmem.VMEM_ADDR_MAX, vmem.VM_NOSLEEP | vmem.VM_BESTFIT)
         bufs.append(a)
