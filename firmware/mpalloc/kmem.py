@@ -92,11 +92,11 @@ _debug = [False]
 _large = [0, 0, 0]  # inuse bytes, nalloc, nfree
 
 
-def _init():
+def _init(fn):
     if _caches:
         return
     if uvm_km.kernel_map is None:
-        raise ValueError("kmem: uvm_km has no kernel_map (call uvm_km_bootstrap first)")
+        raise ValueError(fn + ": uvm_km has no kernel_map (call uvm_km_bootstrap first)")
     j = 0
     for i in range(len(_tab)):
         while _CLASSES[j] < (i + 1) * 8:
@@ -122,7 +122,7 @@ def _cache(i, dbg):
 def kmem_init(all_classes=False):
     """Set up the class table; with all_classes make every class cache now
     (and every debug cache too while debug mode is on)."""
-    _init()
+    _init("kmem_init")
     if all_classes:
         for i in range(_NCL):
             _cache(i, False)
@@ -181,7 +181,7 @@ def kmem_intr_alloc(size, kmflags):
     if size <= 0 or f == 0 or f == 3:
         raise E_ARG
     if not _caches:
-        _init()
+        _init("kmem_alloc")
     if size > _MAXSMALL:
         return _large_alloc(size, kmflags)
     if _debug[0]:
@@ -456,7 +456,7 @@ def kmem_class(size):
         raise ValueError("kmem_class: size %d" % size)
     if size > _MAXSMALL:
         return 0
-    _init()
+    _init("kmem_class")
     return _CLASSES[_tab[(size - 1) >> 3]]
 
 

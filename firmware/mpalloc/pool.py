@@ -101,6 +101,8 @@ def pool_allocator_kmem(itemsize):
     """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
     from mpalloc import uvm_km
 
+    if not isinstance(itemsize, int) or itemsize <= 0:
+        raise ValueError("pool_allocator_kmem: item size %r must be > 0" % (itemsize,))
     ps = uvm_km.PAGE_SIZE
     if ps <= 0:
         raise ValueError("pool_init: no palloc and uvm_km has no kernel_map (call uvm_km_bootstrap)")
@@ -595,6 +597,7 @@ def pool_destroy(pp):
 
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
+    _count("pool_prime", n)
     ipp = pp.ipp
     pp.minpages = (n + ipp - 1) // ipp
     if pp.maxpages <= pp.minpages:
@@ -606,6 +609,7 @@ def pool_prime(pp, n):
 
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    _count("pool_setlowat", n)
     pp.minitems = n
     while pp.nitems < n:
         if not _page_add(pp, PR_NOWAIT):
@@ -614,6 +618,7 @@ def pool_setlowat(pp, n):
 
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    _count("pool_sethiwat", n)
     pp.maxitems = n
     pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
 
@@ -627,6 +632,11 @@ def pool_sethardlimit(pp, limit, warnmess, ratecap):
     pp.warnmess = warnmess
     pp.ratecap = ratecap
     pp.lastwarn = None
+
+
+def _count(fn, n):
+    if not isinstance(n, int) or n < 0:
+        raise ValueError("%s: item count %r must be an int >= 0" % (fn, n))
 
 
 def pool_set_drain_hook(pp, fn, arg):

@@ -401,6 +401,8 @@ def uvm_km_buf(addr, size):
     """The bytes at [addr, addr + size) as a memoryview; zeroes untouched PAGEABLE pages first."""
     from mpalloc import mem
 
+    if mem.ram is None or not isinstance(addr, int) or size < 0 or addr < mem.base or addr + size > mem.base + mem.size:
+        raise ValueError("uvm_km_buf: %r+%r is not inside the managed window" % (addr, size))
     ps = PAGE_SIZE
     for mi in _maps.values():
         if mi.lo <= addr < mi.hi:
