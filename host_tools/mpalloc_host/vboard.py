@@ -3,8 +3,20 @@
 A client (mpremote, pyserial, a terminal program) opens ``VirtualBoard.device``
 (``/dev/pts/N``) as if it were a board's USB serial port. On the other side a
 pump thread copies bytes to and from a MicroPython unix-port process that runs
-on a second pty (its controlling terminal, ISIG on, so Ctrl-C interrupts
-running code) and makes it look like a board:
+on a second pty and makes it look like a board:
+
+* Ctrl-C interrupts running code, whatever mode sent it: a ``\x03`` from the
+  client becomes ``SIGINT`` for the child while MicroPython has its SIGINT
+  handler installed (it does exactly while it runs code: friendly REPL, classic
+  raw REPL and raw-paste alike; read from /proc/PID/status), and is passed on as
+  a byte otherwise (the REPL then takes it as input, as a board does). The
+  child's pty has ISIG off, so the tty never signals by itself: with ISIG on,
+  raw-paste code (run with the tty still raw) could not be interrupted, and a
+  ``\x03`` reaching a child that is starting or between two commands (SIGINT
+  at its default action there) killed it. Client bytes sent while the child
+  restarts are held until its prompt shows. Should a SIGINT still land in the
+  instant the child leaves running code, it dies of it: that is restarted as a
+  soft reset, not reported as a crash (a board survives any Ctrl-C);
 
 * output is cooked like a board's (``\\n`` -> ``\\r\\n``) and the banner names
   the board (``...; Raspberry Pi Pico (RP2040) (virtual) with RP2040``);
@@ -23,7 +35,7 @@ running code) and makes it look like a board:
   board a board with half the memory. Byte-exact heap figures come from the
   32-bit runtime (``wasm32:``) and real boards.
 
-A child killed by a signal (or restarting in a loop) leaves the board dead:
+A child killed by a signal other than SIGINT (or restarting in a loop) leaves the board dead:
 ``alive()`` is False and the client sees no more output. ``close()`` kills the
 child's process group; children also get SIGKILL when this process dies
 (PR_SET_PDEATHSIG), so nothing is left behind.
@@ -106,6 +118,18 @@ def _preexec_ctty():
 def _preexec_pipe():
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def sigint_caught(pid):
+    """True if process `pid` has a SIGINT handler installed (SigCgt in /proc)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _unread(fd):
@@ -347,6 +371,10 @@ class PtyBridge:
         if raw:
             self._to_child += b"\x01"
 
+    def _from_client(self, data):
+        """Client bytes for the running child (a hook: the vboard turns Ctrl-C into SIGINT)."""
+        self._to_child += data
+
     def _emit(self, data):
         if not data:
             return
@@ -464,7 +492,7 @@ class PtyBridge:
                     elif self._restarting is not None:
                         self._pending_in += data
                     else:
-                        self._to_child += data
+                        self._from_client(data)
                         self._client_input = True
             if self.child is not None and self.child.rfd in r:
                 try:
@@ -562,11 +590,26 @@ class VirtualBoard(PtyBridge):
         env["MICROPYPATH"] = ":.frozen:/lib"
         env["MPALLOC_BOARD"] = self.board
         argv = [self.exe, "-X", "heapsize=%d" % self.heap_bytes, "-i", "-c", self._boot_code(raw)]
-        return Child(argv, cwd=str(self.fsdir), env=env, tty_=True, isig=True)
+        return Child(argv, cwd=str(self.fsdir), env=env, tty_=True, isig=False)
+
+    def _from_client(self, data):
+        # Ctrl-C: SIGINT while MicroPython runs code (its handler is installed
+        # exactly then), else a byte for the REPL. SIGINT at the default action
+        # (idle REPL, start-up) would kill the unix port.
+        # One SIGINT per read (more in a row could land after the first ended the code).
+        if b"\x03" in data and self.child is not None and sigint_caught(self.child.pid):
+            data = data.replace(b"\x03", b"")
+            try:
+                os.kill(self.child.pid, signal.SIGINT)
+                self._note("Ctrl-C -> SIGINT to pid %d" % self.child.pid)
+            except ProcessLookupError:
+                pass
+        self._to_child += data
 
     def _on_child_exit(self, rc):
-        # The unix port exits where a board soft-resets; a signal is a crash.
-        return rc is not None and rc >= 0
+        # The unix port exits where a board soft-resets; a signal is a crash,
+        # but for SIGINT (see the module docstring): a board survives Ctrl-C.
+        return rc is not None and (rc >= 0 or rc == -signal.SIGINT)
 
     def close(self):
         super().close()
