@@ -17,42 +17,47 @@ import re
 
 from .errors import FlashError
 
-# Runs on the board: MicroPython 1.9 (micro:bit) and later, and the unix port.
-# Prints one repr()'d tuple; no f-strings, nothing left behind but `_mpalloc_id`.
+# Run on the board: MicroPython 1.9 (micro:bit) and later, and the unix port.
+# Kept small (one-space indents, two commands): on the micro:bit every byte of
+# code sent costs heap while it compiles (the 10 KB heap, 2 KB of it taken by
+# the start-up script's window), and long input is where QEMU's UART loses bytes.
+# _PROBE prints one repr()'d tuple; _SCRIPT_VERSION (micro:bit only, when no
+# mpalloc package answered) reads MPALLOC_VERSION of the start-up script from
+# flash at 0x3E000 (machine.mem8: never on the unix port, where it maps the
+# host's memory). Nothing is left behind.
 _PROBE = """\
-def _mpalloc_id():
-    import sys
-    try:
-        import os
-        u = os.uname()
-        u = (u.release, u.version, u.machine)
-    except Exception:
-        u = None
-    impl = sys.implementation
-    mach = getattr(impl, '_machine', None)
-    v = None
-    try:
-        import mpalloc
-        v = mpalloc.__version__
-    except Exception:
-        pass
-    if v is None and sys.platform == 'microbit':
-        import machine
-        m = machine.mem8
-        if m[0x3e000] == 77 and m[0x3e001] == 80:
-            n = min(m[0x3e002] | m[0x3e003] << 8, 1024)
-            b = bytearray(n)
-            for i in range(n):
-                b[i] = m[0x3e004 + i]
-            b = bytes(b)
-            k = b.find(b'MPALLOC_VERSION = "')
-            if k >= 0:
-                k += 19
-                e = b.find(b'"', k)
-                v = 'script:' + str(b[k:e], 'ascii')
-    print(repr((sys.platform, impl.name, tuple(impl.version), sys.version, u, mach, v)))
-_mpalloc_id()
-del _mpalloc_id
+import sys
+try:
+ import os
+ _u = os.uname()
+ _u = (_u.release, _u.version, _u.machine)
+except Exception:
+ _u = None
+_i = sys.implementation
+try:
+ import mpalloc
+ _v = mpalloc.__version__
+except Exception:
+ _v = None
+print(repr((sys.platform, _i.name, tuple(_i.version), sys.version, _u, getattr(_i, '_machine', None), _v)))
+del _u, _i, _v
+"""
+
+_SCRIPT_VERSION = """\
+import machine
+_m = machine.mem8
+_v = None
+if _m[0x3e000] == 77 and _m[0x3e001] == 80:
+ _b = bytearray(min(_m[0x3e002] | _m[0x3e003] << 8, 1024))
+ for _k in range(len(_b)):
+  _b[_k] = _m[0x3e004 + _k]
+ _b = bytes(_b)
+ _k = _b.find(b'MPALLOC_VERSION = "') + 19
+ if _k >= 19:
+  _v = str(_b[_k:_b.find(b'"', _k)], 'ascii')
+ del _b, _k
+print(repr(_v))
+del _m, _v
 """
 
 _BUILD_RE = re.compile(rb"MicroPython (v?[0-9A-Za-z][0-9A-Za-z.+\-]*) on (\d{4}-\d{2}-\d{2})")
@@ -94,13 +99,27 @@ class Identity:
 def read(transport):
     """Identity of the board behind an open transport (mpalloc_host.transport or
     mpremote's SerialTransport), which must be in the raw REPL."""
-    out = transport.exec(_PROBE)
-    text = out.decode("utf-8", "replace").strip().splitlines()
+    text = _last_line(transport.exec(_PROBE))
     try:
-        return Identity(*ast.literal_eval(text[-1]))
+        fields = list(ast.literal_eval(text))
+        ident = Identity(*fields)
     except (ValueError, SyntaxError, IndexError, TypeError):
         raise FlashError("the board on the port answered the identity probe with %r: not a MicroPython board "
-                         "mpalloc knows" % (text[-1][:80] if text else "")) from None
+                         "mpalloc knows" % text[:80]) from None
+    if ident.platform == "microbit" and ident.mpalloc is None:
+        try:
+            v = ast.literal_eval(_last_line(transport.exec(_SCRIPT_VERSION)))
+        except (ValueError, SyntaxError):
+            v = None
+        if isinstance(v, str):
+            fields[-1] = "script:" + v
+            ident = Identity(*fields)
+    return ident
+
+
+def _last_line(out):
+    text = out.decode("utf-8", "replace").strip().splitlines()
+    return text[-1] if text else ""
 
 
 class Expected:

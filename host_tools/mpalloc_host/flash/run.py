@@ -81,8 +81,10 @@ def open_link(port, board, firmware=None):
     target = None
     if port.startswith("qemu:"):
         from .. import qemu
+        from ..targets import QEMU_PACE
 
-        target = qemu.QemuMicrobit(firmware).start()
+        # paced like open_target's: unpaced, a loaded host loses bytes on QEMU's UART
+        target = qemu.QemuMicrobit(firmware, pace=QEMU_PACE).start()
     elif port.startswith(("vboard:", "wasm32:", "labgrid:")):
         try:
             from ..targets import open_target
