@@ -12,6 +12,14 @@ Faults are reported, not raised, wherever the run can go on:
   * a board that resets mid-test fails that test and the run continues;
   * a board that dies (emulator killed, port gone) or stops answering fails the
     running test; every later suite is reported as an error naming the board.
+    A device path or URL that vanishes (USB re-enumeration after a hard reset,
+    a cable pulled) is waited for ``reconnect_timeout`` seconds (default
+    RECONNECT_S; env MPALLOC_RECONNECT_TIMEOUT): if it comes back the run goes
+    on with the next suite, after a soft reset.
+
+Deadlines (docs/FAULTS.md has the whole table): ``test_timeout`` per test (and
+between tests), ``suite_timeout`` per suite, 30 s (or the test timeout if
+longer) to prepare a suite, 6 s for the board to answer Ctrl-C.
 
 Before a suite runs, the board is soft-reset where it can be (fresh heap) and
 ``mptest.CAPS`` is set from the target's caps and profile. Needs the host can
@@ -19,6 +27,7 @@ judge (``heap:<bytes>`` against the measured heap, ``threads``, ``hard_irq``,
 ``fs``) are checked before anything is sent, so a suite too big for the board is
 skipped with the reason instead of failing to compile.
 """
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -40,6 +49,7 @@ _RE = {
     "summary": re.compile(r"^@@mpt summary %s passed=(\d+) failed=(\d+) skipped=(\d+) ms=(-?\d+)$" % _W),
 }
 _LOG_LINES = 400  # device log lines kept per test
+RECONNECT_S = 10.0  # seconds a vanished port has to come back (MPALLOC_RECONNECT_TIMEOUT)
 
 
 class TestResult:
@@ -197,8 +207,12 @@ class Runner:
     is called as results stream: kinds "suite", "start", "pass", "fail", "skip",
     "error", "log", "summary"."""
 
-    def __init__(self, board, test_timeout=60.0, suite_timeout=600.0, on_event=None, reset=True):
+    def __init__(self, board, test_timeout=60.0, suite_timeout=600.0, on_event=None, reset=True,
+                 reconnect_timeout=None):
         self.board = board
+        if reconnect_timeout is None:
+            reconnect_timeout = float(os.environ.get("MPALLOC_RECONNECT_TIMEOUT") or RECONNECT_S)
+        self.reconnect_timeout = reconnect_timeout
         self.test_timeout = test_timeout
         self.suite_timeout = suite_timeout
         self.on_event = on_event or (lambda *a: None)
@@ -250,6 +264,10 @@ class Runner:
             return
         board = self.board
         tr = board.transport
+        too_big = self.code_too_big(info)
+        if too_big:
+            self._skip_all(res, info, only, too_big)
+            return
         try:
             with tr.deadline(max(30.0, self.test_timeout), "preparing suite %s" % res.name):
                 code = self._prepare(info, only)
@@ -280,6 +298,13 @@ class Runner:
             if err:
                 text = err.decode("utf-8", "replace").replace("\r\n", "\n")
                 last = text.strip().splitlines()[-1] if text.strip() else "error"
+                if "@@mpt " in text:
+                    # a \x04 that the board never sent ended the output early: the rest
+                    # of the output was taken for the error text
+                    last = "the raw REPL's framing was lost (garbled serial line?)"
+                    for ln in text.splitlines():
+                        if ln.startswith("@@mpt "):
+                            state.line(ln)
                 cur = state.current
                 if cur is not None:
                     cur.status, cur.message = "failed", "suite crashed in this test: " + last
@@ -293,7 +318,10 @@ class Runner:
             self._board_fault(res, state.current, e)
             return
         if res.error is None:
-            if state.current is not None:
+            if state.lost:
+                res.error = "%s: suite %s: lines of test %s were lost or garbled on the serial line" % (
+                    board.name, res.name, state.lost[0])
+            elif state.current is not None:
                 res.error = "%s: test %s never finished" % (board.name, state.current.id)
             elif res.summary is None:
                 res.error = "%s: suite %s printed no summary (is s.run() called?)" % (board.name, res.name)
@@ -302,6 +330,30 @@ class Runner:
                 res.error = "%s: suite %s summary does not match its test lines" % (board.name, res.name)
             if res.error:
                 self.on_event("error", res.name, None, res.error)
+
+    def code_too_big(self, info):
+        """On a flat-filesystem board (micro:bit, MicroPython 1.9.2: code compiled
+        from source and kept in RAM) the reason a suite cannot fit, else None. The
+        measure: the minified source of the code the suite reaches (shrink.closure:
+        dead code removed); the heap cost of code was measured at 1.1 to 1.9 bytes
+        per source byte, so code larger than the whole heap cannot load."""
+        board = self.board
+        heap = board.info.get("heap_total") or 0
+        if board.mode != "flat" or not heap:
+            return None
+        from . import shrink
+
+        try:
+            mods = shrink.closure(info.source)
+        except (SyntaxError, OSError):
+            return None
+        sizes = [(name.split(".")[-1], len(flat_source(text))) for name, text in mods]
+        total = sum(n for _, n in sizes)
+        if total <= heap:
+            return None
+        return ("its code does not fit the board's %d-byte heap: %d bytes of source after dead-code "
+                "elimination (%s), compiled code is kept in RAM on this firmware"
+                % (heap, total, ", ".join("%s %d" % x for x in sizes)))
 
     def _skip_all(self, res, info, only, why):
         for name in info.tests:
@@ -383,7 +435,18 @@ class Runner:
         res.error = msg
         self.on_event("error", res.name, None, msg)
         if isinstance(e, BoardGone):
-            self.dead = "%s: not run, the board went away earlier (%s)" % (board.name, msg.split(": ", 1)[-1])
+            back = None
+            if getattr(board, "can_reconnect", False) and self.reconnect_timeout > 0:
+                back = board.reconnect(self.reconnect_timeout)
+            if back is None:
+                waited = ("; it did not come back within %g s" % self.reconnect_timeout
+                          if getattr(board, "can_reconnect", False) and self.reconnect_timeout > 0 else "")
+                self.dead = "%s: not run, the board went away earlier (%s%s)" % (
+                    board.name, msg.split(": ", 1)[-1], waited)
+            else:
+                note = "%s: the port came back after %.1f s; the run goes on" % (board.name, back)
+                res.log.append(note)
+                self.on_event("log", res.name, None, note)
         elif not isinstance(e, BoardExecError):
             if not board.interrupt():
                 self.dead = "%s: not run, the board stopped answering after %s" % (board.name, where)
@@ -399,6 +462,7 @@ class _StreamState:
         self.in_tb = None  # TestResult whose traceback is being read
         self.transport = None
         self.names = []  # the suite's test names in source order (SuiteInfo.tests)
+        self.lost = []  # ids of tests with a protocol line missing (garbled serial line)
 
     def _test(self, name):
         t = self.res.get(name)
@@ -442,12 +506,22 @@ class _StreamState:
             name = self.names[int(m.group(1))]
         t = self._test(name)
         if kind == "start":
+            prev = self.current
+            if prev is not None and prev is not t:
+                # its end line never came: lost or garbled on the serial line
+                prev.status = "failed"
+                prev.message = "%s: the result line of test %s was lost or garbled on the serial line" % (
+                    self.runner.board.name, prev.id)
+                self.lost.append(prev.id)
+                ev("fail", self.res.name, prev, prev.message)
             self.current = t
             t.status = "running"
             if self.transport is not None:
                 self.transport.set_deadline(self.runner.test_timeout, "running test %s" % t.id)
             ev("start", self.res.name, t, "")
         elif kind in ("pass", "fail"):
+            if self.current is not t:
+                self.lost.append(t.id)   # its start line was lost or garbled
             t.ms, t.heap = int(g[2]), int(g[3])
             t.status = "passed" if kind == "pass" else "failed"
             self.current = None
