@@ -11,9 +11,16 @@ from mpalloc_host.cli import main
 BASE = 0x20010000
 
 
+PERIPH = [[0x40034000, 0x40037FFF, "uart0"], [0x40070000, 0x4FFFFFFF, "(unmapped)"],
+          [0x50000000, 0x50000FFF, "uart0-dma"]]
+SRAM_EXT = [[BASE + 768, BASE + 1791, "dma:uart0"]]
+
+
 def snapshot():
     """A snapshot as the board streams it: kernel_map with a submap, two pools' pages,
-    a DMA claim in the SRAM extent and two peripheral owners."""
+    a DMA claim in the SRAM extent, two peripheral owners and an unmapped hole; the
+    memmap record repeats both extent maps (as board.memory_map() does) and names the
+    RP2040's non-striped alias of SRAM0-3."""
     recs = [
         ("begin", {"v": 1, "platform": "rp2", "impl": "micropython 1.28.0", "board": "rp2040"}),
         ("vmem", {"name": "kernel_map", "size": 65536, "inuse": 6144}),
@@ -30,12 +37,14 @@ def snapshot():
         ("memmap", {"board": "rp2040",
                     "sram": [{"name": "SRAM0-3", "base": 0x20000000, "size": 0x40000},
                              {"name": "SRAM4", "base": 0x20040000, "size": 0x1000},
-                             {"name": "SRAM5", "base": 0x20041000, "size": 0x1000}],
-                    "managed": {"base": BASE, "size": 65536, "real": False}}),
-        ("extent", {"name": "periph", "start": 0x40000000, "end": 0x5FFFFFFF,
-                    "regions": [[0x40034000, 0x40037FFF, "uart0"], [0x50000000, 0x50000FFF, "uart0-dma"]]}),
-        ("extent", {"name": "sram", "start": 0x20000000, "end": 0x20041FFF,
-                    "regions": [[BASE + 768, BASE + 1791, "dma:uart0"]]}),
+                             {"name": "SRAM5", "base": 0x20041000, "size": 0x1000},
+                             {"name": "SRAM0-3 non-striped", "base": 0x21000000, "size": 0x40000,
+                              "alias_of": "SRAM0-3", "banks": 4, "striped": False}],
+                    "managed": {"base": BASE, "size": 65536, "real_address": False},
+                    "peripherals": [{"name": "UART0", "base": 0x40034000, "size": 0x4000, "owner": "uart0"}],
+                    "extents": {"peripherals": PERIPH, "sram": SRAM_EXT}}),
+        ("extent", {"name": "periph", "start": 0x40000000, "end": 0x5FFFFFFF, "regions": PERIPH}),
+        ("extent", {"name": "sram", "start": 0x20000000, "end": 0x20041FFF, "regions": SRAM_EXT}),
         ("end", {"records": 13, "heap_cost": 900, "ms": 3}),
     ]
     return st.Snapshot(records=recs)
@@ -75,6 +84,61 @@ def test_png_from_saved_snapshot(saved, tmp_path):
     assert w >= 1000 and h >= 500
     assert b"owners: allocated, arena dma_map, dma:uart0, pool kmem-32, pool pktbuf, uart0, uart0-dma" in data
     assert summary["panels"] == ["sram", "window", "extent"]
+
+
+def test_alias_is_not_drawn_as_sram(saved, tmp_path):
+    snap = st.Snapshot.load(saved)
+    regs, aliases = memmap.sram_layout(snap)
+    assert [r["name"] for r in regs] == ["SRAM0-3", "SRAM4", "SRAM5"]
+    assert [a["name"] for a in aliases] == ["SRAM0-3 non-striped"]
+    assert regs[0]["banks"] == 4 and regs[0]["striped"] is True  # bank layout from the profile
+    summary = memmap.draw(snap, tmp_path / "m.svg")
+    assert summary["aliases"] == ["SRAM0-3 non-striped"]
+    svg = (tmp_path / "m.svg").read_text()
+    # named once, in the title's alias line; never a box of its own, never an axis tick
+    assert svg.count("SRAM0-3 non-striped") == 1
+    assert "SRAM0-3 non-striped at 0x21000000 = SRAM0-3" in svg
+    assert "SRAM: 264 KiB in 3 regions" in svg  # 256 + 4 + 4, the alias not counted
+    assert ">0x21000000<" not in svg
+    # the small banks are labelled with their addresses (outside, with a leader line)
+    assert "SRAM4 0x20040000 4 KiB" in svg and "SRAM5 0x20041000 4 KiB" in svg
+    assert "4 banks x 64 KiB, word-striped" in svg
+
+
+def test_each_extent_map_drawn_once_unmapped_greyed(saved, tmp_path):
+    snap = st.Snapshot.load(saved)
+    assert list(memmap._extent_maps(snap)) == ["periph", "sram"]  # memmap's copies dropped
+    summary = memmap.draw(snap, tmp_path / "m.svg")
+    assert summary["extents"] == ["periph", "sram"]
+    assert summary["rows"].count("extent periph") == 1 and "extent peripherals" not in summary["rows"]
+    svg = (tmp_path / "m.svg").read_text()
+    assert svg.count("extent periph") == 1
+    assert "(unmapped)" not in summary["owners"]
+    assert "0x40070000" not in svg  # the hole is a narrow grey cell, not a labelled claim
+    assert "between claims, grey: unmapped, no device there" in svg
+    assert "free hole (hatched): nobody holds it" in svg
+
+
+def test_memmap_copy_of_a_different_map_is_kept():
+    snap = snapshot()
+    mm = snap.memmap
+    mm["extents"]["irq"] = [[1, 2, "x"]]
+    assert list(memmap._extent_maps(snap)) == ["periph", "sram", "irq"]
+
+
+def test_dma_buffers_and_outside_arenas():
+    recs = list(snapshot().records)
+    mm = dict(recs[-4][1])
+    assert recs[-4][0] == "memmap"
+    mm["dma"] = [[BASE + 768, 1024, "uart0"]]
+    recs[-4] = ("memmap", mm)
+    recs.insert(1, ("segs", {"arena": "kernel_exec", "spans": [[0x20040000, 4096, False]],
+                             "segs": [[0x20040000, 512, "alloc"], [0x20040200, 3584, "free"]]}))
+    snap = st.Snapshot(records=recs)
+    o = memmap.owners_of_segments(snap)
+    assert [s[2] for s in o["kernel_map"]][:3] == ["pool pktbuf", "pool kmem-32", "DMA uart0"]
+    assert memmap.owner_kind("DMA uart0") == "dma" and memmap.owner_kind("pool kmem-32") == "kmem"
+    assert memmap.outside_arenas(snap) == [("kernel_exec", [(0x20040000, 4096)], 512)]
 
 
 def test_bad_output_name_and_empty_snapshot(saved, tmp_path, capsys):
