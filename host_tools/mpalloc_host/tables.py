@@ -136,14 +136,32 @@ def kmem_rows(snap, verbose=False):
     return rows
 
 
-def extent_rows(snap):
+UNMAPPED = "(unmapped)"  # mpalloc.board's owner of the address map's holes
+
+
+def extent_rows(snap, verbose=False):
+    """Regions with owners; the "(unmapped)" holes (claimed only so nobody allocates
+    where no device is) only with verbose. Returns rows; hidden_rows(snap) counts the rest."""
     rows = []
     for ex in snap.extents:
         name = ex.get("name") or "?"
         for r in ex.get("regions") or []:
             s, e, owner = r[0], r[1], (r[2] if len(r) > 2 else None)
+            if owner == UNMAPPED and not verbose:
+                continue
             rows.append([name, f"0x{s:08x}", f"0x{e:08x}", e - s + 1, owner if owner is not None else "-"])
     return rows
+
+
+def hidden_unmapped(snap):
+    """(holes, bytes) of the "(unmapped)" regions extent_rows leaves out without verbose."""
+    n = b = 0
+    for ex in snap.extents:
+        for r in ex.get("regions") or []:
+            if len(r) > 2 and r[2] == UNMAPPED:
+                n += 1
+                b += r[1] - r[0] + 1
+    return n, b
 
 
 def mtype_rows(snap):
@@ -221,9 +239,12 @@ def tables(snap, verbose=False, wide=False):
     if rows:
         out.append(_table("kmem size classes" + (" (debug on)" if (snap.kmem or {}).get("debug") else ""),
                           KMEM_COLUMNS, rows, left=0))
-    rows = extent_rows(snap)
+    rows = extent_rows(snap, verbose)
     if rows:
-        out.append(_table("extent maps (regions and owners)", EXTENT_COLUMNS, rows))
+        n, nb = (0, 0) if verbose else hidden_unmapped(snap)
+        cap = (f"{n} unmapped hole{'s' if n != 1 else ''} ({nb} B, claimed so nobody allocates where no "
+               f"device is) not shown; -v shows them") if n else None
+        out.append(_table("extent maps (regions and owners)", EXTENT_COLUMNS, rows, caption=cap))
     rows = mtype_rows(snap)
     if rows:
         out.append(_table("Memory statistics by type (DragonFly vmstat -m, bytes)", MTYPE_COLUMNS, rows))

@@ -105,6 +105,22 @@ def test_extent_rows_with_owners(snap):
     ]
 
 
+def test_unmapped_holes_only_with_verbose():
+    snap = st.Snapshot(records=[
+        ("begin", {"v": 1, "board": "rp2040"}),
+        ("extent", {"name": "periph", "start": 0x40000000, "end": 0x5FFFFFFF,
+                    "regions": [[0x40034000, 0x40037FFF, "uart0"], [0x40070000, 0x4FFFFFFF, "(unmapped)"],
+                                [0x50000000, 0x50000FFF, "micropython"]]}),
+        ("end", {"records": 3})])
+    assert [r[4] for r in tables.extent_rows(snap)] == ["uart0", "micropython"]
+    assert [r[4] for r in tables.extent_rows(snap, verbose=True)] == ["uart0", "(unmapped)", "micropython"]
+    assert tables.hidden_unmapped(snap) == (1, 0x50000000 - 0x40070000) == (1, 267976704)
+    text = tables.render_text(snap)
+    assert "(unmapped)" not in text and "1 unmapped hole (267976704 B" in text and "-v shows them" in text
+    text = tables.render_text(snap, verbose=True)
+    assert "(unmapped)" in text and "-v shows them" not in text
+
+
 def test_rendered_tables_carry_netbsd_headers(snap):
     text = tables.render_text(snap)
     assert "Memory resource pool statistics" in text
