@@ -269,4 +269,55 @@ def misuse_vmem_free_locked():
     V.vmem_destroy(vm)
 
 
+
+def _locked_report(fn, a, b, want, prefix):
+    # fn(a, b) with the heap locked must raise the module's preallocated report `want`.
+    _got[0] = None
+    heap_locked(_call, (fn, a, b))
+    e = _got[0]
+    _got[0] = None
+    if e is not want:
+        raise AssertionError("%s: under heap_lock gave %r, not the preallocated report" % (prefix, e))
+    check_msg(e, prefix)
+
+
+@s.test
+def debug_checks_locked():
+    # pool, pool_cache and kmem debug checks report with the heap locked too
+    from mpalloc import pool as P
+    from mpalloc import pool_cache as PC
+
+    was = (P._debug[0], PC._debug[0])
+    P.pool_debug(True)
+    PC.pool_cache_debug(True)
+    try:
+        P_, pp = _pool()
+        a = P.pool_get(pp, P.PR_NOWAIT)
+        b = P.pool_get(pp, P.PR_NOWAIT)
+        P.pool_put(pp, b)
+        P.pool_put(pp, a)
+        mem.ram[a - mem.base + 9] = 1  # written after pool_put
+        _locked_report(P.pool_get, pp, P.PR_NOWAIT, P.E_DEBUG, "pool")
+        eq(P.pool_lasterr[0], a, "pool_lasterr names the item")
+        P.pool_put(pp, a)  # reported and handed out: the caller may put it back
+        P.pool_chk(pp)
+        P.pool_destroy(pp)
+        K = _kmem()
+        K.kmem_init()
+        c = K._cache(0, False)
+        o = PC.pool_cache_get(c, 2)
+        PC.pool_cache_put(c, o)
+        _locked_report(PC.pool_cache_put, c, o, PC.E_DEBUG, "pool_cache")  # double put
+        PC.pool_cache_destroy(c)
+        K.kmem_debug(True)
+        p = K.kmem_intr_alloc(100, K.KM_NOSLEEP)
+        K.kmem_intr_free(p, 100)
+        mem.ram[p - mem.base + 3] = 0  # use after free
+        _locked_report(K.kmem_intr_alloc, 100, K.KM_NOSLEEP, K.E_UAF, "kmem_alloc")
+    finally:
+        P.pool_debug(was[0])
+        PC.pool_cache_debug(was[1])
+        mpfuzz._window(16384, 256)  # kmem debug back to what mpalloc.debug says
+
+
 s.run()

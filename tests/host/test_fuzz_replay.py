@@ -142,7 +142,7 @@ def _host_digests(threads):
 def _check_replay(out, threads=True):
     passed, failed, skipped = _summary(out)
     assert failed == 0 and skipped == 0, out[-4000:]
-    assert passed == 18, out[-4000:]
+    assert passed == 19, out[-4000:]
     got = {(m.group(1), int(m.group(2))): int(m.group(3))
            for m in re.finditer(r"@@mpt metric replay (\w+) digest(\d+)=(\d+)", out)}
     assert got == _host_digests(threads), "the board ran another workload than CPython from the same seeds"
