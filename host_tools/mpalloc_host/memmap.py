@@ -517,7 +517,8 @@ def _panel_sram(ax, snap, labels, legend):
         b = snap.begin
         if gc and (b.get("heap_alloc") or -1) >= 0 and (b.get("heap_free") or -1) >= 0:
             used, free = int(b["heap_alloc"]), int(b["heap_free"])
-            ax.text(gc[1], y + H / 2 + 0.03, f"gc heap as the board reports it now: {_size(used)} used, "
+            who = "the virtual board's (host) heap" if (snap.memmap or {}).get("virtual") else "gc heap"
+            ax.text(gc[1], y + H / 2 + 0.03, f"{who} as the board reports it now: {_size(used)} used, "
                     f"{_size(free)} free", ha="right", va="top", fontsize=6.5, color="#333333")
         y += 1
     if window:

@@ -10,6 +10,8 @@ tests check) and is drawn by `render(snapshot, console)`.
 """
 from __future__ import annotations
 
+import os
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -153,6 +155,13 @@ def extent_rows(snap, verbose=False):
     return rows
 
 
+def _bytes(n):
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} B"
+
+
 def hidden_unmapped(snap):
     """(holes, bytes) of the "(unmapped)" regions extent_rows leaves out without verbose."""
     n = b = 0
@@ -242,7 +251,7 @@ def tables(snap, verbose=False, wide=False):
     rows = extent_rows(snap, verbose)
     if rows:
         n, nb = (0, 0) if verbose else hidden_unmapped(snap)
-        cap = (f"{n} unmapped hole{'s' if n != 1 else ''} ({nb} B, claimed so nobody allocates where no "
+        cap = (f"{n} unmapped hole{'s' if n != 1 else ''} ({_bytes(nb)}, claimed so nobody allocates where no "
                f"device is) not shown; -v shows them") if n else None
         out.append(_table("extent maps (regions and owners)", EXTENT_COLUMNS, rows, caption=cap))
     rows = mtype_rows(snap)
@@ -273,6 +282,8 @@ def header(snap):
 
 def render(snap, console=None, verbose=False, wide=False):
     console = console or Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ and console.width < 160:
+        console.width = 160  # piped or logged: whole columns, not rich's 80-column squeeze
     console.print(header(snap), style="dim", highlight=False)
     ts = tables(snap, verbose, wide)
     if not ts:
