@@ -27,7 +27,8 @@
 # heap= is the net change of gc.mem_alloc() over the test (gc not collected in
 # between), an indication, not an exact figure.
 #
-# Needs a suite may declare: "threads", "hard_irq", "native", "heap:<bytes>",
+# Needs a suite may declare: "threads", "hard_irq", "native", "heap:<bytes>"
+# (bytes of a 32-bit board's gc heap; a 64-bit port must have twice that),
 # "fs". A missing need skips every test of the suite with the reason.
 #
 # Runs on CPython too (for debugging a suite on the host); heap_locked() can
@@ -90,10 +91,15 @@ def _fname(fn, i=0):
 
 
 def _heap_total():
+    """The gc heap in 32-bit-board bytes: "heap:<bytes>" needs count what a
+    32-bit board needs; a 64-bit port takes twice the bytes for the same objects."""
     try:
-        return gc.mem_free() + gc.mem_alloc()
+        t = gc.mem_free() + gc.mem_alloc()
     except AttributeError:
         return 1 << 30
+    if getattr(sys, "maxsize", 0) > 0x7FFFFFFF:
+        t //= 2
+    return t
 
 
 def has(need):

@@ -47,6 +47,7 @@ def _i():
     gc.collect()
     d['heap_free'] = gc.mem_free()
     d['heap_total'] = gc.mem_free() + gc.mem_alloc()
+    d['word_bits'] = 64 if getattr(sys, 'maxsize', 0) > 0x7fffffff else 32
     try:
         import os
         d['os'] = [n for n in ('mkdir', 'stat', 'ilistdir', 'listdir', 'size') if hasattr(os, n)]

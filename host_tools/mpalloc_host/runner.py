@@ -137,9 +137,13 @@ def lacks(board, need):
             want = int(need[5:])
         except ValueError:
             return need + " (not a number of bytes)"
+        # heap:<bytes> counts bytes of a 32-bit board; a 64-bit port needs twice
+        # the bytes for the same objects (the virtual board gets twice the heap)
         have = board.info.get("heap_total") or 0
-        if have and have < want:
-            return "%s (its heap is %d bytes)" % (need, have)
+        have32 = have * 32 // (board.info.get("word_bits") or 32)
+        if have and have32 < want:
+            return "%s (its heap is %d bytes, %d in 32-bit terms)" % (need, have, have32) \
+                if have32 != have else "%s (its heap is %d bytes)" % (need, have)
         return None
     if need == "fs":
         return None if board.mode == "fs" else need

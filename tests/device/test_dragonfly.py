@@ -12,7 +12,7 @@ from mpalloc import mem
 from mpalloc import zone
 from mpalloc import kmalloc as K
 
-s = Suite("dragonfly", needs=("heap:40000",))
+s = Suite("dragonfly", needs=("heap:120000",))
 
 
 class _StandInKmem:
