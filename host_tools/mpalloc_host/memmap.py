@@ -172,10 +172,13 @@ def micropython_regions(snap):
     if res:
         return [(r["name"], r["base"], r["size"]) for r in res]
     out = []
+    w = managed_window(snap)
     for name, regs in _extent_maps(snap).items():
         if "sram" not in name.lower():
             continue
         for s, e, o in regs:
+            if w and w[0] <= s and e < w[0] + w[1]:
+                continue  # a claim inside mpalloc's window is not MicroPython's
             if o and o not in ("mpalloc", UNMAPPED):
                 out.append((str(o), s, e - s + 1))
     return out
@@ -473,6 +476,7 @@ def _panel_sram(ax, snap, labels, legend):
     if window:
         ranges.append((window[0], window[0] + window[1]))
     ranges += [(a, a + n) for _, spans, _ in others for a, n in spans]
+    ranges += [(b, b + n) for _, b, n in mp]
     sc = _Scale(ranges)
     H = 0.56
     rows = []
@@ -559,8 +563,9 @@ def _panel_sram(ax, snap, labels, legend):
         ax.text(gx, 0.0, "\u2248", transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=12,
                 color="#555555")
     total = sum(r["size"] for r in regs)
-    title = f"SRAM: {_size(total)} in {len(regs)} region{'s' if len(regs) != 1 else ''}, with what uses it " \
-            "(to scale" + ("; \u2248 = gap between address ranges shortened)" if sc.gaps() else ")")
+    title = (f"SRAM: {_size(total)} in {len(regs)} region{'s' if len(regs) != 1 else ''}, with what uses it "
+             if regs else "mpalloc's window and MicroPython's claims (the snapshot names no SRAM regions) ") + \
+        "(to scale" + ("; \u2248 = gap between address ranges shortened)" if sc.gaps() else ")")
     if aliases:
         title += "\naliases, the same RAM again (not drawn, not counted): " + "; ".join(
             f"{a['name']} at {_hex(a['base'])} = {a['alias_of']}" for a in aliases)

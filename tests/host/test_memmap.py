@@ -148,3 +148,18 @@ def test_bad_output_name_and_empty_snapshot(saved, tmp_path, capsys):
     empty.write_text(json.dumps({"mps": 1, "records": [["begin", {}], ["end", {}]]}))
     with pytest.raises(ValueError, match="nothing|no memory map"):
         memmap.draw(st.Snapshot.load(empty), tmp_path / "e.png")
+
+
+def test_unknown_board_without_memmap_draws_window_and_claims(tmp_path):
+    """No memmap record and no profile for the board: the SRAM panel falls back to the
+    SRAM extent map's claims around the window, on one scale."""
+    recs = [(k, dict(d, board="nosuch") if k == "begin" else d) for k, d in snapshot().records if k != "memmap"]
+    recs.insert(-1, ("extent", {"name": "nosuch sram", "start": 0x20000000, "end": 0x2003FFFF,
+                                "regions": [[0x20000000, BASE - 1, "micropython"],
+                                            [BASE, BASE + 65535, "mpalloc"]]}))
+    snap = st.Snapshot(records=recs)
+    assert memmap.micropython_regions(snap) == [("micropython", 0x20000000, BASE - 0x20000000)]
+    summary = memmap.draw(snap, tmp_path / "u.svg")
+    assert summary["rows"][:2] == ["MicroPython", "mpalloc"] and summary["aliases"] == []
+    svg = (tmp_path / "u.svg").read_text()
+    assert "micropython  64 KiB" in svg and "managed by mpalloc  64 KiB" in svg
