@@ -242,19 +242,59 @@ class Board:
         self.profile = getattr(target, "profile", None) or {}
         self.caps = set(getattr(target, "caps", ()) or ())
         self.timeout = timeout
-        self.transport = Transport(target.device, name=self.name, alive=getattr(target, "alive", None))
-        self.transport.late_ok = getattr(target, "kind", "") == "wasm32"
+        if soft_reset is None:
+            soft_reset = "soft_reset" in self.caps
+        if connect_timeout is None:
+            connect_timeout = float(os.environ.get("MPALLOC_CONNECT_TIMEOUT") or 10)
+        self._soft_reset = soft_reset
+        self.transport = self._connect(connect_timeout)
         try:
-            if soft_reset is None:
-                soft_reset = "soft_reset" in self.caps
-            if connect_timeout is None:
-                connect_timeout = float(os.environ.get("MPALLOC_CONNECT_TIMEOUT") or 10)
-            self.transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=connect_timeout)
             self.info = self._info()
         except BaseException:
             self.transport.close()
             raise
         self.mode = self._delivery_mode()
+
+    def _connect(self, connect_timeout):
+        t = self.target
+        tr = Transport(t.device, name=self.name, alive=getattr(t, "alive", None),
+                       why_dead=getattr(t, "dead_reason", None))
+        tr.late_ok = getattr(t, "kind", "") == "wasm32"
+        try:
+            tr.enter_raw_repl(soft_reset=self._soft_reset, timeout_overall=connect_timeout)
+        except BaseException:
+            tr.close()
+            raise
+        return tr
+
+    @property
+    def can_reconnect(self):
+        """A port that may come back after vanishing (USB re-enumeration, a board's
+        hard reset): a device path or URL, not an emulator process this host owns."""
+        return getattr(self.target, "backend", None) is None and getattr(self.target, "kind", "") in ("serial", "url")
+
+    def reconnect(self, timeout):
+        """After the port vanished: wait up to `timeout` s for it to come back, open it
+        again and get to the raw REPL (soft reset where the board has one). Returns
+        the seconds it took, or None if it did not come back (the link stays closed)."""
+        t0 = time.monotonic()
+        end = t0 + timeout
+        max_output = self.transport.max_output
+        try:
+            self.transport.close()
+        except Exception:
+            pass
+        while time.monotonic() < end:
+            alive = getattr(self.target, "alive", None)
+            if alive is None or alive():
+                try:
+                    self.transport = self._connect(max(1.0, min(10.0, end - time.monotonic())))
+                    self.transport.max_output = max_output
+                    return time.monotonic() - t0
+                except BoardError:
+                    pass
+            time.sleep(0.2)
+        return None
 
     @classmethod
     @contextlib.contextmanager
@@ -410,8 +450,22 @@ class Board:
             return {}
         return self.eval_block(_HASHES.replace("PATHS", repr(list(paths))), timeout=60)
 
-    def deploy(self, mpy=False, progress=None, only=None):
+    # Below this many bytes of gc heap (in 32-bit-board terms) the allocator stack
+    # cannot be compiled from source beside its managed window (the ESP32's 110 KB):
+    # such boards get bytecode from mpy-cross unless told otherwise.
+    MPY_BELOW_HEAP = 160 * 1024
+
+    def wants_mpy(self):
+        """True when deploy() without an explicit mpy= should send .mpy files."""
+        heap = self.info.get("heap_total") or 0
+        heap32 = heap * 32 // (self.info.get("word_bits") or 32)
+        return self.mode == "fs" and bool(self.info.get("mpy")) and 0 < heap32 < self.MPY_BELOW_HEAP
+
+    def deploy(self, mpy=None, progress=None, only=None):
         """Copy the firmware to the board, skipping unchanged files.
+
+        mpy=None chooses: bytecode (mpy-cross) on boards with a small heap
+        (wants_mpy()), source elsewhere; True/False force it.
 
         progress(done_bytes, total_bytes, path) is called while writing. Returns
         {"mode", "copied": [paths], "skipped": [paths], "removed": [paths], "bytes"}.
@@ -422,6 +476,8 @@ class Board:
         """
         if only is None and self.mode == "flat":
             only = ["mptest"]
+        if mpy is None:
+            mpy = self.wants_mpy()
         result = {"mode": self.mode, "copied": [], "skipped": [], "removed": [], "bytes": 0}
         if self.mode == "ram":
             return result

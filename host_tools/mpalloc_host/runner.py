@@ -301,10 +301,12 @@ class Runner:
             lines.flush()
             if err:
                 text = err.decode("utf-8", "replace").replace("\r\n", "\n")
-                last = text.strip().splitlines()[-1] if text.strip() else "error"
-                if "@@mpt " in text:
-                    # a \x04 that the board never sent ended the output early: the rest
-                    # of the output was taken for the error text
+                last = shorten(text.strip().splitlines()[-1] if text.strip() else "error", 200)
+                framing = "Traceback (most recent call last)" not in text
+                if framing:
+                    # MicroPython prints a traceback for every uncaught exception: this
+                    # is output that a \x04 the board never sent (garbled or injected
+                    # bytes) cut off as the "error" section; resynchronise with Ctrl-C
                     last = "the raw REPL's framing was lost (garbled serial line?)"
                     for ln in text.splitlines():
                         if ln.startswith("@@mpt "):
@@ -317,6 +319,8 @@ class Runner:
                 res.error = "%s: suite %s crashed: %s" % (board.name, res.name, last)
                 res.log.extend(text.splitlines())
                 self.on_event("error", res.name, None, res.error)
+                if framing and not board.interrupt():
+                    self.dead = "%s: not run, the board stopped answering after suite %s" % (board.name, res.name)
         except BoardError as e:
             lines.flush()
             self._board_fault(res, state.current, e)

@@ -81,6 +81,8 @@ class Target:
         return True
 
     def dead_reason(self):
+        if self.backend is None and self.kind == "serial" and not os.path.exists(self.device):
+            return "the port %s vanished" % self.device
         return getattr(self.backend, "dead_reason", None)
 
     def logs(self):

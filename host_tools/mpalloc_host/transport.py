@@ -222,9 +222,10 @@ class Transport(SerialTransport):
     """
 
     def __init__(self, device, name=None, alive=None, baudrate=115200, exclusive=True,
-                 max_output=4 << 20, write_timeout=10.0):
+                 max_output=4 << 20, write_timeout=10.0, why_dead=None):
         self.name = name or device
         self.alive = alive
+        self.why_dead = why_dead  # callable -> str or None: why alive() is False (the Target's dead_reason)
         self.max_output = max_output
         self.tail = bytearray()  # the last bytes received, for error messages
         self._deadline = None
@@ -281,11 +282,22 @@ class Transport(SerialTransport):
         if self.alive is not None and now >= self._next_alive:
             self._next_alive = now + _ALIVE_EVERY_S
             if not self.alive():
-                raise BoardGone("%s: the board process exited while %s" % (self.name, self._doing))
+                raise BoardGone("%s: %s while %s" % (self.name, self._dead_text(), self._doing))
+
+    def _dead_text(self):
+        why = None
+        if self.why_dead is not None:
+            try:
+                why = self.why_dead()
+            except Exception:
+                why = None
+        if not why:
+            return "the board process exited"
+        return shorten(why, 100) if why.startswith("the ") else "the board process exited (%s)" % shorten(why, 80)
 
     def why_gone(self, exc):
         if self.alive is not None and not self.alive():
-            return "the board process exited"
+            return self._dead_text()
         return shorten(str(exc), 80)
 
     def note_rx(self, data):

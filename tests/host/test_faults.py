@@ -1,0 +1,315 @@
+"""Fault injection on the virtual board and qemu:microbit (issue #9, host tools).
+
+Each fault ends with a clear one-line error naming the board and the test (or
+suite) within its deadline (docs/FAULTS.md), the rest of the run going on where
+it can, and no process left behind (checked in /proc through MPALLOC_TEST_TAG).
+The serial-line faults go through a FaultLine (fault_line.py): a pty between
+the host tools and the board's device that garbles, drops, or vanishes on
+command. Faults injected per kind are counted and written to
+out/fault-report.json (and printed at the end of the module).
+"""
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from fault_line import FaultLine
+from harness_support import FAULTS, ROOT, need_target, tagged_processes
+from mpalloc_host.board import Board
+from mpalloc_host.runner import Runner, write_junit
+from mpalloc_host.targets import open_target
+
+INJECTED = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report(request):
+    yield
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    (out / "fault-report.json").write_text(json.dumps(dict(INJECTED), indent=1, sort_keys=True) + "\n")
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and INJECTED:
+        tr.write_line("")
+        tr.write_line("faults injected: " + ", ".join("%s=%d" % kv for kv in sorted(INJECTED.items())))
+
+
+@pytest.fixture
+def tag(monkeypatch):
+    """Every process started in the test carries MPALLOC_TEST_TAG; none may be left."""
+    t = "faults-%s" % uuid.uuid4().hex[:12]
+    monkeypatch.setenv("MPALLOC_TEST_TAG", t)
+    yield t
+    time.sleep(0.3)
+    assert not tagged_processes(t), "processes left behind"
+
+
+def run(board, names, timeout=3.0, **kw):
+    r = Runner(board, test_timeout=timeout, **kw)
+    t0 = time.monotonic()
+    rep = r.run([FAULTS / ("fault_%s.py" % n) for n in names])
+    return rep, r, time.monotonic() - t0
+
+
+def one_line(msg):
+    assert msg and "\n" not in msg and all(32 <= ord(c) < 127 for c in msg), msg
+    return msg
+
+
+def names_board_and(msg, board, *words):
+    one_line(msg)
+    assert msg.startswith(board + ": "), msg
+    assert any(w in msg for w in words), (msg, words)
+
+
+# ---- a serial line between the host and a virtual board ------------------------
+
+@pytest.fixture(scope="module")
+def vline(tmp_path_factory):
+    """vboard:rp2040 reached through a FaultLine, as a plain device path."""
+    tag = "faults-vline-%d" % os.getpid()
+    os.environ["MPALLOC_TEST_TAG"] = tag
+    try:
+        target = need_target("vboard:rp2040")
+    finally:
+        del os.environ["MPALLOC_TEST_TAG"]
+    link = tmp_path_factory.mktemp("line") / "ttyPICO"
+    fl = FaultLine(target.device, link)
+    port = open_target(str(link), board="rp2040")
+    b = Board(port)
+    b.deploy()
+    yield b, fl, port
+    b.close()
+    fl.close()
+    target.close()
+    for k, v in fl.counts.items():
+        INJECTED["vboard " + k] += v
+    time.sleep(0.2)
+    assert not tagged_processes(tag)
+
+
+def test_garbage_in_protocol_lines_names_the_test(vline):
+    b, fl, _ = vline
+    # garble the start line of the first test (no \x04 among them: framing intact)
+    fl.corrupt("down", 6, after=b"@@mpt start chatty ")
+    rep, r, secs = run(b, ["chatty", "ok"])
+    chatty, ok = rep.suites
+    assert not chatty.ok and r.dead is None
+    names_board_and(chatty.error, b.name, "chatty.talks")
+    assert "lost or garbled on the serial line" in chatty.error
+    assert ok.ok, ok.error
+    assert secs < 20
+
+
+def test_garbage_with_raw_repl_bytes_then_recovery(vline):
+    b, fl, _ = vline
+    # an \x04 the board never sent ends the output section early
+    fl.inject("down", b"\xff\x04\x1b[2J\x04>\x03", after=b"line 5 of talk")
+    rep, r, secs = run(b, ["chatty", "ok"])
+    chatty, ok = rep.suites
+    assert not chatty.ok
+    names_board_and(chatty.error, b.name, "chatty")
+    assert ok.ok, ok.error
+    assert r.dead is None and secs < 20
+
+
+def test_dropped_output_bytes(vline):
+    b, fl, _ = vline
+    fl.drop("down", 60, after=b"line 11 of talk")   # takes the end of `talks` with it
+    rep, r, secs = run(b, ["chatty", "ok"], timeout=3.0)
+    chatty, ok = rep.suites
+    assert not chatty.ok
+    names_board_and(chatty.error, b.name, "chatty.talks")
+    assert ok.ok, ok.error
+    assert r.dead is None and secs < 20
+
+
+def test_dropped_input_bytes(vline):
+    b, fl, _ = vline
+    # lose bytes of the suite's code on the way to the board (after the soft reset)
+    fl.drop("up", 30, after=b"mptest.ONLY")
+    rep, r, secs = run(b, ["chatty", "ok"], timeout=3.0)
+    chatty, ok = rep.suites
+    assert not chatty.ok
+    names_board_and(chatty.error, b.name, "suite chatty", "chatty.")
+    assert ok.ok, ok.error
+    assert r.dead is None and secs < 25
+
+
+def test_port_vanishes_and_comes_back(vline):
+    b, fl, port = vline
+
+    def on_event(kind, suite, t, text):
+        if kind == "start" and suite == "chatty" and not fl.counts["vanished"] - vanished0:
+            fl.vanish(1.0)
+
+    vanished0 = fl.counts["vanished"]
+    rep, r, secs = run(b, ["chatty", "ok"], on_event=on_event, reconnect_timeout=8)
+    chatty, ok = rep.suites
+    assert fl.counts["vanished"] == vanished0 + 1
+    t = chatty.get("talks")
+    assert t.status == "failed", t
+    names_board_and(t.message, b.name, "went away during test chatty.talks")
+    assert ok.ok, (ok.error, [(x.name, x.status, x.message) for x in ok.tests])
+    assert any("came back" in ln for ln in chatty.log)
+    assert r.dead is None and secs < 25
+
+
+def test_port_vanishes_for_good(tmp_path, tag):
+    with open_target("vboard:unix") as target:
+        fl = FaultLine(target.device, tmp_path / "ttyGONE")
+        try:
+            b = Board(open_target(str(tmp_path / "ttyGONE"), board="unix"))
+            b.deploy()
+
+            def on_event(kind, suite, t, text):
+                if kind == "start" and not fl.counts["vanished"]:
+                    fl.vanish(3600)
+
+            rep, r, secs = run(b, ["sleep", "ok"], timeout=5, on_event=on_event, reconnect_timeout=2)
+            b.close()
+        finally:
+            fl.close()
+            INJECTED["vboard vanished"] += fl.counts["vanished"]
+    sleepy, ok = rep.suites
+    names_board_and(sleepy.get("sleeps").message, b.name, "went away during test sleepy.sleeps")
+    assert "vanished" in sleepy.error, sleepy.error
+    names_board_and(ok.error, b.name, "not run, the board went away earlier")
+    assert "did not come back within 2 s" in ok.error
+    assert secs < 10
+
+
+def test_board_output_is_never_evaluated(vline, tmp_path):
+    b, _, _ = vline
+    marker = tmp_path / "evaluated"
+    code = (FAULTS / "fault_evil.py").read_text().replace("MARKER", str(marker))
+    evil = tmp_path / "fault_evil.py"
+    evil.write_text(code)
+    r = Runner(b, test_timeout=5)
+    rep = r.run([evil])
+    write_junit(rep, tmp_path / "j.xml")
+    (suite,) = rep.suites
+    t = suite.get("prints_code")
+    assert t.status == "passed" and suite.ok, (suite.error, t.message)
+    assert any("system" in ln for ln in t.log)
+    assert t.metrics["cmd"].startswith("__import__")             # kept as text
+    with pytest.raises(Exception) as ei:                          # eval: plain literals only
+        b.eval("print('@@v', %r) or 0" % ("__import__('os').system('touch %s')" % marker))
+    one_line(str(ei.value))
+    out = b.exec("print(%r)" % ("\x1b]0;x\x07" + "__import__('os').system('touch %s')" % marker))
+    assert "system" in out
+    assert not marker.exists()
+    INJECTED["hostile output lines"] += 7
+
+
+# ---- the board process frozen, reset, killed -------------------------------------
+
+def _frozen(spec, board, tag, secs_max):
+    with need_target(spec) as target:
+        b = Board(target)
+        b.deploy()
+        def freeze(kind, suite, t, text):
+            if kind == "start" and suite == "sleepy":
+                os.kill(target.backend.child.pid, signal.SIGSTOP)   # (a soft reset is a new process)
+
+        rep, r, secs = run(b, ["sleep", "ok"], timeout=2, on_event=freeze)
+        b.close()
+    INJECTED[spec + " frozen"] += 1
+    sleepy, ok = rep.suites
+    assert sleepy.get("sleeps").message == "%s: test sleepy.sleeps timed out after 2 s" % board
+    assert ok.error == "%s: not run, the board stopped answering after test sleepy.sleeps" % board
+    assert secs < secs_max
+
+
+def test_vboard_that_stops_answering(tag):
+    _frozen("vboard:rp2040", "vboard:rp2040", tag, 15)
+
+
+@pytest.fixture(scope="module")
+def microbit():
+    tag = "faults-qemu-%d" % os.getpid()
+    os.environ["MPALLOC_TEST_TAG"] = tag
+    try:
+        target = need_target("qemu:microbit")
+    finally:
+        del os.environ["MPALLOC_TEST_TAG"]
+    b = Board(target)
+    yield b
+    b.close()
+    target.close()
+    time.sleep(0.2)
+    assert not tagged_processes(tag)
+
+
+def test_qemu_endless_test_then_the_run_goes_on(microbit):
+    rep, r, secs = run(microbit, ["loop", "ok"], timeout=2)
+    INJECTED["qemu:microbit endless test"] += 1
+    loop, ok = rep.suites
+    assert loop.get("spins_forever").message == "qemu:microbit: test loop.spins_forever timed out after 2 s"
+    assert ok.ok and r.dead is None, ok.error
+    assert secs < 40
+
+
+def test_qemu_reset_mid_test(microbit):
+    rep, r, secs = run(microbit, ["exit", "ok"], timeout=3)
+    INJECTED["qemu:microbit reset"] += 1
+    resets, ok = rep.suites
+    names_board_and(resets.error, "qemu:microbit", "resets.resets_board")
+    assert ok.ok and r.dead is None, ok.error
+    assert secs < 20
+
+
+def test_qemu_flood(microbit):
+    microbit.transport.max_output = 4000
+    try:
+        rep, r, secs = run(microbit, ["flood", "ok"], timeout=10)
+    finally:
+        microbit.transport.max_output = 4 << 20
+    INJECTED["qemu:microbit flood"] += 1
+    flood, ok = rep.suites
+    assert flood.get("prints_forever").message == "qemu:microbit: test flood.prints_forever printed more than 4000 bytes"
+    assert ok.ok and r.dead is None, ok.error
+    assert secs < 20
+
+
+def test_qemu_garbled_line(microbit, tmp_path):
+    fl = FaultLine(microbit.target.device, tmp_path / "ttyMB")
+    try:
+        b = Board(open_target(str(tmp_path / "ttyMB"), board="microbit"))
+        try:
+            fl.corrupt("down", 4, after=b"@@mpt start ok ")
+            rep, r, secs = run(b, ["ok", "ok"], timeout=3)
+        finally:
+            b.close()
+    finally:
+        fl.close()
+        for k, v in fl.counts.items():
+            INJECTED["qemu:microbit " + k] += v
+    garbled, ok = rep.suites
+    names_board_and(garbled.error, b.name, "lost or garbled")
+    assert ok.ok, ok.error
+    assert secs < 30
+
+
+def test_qemu_killed_mid_test(tag):
+    with need_target("qemu:microbit") as target:
+        b = Board(target)
+        def kill(kind, suite, t, text):
+            if kind == "start" and suite == "sleepy":
+                os.kill(target.backend.child.pid, signal.SIGKILL)
+
+        rep, r, secs = run(b, ["sleep", "ok"], timeout=10, on_event=kill)
+        b.close()
+    INJECTED["qemu:microbit killed"] += 1
+    sleepy, ok = rep.suites
+    names_board_and(sleepy.get("sleeps").message, "qemu:microbit", "went away during test sleepy.sleeps")
+    assert ok.error.startswith("qemu:microbit: not run, the board went away earlier"), ok.error
+    assert secs < 20
+
+
+def test_qemu_that_stops_answering(tag):
+    _frozen("qemu:microbit", "qemu:microbit", tag, 25)
