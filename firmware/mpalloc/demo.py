@@ -17,6 +17,7 @@
 # allocations in place, so a snapshot taken afterwards shows them (stats.dump).
 # Sizes shrink on small boards (micro:bit: about 2 KB managed, 10 KB heap).
 import sys
+import gc
 
 from mpalloc import intr
 
@@ -108,7 +109,11 @@ def run(packets=None, seed=12345, kmem_ops=None):
     if km is None:
         raise ValueError("demo.run: mpalloc has not started on this board (no kernel_map)")
     st = vmem.vmem_stats(km)
-    small = st["size"] < 16384
+    # small: a tiny managed window (micro:bit) or little heap left for the
+    # workload's own structures (ESP32: under 64 KB free in 32-bit-board bytes)
+    gc.collect()
+    free32 = gc.mem_free() // (2 if getattr(sys, "maxsize", 0) > 0x7FFFFFFF else 1)
+    small = st["size"] < 16384 or free32 < 65536
     if packets is None:
         packets = 64 if small else 400
     if kmem_ops is None:

@@ -25,7 +25,7 @@ def run(args):
     out = Output(quiet=args.quiet)
     with open_board(args) as board:
         with out.progress("deploy to %s" % board.name) as bar:
-            r = board.deploy(mpy=args.mpy, progress=bar)
+            r = board.deploy(mpy=args.mpy or None, progress=bar)
     if r["mode"] == "ram":
         out.note("%s has no filesystem: nothing copied; `mpalloc test` sends modules with each suite" % board.name)
         return 0

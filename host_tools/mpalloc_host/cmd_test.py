@@ -36,7 +36,7 @@ def run(args):
     with open_board(args) as board:
         if not args.no_deploy:
             with out.progress("deploy to %s" % board.name) as bar:
-                r = board.deploy(mpy=args.mpy, progress=bar)
+                r = board.deploy(mpy=args.mpy or None, progress=bar)
             out.note("deployed %d files (%d bytes), %d unchanged [%s]"
                      % (len(r["copied"]), r["bytes"], len(r["skipped"]), r["mode"]))
         runner = Runner(board, test_timeout=args.timeout, on_event=out.test_event(verbose=args.verbose))
