@@ -58,8 +58,17 @@ class FaultLine:
         with self._lock:
             self._rules[direction].append(["inject", 0, bytes(after), b"", bytes(data)])
 
+    def vanish_after(self, after, seconds):
+        """vanish(seconds) once the board sent `after`."""
+        with self._lock:
+            self._rules["down"].append(["vanish", seconds, bytes(after), b""])
+
     def vanish(self, seconds):
         with self._lock:
+            self._vanish(seconds)
+
+    def _vanish(self, seconds):
+        if True:
             self._close_pty()
             self._back_at = time.monotonic() + seconds
             self.counts["vanished"] += 1
@@ -133,6 +142,10 @@ class FaultLine:
                 out += data[:cut]
                 data = data[cut:]
                 rule[2] = b""
+                if kind == "vanish":
+                    rules.pop(0)
+                    self._vanish(n)
+                    return b""
                 if kind == "inject":
                     continue
                 if not data:
@@ -176,6 +189,8 @@ class FaultLine:
                         data = b""
                     if data and m is not None:
                         to_client += self._apply("down", data)
+                        if self._m is None:
+                            continue         # vanished on this data
                 if m is not None and m in r:
                     try:
                         data = os.read(m, 4096)

@@ -18,17 +18,36 @@ from collections import Counter
 import pytest
 
 from fault_line import FaultLine
-from harness_support import FAULTS, ROOT, need_target, tagged_processes
+from harness_support import FAULTS, ROOT, need_target, run_cli, tagged_processes  # noqa: F401 (fixture)
 from mpalloc_host.board import Board
 from mpalloc_host.runner import Runner, write_junit
 from mpalloc_host.targets import open_target
 
 INJECTED = Counter()
+MODULE_TAG = "faults-module-%d" % os.getpid()
+
+
+def tally(board, fl):
+    """Count a FaultLine's faults: events per kind and direction (bytes too)."""
+    for kind, direction, n in fl.events:
+        INJECTED["%s %s %s" % (board, kind, direction)] += 1
+    for k in ("garbage_bytes", "dropped_bytes"):
+        if fl.counts[k]:
+            INJECTED["%s %s" % (board, k)] += fl.counts[k]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
+    # every process the module's shared boards start (restarts too) carries the tag
+    old = os.environ.get("MPALLOC_TEST_TAG")
+    os.environ["MPALLOC_TEST_TAG"] = MODULE_TAG
     yield
+    if old is None:
+        del os.environ["MPALLOC_TEST_TAG"]
+    else:
+        os.environ["MPALLOC_TEST_TAG"] = old
+    time.sleep(0.3)
+    assert not tagged_processes(MODULE_TAG), "processes left behind"
     out = ROOT / "out"
     out.mkdir(exist_ok=True)
     (out / "fault-report.json").write_text(json.dumps(dict(INJECTED), indent=1, sort_keys=True) + "\n")
@@ -71,12 +90,7 @@ def names_board_and(msg, board, *words):
 @pytest.fixture(scope="module")
 def vline(tmp_path_factory):
     """vboard:rp2040 reached through a FaultLine, as a plain device path."""
-    tag = "faults-vline-%d" % os.getpid()
-    os.environ["MPALLOC_TEST_TAG"] = tag
-    try:
-        target = need_target("vboard:rp2040")
-    finally:
-        del os.environ["MPALLOC_TEST_TAG"]
+    target = need_target("vboard:rp2040")
     link = tmp_path_factory.mktemp("line") / "ttyPICO"
     fl = FaultLine(target.device, link)
     port = open_target(str(link), board="rp2040")
@@ -86,10 +100,7 @@ def vline(tmp_path_factory):
     b.close()
     fl.close()
     target.close()
-    for k, v in fl.counts.items():
-        INJECTED["vboard " + k] += v
-    time.sleep(0.2)
-    assert not tagged_processes(tag)
+    tally("vboard:rp2040", fl)
 
 
 def test_garbage_in_protocol_lines_names_the_test(vline):
@@ -174,13 +185,35 @@ def test_port_vanishes_for_good(tmp_path, tag):
             b.close()
         finally:
             fl.close()
-            INJECTED["vboard vanished"] += fl.counts["vanished"]
+            tally("vboard:unix" if "GONE" in str(fl.link) else "vboard:rp2040", fl)
     sleepy, ok = rep.suites
     names_board_and(sleepy.get("sleeps").message, b.name, "went away during test sleepy.sleeps")
     assert "vanished" in sleepy.error, sleepy.error
     names_board_and(ok.error, b.name, "not run, the board went away earlier")
     assert "did not come back within 2 s" in ok.error
     assert secs < 10
+
+
+def test_cli_port_vanishes_and_comes_back(run_cli, tmp_path):
+    # `mpalloc test` on a device path that vanishes mid-test and comes back: the
+    # test fails naming port and test, the next suite runs, exit status 1
+    with open_target("vboard:rp2040") as target:
+        link = tmp_path / "ttyACM9"
+        fl = FaultLine(target.device, link)
+        try:
+            fl.vanish_after(b"line 1 of talk", 1.0)
+            t0 = time.monotonic()
+            p = run_cli(["test", "--port", str(link), "--board", "rp2040", "--timeout", "5",
+                         str(FAULTS / "fault_chatty.py"), str(FAULTS / "fault_ok.py")], timeout=60)
+            secs = time.monotonic() - t0
+        finally:
+            fl.close()
+            tally("vboard:unix" if "GONE" in str(fl.link) else "vboard:rp2040", fl)
+    assert fl.counts["vanished"] == 1
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "%s (rp2040): the board went away during test chatty.talks" % link in p.stdout, p.stdout
+    assert "PASS adds" in p.stdout and "Traceback" not in p.stderr + p.stdout
+    assert secs < 30
 
 
 def test_board_output_is_never_evaluated(vline, tmp_path):
@@ -203,7 +236,7 @@ def test_board_output_is_never_evaluated(vline, tmp_path):
     out = b.exec("print(%r)" % ("\x1b]0;x\x07" + "__import__('os').system('touch %s')" % marker))
     assert "system" in out
     assert not marker.exists()
-    INJECTED["hostile output lines"] += 7
+    INJECTED["vboard:rp2040 hostile output lines"] += 7
 
 
 # ---- the board process frozen, reset, killed -------------------------------------
@@ -218,7 +251,7 @@ def _frozen(spec, board, tag, secs_max):
 
         rep, r, secs = run(b, ["sleep", "ok"], timeout=2, on_event=freeze)
         b.close()
-    INJECTED[spec + " frozen"] += 1
+    INJECTED[spec + " frozen (SIGSTOP)"] += 1
     sleepy, ok = rep.suites
     assert sleepy.get("sleeps").message == "%s: test sleepy.sleeps timed out after 2 s" % board
     assert ok.error == "%s: not run, the board stopped answering after test sleepy.sleeps" % board
@@ -231,18 +264,11 @@ def test_vboard_that_stops_answering(tag):
 
 @pytest.fixture(scope="module")
 def microbit():
-    tag = "faults-qemu-%d" % os.getpid()
-    os.environ["MPALLOC_TEST_TAG"] = tag
-    try:
-        target = need_target("qemu:microbit")
-    finally:
-        del os.environ["MPALLOC_TEST_TAG"]
+    target = need_target("qemu:microbit")
     b = Board(target)
     yield b
     b.close()
     target.close()
-    time.sleep(0.2)
-    assert not tagged_processes(tag)
 
 
 def test_qemu_endless_test_then_the_run_goes_on(microbit):
@@ -256,7 +282,7 @@ def test_qemu_endless_test_then_the_run_goes_on(microbit):
 
 def test_qemu_reset_mid_test(microbit):
     rep, r, secs = run(microbit, ["exit", "ok"], timeout=3)
-    INJECTED["qemu:microbit reset"] += 1
+    INJECTED["qemu:microbit reset (sys.exit)"] += 1
     resets, ok = rep.suites
     names_board_and(resets.error, "qemu:microbit", "resets.resets_board")
     assert ok.ok and r.dead is None, ok.error
@@ -287,8 +313,7 @@ def test_qemu_garbled_line(microbit, tmp_path):
             b.close()
     finally:
         fl.close()
-        for k, v in fl.counts.items():
-            INJECTED["qemu:microbit " + k] += v
+        tally("qemu:microbit", fl)
     garbled, ok = rep.suites
     names_board_and(garbled.error, b.name, "lost or garbled")
     assert ok.ok, ok.error
@@ -304,7 +329,7 @@ def test_qemu_killed_mid_test(tag):
 
         rep, r, secs = run(b, ["sleep", "ok"], timeout=10, on_event=kill)
         b.close()
-    INJECTED["qemu:microbit killed"] += 1
+    INJECTED["qemu:microbit killed (SIGKILL)"] += 1
     sleepy, ok = rep.suites
     names_board_and(sleepy.get("sleeps").message, "qemu:microbit", "went away during test sleepy.sleeps")
     assert ok.error.startswith("qemu:microbit: not run, the board went away earlier"), ok.error
