@@ -23,13 +23,16 @@
 # Data layout (for speed: the hit path is a few list operations):
 #   pc is a list: pc[c] for c < MAXCPU is CPU c's loaded magazine; pc[_META]
 #   holds the rest (a _Meta). A magazine is a list
-#       [n, cap, gethits, puthits, obj_1 .. obj_cap]
-#   Invariants: 0 <= n <= cap; objects at mag[4 .. n+3]; a magazine is in
-#   exactly one place (a CPU's loaded or previous slot, depot full list when
-#   n == cap, depot empty list when n == 0); _DUMMY (cap 0) is both empty and
-#   full, starts as every CPU's loaded and previous magazine, and never holds
-#   anything. gethits/puthits count hits while the magazine sat on a CPU; they
-#   are added to that CPU's totals when it leaves.
+#       [n, obj_1 .. obj_cap, n0, cap, gethits]      (fields from the end: _N0, _CAP, _GH)
+#   Invariants: 0 <= n <= cap; objects at mag[1 .. n] (so a hit indexes with n
+#   itself); a magazine is in exactly one place (a CPU's loaded or previous
+#   slot, depot full list when n == cap, depot empty list when n == 0);
+#   _DUMMY (cap 0) is both empty and full, starts as every CPU's loaded and
+#   previous magazine, and never holds anything. Hits are counted while the
+#   magazine sits on a CPU and added to that CPU's totals when it leaves
+#   (_fold): gethits counts get hits; put hits are not counted on the hit
+#   path but derived, puthits = gethits + n - n0, with n0 the count when the
+#   magazine came onto the CPU. Off a CPU, gethits == 0 and n0 == n.
 #
 # Interrupts and CPUs: the hit path allocates nothing. Per-CPU state is guarded
 # by the local CPU's interrupt mask on boards: machine.disable_irq()/enable_irq()
@@ -76,9 +79,13 @@ E_FLAGS = ValueError("pool_cache_get: flags need exactly one of PR_WAITOK, PR_NO
 E_NULL = ValueError("pool_cache_put: object is None")
 
 _DUMMY = [0, 0, 0, 0]
+_N0 = const(-3)  # magazine fields, from the end (see the header)
+_CAP = const(-2)
+_GH = const(-1)
 
 # Mode-dependent values, refreshed by intr.setup() through _sync().
 _thr = False
+_hm = 0  # hit path: 0 nothing to exclude, 1 MODE_THREAD, 2 interrupt mask (machine.disable_irq)
 _cpuget = intr._cpu_of.get
 _ident = _thread.get_ident if _thread is not None else None
 _dis = None
@@ -91,7 +98,7 @@ _cl = None  # MODE_THREAD: per-CPU magazine locks (see the header)
 
 
 def _sync():
-    global _thr, _dis, _en, _sio, _mem32, _cl
+    global _thr, _hm, _dis, _en, _sio, _mem32, _cl
     _thr = intr.mode == intr.MODE_THREAD
     if _thr and _cl is None:
         _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
@@ -100,6 +107,7 @@ def _sync():
     _en = m.enable_irq if m is not None else None
     _sio = intr.mode == intr.MODE_SIO
     _mem32 = intr._mem32
+    _hm = 1 if _thr else (0 if _dis is None else 2)
 
 
 intr._on_setup.append(_sync)
@@ -159,87 +167,90 @@ def pool_cache_get(pc, flags):
     # Hot path: this frame and every one below it on a hit or a normal miss
     # stays within 11 words (arguments + locals + value stack), so MicroPython
     # keeps it off the heap (VM_MAX_STATE_ON_STACK); the rare work is in
-    # functions of their own.
-    if _thr:
-        c = _cpuget(_ident(), 0) & 0xFF  # handlers too (see the header)
-        m = _cl[c]
-        m.acquire()
-        mag = pc[c]
-        n = mag[0]
-        if n:
-            mag[0] = n - 1
-            mag[2] += 1
-            n = mag[n + 3]
+    # functions of their own. One CPU with nothing to exclude: 30 bytecodes on
+    # a hit (mode test 2, magazine 4, count 4, test 2, store 6, hit count 8,
+    # object 4).
+    if _hm:
+        if _thr:
+            c = _cpuget(_ident(), 0) & 0xFF  # handlers too (see the header)
+            m = _cl[c]
+            m.acquire()
+            mag = pc[c]
+            n = mag[0]
+            if n:
+                mag[0] = n - 1
+                mag[_GH] += 1
+                n = mag[n]
+                m.release()
+                return n
             m.release()
-            return n
-        m.release()
-    elif _dis is None:
+        else:
+            m = _dis()
+            mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
+            n = mag[0]
+            if n:
+                mag[0] = n - 1
+                mag[_GH] += 1
+                n = mag[n]
+                _en(m)
+                return n
+            _en(m)
+    else:
         mag = pc[0]
         n = mag[0]
         if n:
             mag[0] = n - 1
-            mag[2] += 1
-            return mag[n + 3]
-    else:
-        m = _dis()
-        mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
-        n = mag[0]
-        if n:
-            mag[0] = n - 1
-            mag[2] += 1
-            n = mag[n + 3]
-            _en(m)
-            return n
-        _en(m)
+            mag[_GH] += 1
+            return mag[n]
     return _get_slow(pc, flags)
 
 
 def pool_cache_put(pc, o):
     """Return object o (still constructed) to the cache."""
-    if _thr:
-        c = _cpuget(_ident(), 0) & 0xFF
-        m = _cl[c]
-        m.acquire()
-        mag = pc[c]
-        n = mag[0]
-        if n < mag[1]:
-            n += 1
-            mag[n + 3] = o
-            mag[0] = n
-            mag[3] += 1
+    # Hot path (see pool_cache_get); a put hit counts nothing (see the header).
+    if _hm:
+        if _thr:
+            c = _cpuget(_ident(), 0) & 0xFF
+            m = _cl[c]
+            m.acquire()
+            mag = pc[c]
+            n = mag[0]
+            if n < mag[_CAP]:
+                n += 1
+                mag[n] = o
+                mag[0] = n
+                m.release()
+                return
             m.release()
-            return
-        m.release()
-    elif _dis is None:
+        else:
+            m = _dis()
+            mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
+            n = mag[0]
+            if n < mag[_CAP]:
+                n += 1
+                mag[n] = o
+                mag[0] = n
+                _en(m)
+                return
+            _en(m)
+    else:
         mag = pc[0]
         n = mag[0]
-        if n < mag[1]:
+        if n < mag[_CAP]:
             n += 1
-            mag[n + 3] = o
+            mag[n] = o
             mag[0] = n
-            mag[3] += 1
             return
-    else:
-        m = _dis()
-        mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
-        n = mag[0]
-        if n < mag[1]:
-            n += 1
-            mag[n + 3] = o
-            mag[0] = n
-            mag[3] += 1
-            _en(m)
-            return
-        _en(m)
     _put_slow(pc, o)
 
 
 def _fold(d, c, mag):
-    # Magazine leaves CPU c: its hit counts go to c's totals.
-    d.ghits[c] += mag[2]
-    d.phits[c] += mag[3]
-    mag[2] = 0
-    mag[3] = 0
+    # Magazine leaves CPU c: its hit counts go to c's totals (see the header).
+    g = mag[_GH]
+    d.ghits[c] += g
+    d.phits[c] += g + mag[0] - mag[_N0]
+    mag[_GH] = 0
+    mag[_N0] = mag[0]
 
 
 def _depot_enter(d):
@@ -267,8 +278,8 @@ def _get_slow(pc, flags):
         f = mag[0]
         if f:
             mag[0] = f - 1
-            mag[2] += 1
-            f = mag[f + 3]
+            mag[_GH] += 1
+            f = mag[f]
             _cpu_exit(c, s)
             return f
         if not _get_swap(pc, c):
@@ -281,7 +292,7 @@ def _get_swap(pc, c):
     # it is full, else trade with the depot. False: no full magazine anywhere.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[1] and prev[0] == prev[1]:
+    if prev[_CAP] and prev[0] == prev[_CAP]:
         d.prev[c] = pc[c]  # previous is full: swap (no depot access)
         pc[c] = prev
         return True
@@ -297,7 +308,7 @@ def _get_swap(pc, c):
     d.full[i] = None
     d.nfull = i
     d.dgets += 1
-    if prev[1]:
+    if prev[_CAP]:
         _fold(d, c, prev)
         d.empty[d.nempty] = prev
         d.nempty += 1
@@ -339,7 +350,7 @@ def _mag_new(d):
     # d.want asks the next depot access outside it to make a spare one).
     try:
         mag = [0] * (d.magsize + 4)
-        mag[1] = d.magsize
+        mag[_CAP] = d.magsize
         full = d.full + [None]
         empty = d.empty + [None]
     except MemoryError:
@@ -377,11 +388,10 @@ def _put_slow(pc, o):
     while True:
         mag = pc[c]
         n = mag[0]
-        if n < mag[1]:
+        if n < mag[_CAP]:
             n += 1
-            mag[n + 3] = o
+            mag[n] = o
             mag[0] = n
-            mag[3] += 1
             _cpu_exit(c, s)
             return
         if not _put_swap(pc, c):
@@ -399,7 +409,7 @@ def _put_swap(pc, c):
     # it is empty, else trade with the depot. False: no empty magazine to be had.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[1] and prev[0] == 0:
+    if prev[_CAP] and prev[0] == 0:
         d.prev[c] = pc[c]  # previous is empty: swap
         pc[c] = prev
         return True
@@ -418,7 +428,7 @@ def _put_swap(pc, c):
             return False
     elif d.want:
         _mag_reserve(d)
-    if not prev[1]:
+    if not prev[_CAP]:
         d.prev[c] = e  # previous is the dummy: the empty magazine becomes previous
         return True
     _fold(d, c, prev)
@@ -508,7 +518,7 @@ def _dbg_cached(pc, o):
 
 
 def _dbg_inmag(mag, o):
-    for i in range(4, mag[0] + 4):
+    for i in range(1, mag[0] + 1):
         if mag[i] == o:
             return True
     return False
@@ -602,12 +612,13 @@ def pool_cache_invalidate(pc):
     for c in range(MAXCPU):
         s = _cpu_enter(c)
         for mag in (pc[c], d.prev[c]):
-            if not mag[1]:
+            if not mag[_CAP]:
                 continue
             _fold(d, c, mag)
-            for i in range(4, mag[0] + 4):
+            for i in range(1, mag[0] + 1):
                 objs.append(mag[i])
             mag[0] = 0
+            mag[_N0] = 0
             _depot_enter(d)
             d.empty[d.nempty] = mag
             d.nempty += 1
@@ -621,9 +632,10 @@ def pool_cache_invalidate(pc):
         mag = d.full[i]
         d.full[i] = None
         d.nfull = i
-        for j in range(4, mag[0] + 4):
+        for j in range(1, mag[0] + 1):
             objs.append(mag[j])
         mag[0] = 0
+        mag[_N0] = 0
         d.empty[d.nempty] = mag
         d.nempty += 1
     _depot_exit(d)
@@ -690,8 +702,10 @@ def pool_cache_stats(pc):
     d = pc[_META]
     cpus = []
     for c in range(intr.ncpu):
-        gh = d.ghits[c] + pc[c][2] + d.prev[c][2]
-        ph = d.phits[c] + pc[c][3] + d.prev[c][3]
+        a = pc[c]
+        b = d.prev[c]
+        gh = d.ghits[c] + a[_GH] + b[_GH]
+        ph = d.phits[c] + a[_GH] + a[0] - a[_N0] + b[_GH] + b[0] - b[_N0]
         cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
                      "nget": gh + d.gmiss[c] - d.gfail[c], "nput": ph + d.pmiss[c],
                      "nfail": d.gfail[c]})

@@ -124,7 +124,7 @@ def test_pool_cache_debug_finds_a_duplicate_in_a_magazine(dbg):
     PC.pool_cache_put(c, o)
     PC.pool_cache_put(c, q)
     mag = c[0]
-    mag[mag[0] + 3] = o  # corruption: o twice in the loaded magazine (q lost)
+    mag[mag[0]] = o  # corruption: o twice in the loaded magazine (q lost; objects at mag[1 .. n])
     with pytest.raises(ValueError, match=r"^pool_cache_get: cache 'dup' handed out 0x%x, which is still in a magazine"
                        % o):
         PC.pool_cache_get(c, P.PR_NOWAIT)
