@@ -313,7 +313,8 @@ class Runner:
                             state.line(ln)
                 cur = state.current
                 if cur is not None:
-                    cur.status, cur.message = "failed", "suite crashed in this test: " + last
+                    cur.status, cur.message = "failed", "%s: test %s: the suite crashed in it: %s" % (
+                        board.name, cur.id, last)
                     cur.traceback = text.splitlines()
                     self.on_event("fail", res.name, cur, cur.message)
                 res.error = "%s: suite %s crashed: %s" % (board.name, res.name, last)
@@ -513,15 +514,16 @@ class _StreamState:
         if m and int(m.group(1)) < len(self.names):
             name = self.names[int(m.group(1))]
         t = self._test(name)
+        prev = self.current
+        if kind in ("start", "pass", "fail") and prev is not None and prev is not t:
+            # its end line never came: lost or garbled on the serial line
+            prev.status = "failed"
+            prev.message = "%s: the result line of test %s was lost or garbled on the serial line" % (
+                self.runner.board.name, prev.id)
+            self.lost.append(prev.id)
+            self.current = None
+            ev("fail", self.res.name, prev, prev.message)
         if kind == "start":
-            prev = self.current
-            if prev is not None and prev is not t:
-                # its end line never came: lost or garbled on the serial line
-                prev.status = "failed"
-                prev.message = "%s: the result line of test %s was lost or garbled on the serial line" % (
-                    self.runner.board.name, prev.id)
-                self.lost.append(prev.id)
-                ev("fail", self.res.name, prev, prev.message)
             self.current = t
             t.status = "running"
             if self.transport is not None:

@@ -71,7 +71,15 @@ def run(board, names, timeout=3.0, **kw):
     r = Runner(board, test_timeout=timeout, **kw)
     t0 = time.monotonic()
     rep = r.run([FAULTS / ("fault_%s.py" % n) for n in names])
-    return rep, r, time.monotonic() - t0
+    secs = time.monotonic() - t0
+    for s in rep.suites:   # what the user sees (pytest -s shows it)
+        for t in s.tests:
+            if t.status == "failed":
+                print("  test  %s" % t.message)
+        if s.error:
+            print("  suite %s" % s.error)
+    print("  (%.1f s)" % secs)
+    return rep, r, secs
 
 
 def one_line(msg):
