@@ -49,6 +49,27 @@
 # The depot has its own spin mutex. CPU identity: intr._cpu_of[thread] in
 # MODE_THREAD, the SIO CPUID register (machine.mem32[-0x30000000], no big int)
 # in MODE_SIO, 0 otherwise.
+#
+# Hit cost (tests/bench/bench_fixed.py, cu = one empty call, unix port 64-bit,
+# medians of 41 batches on a loaded machine): one CPU 3.1-3.3 cu per operation
+# for get+put, 3.3-3.6 for two gets then two puts (30 bytecodes per get, 30 per
+# put). MODE_THREAD 6.7-7.5 cu: the thread -> CPU lookup (_thread.get_ident()
+# and a dict get) costs ~1.6 cu, the lock pair ~2.3 cu.
+# A lockless MODE_THREAD hit path was evaluated and not taken:
+#  - measured with the lock simply left out (unsafe, for pricing only) it is
+#    still 4.8-5.0 cu: get_ident() alone is ~1.5 cu, so the 4 cu goal is out
+#    of reach for any design that has to find the caller's CPU per call;
+#  - it would need the owner thread to do every cross-CPU operation on its
+#    magazines (invalidate, destroy, the debug scan) when asked, as NetBSD
+#    does with a cross-call; an emulated CPU is a thread that may stop calling
+#    in or end without a word (tests/device/test_isr.py's race: CPU 1's thread
+#    ends, then CPU 0 destroys the cache). Nothing tells a finished thread from
+#    one preempted in the middle of a hit, so a bounded wait can only give up
+#    (leaving objects cached: pool_cache_destroy would fail busy) or guess
+#    (and corrupt). Interrupt contexts would also need magazines of their own,
+#    as their thread runs beside the CPU's thread, not instead of it.
+# On boards the hit path is machine.disable_irq()/enable_irq() around the same
+# list operations (two native calls, like the lock pair).
 # Known limit: on esp32 "interrupt" callbacks are scheduled (soft) and run
 # between bytecodes of the main thread; disable_irq() does not hold them off.
 try:
