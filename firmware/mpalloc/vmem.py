@@ -74,15 +74,30 @@
 #
 # Quantum caches (sizes <= qcache_max): deviation from NetBSD, which builds them
 # on pool_cache(9). pool_cache sits above vmem here, so each size class k
-# (k quanta, 1 <= k <= 16) has a free stack of tag indices in one flat 'H'
+# (k quanta, 1 <= k <= 16) has a stack of parked items in one flat 'H'
 # array: class k owns _qcs[(k-1)*32 + 1 .. (k-1)*32 + _QCAP] and _qcn[k] is the
 # index of its top item ((k-1)*32 when empty; so the stack is empty iff
-# _qcn[k] & 31 == 0, full iff it is _QCAP). A cached item stays a busy segment
-# (type _T_QC, in the hash) so a free is validated by the same lookup as any
-# other; a hit is pop + retype, a free is lookup + retype + push. An empty
-# stack is refilled with _QBATCH items carved from one segment (one
-# segment-list visit); a full stack gives half of its items back. Quantum-cache
-# hits skip the debug check (like NetBSD, whose qcache hits are pool_cache hits).
+# _qcn[k] & 31 == 0, full iff it is _QCAP). An item is named by its start
+# quantum q (relative to _org). Every item is a busy segment of type _T_QC (in
+# the hash, counted in inuse) whether parked or handed out; which of the two
+# it is, is kept in the flat state array _qst, one byte per quantum of the
+# quantum-cache window [0, _qwn) (quanta above _org; _qwn = len(_qst) =
+# min(arena extent above _org, qcache_window), grown by vmem_add/import):
+#   _qst[q] = k (1..16)   a class-k item starting at q is handed out
+#   _qst[q] = _QS_CACHED  a parked item starts at q (it is on a stack)
+#   _qst[q] = 0           no quantum-cache item starts at q
+# Invariant: _qst[q] != 0 iff a _T_QC tag starts at q; each parked one is on
+# its class's stack exactly once. So a hit is pop + one state store, and a free
+# is validated by one state load (O(1), no hash lookup): only _qst[q] == the
+# freed size's class is accepted; anything else (a double free, a wrong size,
+# an address no cache handed out) takes the hash path, which rejects it or
+# frees a segment-path allocation. An empty stack is refilled with _QBATCH
+# items carved from one segment inside the window (one segment-list visit);
+# a full stack gives half of its items back. Quantum-cache hits skip the debug
+# check (like NetBSD, whose qcache hits are pool_cache hits). Not per-CPU (as
+# NetBSD's pool_caches are): in MODE_THREAD finding the CPU (_thread.get_ident
+# + a dict lookup) and its lock cost more than the arena's bare lock, which is
+# all a hit takes; on one-CPU boards there is no lock at all.
 #
 # Locking: one intr spin mutex per arena, taken as intr.mutex_enter/mutex_exit
 # wherever they do something (MODE_THREAD, or a board with machine.disable_irq);
@@ -161,6 +176,12 @@ _QCAP = const(31)  # items per quantum-cache class (stack slots 1..31 of 32)
 _QBATCH = const(16)
 _NREL = const(8)
 _BN = const(0xA000)  # M_BESTFIT | M_NEXTFIT
+_NOWAIT_IF = const(0x1002)  # M_NOWAIT | M_FIRSTFIT
+_QS_CACHED = const(0x80)  # _qst: a parked quantum-cache item (1..16: handed out)
+
+# Quantum-cache window: at most this many quanta (= bytes of state) above
+# the arena's origin hold quantum-cache items (see the header).
+qcache_window = 4096
 
 wait_ms = 2000
 vmem_list = []
@@ -179,10 +200,15 @@ _debug = False
 #     lock ever waits for a mask (imports, releases and the debug check run
 #     unlocked), so no deadlock; the cold paths still take intr's full mutex.
 #     _BARE = False uses intr.mutex_enter/exit there too.
+#   _thr True: that bare lock, released on the quantum-cache hit paths by the
+#     lock type's own release (_rel(vm._lock): one native call, where
+#     _exit(vm._lock, s) is a Python call that then calls release).
 _BARE = True
 _lk = True
+_thr = False
 _enter = intr.mutex_enter
 _exit = intr.mutex_exit
+_rel = None
 
 
 def _bare_exit(m, s):
@@ -190,10 +216,11 @@ def _bare_exit(m, s):
 
 
 def _sync():
-    global _lk, _enter, _exit
+    global _lk, _thr, _enter, _exit, _rel
     _enter = intr.mutex_enter
     _exit = intr.mutex_exit
     _lk = intr.mode == intr.MODE_THREAD or intr._machine is not None
+    _thr = False
     if intr.mode == intr.MODE_THREAD:
         for vm in vmem_list:  # arenas made in another mode get their lock
             if vm._lock is None:
@@ -202,6 +229,8 @@ def _sync():
         if _BARE and hasattr(m, "acquire") and hasattr(m, "release"):
             _enter = type(m).acquire
             _exit = _bare_exit
+            _rel = type(m).release
+            _thr = True
 
 
 intr._on_setup.append(_sync)
@@ -307,6 +336,8 @@ class vmem:
         self._qcn = _zeros("H", self._qcmax + 1) if self._qcmax else None
         for k in range(1, self._qcmax + 1):
             self._qcn[k] = (k - 1) * 32
+        self._qst = bytearray(0)  # quantum-cache state per quantum of the window
+        self._qwn = 0  # window size in quanta (len(_qst))
         self._qfills = 0
         self._qdrains = 0
         self._dead = False
@@ -728,23 +759,33 @@ def _bad_xfree(vm, addr, size):
 # ---------------------------------------------------------------- allocation
 
 
-def _qc_fill(vm, qs, btype):
-    # Quantum-cache miss (lock held): carve _QBATCH items of qs quanta from
-    # one segment, park all but one, return the busy tag of that one (or 0).
+def _qc_fill(vm, qs):
+    # Quantum-cache miss (lock held, the stack of class qs empty): carve
+    # _QBATCH items of qs quanta from one free segment inside the window
+    # (instant fit when the head it picks lies there, else a constrained
+    # search), park all but the first, hand that one out. Its tag, or 0.
     nb = _QBATCH
     if vm._ntf < nb + 2 and not _bt_refill(vm, nb + 2):
         nb = vm._ntf - 2
         if nb < 1:
             return 0
     tot = qs * nb
-    # instant fit for the whole batch, else just one item
+    w = len(vm._qst)
     k = _flog2(tot - 1) + 1 if tot > 1 else 0
     c = vm._fmap >> k
-    if not c:
-        return 0
-    t = vm._fh[k + _B37[(c & -c) % 37]]
-    _fl_remove(vm, t)
-    b = _carve(vm, t, vm._st[t], tot, btype)
+    b = 0
+    if c:
+        b = vm._fh[k + _B37[(c & -c) % 37]]
+        a = vm._st[b]
+        if 0 <= a and a + tot <= w:
+            _fl_remove(vm, b)
+            b = _carve(vm, b, a, tot, _T_QC)
+        else:
+            b = 0
+    if not b:
+        b = _search(vm, tot, 1, 0, 0, 0, w, 0, _T_QC)
+        if not b:
+            return 0
     vm._qfills += 1
     # split b into nb items: b keeps the first, the others go to the stack
     st = vm._st
@@ -753,9 +794,11 @@ def _qc_fill(vm, qs, btype):
     sp = vm._sp
     ty = vm._ty
     qcs = vm._qcs
+    qst = vm._qst
     top = vm._qcn[qs]
     sz[b] = qs
     q = st[b]
+    qst[q] = qs
     nxt = sn[b]
     prev = b
     for i in range(1, nb):
@@ -768,12 +811,9 @@ def _qc_fill(vm, qs, btype):
         sp[u] = prev
         prev = u
         _hash_insert(vm, u)
-        if (top + 1) & 31:
-            top += 1
-            qcs[top] = u
-        else:  # stack full (cannot happen on a miss): back to the arena
-            _hash_remove(vm, u)
-            _free_tag(vm, u)
+        top += 1  # (nb <= _QBATCH < _QCAP: the stack was empty)
+        qcs[top] = q
+        qst[q] = _QS_CACHED
     vm._qcn[qs] = top
     sn[prev] = nxt
     sp[nxt] = prev
@@ -785,40 +825,65 @@ def _qc_drain(vm, qs, keep):
     # (lock held; spans to release end up in vm._rel)
     n = vm._qcn[qs]
     while n & 31 > keep:
-        t = vm._qcs[n]
+        q = vm._qcs[n]
         n -= 1
         vm._qcn[qs] = n
-        _hash_remove(vm, t)
-        _free_tag(vm, t)
+        vm._qst[q] = 0
+        q = _hash_find(vm, q)
+        _hash_remove(vm, q)
+        _free_tag(vm, q)
     vm._qdrains += 1
 
 
 def _qc_drain_all(vm):
     # lock held; True if something was drained
     r = False
-    for k in range(1, vm._qcmax + 1):
+    k = 1
+    while k <= vm._qcmax:
         if vm._qcn[k] & 31:
             _qc_drain(vm, k, 0)
             r = True
+        k += 1
     return r
+
+
+def _qc_window(vm):
+    # grow the quantum-cache window to the arena's extent above its origin,
+    # at most qcache_window quanta (lock held; allocates; a failure leaves
+    # the window as it was, which is always safe)
+    w = (vm._hi + 1 - vm._org) >> vm._qsh
+    if w > qcache_window:
+        w = qcache_window
+    n = len(vm._qst)
+    if w <= n:
+        return
+    try:
+        a = bytearray(w)
+    except MemoryError:
+        return
+    a[0:n] = vm._qst
+    vm._qst = a
+    vm._qwn = w
 
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
     qs = (size + vm._qm) >> vm._qsh
-    if qs <= 0 or flags != M_NOWAIT:
+    if qs <= 0 or flags | M_FIRSTFIT != _NOWAIT_IF:
         _chk_alloc(vm, size, flags)
     if qs > vm._qcmax:
         return _ialloc(vm, qs, flags)
-    # quantum cache: pop the top item of class qs
+    # quantum cache: pop the top item of class qs; it is handed out
     s = _enter(vm._lock) if _lk else 0
     n = vm._qcn[qs]
     if n & 31:
         vm._qcn[qs] = n - 1
         n = vm._qcs[n]
-        vm._ty[n] = _T_BUSY
-        n = vm._org + (vm._st[n] << vm._qsh)
-        if _lk:
+        vm._qst[n] = qs
+        n = vm._org + (n << vm._qsh)
+        if _thr:
+            _rel(vm._lock)
+        elif _lk:
             _exit(vm._lock, s)
         return n
     if _lk:
@@ -828,17 +893,24 @@ def vmem_alloc(vm, size, flags):
 
 def _qc_miss(vm, qs, flags):
     s = _enter(vm._lock) if _lk else 0
-    t = _qc_fill(vm, qs, _T_BUSY)
-    if t:
-        t = vm._org + (vm._st[t] << vm._qsh)
-        if _lk:
-            _exit(vm._lock, s)
-        if _debug:
-            vmem_check(vm)
-        return t
+    t = vm._qcn[qs]
+    if t & 31:  # refilled by another thread meanwhile
+        vm._qcn[qs] = t - 1
+        t = vm._qcs[t]
+        vm._qst[t] = qs
+    else:
+        t = _qc_fill(vm, qs)
+        if not t:
+            if _lk:
+                _exit(vm._lock, s)
+            return _galloc(vm, qs, flags)  # the segment path (it imports / waits)
+        t = vm._st[t]
+    t = vm._org + (t << vm._qsh)
     if _lk:
         _exit(vm._lock, s)
-    return _galloc(vm, qs, flags)  # the segment path (it imports / waits)
+    if _debug:
+        vmem_check(vm)
+    return t
 
 
 def _ialloc(vm, qs, flags):
@@ -1177,6 +1249,28 @@ def vmem_free(vm, addr, size):
         _bad_free(vm, addr, size)
     q >>= vm._qsh
     s = _enter(vm._lock) if _lk else 0
+    if 0 < qs <= vm._qcmax and 0 <= q < vm._qwn and vm._qst[q] == qs:
+        # a quantum-cache item handed out with this size: push it onto the
+        # stack of class qs (addr reused: the new top index)
+        vm._qst[q] = _QS_CACHED
+        vm._nfreeop += 1
+        addr = vm._qcn[qs] + 1
+        if addr & 31:
+            vm._qcs[addr] = q
+            vm._qcn[qs] = addr
+            if _thr:
+                _rel(vm._lock)
+            elif _lk:
+                _exit(vm._lock, s)
+            return
+        # full: half of the stack goes back to the arena first
+        _qc_drain(vm, qs, _QCAP // 2)
+        addr = vm._qcn[qs] + 1
+        vm._qcs[addr] = q
+        vm._qcn[qs] = addr
+        if _lk:
+            _exit(vm._lock, s)
+        return _qc_after(vm)
     t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
     if vm._st[t] != q:
         t = _hwalk(vm, t, q)
@@ -1185,31 +1279,11 @@ def vmem_free(vm, addr, size):
             _exit(vm._lock, s)
         _bad_free(vm, addr, size)
     vm._nfreeop += 1
-    if qs > vm._qcmax:
-        return _free_seg(vm, t, s)
-    # quantum cache: push onto the stack of class qs
-    q = vm._qcn[qs] + 1
-    if q & 31:
-        vm._qcs[q] = t
-        vm._qcn[qs] = q
-        vm._ty[t] = _T_QC
-        if _lk:
-            _exit(vm._lock, s)
-        return
-    _qc_full(vm, t, s)
+    _free_seg(vm, t, s)
 
 
-def _qc_full(vm, t, s):
-    # vmem_free onto a full quantum-cache stack: half of it goes back to the
-    # arena, then t is pushed; drops the lock
-    qs = vm._sz[t]
-    _qc_drain(vm, qs, _QCAP // 2)
-    qs = vm._qcn[qs] + 1
-    vm._qcs[qs] = t
-    vm._qcn[vm._sz[t]] = qs
-    vm._ty[t] = _T_QC
-    if _lk:
-        _exit(vm._lock, s)
+def _qc_after(vm):
+    # after a quantum-cache drain, unlocked: release spans, debug check
     if vm._nrel:
         _release_pending(vm)
     if _debug:
@@ -1323,6 +1397,8 @@ def _add(vm, addr, size, stype, fname):
         sp[0] = f
         _fl_insert(vm, f)
         vm._size += n
+        if vm._qcmax:
+            _qc_window(vm)
     finally:
         _exit(m, s)
 

@@ -34,6 +34,8 @@ _T_XBUSY = const(4)
 _T_QC = const(5)
 _T_FREE = const(8)
 _NLISTS = const(30)
+_QS_CACHED = const(0x80)
+_NOSPAN = const(-0x40000000)  # no span seen yet (below every quantum offset)
 
 
 def bad_alloc(fn, vm, size, flags):
@@ -59,11 +61,16 @@ def _where(vm, q):
             a = vm._org + (st[t] << vm._qsh)
             if ty[t] >= _T_FREE:
                 return "it is free (double free?)"
-            if ty[t] == _T_QC:
+            if ty[t] == _T_QC and _qstate(vm, st[t]) == _QS_CACHED:
                 return "it is free in the quantum cache (double free?)"
             return "it lies inside the allocation at 0x%x" % a
         t = vm._sn[t]
     return "it is outside every span of the arena"
+
+
+def _qstate(vm, q):
+    # the quantum-cache state of quantum q (0 outside the window)
+    return vm._qst[q] if 0 <= q < len(vm._qst) else 0
 
 
 def bad_free(fn, vm, addr, size):
@@ -84,7 +91,9 @@ def bad_free(fn, vm, addr, size):
     if t:
         ty = vm._ty[t]
         if ty == _T_QC:
-            raise ValueError("%s: double free of 0x%x in arena '%s' (it is in the quantum cache)" % (fn, addr, vm.name))
+            if _qstate(vm, vm._st[t]) == _QS_CACHED:
+                raise ValueError("%s: double free of 0x%x in arena '%s' (it is in the quantum cache)" % (fn, addr, vm.name))
+            ty = _T_BUSY  # handed out by the quantum cache: a vmem_alloc allocation
         rs = vm._sz[t] << vm._qsh
         if ty == _T_XBUSY and fn == "vmem_free":
             raise ValueError("vmem_free: 0x%x was allocated with vmem_xalloc; free it with vmem_xfree" % addr)
@@ -105,7 +114,7 @@ def destroy(vm):
     out = []
     t = vm._sn[0]
     while t:
-        if vm._ty[t] in (_T_BUSY, _T_XBUSY):
+        if vm._ty[t] in (_T_BUSY, _T_XBUSY) or (vm._ty[t] == _T_QC and _qstate(vm, vm._st[t]) != _QS_CACHED):
             out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh))
         t = vm._sn[t]
     intr.mutex_exit(m, s)
@@ -130,144 +139,248 @@ def destroy(vm):
             vm._releasefn(vm._arg, a, n)
 
 
+# vmem_check's last failure (what, arena, a, b), kept where the heap is locked
+# and the message cannot be formatted (then E_CHECK is raised).
+check_lasterr = [None, None, 0, 0]
+E_CHECK = AssertionError("vmem_check: arena inconsistent, found with the heap locked (vmem_diag.check_lasterr)")
+
+
+def _fail(vm, what, a, b):
+    # report a failed invariant: formatted where the heap allows, else E_CHECK
+    check_lasterr[0] = what
+    check_lasterr[1] = vm
+    check_lasterr[2] = a
+    check_lasterr[3] = b
+    try:
+        m = "vmem_check: arena '%s': %s (%r, %r)" % (vm.name, what, a, b)
+    except MemoryError:
+        raise E_CHECK
+    raise AssertionError(m)
+
+
 def check(vm):
-    """VMEM_SANITY: check every invariant of the arena; AssertionError if not."""
+    """VMEM_SANITY: check every invariant of the arena; AssertionError if not.
+    Allocates nothing (flat arrays walked with while loops, no lists, no
+    formatting) unless it reports a failure, so it also runs with the heap
+    locked (debug mode in interrupt handlers); a failure found then raises
+    the preallocated E_CHECK, details in check_lasterr."""
+    _check_segs(vm)
+    _check_spans(vm)
+    _check_lists(vm)
+    _check_hash(vm)
+    _check_reserve(vm)
+    _check_qc(vm)
+    return True
+
+
+def _check_segs(vm):
+    # the segment list: links, spans tiled exactly, counters, coalescing,
+    # every busy segment in the hash
     st = vm._st
     sz = vm._sz
     sn = vm._sn
     sp = vm._sp
     ty = vm._ty
-    name = vm.name
-
-    def bad(msg):
-        raise AssertionError("vmem_check: arena '%s': %s" % (name, msg))
-
-    seen = 0
-    size = inuse = nfree = nbusy = 0
+    cap = vm._cap
+    seen = size = inuse = 0
     t = sn[0]
     prev = 0
-    span_end = None
-    spans = []
-    pos = None
+    end = pos = _NOSPAN
     while t:
         seen += 1
-        if seen > vm._cap:
-            bad("segment list loops")
+        if seen > cap:
+            _fail(vm, "segment list loops", t, seen)
         if sp[t] != prev:
-            bad("tag %d: prev link %d, expected %d" % (t, sp[t], prev))
+            _fail(vm, "tag: prev link, expected", t, prev)
         k = ty[t]
         if k and k <= _T_SSPAN:
-            if span_end is not None and pos != span_end:
-                bad("span ending at q%d not tiled (stops at q%d)" % (span_end, pos))
-            spans.append((st[t], st[t] + sz[t]))
+            if end != _NOSPAN and pos != end:
+                _fail(vm, "span not tiled: ends at q, stops at q", end, pos)
             size += sz[t]
             pos = st[t]
-            span_end = st[t] + sz[t]
+            end = pos + sz[t]
         elif k >= _T_FREE or _T_BUSY <= k <= _T_QC:
-            if span_end is None:
-                bad("segment tag %d before any span" % t)
+            if end == _NOSPAN:
+                _fail(vm, "segment tag before any span", t, 0)
             if sz[t] <= 0:
-                bad("tag %d has size %d" % (t, sz[t]))
+                _fail(vm, "tag has size", t, sz[t])
             if st[t] != pos:
-                bad("tag %d starts at q%d, expected q%d (gap or overlap)" % (t, st[t], pos))
+                _fail(vm, "tag starts elsewhere than q (gap or overlap)", t, pos)
             pos = st[t] + sz[t]
-            if pos > span_end:
-                bad("tag %d runs past its span" % t)
+            if pos > end:
+                _fail(vm, "tag runs past its span ending at q", t, end)
             if k >= _T_FREE:
-                nfree += 1
                 if ty[prev] >= _T_FREE:
-                    bad("free neighbours %d and %d not coalesced" % (prev, t))
+                    _fail(vm, "free neighbours not coalesced", prev, t)
             else:
-                nbusy += 1
                 inuse += sz[t]
                 if _hash_find(vm, st[t]) != t:
-                    bad("busy tag %d (q%d) missing from the hash" % (t, st[t]))
+                    _fail(vm, "busy tag missing from the hash (tag, q)", t, st[t])
         else:
-            bad("tag %d in the segment list has type %d" % (t, k))
+            _fail(vm, "tag in the segment list has type", t, k)
         prev = t
         t = sn[t]
     if sp[0] != prev:
-        bad("sentinel prev link")
-    if span_end is not None and pos != span_end:
-        bad("last span not tiled")
-    spans.sort()
-    for i in range(1, len(spans)):
-        if spans[i][0] < spans[i - 1][1]:
-            bad("spans overlap")
+        _fail(vm, "sentinel prev link", sp[0], prev)
+    if end != _NOSPAN and pos != end:
+        _fail(vm, "last span not tiled: ends at q, stops at q", end, pos)
     if size != vm._size:
-        bad("size %d, counted %d" % (vm._size, size))
+        _fail(vm, "size, counted", vm._size, size)
     if inuse != vm._inuse:
-        bad("inuse %d, counted %d" % (vm._inuse, inuse))
-    # free lists
+        _fail(vm, "inuse, counted", vm._inuse, inuse)
+
+
+def _check_spans(vm):
+    # no two spans overlap (spans are few: every pair is compared)
+    st = vm._st
+    sz = vm._sz
+    sn = vm._sn
+    ty = vm._ty
+    t = sn[0]
+    while t:
+        if ty[t] <= _T_SSPAN:
+            u = sn[t]
+            while u:
+                if ty[u] <= _T_SSPAN and st[u] < st[t] + sz[t] and st[t] < st[u] + sz[u]:
+                    _fail(vm, "spans overlap (tags)", t, u)
+                u = sn[u]
+        t = sn[t]
+
+
+def _check_lists(vm):
+    # free lists: bitmap, types, links, size ranges; every free segment on one
+    sz = vm._sz
+    ty = vm._ty
+    fn = vm._fn
+    fp = vm._fp
+    cap = vm._cap
     n = 0
-    for i in range(_NLISTS):
+    i = 0
+    while i < _NLISTS:
         t = vm._fh[i]
-        if bool(t) != bool(vm._fmap & (1 << i)):
-            bad("free list %d and the bitmap disagree" % i)
+        if (t != 0) != ((vm._fmap >> i) & 1 != 0):
+            _fail(vm, "free list and the bitmap disagree (list, head)", i, t)
         p = 0
         while t:
             n += 1
-            if n > vm._cap:
-                bad("free list %d loops" % i)
+            if n > cap:
+                _fail(vm, "free list loops", i, t)
             if ty[t] != _T_FREE + i:
-                bad("tag %d on free list %d has type %d" % (t, i, ty[t]))
-            if vm._fp[t] != p:
-                bad("free list %d: bad prev link at %d" % (i, t))
+                _fail(vm, "tag on free list has another type (tag, list)", t, i)
+            if fp[t] != p:
+                _fail(vm, "free list: bad prev link at tag", i, t)
             if not 0 < sz[t] >> i < 4:
-                bad("tag %d of size %d on free list %d" % (t, sz[t], i))
+                _fail(vm, "tag's size out of its free list's range (tag, list)", t, i)
             p = t
-            t = vm._fn[t]
-    if n != nfree:
-        bad("%d tags on free lists, %d free segments" % (n, nfree))
-    # hash holds exactly the busy tags
-    nh = 0
+            t = fn[t]
+        i += 1
+    f = 0
+    t = vm._sn[0]
+    while t:
+        if ty[t] >= _T_FREE:
+            f += 1
+        t = vm._sn[t]
+    if n != f:
+        _fail(vm, "tags on free lists, free segments", n, f)
+
+
+def _check_hash(vm):
+    # the hash holds exactly the busy tags, each on its own chain
+    st = vm._st
+    ty = vm._ty
+    fn = vm._fn
+    cap = vm._cap
     hb = vm._hb
     hm = vm._hm
-    for h in range(hm + 1):
+    nh = 0
+    h = 0
+    while h <= hm:
         t = vm._bk[h]
         while t:
             nh += 1
-            if nh > vm._cap:
-                bad("hash chain %d loops" % h)
+            if nh > cap:
+                _fail(vm, "hash chain loops", h, t)
             if not _T_BUSY <= ty[t] <= _T_QC:
-                bad("hash chain %d holds non-busy tag %d" % (h, t))
+                _fail(vm, "hash chain holds a non-busy tag", h, t)
             if (st[t] ^ (st[t] >> hb)) & hm != h:
-                bad("tag %d (q%d) on hash chain %d" % (t, st[t], h))
-            t = vm._fn[t]
-    if nh != nbusy:
-        bad("hash holds %d tags, %d busy segments" % (nh, nbusy))
-    # reserve
+                _fail(vm, "tag on the wrong hash chain", t, h)
+            t = fn[t]
+        h += 1
+    nb = 0
+    t = vm._sn[0]
+    while t:
+        if _T_BUSY <= ty[t] <= _T_QC:
+            nb += 1
+        t = vm._sn[t]
+    if nh != nb:
+        _fail(vm, "hash holds tags, busy segments", nh, nb)
+
+
+def _check_reserve(vm):
+    ty = vm._ty
     n = 0
     t = vm._tf
     while n < vm._ntf:
         if ty[t] != 0:
-            bad("reserve tag %d has type %d" % (t, ty[t]))
+            _fail(vm, "reserve tag has type", t, ty[t])
         t = vm._fn[t]
         n += 1
+    seen = 0
+    t = vm._sn[0]
+    while t:
+        seen += 1
+        t = vm._sn[t]
     if seen + 1 + vm._ntf != vm._cap:
-        bad("tags: %d listed + 1 + %d reserve != capacity %d" % (seen, vm._ntf, vm._cap))
-    # quantum caches
-    qcq = 0
+        _fail(vm, "tags listed + 1 + reserve, capacity", seen + 1 + vm._ntf, vm._cap)
+
+
+def _check_qc(vm):
+    # quantum caches: every stacked item is a parked QC tag, every QC tag lies
+    # in the window with state "handed out" (its class) or "parked", and no
+    # other state is set
+    st = vm._st
+    sz = vm._sz
+    ty = vm._ty
+    qst = vm._qst
+    w = len(qst)
+    if vm._qwn != w:
+        _fail(vm, "quantum-cache window, state array length", vm._qwn, w)
     nqc = 0
-    for k in range(1, vm._qcmax + 1):
+    k = 1
+    while k <= vm._qcmax:
         top = vm._qcn[k]
         if top >> 5 != k - 1:
-            bad("quantum cache %d: top index %d outside its stack" % (k, top))
-        for i in range((k - 1) * 32 + 1, top + 1):
-            t = vm._qcs[i]
-            if ty[t] != _T_QC or sz[t] != k:
-                bad("quantum cache %d holds tag %d (type %d, size %d)" % (k, t, ty[t], sz[t]))
-            qcq += k
+            _fail(vm, "quantum cache: top index outside its stack (class, top)", k, top)
+        i = (k - 1) * 32 + 1
+        while i <= top:
+            q = vm._qcs[i]
+            t = _hash_find(vm, q) if q < w else 0
+            if not t or ty[t] != _T_QC or sz[t] != k or qst[q] != _QS_CACHED:
+                _fail(vm, "quantum cache holds a bad item (class, q)", k, q)
             nqc += 1
-    n = 0
-    t = sn[0]
+            i += 1
+        k += 1
+    n = parked = 0
+    t = vm._sn[0]
     while t:
         if ty[t] == _T_QC:
             n += 1
-        t = sn[t]
-    if n != nqc:
-        bad("%d quantum-cache segments, %d on the stacks" % (n, nqc))
-    return True
+            q = st[t]
+            if not 0 <= q < w or (qst[q] != sz[t] and qst[q] != _QS_CACHED):
+                _fail(vm, "quantum-cache tag outside the window or in a bad state (tag, q)", t, q)
+            if qst[q] == _QS_CACHED:
+                parked += 1
+        t = vm._sn[t]
+    if parked != nqc:
+        _fail(vm, "parked quantum-cache segments, items on the stacks", parked, nqc)
+    set_ = 0
+    q = 0
+    while q < w:
+        if qst[q]:
+            set_ += 1
+        q += 1
+    if set_ != n:
+        _fail(vm, "quantum-cache states set, quantum-cache segments", set_, n)
 
 
 def _spans(vm):
@@ -317,7 +430,7 @@ def stats(vm):
             nfree += 1
         elif k > _T_SSPAN:
             nbusy += 1
-            if k != _T_QC:
+            if k != _T_QC or _qstate(vm, vm._st[t]) != _QS_CACHED:
                 live += 1
         t = vm._sn[t]
     nalloc = vm._nfreeop + live
