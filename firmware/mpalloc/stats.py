@@ -79,11 +79,16 @@ _PER_MODULE = (
 )
 
 
+# Ports without sys.modules (the micro:bit's MicroPython 1.9.2): whoever imports an
+# allocator there registers it here, e.g. stats.modules["zone"] = zone.
+modules = {}
+
+
 def _mod(name):
     """The mpalloc module `name` if it is already imported, else None."""
     mods = getattr(sys, "modules", None)
     if mods is None:
-        return None
+        return modules.get(name)
     m = mods.get("mpalloc." + name)
     if m is None:
         m = mods.get(name)  # flat deploy (micro:bit: no directories)
@@ -108,7 +113,8 @@ def _board_name():
 
 
 def _err(out, kind, e):
-    out.append(("error", {"kind": kind, "error": "%s: %s" % (type(e).__name__, e)}))
+    # (types have no __name__ on MicroPython 1.9.2)
+    out.append(("error", {"kind": kind, "error": "%s: %s" % (getattr(type(e), "__name__", "Error"), e)}))
 
 
 def _extent_record(m, ex):
@@ -126,25 +132,31 @@ def _extent_record(m, ex):
     }
 
 
-def collect(segs=True):
-    """Read every statistic now; return a list of (kind, dict). Allocates."""
-    gc_free, gc_alloc = _mem()
-    t0 = ticks_ms()
+def _begin(gc_free, gc_alloc, t0):
     impl = sys.implementation
-    out = [
-        (
-            "begin",
-            {
-                "v": VERSION,
-                "platform": sys.platform,
-                "impl": "%s %s" % (impl.name, ".".join([str(x) for x in impl.version[:3]])),
-                "board": _board_name(),
-                "heap_free": gc_free,
-                "heap_alloc": gc_alloc,
-                "ticks_ms": t0,
-            },
-        )
-    ]
+    return {
+        "v": VERSION,
+        "platform": sys.platform,
+        "impl": "%s %s" % (impl.name, ".".join([str(x) for x in impl.version[:3]])),
+        "board": _board_name(),
+        "heap_free": gc_free,
+        "heap_alloc": gc_alloc,
+        "ticks_ms": t0,
+    }
+
+
+def _detail(out, kind, obj, m):
+    """The segment map of an arena, the pages of a pool (segs=True)."""
+    try:
+        if kind == "vmem":
+            out.append(("segs", arena_segments(obj, m)))
+        elif kind == "pool" and hasattr(m, "pool_pages"):
+            out.append(("pages", {"pool": out[-1][1].get("name"), "pages": [list(p) for p in m.pool_pages(obj)]}))
+    except Exception as e:
+        _err(out, kind, e)
+
+
+def _objects(out, segs):
     for kind, mname, lname, rname in _PER_OBJECT:
         m = _mod(mname)
         if m is None:
@@ -159,15 +171,11 @@ def collect(segs=True):
             except Exception as e:
                 _err(out, kind, e)
                 continue
-            if not segs:
-                continue
-            try:
-                if kind == "vmem":
-                    out.append(("segs", arena_segments(obj, m)))
-                elif kind == "pool" and hasattr(m, "pool_pages"):
-                    out.append(("pages", {"pool": out[-1][1].get("name"), "pages": [list(p) for p in m.pool_pages(obj)]}))
-            except Exception as e:
-                _err(out, kind, e)
+            if segs:
+                _detail(out, kind, obj, m)
+
+
+def _modules(out):
     for kind, mname, rname in _PER_MODULE:
         m = _mod(mname)
         reader = getattr(m, rname, None) if m is not None else None
@@ -184,6 +192,16 @@ def collect(segs=True):
                 out.append(("extent", _extent_record(m, ex)))
             except Exception as e:
                 _err(out, "extent", e)
+
+
+def collect(segs=True):
+    """Read every statistic now; return a list of (kind, dict). Allocates.
+    (In small functions: the micro:bit compiles each top-level statement alone.)"""
+    gc_free, gc_alloc = _mem()
+    t0 = ticks_ms()
+    out = [("begin", _begin(gc_free, gc_alloc, t0))]
+    _objects(out, segs)
+    _modules(out)
     ms = ticks_diff(ticks_ms(), t0)
     cost = -1
     if gc_alloc >= 0:
@@ -239,7 +257,12 @@ def _wjson(w, v):
     elif isinstance(v, float):
         w(repr(v))
     elif isinstance(v, str):
-        _wstr(w, v)
+        for ch in v:  # plain text is written as is (one call less: the micro:bit's C stack is short)
+            if ch == '"' or ch == "\\" or ord(ch) < 32 or ord(ch) > 126:
+                _wstr(w, v)
+                break
+        else:
+            w('"' + v + '"')
     elif isinstance(v, (bytes, bytearray)):
         _wstr(w, v.decode())
     elif isinstance(v, dict):
@@ -266,10 +289,14 @@ def _wjson(w, v):
         _wstr(w, str(v))
 
 
+def _write(s):
+    print(s, end="")  # (no sys.stdout on MicroPython 1.9.2)
+
+
 def emit(records, w=None):
-    """Print records as @@mps lines through w (default sys.stdout.write)."""
+    """Print records as @@mps lines through w (default: print without a newline)."""
     if w is None:
-        w = sys.stdout.write
+        w = _write
     for kind, d in records:
         w(TAG)
         w(" %d %s " % (VERSION, kind))
