@@ -237,11 +237,16 @@ def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
     Returns a dict saying what was done: {"mode", "copied", "sent"}."""
     mode = getattr(board, "mode", "fs")
     done = {"mode": mode, "copied": [], "sent": []}
+    if mode == "flat":
+        # micro:bit: what fits is loaded piece by piece and measured, the allocators'
+        # start-up runs there too (stats_flat); take() then adds what was measured.
+        from . import stats_flat
+
+        board.stats_fit = stats_flat.prepare(board)
+        done["copied"] = [m["module"] for m in board.stats_fit["modules"] if m["loaded"]]
+        return done
     if mode == "fs":
         r = board.deploy(progress=progress)
-        done["copied"] = r.get("copied", [])
-    elif mode == "flat":
-        r = board.deploy(only=[n for n, _ in firmware_modules(modules)], progress=progress)
         done["copied"] = r.get("copied", [])
     else:  # no filesystem: put the sources into sys.modules through the REPL
         from .runner import _RAM_PRELUDE
@@ -259,11 +264,17 @@ def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
 
 def startup(board, profile=None):
     """Run mpalloc's start-up on the board if it has not run yet."""
+    if getattr(board, "stats_fit", None) is not None:
+        return ""  # done by prepare() (stats_flat)
     arg = repr(profile) if profile is not None else ""
     return board.exec(adapt(board, STARTUP_CODE % arg), timeout=60)
 
 
 def take(board, segs=True):
     """One snapshot from a prepared board."""
+    if getattr(board, "stats_fit", None) is not None:
+        from . import stats_flat
+
+        return stats_flat.take(board, board.stats_fit, segs=segs)
     out = board.exec(adapt(board, DUMP_CODE % ("True" if segs else "False")), timeout=60)
     return parse(out)
