@@ -27,15 +27,13 @@
 # KNOWN: bugs reported to the allocator's author and not fixed yet; while a name
 # is in it the check that finds the bug is relaxed to what the bug allows (the
 # host tests keep a strict reproducer of each, marked xfail(strict=True)).
-#   "vmem-locked-misuse": vmem_free/vmem_xfree misuse under the heap lock (interrupt
-#       paths) raises MemoryError (formatting the message), not a preallocated error.
 import gc
 
 from mpalloc import mem, intr
 
 BASE = 0x20010000  # emulated base of the managed window the targets attach
 COUNT = {}
-KNOWN = ["vmem-locked-misuse"]
+KNOWN = []
 
 
 class Failure(Exception):

@@ -113,8 +113,10 @@
 #
 # Hot path (zero heap allocation, M_NOWAIT, steady state): vmem_alloc,
 # vmem_xalloc, vmem_free, vmem_xfree. Misuse raises ValueError whose message
-# starts with the function name (formatting it allocates; under heap_lock a
-# MemoryError comes out instead, still an exception).
+# starts with the function name; where the heap is locked (interrupt context)
+# and the message cannot be formatted, a preallocated ValueError instead
+# (E_ALLOC_LOCKED, E_XALLOC_LOCKED, E_FREE_LOCKED, E_XFREE_LOCKED; the address
+# or size and the arena in vmem_lasterr).
 # MicroPython puts a call's frame on the heap (allocated and freed at once, but
 # counted by micropython.mem_total() and costing a gc_alloc) when arguments +
 # locals + value-stack depth exceed 11 words (VM_MAX_STATE_ON_STACK). So
@@ -738,22 +740,61 @@ def _chk_alloc(vm, size, flags):
         _bad_alloc("vmem_alloc", vm, size, flags)
 
 
-def _bad_alloc(fn, vm, size, flags):
-    from mpalloc import vmem_diag
+# Misuse found on a path callable from interrupt context (the heap locked):
+# the message cannot be formatted, so one of these PREALLOCATED exceptions is
+# raised instead; the offending address (or size) is in vmem_lasterr[0], the
+# arena in vmem_lasterr[1]. Elsewhere misuse raises a ValueError/TypeError
+# whose message names the function and what was wrong.
+vmem_lasterr = [0, None]
+E_ALLOC_LOCKED = ValueError("vmem_alloc: misuse with the heap locked (size, arena in vmem.vmem_lasterr)")
+E_XALLOC_LOCKED = ValueError("vmem_xalloc: misuse with the heap locked (size, arena in vmem.vmem_lasterr)")
+E_FREE_LOCKED = ValueError("vmem_free: misuse with the heap locked (address, arena in vmem.vmem_lasterr)")
+E_XFREE_LOCKED = ValueError("vmem_xfree: misuse with the heap locked (address, arena in vmem.vmem_lasterr)")
 
-    vmem_diag.bad_alloc(fn, vm, size, flags)
+
+def _bad_alloc(fn, vm, size, flags):
+    vmem_lasterr[0] = size
+    vmem_lasterr[1] = vm
+    try:
+        from mpalloc import vmem_diag
+
+        vmem_diag.bad_alloc(fn, vm, size, flags)
+    except MemoryError:
+        raise E_XALLOC_LOCKED if fn == "vmem_xalloc" else E_ALLOC_LOCKED
+
+
+def _xerr(fmt, a, b, c):
+    # vmem_xalloc's constraint misuse: a formatted ValueError, or with the
+    # heap locked the preallocated E_XALLOC_LOCKED (a in vmem_lasterr[0])
+    vmem_lasterr[0] = a
+    try:
+        n = fmt.count("%")
+        m = fmt % ((a,) if n == 1 else (a, b) if n == 2 else (a, b, c))
+    except MemoryError:
+        raise E_XALLOC_LOCKED
+    raise ValueError(m)
 
 
 def _bad_free(vm, addr, size):
-    from mpalloc import vmem_diag
+    vmem_lasterr[0] = addr
+    vmem_lasterr[1] = vm
+    try:
+        from mpalloc import vmem_diag
 
-    vmem_diag.bad_free("vmem_free", vm, addr, size)
+        vmem_diag.bad_free("vmem_free", vm, addr, size)
+    except MemoryError:
+        raise E_FREE_LOCKED
 
 
 def _bad_xfree(vm, addr, size):
-    from mpalloc import vmem_diag
+    vmem_lasterr[0] = addr
+    vmem_lasterr[1] = vm
+    try:
+        from mpalloc import vmem_diag
 
-    vmem_diag.bad_free("vmem_xfree", vm, addr, size)
+        vmem_diag.bad_free("vmem_xfree", vm, addr, size)
+    except MemoryError:
+        raise E_XFREE_LOCKED
 
 
 # ---------------------------------------------------------------- allocation
@@ -1034,22 +1075,22 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
     if align == 0:
         align = Q
     if align < 0 or align & (align - 1):
-        raise ValueError("vmem_xalloc: align %d is not a power of two" % align)
+        _xerr("vmem_xalloc: align %d is not a power of two", align, 0, 0)
     if align & qm:
-        raise ValueError("vmem_xalloc: align %d is not a multiple of the quantum %d" % (align, Q))
+        _xerr("vmem_xalloc: align %d is not a multiple of the quantum %d", align, Q, 0)
     if phase < 0 or phase & qm:
-        raise ValueError("vmem_xalloc: phase %d is not a multiple of the quantum %d" % (phase, Q))
+        _xerr("vmem_xalloc: phase %d is not a multiple of the quantum %d", phase, Q, 0)
     if phase >= align:
-        raise ValueError("vmem_xalloc: phase %d >= align %d" % (phase, align))
+        _xerr("vmem_xalloc: phase %d >= align %d", phase, align, 0)
     if nocross:
         if nocross < 0 or nocross & (nocross - 1) or nocross & qm:
-            raise ValueError("vmem_xalloc: nocross %d is not a power-of-two multiple of the quantum %d" % (nocross, Q))
+            _xerr("vmem_xalloc: nocross %d is not a power-of-two multiple of the quantum %d", nocross, Q, 0)
         if nocross < qs << qsh:
-            raise ValueError("vmem_xalloc: nocross %d is smaller than the size %d" % (nocross, qs << qsh))
+            _xerr("vmem_xalloc: nocross %d is smaller than the size %d", nocross, qs << qsh, 0)
         if (phase & (nocross - 1)) + (qs << qsh) > nocross:
-            raise ValueError("vmem_xalloc: phase %d with size %d crosses the nocross boundary %d" % (phase, qs << qsh, nocross))
+            _xerr("vmem_xalloc: phase %d with size %d crosses the nocross boundary %d", phase, qs << qsh, nocross)
     if minaddr > maxaddr:
-        raise ValueError("vmem_xalloc: minaddr 0x%x > maxaddr 0x%x" % (minaddr, maxaddr))
+        _xerr("vmem_xalloc: minaddr 0x%x > maxaddr 0x%x", minaddr, maxaddr, 0)
     if flags & M_WAITOK and intr.cpu_intr_p():
         _bad_alloc(fname, vm, size, flags)
     org = vm._org

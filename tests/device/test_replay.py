@@ -263,8 +263,22 @@ def misuse_vmem_free_locked():
 
     vm = V.vmem_create("isr", 0x1000, 0x1000, 16, 0, V.M_NOWAIT)
     a = V.vmem_alloc(vm, 64, V.M_NOWAIT)
-    _locked_misuse(V.vmem_free, vm, a, "vmem_free", 128, "vmem-locked-misuse")  # another size
-    _locked_misuse(V.vmem_xfree, vm, a, "vmem_xfree", 64, "vmem-locked-misuse")  # the other function
+    _locked_misuse(V.vmem_free, vm, a, "vmem_free", 128)  # another size
+    _locked_misuse(V.vmem_xfree, vm, a, "vmem_xfree", 64)  # the other function
+    _locked_misuse(V.vmem_free, vm, a + 16, "vmem_free", 64)  # never allocated there
+    e = _locked_misuse(V.vmem_free, vm, a + 3, "vmem_free", 64)  # not quantum-aligned
+    if V.vmem_lasterr[0] != a + 3 or V.vmem_lasterr[1] is not vm:
+        raise AssertionError("vmem_lasterr %r does not name the misuse" % (V.vmem_lasterr,))
+    _locked_misuse(V.vmem_alloc, vm, 0, "vmem_alloc", V.M_NOWAIT)  # size 0
+    qc = V.vmem_create("isrqc", 0x4000, 0x1000, 16, 64, V.M_NOWAIT)
+    b = V.vmem_alloc(qc, 32, V.M_NOWAIT)  # from the quantum cache
+    V.vmem_free(qc, b, 32)
+    _locked_misuse(V.vmem_free, qc, b, "vmem_free", 32)  # double free of a parked item
+    b = V.vmem_alloc(qc, 32, V.M_NOWAIT)
+    _locked_misuse(V.vmem_free, qc, b, "vmem_free", 48)  # wrong size
+    _locked_misuse(V.vmem_xfree, qc, b, "vmem_xfree", 32)  # the other function
+    V.vmem_free(qc, b, 32)
+    V.vmem_destroy(qc)
     V.vmem_free(vm, a, 64)
     V.vmem_destroy(vm)
 
