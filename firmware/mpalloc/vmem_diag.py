@@ -9,7 +9,9 @@ from mpalloc import vmem as _v
 from mpalloc.vmem import (
     M_WAITOK,
     _chk_arena,
+    _bt_get,
     _chk_flags,
+    _fl_insert,
     _flog2,
     _hash_find,
     _largest,
@@ -35,7 +37,9 @@ _T_QC = const(5)
 _T_FREE = const(8)
 _NLISTS = const(30)
 _QS_CACHED = const(0x80)
-_NOSPAN = const(-0x40000000)  # no span seen yet (below every quantum offset)
+_NOSPAN = const(-0x40000000)
+_QLIM = const(0x1FFFFFFF)
+_BT_MINRESERVE = const(4)  # no span seen yet (below every quantum offset)
 
 
 def bad_alloc(fn, vm, size, flags):
@@ -104,6 +108,96 @@ def bad_free(fn, vm, addr, size):
     raise ValueError("%s: address 0x%x was never allocated from arena '%s': %s" % (fn, addr, vm.name, _where(vm, q)))
 
 
+def add(vm, addr, size, stype, fname):
+    # vmem's _add: add span [addr, addr+size) (lock taken here; allocates)
+    qm = vm._qm
+    if size <= 0:
+        raise ValueError("%s: size %d must be > 0" % (fname, size))
+    if addr < 0 or addr & qm or size & qm:
+        raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
+    m = vm._lock
+    s = intr.mutex_enter(m)
+    try:
+        org = vm._org
+        if vm._lo is None:
+            org = addr
+        qsh = vm._qsh
+        q = (addr - org) >> qsh
+        n = size >> qsh
+        if q < -_QLIM or q + n > _QLIM:
+            raise ValueError(
+                "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
+            )
+        st = vm._st
+        sz = vm._sz
+        ty = vm._ty
+        t = vm._sn[0]
+        while t:
+            if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
+                a = org + (st[t] << qsh)
+                raise ValueError(
+                    "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
+                    % (fname, addr, addr + size - 1, a, a + (sz[t] << qsh) - 1, vm.name)
+                )
+            t = vm._sn[t]
+        if vm._ntf < _BT_MINRESERVE + 2:
+            vm._grow(vm._cap * 2)
+        st = vm._st
+        sz = vm._sz
+        ty = vm._ty
+        sn = vm._sn
+        sp = vm._sp
+        if vm._lo is None:
+            vm._org = org
+            vm._ol = (org >> qsh) & _QLIM
+            vm._lo = addr
+            vm._hi = addr + size - 1
+        else:
+            if addr < vm._lo:
+                vm._lo = addr
+            if addr + size - 1 > vm._hi:
+                vm._hi = addr + size - 1
+        sp_t = _bt_get(vm)
+        f = _bt_get(vm)
+        st[sp_t] = q
+        sz[sp_t] = n
+        ty[sp_t] = stype
+        st[f] = q
+        sz[f] = n
+        last = sp[0]
+        sn[last] = sp_t
+        sp[sp_t] = last
+        sn[sp_t] = f
+        sp[f] = sp_t
+        sn[f] = 0
+        sp[0] = f
+        _fl_insert(vm, f)
+        vm._size += n
+        if vm._qcmax:
+            _qc_window(vm)
+    finally:
+        intr.mutex_exit(m, s)
+
+
+def _qc_window(vm):
+    # grow the quantum-cache window to the arena's extent above its origin,
+    # at most qcache_window quanta (lock held; allocates; a failure leaves
+    # the window as it was, which is always safe)
+    w = (vm._hi + 1 - vm._org) >> vm._qsh
+    if w > _v.qcache_window:
+        w = _v.qcache_window
+    n = len(vm._qst)
+    if w <= n:
+        return
+    try:
+        a = bytearray(w)
+    except MemoryError:
+        return
+    a[0:n] = vm._qst
+    vm._qst = a
+    vm._qwn = w
+
+
 def destroy(vm):
     """Destroy the arena. Outstanding allocations are reported (ValueError,
     the arena stays intact); imported spans go back through releasefn."""
@@ -145,242 +239,258 @@ check_lasterr = [None, None, 0, 0]
 E_CHECK = AssertionError("vmem_check: arena inconsistent, found with the heap locked (vmem_diag.check_lasterr)")
 
 
-def _fail(vm, what, a, b):
-    # report a failed invariant: formatted where the heap allows, else E_CHECK
+def _fail(what, a, b):
+    # report a failed invariant of the arena in check_lasterr[1]: formatted
+    # where the heap allows, else E_CHECK
     check_lasterr[0] = what
-    check_lasterr[1] = vm
     check_lasterr[2] = a
     check_lasterr[3] = b
     try:
-        m = "vmem_check: arena '%s': %s (%r, %r)" % (vm.name, what, a, b)
+        m = "vmem_check: arena '%s': %s (%r, %r)" % (check_lasterr[1].name, what, a, b)
     except MemoryError:
         raise E_CHECK
     raise AssertionError(m)
 
 
+# The check allocates nothing: no lists, dicts, iterators or formatting (but
+# for a failure), and every function below keeps its frame within the 11
+# words MicroPython keeps on the C stack (arrays read through the arena's
+# attributes, small functions), so not even a transient heap frame is taken.
+
+
 def check(vm):
     """VMEM_SANITY: check every invariant of the arena; AssertionError if not.
-    Allocates nothing (flat arrays walked with while loops, no lists, no
-    formatting) unless it reports a failure, so it also runs with the heap
-    locked (debug mode in interrupt handlers); a failure found then raises
-    the preallocated E_CHECK, details in check_lasterr."""
-    _check_segs(vm)
-    _check_spans(vm)
-    _check_lists(vm)
-    _check_hash(vm)
-    _check_reserve(vm)
-    _check_qc(vm)
+    Allocates nothing unless it reports a failure, so it also runs with the
+    heap locked (debug mode in interrupt handlers); a failure found then
+    raises the preallocated E_CHECK, details in check_lasterr. Takes the
+    arena's lock (other threads may be working on the arena); never call it
+    with the lock held."""
+    check_lasterr[1] = vm
+    s = intr.mutex_enter(vm._lock)
+    try:
+        _ck_all(vm)
+    finally:
+        intr.mutex_exit(vm._lock, s)
+    check_lasterr[1] = None  # passed: keep no arena alive
     return True
 
 
-def _check_segs(vm):
-    # the segment list: links, spans tiled exactly, counters, coalescing,
-    # every busy segment in the hash
-    st = vm._st
-    sz = vm._sz
-    sn = vm._sn
-    sp = vm._sp
-    ty = vm._ty
-    cap = vm._cap
-    seen = size = inuse = 0
-    t = sn[0]
-    prev = 0
-    end = pos = _NOSPAN
+def _ck_all(vm):
+    n = _ck_links(vm)
+    if n + 1 + vm._ntf != vm._cap:
+        _fail("tags listed + 1 + reserve, capacity", n + 1 + vm._ntf, vm._cap)
+    _ck_reserve(vm)
+    _ck_tiles(vm)
+    _ck_counts(vm)
+    _ck_spans(vm)
+    n = _ck_lists(vm)
+    if n != _ck_count(vm, _T_FREE, 255):
+        _fail("tags on free lists, free segments", n, _ck_count(vm, _T_FREE, 255))
+    n = _ck_hash(vm)
+    if n != _ck_count(vm, _T_BUSY, _T_QC):
+        _fail("hash holds tags, busy segments", n, _ck_count(vm, _T_BUSY, _T_QC))
+    if vm._qwn != len(vm._qst):
+        _fail("quantum-cache window, state array length", vm._qwn, len(vm._qst))
+    n = _ck_qctags(vm, _ck_stacks(vm))
+    if n != _ck_qstates(vm):
+        _fail("quantum-cache segments, quantum-cache states set", n, _ck_qstates(vm))
+
+
+def _ck_links(vm):
+    # the segment list's links; the number of tags on it
+    n = 0
+    p = 0
+    t = vm._sn[0]
     while t:
-        seen += 1
-        if seen > cap:
-            _fail(vm, "segment list loops", t, seen)
-        if sp[t] != prev:
-            _fail(vm, "tag: prev link, expected", t, prev)
-        k = ty[t]
+        n += 1
+        if n > vm._cap:
+            _fail("segment list loops (tag, count)", t, n)
+        if vm._sp[t] != p:
+            _fail("tag's prev link, expected", t, p)
+        p = t
+        t = vm._sn[t]
+    if vm._sp[0] != p:
+        _fail("sentinel prev link, last tag", vm._sp[0], p)
+    return n
+
+
+def _ck_reserve(vm):
+    n = 0
+    t = vm._tf
+    while n < vm._ntf:
+        if vm._ty[t] != 0:
+            _fail("reserve tag has type", t, vm._ty[t])
+        t = vm._fn[t]
+        n += 1
+
+
+def _ck_tiles(vm):
+    # within a span, the segments follow in address order and tile it exactly
+    end = pos = _NOSPAN
+    t = vm._sn[0]
+    while t:
+        k = vm._ty[t]
         if k and k <= _T_SSPAN:
             if end != _NOSPAN and pos != end:
-                _fail(vm, "span not tiled: ends at q, stops at q", end, pos)
-            size += sz[t]
-            pos = st[t]
-            end = pos + sz[t]
+                _fail("span not tiled: ends at q, stops at q", end, pos)
+            pos = vm._st[t]
+            end = pos + vm._sz[t]
         elif k >= _T_FREE or _T_BUSY <= k <= _T_QC:
             if end == _NOSPAN:
-                _fail(vm, "segment tag before any span", t, 0)
-            if sz[t] <= 0:
-                _fail(vm, "tag has size", t, sz[t])
-            if st[t] != pos:
-                _fail(vm, "tag starts elsewhere than q (gap or overlap)", t, pos)
-            pos = st[t] + sz[t]
+                _fail("segment tag before any span (tag, type)", t, k)
+            if vm._sz[t] <= 0:
+                _fail("tag has size", t, vm._sz[t])
+            if vm._st[t] != pos:
+                _fail("tag starts elsewhere than q (gap or overlap)", t, pos)
+            pos += vm._sz[t]
             if pos > end:
-                _fail(vm, "tag runs past its span ending at q", t, end)
-            if k >= _T_FREE:
-                if ty[prev] >= _T_FREE:
-                    _fail(vm, "free neighbours not coalesced", prev, t)
-            else:
-                inuse += sz[t]
-                if _hash_find(vm, st[t]) != t:
-                    _fail(vm, "busy tag missing from the hash (tag, q)", t, st[t])
+                _fail("tag runs past its span ending at q", t, end)
         else:
-            _fail(vm, "tag in the segment list has type", t, k)
-        prev = t
-        t = sn[t]
-    if sp[0] != prev:
-        _fail(vm, "sentinel prev link", sp[0], prev)
+            _fail("tag in the segment list has type", t, k)
+        t = vm._sn[t]
     if end != _NOSPAN and pos != end:
-        _fail(vm, "last span not tiled: ends at q, stops at q", end, pos)
-    if size != vm._size:
-        _fail(vm, "size, counted", vm._size, size)
-    if inuse != vm._inuse:
-        _fail(vm, "inuse, counted", vm._inuse, inuse)
+        _fail("last span not tiled: ends at q, stops at q", end, pos)
 
 
-def _check_spans(vm):
-    # no two spans overlap (spans are few: every pair is compared)
-    st = vm._st
-    sz = vm._sz
-    sn = vm._sn
-    ty = vm._ty
-    t = sn[0]
+def _ck_counts(vm):
+    # size and inuse agree with the segments; busy ones are in the hash; no
+    # two free neighbours
+    size = inuse = 0
+    t = vm._sn[0]
     while t:
-        if ty[t] <= _T_SSPAN:
-            u = sn[t]
+        k = vm._ty[t]
+        if k <= _T_SSPAN:
+            size += vm._sz[t]
+        elif k <= _T_QC:
+            inuse += vm._sz[t]
+            if _hash_find(vm, vm._st[t]) != t:
+                _fail("busy tag missing from the hash (tag, q)", t, vm._st[t])
+        elif vm._ty[vm._sp[t]] >= _T_FREE:
+            _fail("free neighbours not coalesced", vm._sp[t], t)
+        t = vm._sn[t]
+    if size != vm._size:
+        _fail("size, counted", vm._size, size)
+    if inuse != vm._inuse:
+        _fail("inuse, counted", vm._inuse, inuse)
+
+
+def _ck_spans(vm):
+    # no two spans overlap (spans are few: every pair is compared)
+    t = vm._sn[0]
+    while t:
+        if vm._ty[t] <= _T_SSPAN:
+            u = vm._sn[t]
             while u:
-                if ty[u] <= _T_SSPAN and st[u] < st[t] + sz[t] and st[t] < st[u] + sz[u]:
-                    _fail(vm, "spans overlap (tags)", t, u)
-                u = sn[u]
-        t = sn[t]
+                if vm._ty[u] <= _T_SSPAN and vm._st[u] < vm._st[t] + vm._sz[t] and vm._st[t] < vm._st[u] + vm._sz[u]:
+                    _fail("spans overlap (tags)", t, u)
+                u = vm._sn[u]
+        t = vm._sn[t]
 
 
-def _check_lists(vm):
-    # free lists: bitmap, types, links, size ranges; every free segment on one
-    sz = vm._sz
-    ty = vm._ty
-    fn = vm._fn
-    fp = vm._fp
-    cap = vm._cap
+def _ck_count(vm, lo, hi):
+    # tags on the segment list with lo <= type <= hi
+    n = 0
+    t = vm._sn[0]
+    while t:
+        if lo <= vm._ty[t] <= hi:
+            n += 1
+        t = vm._sn[t]
+    return n
+
+
+def _ck_lists(vm):
+    # free lists: bitmap, types, links, size ranges; the number of tags on them
     n = 0
     i = 0
     while i < _NLISTS:
         t = vm._fh[i]
         if (t != 0) != ((vm._fmap >> i) & 1 != 0):
-            _fail(vm, "free list and the bitmap disagree (list, head)", i, t)
+            _fail("free list and the bitmap disagree (list, head)", i, t)
         p = 0
         while t:
             n += 1
-            if n > cap:
-                _fail(vm, "free list loops", i, t)
-            if ty[t] != _T_FREE + i:
-                _fail(vm, "tag on free list has another type (tag, list)", t, i)
-            if fp[t] != p:
-                _fail(vm, "free list: bad prev link at tag", i, t)
-            if not 0 < sz[t] >> i < 4:
-                _fail(vm, "tag's size out of its free list's range (tag, list)", t, i)
+            if n > vm._cap:
+                _fail("free list loops (list, tag)", i, t)
+            if vm._ty[t] != _T_FREE + i:
+                _fail("tag on free list has another type (tag, list)", t, i)
+            if vm._fp[t] != p:
+                _fail("free list: bad prev link (list, tag)", i, t)
+            if not 0 < vm._sz[t] >> i < 4:
+                _fail("tag's size out of its free list's range (tag, list)", t, i)
             p = t
-            t = fn[t]
+            t = vm._fn[t]
         i += 1
-    f = 0
-    t = vm._sn[0]
-    while t:
-        if ty[t] >= _T_FREE:
-            f += 1
-        t = vm._sn[t]
-    if n != f:
-        _fail(vm, "tags on free lists, free segments", n, f)
+    return n
 
 
-def _check_hash(vm):
-    # the hash holds exactly the busy tags, each on its own chain
-    st = vm._st
-    ty = vm._ty
-    fn = vm._fn
-    cap = vm._cap
-    hb = vm._hb
-    hm = vm._hm
-    nh = 0
+def _ck_hash(vm):
+    # every tag on chain h hashes to h and is busy; the number of them
+    n = 0
     h = 0
-    while h <= hm:
+    while h <= vm._hm:
         t = vm._bk[h]
         while t:
-            nh += 1
-            if nh > cap:
-                _fail(vm, "hash chain loops", h, t)
-            if not _T_BUSY <= ty[t] <= _T_QC:
-                _fail(vm, "hash chain holds a non-busy tag", h, t)
-            if (st[t] ^ (st[t] >> hb)) & hm != h:
-                _fail(vm, "tag on the wrong hash chain", t, h)
-            t = fn[t]
+            n += 1
+            if n > vm._cap:
+                _fail("hash chain loops (chain, tag)", h, t)
+            if not _T_BUSY <= vm._ty[t] <= _T_QC:
+                _fail("hash chain holds a non-busy tag (chain, tag)", h, t)
+            if (vm._st[t] ^ (vm._st[t] >> vm._hb)) & vm._hm != h:
+                _fail("tag on the wrong hash chain (tag, chain)", t, h)
+            t = vm._fn[t]
         h += 1
-    nb = 0
-    t = vm._sn[0]
-    while t:
-        if _T_BUSY <= ty[t] <= _T_QC:
-            nb += 1
-        t = vm._sn[t]
-    if nh != nb:
-        _fail(vm, "hash holds tags, busy segments", nh, nb)
+    return n
 
 
-def _check_reserve(vm):
-    ty = vm._ty
+def _ck_stacks(vm):
+    # every stacked item is a parked QC tag of its class; how many there are
     n = 0
-    t = vm._tf
-    while n < vm._ntf:
-        if ty[t] != 0:
-            _fail(vm, "reserve tag has type", t, ty[t])
-        t = vm._fn[t]
-        n += 1
-    seen = 0
-    t = vm._sn[0]
-    while t:
-        seen += 1
-        t = vm._sn[t]
-    if seen + 1 + vm._ntf != vm._cap:
-        _fail(vm, "tags listed + 1 + reserve, capacity", seen + 1 + vm._ntf, vm._cap)
-
-
-def _check_qc(vm):
-    # quantum caches: every stacked item is a parked QC tag, every QC tag lies
-    # in the window with state "handed out" (its class) or "parked", and no
-    # other state is set
-    st = vm._st
-    sz = vm._sz
-    ty = vm._ty
-    qst = vm._qst
-    w = len(qst)
-    if vm._qwn != w:
-        _fail(vm, "quantum-cache window, state array length", vm._qwn, w)
-    nqc = 0
     k = 1
     while k <= vm._qcmax:
-        top = vm._qcn[k]
-        if top >> 5 != k - 1:
-            _fail(vm, "quantum cache: top index outside its stack (class, top)", k, top)
-        i = (k - 1) * 32 + 1
-        while i <= top:
+        i = vm._qcn[k]
+        if i >> 5 != k - 1:
+            _fail("quantum cache: top index outside its stack (class, top)", k, i)
+        while i & 31:
             q = vm._qcs[i]
-            t = _hash_find(vm, q) if q < w else 0
-            if not t or ty[t] != _T_QC or sz[t] != k or qst[q] != _QS_CACHED:
-                _fail(vm, "quantum cache holds a bad item (class, q)", k, q)
-            nqc += 1
-            i += 1
+            if not q < len(vm._qst) or vm._qst[q] != _QS_CACHED:
+                _fail("quantum cache holds an item not parked (class, q)", k, q)
+            q = _hash_find(vm, q)
+            if vm._ty[q] != _T_QC or vm._sz[q] != k:
+                _fail("quantum cache holds a bad tag (class, tag)", k, q)
+            n += 1
+            i -= 1
         k += 1
-    n = parked = 0
+    return n
+
+
+def _ck_qctags(vm, nstack):
+    # every QC tag lies in the window, handed out (state = its class) or
+    # parked; as many parked as stacked. The number of QC tags.
+    n = p = 0
     t = vm._sn[0]
     while t:
-        if ty[t] == _T_QC:
+        if vm._ty[t] == _T_QC:
             n += 1
-            q = st[t]
-            if not 0 <= q < w or (qst[q] != sz[t] and qst[q] != _QS_CACHED):
-                _fail(vm, "quantum-cache tag outside the window or in a bad state (tag, q)", t, q)
-            if qst[q] == _QS_CACHED:
-                parked += 1
+            q = vm._st[t]
+            if not 0 <= q < len(vm._qst) or (vm._qst[q] != vm._sz[t] and vm._qst[q] != _QS_CACHED):
+                _fail("quantum-cache tag outside the window or in a bad state (tag, q)", t, q)
+            if vm._qst[q] == _QS_CACHED:
+                p += 1
         t = vm._sn[t]
-    if parked != nqc:
-        _fail(vm, "parked quantum-cache segments, items on the stacks", parked, nqc)
-    set_ = 0
-    q = 0
-    while q < w:
-        if qst[q]:
-            set_ += 1
-        q += 1
-    if set_ != n:
-        _fail(vm, "quantum-cache states set, quantum-cache segments", set_, n)
+    if p != nstack:
+        _fail("parked quantum-cache segments, items on the stacks", p, nstack)
+    return n
+
+
+def _ck_qstates(vm):
+    # how many quanta of the window have a state set
+    n = 0
+    q = len(vm._qst)
+    while q:
+        q -= 1
+        if vm._qst[q]:
+            n += 1
+    return n
 
 
 def _spans(vm):

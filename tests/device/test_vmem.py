@@ -1,7 +1,9 @@
 # vmem(9) on the device: semantics, a seeded random workload with the invariant
 # checker, zero heap allocation under heap_lock, two threads racing.
 #
-#   MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_vmem.py
+#   MICROPYPATH=firmware .venv/bin/micropython -X heapsize=256K tests/device/test_vmem.py
+#   (compiled from source: 192K is too fragmented for the tag arrays; deployed
+#   suites run precompiled)
 import gc
 import sys
 
@@ -212,6 +214,7 @@ def random_workload():
 def _holey(base, nholes, qcache):
     # an arena with nholes one-quantum free segments (plus the tail)
     Q = 16
+    gc.collect()  # room for the tag arrays in a 192K heap
     vm = vmem_create("holes", base, (4 * nholes + 64) * Q, Q, qcache, NW)
     keep = []
     for i in range(2 * nholes):
@@ -464,6 +467,85 @@ def two_threads_race():
         raise state[0]
     V.vmem_check(vm)
     eq(vmem_size(vm, VMEM_ALLOC), vmem_stats(vm)["qcached"], "everything back")
+
+
+def _check(vm):
+    return V.vmem_check(vm)
+
+
+@s.test
+def check_heap_locked():
+    # the sanity check allocates nothing (debug mode runs it after every
+    # operation, interrupt handlers included); a corruption found with the
+    # heap locked raises the preallocated E_CHECK, details in check_lasterr
+    from mpalloc import vmem_diag
+
+    vm = _holey(BASE, 20, 64)
+    _pairs(vm)
+    a = vmem_alloc(vm, 32, NW)  # one handed out by the quantum cache
+    V.vmem_debug(True)
+    try:
+        eq(heap_locked(_check, vm), True, "vmem_check under heap_lock")
+        eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock in debug mode")
+    finally:
+        V.vmem_debug(False)
+    try:
+        import micropython
+
+        mt = micropython.mem_total
+    except (ImportError, AttributeError):
+        mt = None
+    if mt is not None:  # not even a transient heap frame
+        V.vmem_check(vm)
+        m0 = mt()
+        V.vmem_check(vm)
+        eq(mt() - m0, 0, "heap bytes of one vmem_check")
+    t = vm._sn[vm._sn[0]]  # the first segment after the span marker
+    vm._sz[t] += 1
+    e = raises(AssertionError, V.vmem_check, vm)
+    check_msg(e, "vmem_check", "holes")
+    if mt is not None:
+        e = None
+        try:
+            heap_locked(_check, vm)
+        except AssertionError as x:
+            e = x
+        if e is not vmem_diag.E_CHECK:
+            raise AssertionError("vmem_check under heap_lock raised %r, not E_CHECK" % (e,))
+        eq(vmem_diag.check_lasterr[1], vm, "check_lasterr names the arena")
+    vm._sz[t] -= 1
+    V.vmem_check(vm)
+    vmem_free(vm, a, 32)
+
+
+@s.test
+def quantum_cache_window():
+    # items come only from the window (qcache_window quanta above the
+    # origin); beyond it small requests take the segment path, same semantics
+    w = V.qcache_window
+    V.qcache_window = 8
+    try:
+        vm = vmem_create("qcw", BASE, 64 * 16, 16, 32, NW)
+        eq(len(vm._qst), 8, "window of 8 quanta")
+        got = []
+        for i in range(40):
+            got.append(vmem_alloc(vm, 16, NW))
+        for a in got:
+            if a is None:
+                raise AssertionError("a small request failed with room in the arena")
+        cached = [a for a in got if a < BASE + 8 * 16]
+        eq(len(cached) > 0 and len(cached) < 40, True, "some items from the window, the rest beyond it")
+        V.vmem_check(vm)
+        for a in got:
+            vmem_free(vm, a, 16)
+        V.vmem_check(vm)
+        e = raises(ValueError, vmem_free, vm, got[-1], 16)
+        check_msg(e, "vmem_free")
+        e = raises(ValueError, vmem_free, vm, got[0], 16)
+        check_msg(e, "vmem_free", "double free")
+        vmem_destroy(vm)
+    finally:
+        V.qcache_window = w
 
 
 s.run()

@@ -39,10 +39,7 @@ pytestmark = pytest.mark.fuzz
 
 # Bugs reported and not fixed yet (their owners are still at work): the suite
 # must fail in debug mode for this reason until it is fixed (strict xfail).
-DEBUG_KNOWN = {
-    "test_vmem.py": "vmem_debug(True) runs vmem_check after every operation and vmem_check allocates, "
-                    "so the suite's heap_lock tests fail in debug mode (reported to H3)",
-}
+DEBUG_KNOWN = {}
 
 # Loads MicroPython's webassembly port, copies firmware/ into its filesystem,
 # runs a preamble and then a script; board.json goes to / when given.
