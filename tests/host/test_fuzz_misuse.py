@@ -633,6 +633,175 @@ def _ex_dead(fn):
     return f
 
 
+# ---- vmem, kmalloc, objcache, mpipe, zone: the rest of their public functions
+
+
+def _vmem_destroy(kind):
+    def f():
+        V, a = vm()
+        if kind == "out":
+            V.vmem_alloc(a, 32, V.M_NOWAIT)
+        else:
+            V.vmem_destroy(a)
+        V.vmem_destroy(a)
+    return f
+
+
+def _vmem_dead(fn, *args):
+    def f():
+        V, a = vm()
+        V.vmem_destroy(a)
+        getattr(V, fn)(a, *args)
+    return f
+
+
+def _vmem_corrupt():
+    V, a = vm()
+    p = V.vmem_alloc(a, 32, V.M_NOWAIT)
+    a._sz[a._sn[a._sn[0]]] += 1  # the first segment overlaps the next
+    del p
+    V.vmem_check(a)
+
+
+def _vmem_qc_double():
+    V = _m("vmem")
+    a = V.vmem_create("misqc", 0x1000, 0x1000, 16, 64, V.M_NOWAIT)
+    p = V.vmem_alloc(a, 32, V.M_NOWAIT)
+    V.vmem_free(a, p, 32)
+    V.vmem_free(a, p, 32)
+
+
+def _kmalloc_dead_call(fn, *args):
+    def f():
+        M, t = kma()
+        M.kmalloc_destroy(t)
+        getattr(M, fn)(t, *args)
+    return f
+
+
+def _kstrdup_dead():
+    M, t = kma()
+    M.kmalloc_destroy(t)
+    M.kstrdup("abc", t)
+
+
+def _kmalloc_usable_inside():
+    M, t = kma()
+    p = M.kmalloc(64, t, M.M_WAITOK)
+    M.kmalloc_usable(p + 8)
+
+
+def _oc_dead(fn):
+    def f():
+        M, O, c = oc()
+        O.objcache_destroy(c)
+        if fn == "objcache_destroy":
+            O.objcache_destroy(c)
+        else:
+            O.objcache_dtor(c, 0x1234)
+    return f
+
+
+def _oc_dtor_none():
+    M, O, c = oc()
+    O.objcache_dtor(c, None)
+
+
+def _oc_destroy_busy():
+    M, O, c = oc()
+    O.objcache_get(c, M.M_WAITOK)
+    O.objcache_destroy(c)
+
+
+def _oc_reclaim_intr():
+    M, O, c = oc()
+    return _in_intr(lambda: O.objcache_reclaimlist([c], 1, M.M_NOWAIT))
+
+
+def _oc_create(kind):
+    def f():
+        O = _m("objcache")
+        if kind == "noalloc":
+            O.objcache_create("x", 0, 0, None, None, None, None, None, None)
+        else:
+            O.objcache_create("x", -1, 0, None, None, None, O.objcache_nop_alloc, O.objcache_nop_free, None)
+    return f
+
+
+def _oc_mbacked(objsize, dead):
+    def f():
+        M, t = kma()
+        O = _m("objcache")
+        if dead:
+            M.kmalloc_destroy(t)
+        O.objcache_create_mbacked(t, objsize, 0, 0, None, None, None)
+    return f
+
+
+def _oc_simple_dead():
+    M, t = kma()
+    O = _m("objcache")
+    M.kmalloc_destroy(t)
+    O.objcache_create_simple(t, 16)
+
+
+def _oc_malloc_free_double():
+    M, t = kma()
+    O = _m("objcache")
+    args = O.objcache_malloc_args(16, t)
+    p = O.objcache_malloc_alloc(args, M.M_WAITOK)
+    O.objcache_malloc_free(p, args)
+    O.objcache_malloc_free(p, args)
+
+
+def _oc_malloc_alloc_dead():
+    M, t = kma()
+    O = _m("objcache")
+    args = O.objcache_malloc_args(16, t)
+    M.kmalloc_destroy(t)
+    O.objcache_malloc_alloc(args, M.M_WAITOK)
+
+
+def _mp_waitok_done():
+    P, p, t = mp()
+    P.mpipe_done(p)
+    P.mpipe_alloc_waitok(p)
+
+
+def _zboot(kind):
+    def f():
+        uk()
+        Z = _m("zone")
+        if kind == "size":
+            Z.zbootinit(None, "b", 2, bytearray(64), 4)
+        elif kind == "nitems":
+            Z.zbootinit(None, "b", 16, bytearray(64), 0)
+        elif kind == "z":
+            Z.zbootinit("zone", "b", 16, bytearray(64), 4)
+        else:
+            z = Z.zbootinit(None, "b", 16, bytearray(64), 4)
+            Z.zbootinit(z, "b", 16, bytearray(64), 4)
+    return f
+
+
+def _zinitna(kind):
+    def f():
+        uk()
+        Z = _m("zone")
+        if kind == "z":
+            Z.zinitna("zone", None, "n", 16, 8, 0)
+        elif kind == "size":
+            Z.zinitna(Z.vm_zone(), None, "n", 0, 8, 0)
+        else:
+            Z.zinitna(Z.vm_zone(), None, "n", 16, 0, Z.ZONE_INTERRUPT)
+    return f
+
+
+def _zbuf_foreign():
+    Z, z = zn()
+    Z.zbuf(z, 0x10)
+
+
 CASES = [
     # vmem
     ("vmem_create", "quantum not a power of two", ValueError, "vmem_create",
@@ -656,6 +825,19 @@ CASES = [
      lambda: (lambda V, a: V.vmem_add(a, 0x1800, 0x1000, V.M_NOWAIT))(*vm())),
     ("vmem_size", "typemask neither VMEM_ALLOC nor VMEM_FREE nor VMEM_MAXFREE", ValueError, "vmem_size",
      lambda: (lambda V, a: V.vmem_size(a, 0x40))(*vm())),
+    ("vmem_free", "double free of a quantum-cache item (parked in the cache)", ValueError, "vmem_free",
+     _vmem_qc_double),
+    ("vmem_destroy", "allocations still outstanding (listed)", ValueError, "vmem_destroy", _vmem_destroy("out")),
+    ("vmem_destroy", "an arena already destroyed", ValueError, "vmem_destroy", _vmem_destroy("dead")),
+    ("vmem_set_import", "import_quantum not a multiple of the quantum", ValueError, "vmem_set_import",
+     lambda: (lambda V, a: V.vmem_set_import(a, None, None, None, 24))(*vm())),
+    ("vmem_set_import", "a destroyed arena", ValueError, "vmem_set_import", _vmem_dead("vmem_set_import",
+                                                                                        None, None, None, 0)),
+    ("vmem_set_reclaim", "something that is not an arena", TypeError, "vmem_set_reclaim",
+     lambda: _m("vmem").vmem_set_reclaim("arena", None)),
+    ("vmem_set_limit", "a negative limit", ValueError, "vmem_set_limit",
+     lambda: (lambda V, a: V.vmem_set_limit(a, -1))(*vm())),
+    ("vmem_check", "a corrupt arena (segments overlap)", AssertionError, "vmem_check", _vmem_corrupt),
     # uvm_km
     ("uvm_km_alloc", "flags without exactly one of WIRED/PAGEABLE/VAONLY", ValueError, "uvm_km_alloc",
      _uk_alloc(256, 0, lambda U: U.UVM_KMF_WIRED | U.UVM_KMF_VAONLY)),
@@ -788,12 +970,31 @@ CASES = [
     ("kfree", "NULL", ValueError, "kfree", _kfree("null")),
     ("kfree", "an address inside a block", ValueError, "kfree", _kfree("inside")),
     ("krealloc", "M_ZERO", ValueError, "krealloc", _krealloc_zero),
+    ("kmalloc_create", "empty shortdesc", ValueError, "MALLOC_DEFINE", lambda: _m("kmalloc").kmalloc_create("")),
+    ("kmalloc_limit", "a destroyed type", ValueError, "kmalloc_limit", _kmalloc_dead_call("kmalloc_limit")),
+    ("kmalloc_raise_limit", "a destroyed type", ValueError, "kmalloc_raise_limit",
+     _kmalloc_dead_call("kmalloc_raise_limit", 4096)),
+    ("kstrdup", "a destroyed type", ValueError, "kmalloc", _kstrdup_dead),
+    ("kmalloc_usable", "an address inside a block", ValueError, "kmalloc_usable", _kmalloc_usable_inside),
     # objcache
     ("objcache_get", "M_ZERO", ValueError, "objcache_get", _oc("zero")),
     ("objcache_get", "flags without M_WAITOK / M_NOWAIT", ValueError, "objcache_get", _oc("flags")),
     ("objcache_get", "after objcache_destroy", ValueError, "objcache_get", _oc("dead")),
     ("objcache_put", "None", ValueError, "objcache_put", _oc("none")),
     ("objcache_put", "double put (objcache_debug)", ValueError, "objcache_put", _oc_debug_double),
+    ("objcache_create", "no alloc/free functions", ValueError, "objcache_create", _oc_create("noalloc")),
+    ("objcache_create", "a negative cluster_limit", ValueError, "objcache_create", _oc_create("negative")),
+    ("objcache_create_mbacked", "objsize 0", ValueError, "objcache_malloc_args", _oc_mbacked(0, False)),
+    ("objcache_create_mbacked", "a destroyed malloc type", ValueError, "objcache_malloc_args", _oc_mbacked(16, True)),
+    ("objcache_create_simple", "a destroyed malloc type", ValueError, "objcache_malloc_args", _oc_simple_dead),
+    ("objcache_dtor", "None", ValueError, "objcache_dtor", _oc_dtor_none),
+    ("objcache_dtor", "after objcache_destroy", ValueError, "objcache_dtor", _oc_dead("objcache_dtor")),
+    ("objcache_destroy", "objects still out", ValueError, "objcache_destroy", _oc_destroy_busy),
+    ("objcache_destroy", "a cache already destroyed", ValueError, "objcache_destroy", _oc_dead("objcache_destroy")),
+    ("objcache_reclaimlist", "from an interrupt handler", ValueError, "objcache_reclaimlist", _oc_reclaim_intr),
+    ("objcache_malloc_alloc", "a destroyed malloc type (the back end's kmalloc)", ValueError, "kmalloc",
+     _oc_malloc_alloc_dead),
+    ("objcache_malloc_free", "double free (the back end's kfree)", ValueError, "kfree", _oc_malloc_free_double),
     # mpipe
     ("mpipe_init", "bytes 0", ValueError, "mpipe_init", _mp_init(0, 0)),
     ("mpipe_init", "unknown flags", ValueError, "mpipe_init", _mp_init(8, 0x80)),
@@ -801,6 +1002,7 @@ CASES = [
     ("mpipe_free", "a buffer not from this pipeline", ValueError, "mpipe_free", _mp("foreign")),
     ("mpipe_alloc_nowait", "after mpipe_done", ValueError, "mpipe_alloc_nowait", _mp("done")),
     ("mpipe_done", "buffers still out", ValueError, "mpipe_done", _mp("busy")),
+    ("mpipe_alloc_waitok", "after mpipe_done", ValueError, "mpipe_alloc_waitok", _mp_waitok_done),
     # zone
     ("zinit", "unknown flags", ValueError, "zinitna", _z_flags),
     ("zfree", "double free", ValueError, "zfree", _z("double")),
@@ -808,6 +1010,14 @@ CASES = [
     ("zalloc", "after zdestroy", ValueError, "zalloc", _z("dead")),
     ("zalloc", "growable zone from an interrupt handler", ValueError, "zalloc", _z_grow_intr),
     ("zdestroy", "zone without ZONE_DESTROYABLE", ValueError, "zdestroy", _z_nodestroy),
+    ("zbootinit", "item size below the reserved bytes", ValueError, "zbootinit", _zboot("size")),
+    ("zbootinit", "nitems 0", ValueError, "zbootinit", _zboot("nitems")),
+    ("zbootinit", "z neither a vm_zone nor None", TypeError, "zbootinit", _zboot("z")),
+    ("zbootinit", "a zone already initialised", ValueError, "zbootinit", _zboot("twice")),
+    ("zinitna", "z not a vm_zone", TypeError, "zinitna", _zinitna("z")),
+    ("zinitna", "size 0", ValueError, "zinitna", _zinitna("size")),
+    ("zinitna", "ZONE_INTERRUPT with nentries 0", ValueError, "zinitna", _zinitna("nentries")),
+    ("zbuf", "an address that is not an item", ValueError, "zbuf", _zbuf_foreign),
 ]
 
 # Public names that are not allocator functions (left out of the document).
@@ -842,6 +1052,20 @@ NOMISUSE = {
     "kmem_stats": "a getter without arguments",
     "extent_debug": _SWITCH,
     "EXTENT_FIXED_STORAGE_SIZE": "pure arithmetic (bytes for n descriptors)",
+    "vmem_roundup_size": "pure arithmetic (the size rounded up to the arena's quantum)",
+    "vmem_debug": _SWITCH,
+    "vmem_spans": _GETTER,
+    "vmem_segments": _GETTER,
+    "vmem_stats": _GETTER,
+    "malloc_type_live": "a predicate: any value gives True or False",
+    "kmalloc_stats": _GETTER,
+    "objcache_debug": _SWITCH,
+    "objcache_nop_alloc": "the null back end: returns None whatever it is given",
+    "objcache_nop_free": "the null back end: does nothing whatever it is given",
+    "objcache_stats": _GETTER,
+    "mpipe_stats": _GETTER,
+    "zone_debug": _SWITCH,
+    "zone_stats": _GETTER,
 }
 
 
@@ -887,8 +1111,8 @@ def render():
         "On interrupt paths (heap locked) the same misuse raises a preallocated exception",
         "with the same type and message start; `tests/device/test_replay.py` checks that",
         "under `micropython.heap_lock` (pool_put, kmem_intr_free, kfree, kmalloc, zfree,",
-        "zalloc, mpipe_free, objcache_get/put; vmem_free/xfree still give MemoryError there:",
-        "a known bug, mpfuzz.KNOWN). Extent failures extent(9) reports with an errno are",
+        "zalloc, mpipe_free, objcache_get/put, vmem_free/xfree/alloc). Extent failures",
+        "extent(9) reports with an errno are",
         "`OSError(errno, message)` (EAGAIN: no space or busy; ENOMEM: no descriptor).",
         "",
     ]
