@@ -522,8 +522,10 @@ def _panel_sram(ax, snap, labels, legend):
         if gc and (b.get("heap_alloc") or -1) >= 0 and (b.get("heap_free") or -1) >= 0:
             used, free = int(b["heap_alloc"]), int(b["heap_free"])
             who = "the virtual board's (host) heap" if (snap.memmap or {}).get("virtual") else "gc heap"
+            of = (snap.one("heap") or {}).get("total")  # flat small boards: gc total after a collect
             ax.text(gc[1], y + H / 2 + 0.03, f"{who} as the board reports it now: {_size(used)} used, "
-                    f"{_size(free)} free", ha="right", va="top", fontsize=6.5, color="#333333")
+                    f"{_size(free)} free" + (f" of {_size(of)}" if of else ""), ha="right", va="top",
+                    fontsize=6.5, color="#333333")
         y += 1
     if window:
         real = _window_real(snap)

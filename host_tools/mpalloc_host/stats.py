@@ -4,6 +4,10 @@ The board prints (firmware/mpalloc/stats.py):
 
     @@mps 1 <kind> <json object>
 
+On a flat small board (micro:bit) no allocator fits: the stream there is begin,
+`heap` (gc free/alloc/total after a collect, platform, version) and end, and the
+host adds a `fit` record (stats_flat).
+
 A Snapshot groups the records by kind and can be saved and loaded as JSON
 ({"mps": 1, "records": [[kind, dict], ...]}) so tables and pictures can be made
 off-line. `collect(board)` asks a connected board for one.
@@ -94,6 +98,14 @@ class Snapshot:
     @property
     def malloc_types(self):
         return self.of("kmalloc")
+
+    @property
+    def heap(self):
+        return self.one("heap")
+
+    @property
+    def fit(self):
+        return self.one("fit")
 
     @property
     def errors(self):
@@ -238,12 +250,11 @@ def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
     mode = getattr(board, "mode", "fs")
     done = {"mode": mode, "copied": [], "sent": []}
     if mode == "flat":
-        # micro:bit: what fits is loaded piece by piece and measured, the allocators'
-        # start-up runs there too (stats_flat); take() then adds what was measured.
+        # micro:bit: no allocator fits beside mpalloc.stats; take() reads the gc heap
+        # with a few short statements and adds the host's "fit" record (stats_flat).
         from . import stats_flat
 
         board.stats_fit = stats_flat.prepare(board)
-        done["copied"] = [m["module"] for m in board.stats_fit["modules"] if m["loaded"]]
         return done
     if mode == "fs":
         r = board.deploy(progress=progress)

@@ -263,6 +263,13 @@ def tables(snap, verbose=False, wide=False):
         if recs:
             keys, rows = generic_rows(recs)
             out.append(_table(title, keys, rows))
+    h = snap.heap
+    if h:
+        tot = h.get("total") or 0
+        out.append(_table("MicroPython gc heap (after a collection)", ("Platform", "Version", "Total", "Used",
+                                                                      "Free", "Used%"),
+                          [[h.get("platform"), h.get("version"), tot, h.get("alloc"), h.get("free"),
+                            _pct(h.get("alloc") or 0, tot)]], left=2))
     if snap.errors:
         out.append(_table("readers that failed on the board", ("Kind", "Error"),
                           [[e.get("kind"), e.get("error")] for e in snap.errors]))
@@ -276,8 +283,27 @@ def header(snap):
     if b.get("heap_free", -1) >= 0:
         parts.append(f"MicroPython heap {b['heap_alloc']} B used, {b['heap_free']} B free")
     if e.get("heap_cost", -1) >= 0:
-        parts.append(f"snapshot cost {e['heap_cost']} B of heap, {e.get('ms', 0)} ms")
+        parts.append(f"snapshot cost {e['heap_cost']} B of heap" + (f", {e['ms']} ms" if "ms" in e else ""))
     return "; ".join(parts)
+
+
+def fit_line(snap):
+    """What the host's fit record says (flat small boards), or None."""
+    f = snap.fit
+    if not f:
+        return None
+    no = [a for a in f.get("allocators", []) if not a.get("fits")]
+    yes = [a for a in f.get("allocators", []) if a.get("fits")]
+    parts = []
+    if no:
+        parts.append("mpalloc allocators that do not fit here (bytes of source with what they import): %s; "
+                     "each would be compiled beside mpalloc.stats (%d B) and compiled code stays in RAM, at "
+                     "least 1 B of heap per byte of source, with %d B of gc heap free"
+                     % (", ".join("%s %d B" % (a["module"], a["source"]) for a in no), f.get("stats_source", 0),
+                        f.get("heap_free", 0)))
+    if yes:
+        parts.append("would fit but not loaded: %s" % ", ".join("%s %d B" % (a["module"], a["source"]) for a in yes))
+    return "; ".join(parts) or None
 
 
 def render(snap, console=None, verbose=False, wide=False):
@@ -286,6 +312,9 @@ def render(snap, console=None, verbose=False, wide=False):
         console.width = 160  # piped or logged: whole columns, not rich's 80-column squeeze
     console.print(header(snap), style="dim", highlight=False)
     ts = tables(snap, verbose, wide)
+    fl = fit_line(snap)
+    if fl:
+        console.print(fl, highlight=False)
     if not ts:
         console.print("no allocator is in use on this board yet (nothing to show)")
     for t in ts:
