@@ -4,6 +4,7 @@ fake_board`); conftest.py stays free for project-wide switches.
 
 CI=true turns a missing runtime or emulator into a failure instead of a skip.
 """
+import contextlib
 import os
 import pty
 import subprocess
@@ -103,6 +104,19 @@ def fake_board():
     yield make
     for b in boards:
         b.close()
+
+
+@contextlib.contextmanager
+def process_tag(name):
+    """Sets MPALLOC_TEST_TAG=<name>-<pid> in os.environ for the block, so the board
+    processes started in it (restarts too) carry it; yields the tag for
+    tagged_processes(). The variable is removed afterwards."""
+    tag = "%s-%d" % (name, os.getpid())
+    os.environ["MPALLOC_TEST_TAG"] = tag
+    try:
+        yield tag
+    finally:
+        del os.environ["MPALLOC_TEST_TAG"]
 
 
 def tagged_processes(tag):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness_support import FAULTS, need_target, tagged_processes
+from harness_support import FAULTS, need_target, process_tag, tagged_processes
 from mpalloc_host.board import Board, flat_source, module_closure, strip_docstrings
 from mpalloc_host.runner import Runner, SuiteInfo, SuiteResult, _StreamState, discover, write_junit
 from mpalloc_host.transport import BoardError
@@ -200,16 +200,7 @@ def test_board_reset_mid_test_is_named(vboard):
 
 
 def test_board_killed_mid_test():
-    tag = "runner-kill-%d" % os.getpid()
-    os.environ["MPALLOC_TEST_TAG"] = tag  # the board's processes (restarts too) carry it
-    try:
-        _board_killed_mid_test(tag)
-    finally:
-        del os.environ["MPALLOC_TEST_TAG"]
-
-
-def _board_killed_mid_test(tag):
-    with need_target("vboard:rp2040") as target:
+    with process_tag("runner-kill") as tag, need_target("vboard:rp2040") as target:
         b = Board(target)
         b.deploy()
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import serial
 
-from harness_support import fake_board, need_target, tagged_processes  # noqa: F401 (fixture)
+from harness_support import fake_board, need_target, process_tag, tagged_processes  # noqa: F401 (fixture)
 from mpalloc_host.transport import (BoardError, BoardExecError, BoardGone, BoardTimeout, OutputTooLarge, Transport,
                                     shorten)
 
@@ -157,16 +157,7 @@ def test_output_bound_then_recovery(vb):
 
 
 def test_board_process_killed_mid_command():
-    tag = "transport-kill-%d" % os.getpid()
-    os.environ["MPALLOC_TEST_TAG"] = tag  # the board's processes (restarts too) carry it
-    try:
-        _killed_mid_command(tag)
-    finally:
-        del os.environ["MPALLOC_TEST_TAG"]
-
-
-def _killed_mid_command(tag):
-    with need_target("vboard:unix") as target:
+    with process_tag("transport-kill") as tag, need_target("vboard:unix") as target:
         t = Transport(target.device, name=target.spec, alive=target.alive)
         t.enter_raw_repl(soft_reset=False)
         t.exec_raw_no_follow(b"import time\ntime.sleep(30)")
