@@ -136,66 +136,55 @@ def _profile_caps(profile, word=None):
     return caps
 
 
-def _start(spec, backend, timeout):
+def _launch(spec, kind, name, profile, make, caps, timeout):
+    """A Target on an emulated board: make() builds the backend (a VirtualBoard,
+    WasmBoard or QemuMicrobit), started within `timeout` (default: the kind's
+    deadline); its errors (all VBoardError) become a TargetError naming `spec`."""
     from .vboard import VBoardError
 
+    try:
+        backend = make()
+    except VBoardError as e:
+        raise TargetError("%s: %s" % (spec, e)) from None
     t0 = time.monotonic()
     try:
-        backend.start(timeout)
+        backend.start(timeout or DEADLINES[kind])
     except VBoardError as e:
         msg = str(e).splitlines()[0]
         raise TargetError(msg if msg.startswith(spec) else "%s: %s" % (spec, msg)) from None
-    return time.monotonic() - t0
+    t = Target(spec, kind, backend.device, name, profile, caps, backend)
+    t.started_s = time.monotonic() - t0
+    return t
 
 
 def open_vboard(spec, rest, board, timeout):
-    from .vboard import VBoardError, VirtualBoard
+    from .vboard import VirtualBoard
 
     name = _implied(spec, rest or board or "unix", board)
     profile = _profile(spec, name)
-    try:
-        vb = VirtualBoard(name)
-    except VBoardError as e:
-        raise TargetError("%s: %s" % (spec, e)) from None
-    secs = _start(spec, vb, timeout or DEADLINES["vboard"])
     caps = _profile_caps(profile, "word64") | {"fs", "raw_paste", "threads"}
-    t = Target(spec, "vboard", vb.device, name, profile, caps, vb)
-    t.started_s = secs
-    return t
+    return _launch(spec, "vboard", name, profile, lambda: VirtualBoard(name), caps, timeout)
 
 
 def open_wasm(spec, rest, board, timeout):
-    from .wasm import WasmBoard, WasmError
+    from .wasm import WasmBoard
 
     name = _implied(spec, rest or board or "rp2040", board)
     profile = _profile(spec, name)
-    try:
-        wb = WasmBoard(name)
-    except WasmError as e:
-        raise TargetError("%s: %s" % (spec, e)) from None
-    secs = _start(spec, wb, timeout or DEADLINES["wasm32"])
     # in-memory filesystem with directories, no threads, no raw-paste, 32-bit ints
-    t = Target(spec, "wasm32", wb.device, name, profile, {"soft_reset", "fs", "word32"}, wb)
-    t.started_s = secs
-    return t
+    return _launch(spec, "wasm32", name, profile, lambda: WasmBoard(name), {"soft_reset", "fs", "word32"}, timeout)
 
 
 def open_qemu(spec, rest, board, timeout):
-    from .qemu import QemuError, QemuMicrobit
+    from .qemu import QemuMicrobit
 
     if rest != "microbit":
         raise TargetError("%s: QEMU emulates only the micro:bit here: use qemu:microbit" % spec)
     name = _implied(spec, "microbit", board)
     profile = _profile(spec, name)
-    try:
-        # paced input: unpaced, a loaded host loses bytes on QEMU's UART (see qemu.py)
-        qb = QemuMicrobit(pace=QEMU_PACE)
-    except QemuError as e:
-        raise TargetError("%s: %s" % (spec, e)) from None
-    secs = _start(spec, qb, timeout or DEADLINES["qemu"])
-    t = Target(spec, "qemu", qb.device, name, profile, {"soft_reset", "word32"}, qb)
-    t.started_s = secs
-    return t
+    # paced input: unpaced, a loaded host loses bytes on QEMU's UART (see qemu.py)
+    make = lambda: QemuMicrobit(pace=QEMU_PACE)  # noqa: E731
+    return _launch(spec, "qemu", name, profile, make, {"soft_reset", "word32"}, timeout)
 
 
 def _holders(path):
