@@ -1355,8 +1355,93 @@ def vmem_create(name, base, size, quantum, qcache_max, flags):
 
 
 def _add(vm, addr, size, stype, fname):
-    # add span [addr, addr+size) (lock taken there; allocates)
-    (_diag or _load_diag()).add(vm, addr, size, stype, fname)
+    # add span [addr, addr+size) (lock taken here; allocates)
+    qm = vm._qm
+    if size <= 0:
+        raise ValueError("%s: size %d must be > 0" % (fname, size))
+    if addr < 0 or addr & qm or size & qm:
+        raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
+    m = vm._lock
+    s = _enter(m)
+    try:
+        org = vm._org
+        if vm._lo is None:
+            org = addr
+        qsh = vm._qsh
+        q = (addr - org) >> qsh
+        n = size >> qsh
+        if q < -_QLIM or q + n > _QLIM:
+            raise ValueError(
+                "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
+            )
+        st = vm._st
+        sz = vm._sz
+        ty = vm._ty
+        t = vm._sn[0]
+        while t:
+            if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
+                a = org + (st[t] << qsh)
+                raise ValueError(
+                    "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
+                    % (fname, addr, addr + size - 1, a, a + (sz[t] << qsh) - 1, vm.name)
+                )
+            t = vm._sn[t]
+        if vm._ntf < _BT_MINRESERVE + 2:
+            vm._grow(vm._cap * 2)
+        st = vm._st
+        sz = vm._sz
+        ty = vm._ty
+        sn = vm._sn
+        sp = vm._sp
+        if vm._lo is None:
+            vm._org = org
+            vm._ol = (org >> qsh) & _QLIM
+            vm._lo = addr
+            vm._hi = addr + size - 1
+        else:
+            if addr < vm._lo:
+                vm._lo = addr
+            if addr + size - 1 > vm._hi:
+                vm._hi = addr + size - 1
+        sp_t = _bt_get(vm)
+        f = _bt_get(vm)
+        st[sp_t] = q
+        sz[sp_t] = n
+        ty[sp_t] = stype
+        st[f] = q
+        sz[f] = n
+        last = sp[0]
+        sn[last] = sp_t
+        sp[sp_t] = last
+        sn[sp_t] = f
+        sp[f] = sp_t
+        sn[f] = 0
+        sp[0] = f
+        _fl_insert(vm, f)
+        vm._size += n
+        if vm._qcmax:
+            _qc_window(vm)
+    finally:
+        _exit(m, s)
+
+
+def _qc_window(vm):
+    # grow the quantum-cache window to the arena's extent above its origin,
+    # at most qcache_window quanta (lock held; allocates; a failure leaves
+    # the window as it was, which is always safe)
+    w = (vm._hi + 1 - vm._org) >> vm._qsh
+    if w > qcache_window:
+        w = qcache_window
+    n = len(vm._qst)
+    if w <= n:
+        return
+    try:
+        a = bytearray(w)
+    except MemoryError:
+        return
+    a[0:n] = vm._qst
+    vm._qst = a
+    vm._qwn = w
 
 
 def vmem_add(vm, addr, size, flags):

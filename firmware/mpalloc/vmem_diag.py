@@ -9,9 +9,7 @@ from mpalloc import vmem as _v
 from mpalloc.vmem import (
     M_WAITOK,
     _chk_arena,
-    _bt_get,
     _chk_flags,
-    _fl_insert,
     _flog2,
     _hash_find,
     _largest,
@@ -37,9 +35,7 @@ _T_QC = const(5)
 _T_FREE = const(8)
 _NLISTS = const(30)
 _QS_CACHED = const(0x80)
-_NOSPAN = const(-0x40000000)
-_QLIM = const(0x1FFFFFFF)
-_BT_MINRESERVE = const(4)  # no span seen yet (below every quantum offset)
+_NOSPAN = const(-0x40000000)  # no span seen yet (below every quantum offset)
 
 
 def bad_alloc(fn, vm, size, flags):
@@ -106,96 +102,6 @@ def bad_free(fn, vm, addr, size):
         raise ValueError("%s: size %d does not match the allocation of %d bytes at 0x%x" % (fn, size, rs, addr))
     q = o >> vm._qsh
     raise ValueError("%s: address 0x%x was never allocated from arena '%s': %s" % (fn, addr, vm.name, _where(vm, q)))
-
-
-def add(vm, addr, size, stype, fname):
-    # vmem's _add: add span [addr, addr+size) (lock taken here; allocates)
-    qm = vm._qm
-    if size <= 0:
-        raise ValueError("%s: size %d must be > 0" % (fname, size))
-    if addr < 0 or addr & qm or size & qm:
-        raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
-    m = vm._lock
-    s = intr.mutex_enter(m)
-    try:
-        org = vm._org
-        if vm._lo is None:
-            org = addr
-        qsh = vm._qsh
-        q = (addr - org) >> qsh
-        n = size >> qsh
-        if q < -_QLIM or q + n > _QLIM:
-            raise ValueError(
-                "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
-            )
-        st = vm._st
-        sz = vm._sz
-        ty = vm._ty
-        t = vm._sn[0]
-        while t:
-            if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
-                a = org + (st[t] << qsh)
-                raise ValueError(
-                    "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
-                    % (fname, addr, addr + size - 1, a, a + (sz[t] << qsh) - 1, vm.name)
-                )
-            t = vm._sn[t]
-        if vm._ntf < _BT_MINRESERVE + 2:
-            vm._grow(vm._cap * 2)
-        st = vm._st
-        sz = vm._sz
-        ty = vm._ty
-        sn = vm._sn
-        sp = vm._sp
-        if vm._lo is None:
-            vm._org = org
-            vm._ol = (org >> qsh) & _QLIM
-            vm._lo = addr
-            vm._hi = addr + size - 1
-        else:
-            if addr < vm._lo:
-                vm._lo = addr
-            if addr + size - 1 > vm._hi:
-                vm._hi = addr + size - 1
-        sp_t = _bt_get(vm)
-        f = _bt_get(vm)
-        st[sp_t] = q
-        sz[sp_t] = n
-        ty[sp_t] = stype
-        st[f] = q
-        sz[f] = n
-        last = sp[0]
-        sn[last] = sp_t
-        sp[sp_t] = last
-        sn[sp_t] = f
-        sp[f] = sp_t
-        sn[f] = 0
-        sp[0] = f
-        _fl_insert(vm, f)
-        vm._size += n
-        if vm._qcmax:
-            _qc_window(vm)
-    finally:
-        intr.mutex_exit(m, s)
-
-
-def _qc_window(vm):
-    # grow the quantum-cache window to the arena's extent above its origin,
-    # at most qcache_window quanta (lock held; allocates; a failure leaves
-    # the window as it was, which is always safe)
-    w = (vm._hi + 1 - vm._org) >> vm._qsh
-    if w > _v.qcache_window:
-        w = _v.qcache_window
-    n = len(vm._qst)
-    if w <= n:
-        return
-    try:
-        a = bytearray(w)
-    except MemoryError:
-        return
-    a[0:n] = vm._qst
-    vm._qst = a
-    vm._qwn = w
 
 
 def destroy(vm):
