@@ -15,8 +15,9 @@
 import gc
 
 from mptest import Suite, skip, has, eq
+from mptest_pages import page_window
 
-from mpalloc import mem, intr, pool
+from mpalloc import intr, pool
 from mpalloc import pool_cache as PC
 
 s = Suite("isr", needs=("heap:40000",))
@@ -31,25 +32,10 @@ except (ImportError, AttributeError):
 _BASE = 0x10000000
 _PS = 256
 _NPAGES = 64
-_free = []
-
-
-def _pa_alloc(pp, flags):
-    if _free:
-        return _BASE + _free.pop() * _PS
-    return None
-
-
-def _pa_free(pp, a):
-    _free.append((a - _BASE) // _PS)
 
 
 def _window():
-    mem.attach(_BASE, bytearray(_NPAGES * _PS))
-    del _free[:]
-    for i in range(_NPAGES - 1, -1, -1):
-        _free.append(i)
-    return pool.pool_allocator(_pa_alloc, _pa_free, _PS)
+    return page_window(_BASE, _PS, _NPAGES)
 
 
 # Shared state of the handler (preallocated: the handler may not allocate).

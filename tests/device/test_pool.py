@@ -3,33 +3,19 @@
 # window of this suite (no vmem/uvm_km needed), so it also fits small boards.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool.py
 from mptest import Suite, raises, heap_locked, check_msg, eq
+from mptest_pages import page_window
 
-from mpalloc import mem, intr, pool
+from mpalloc import intr, pool
 
 s = Suite("pool", needs=("heap:6000",))
 
 _BASE = 0x20002000
 _PS = 64
-_free = []
-
-
-def _pa_alloc(pp, flags):
-    if _free:
-        return _BASE + _free.pop() * _PS
-    return None
-
-
-def _pa_free(pp, a):
-    _free.append((a - _BASE) // _PS)
 
 
 def _setup(npages):
     intr.setup(1)
-    mem.attach(_BASE, bytearray(npages * _PS))
-    del _free[:]
-    for i in range(npages - 1, -1, -1):
-        _free.append(i)
-    return pool.pool_allocator(_pa_alloc, _pa_free, _PS)
+    return page_window(_BASE, _PS, npages)
 
 
 _held = [0] * 16

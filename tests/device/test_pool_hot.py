@@ -5,34 +5,20 @@
 # magazines for a CPU whose first operations come from a handler.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool_hot.py
 from mptest import Suite, heap_locked, eq
+from mptest_pages import page_free, page_window
 
-from mpalloc import mem, intr, pool
+from mpalloc import intr, pool
 
 s = Suite("pool_hot", needs=("heap:30000",))
 
 _BASE = 0x20002000
 _PS = 64
-_free = []
 _held = [0] * 16
-
-
-def _pa_alloc(pp, flags):
-    if _free:
-        return _BASE + _free.pop() * _PS
-    return None
-
-
-def _pa_free(pp, a):
-    _free.append((a - _BASE) // _PS)
 
 
 def _setup(npages):
     intr.setup(1)
-    mem.attach(_BASE, bytearray(npages * _PS))
-    del _free[:]
-    for i in range(npages - 1, -1, -1):
-        _free.append(i)
-    return pool.pool_allocator(_pa_alloc, _pa_free, _PS)
+    return page_window(_BASE, _PS, npages)
 
 
 _next = [0, 0]  # a page source for the heap-locked growth test: next page, pages
@@ -54,7 +40,7 @@ def pool_grows_heap_locked():
     _setup(8)
     _next[0] = 0
     _next[1] = 8
-    pp = pool.pool_init(12, 4, 0, 0, "p12g", pool.pool_allocator(_pa_next, _pa_free, _PS), pool.IPL_VM)
+    pp = pool.pool_init(12, 4, 0, 0, "p12g", pool.pool_allocator(_pa_next, page_free, _PS), pool.IPL_VM)
 
     def grow(n):
         for i in range(n):
