@@ -15,9 +15,9 @@
 import gc
 
 from mptest import Suite, skip, has, eq
-from mptest_pages import page_window
+from mptest_pages import page_alloc, page_free, pages_reset
 
-from mpalloc import intr, pool
+from mpalloc import mem, intr, pool
 from mpalloc import pool_cache as PC
 
 s = Suite("isr", needs=("heap:40000",))
@@ -35,7 +35,9 @@ _NPAGES = 64
 
 
 def _window():
-    return page_window(_BASE, _PS, _NPAGES)
+    mem.attach(_BASE, bytearray(_NPAGES * _PS))
+    pages_reset(_BASE, _PS, _NPAGES)
+    return pool.pool_allocator(page_alloc, page_free, _PS)
 
 
 # Shared state of the handler (preallocated: the handler may not allocate).

@@ -3,9 +3,9 @@
 # window of this suite (no vmem/uvm_km needed), so it also fits small boards.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool.py
 from mptest import Suite, raises, heap_locked, check_msg, eq
-from mptest_pages import page_window
+from mptest_pages import page_alloc, page_free, pages_reset
 
-from mpalloc import intr, pool
+from mpalloc import mem, intr, pool
 
 s = Suite("pool", needs=("heap:6000",))
 
@@ -15,7 +15,9 @@ _PS = 64
 
 def _setup(npages):
     intr.setup(1)
-    return page_window(_BASE, _PS, npages)
+    mem.attach(_BASE, bytearray(npages * _PS))
+    pages_reset(_BASE, _PS, npages)
+    return pool.pool_allocator(page_alloc, page_free, _PS)
 
 
 _held = [0] * 16

@@ -5,9 +5,9 @@
 # magazines for a CPU whose first operations come from a handler.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool_hot.py
 from mptest import Suite, heap_locked, eq
-from mptest_pages import page_free, page_window
+from mptest_pages import page_alloc, page_free, pages_reset
 
-from mpalloc import intr, pool
+from mpalloc import mem, intr, pool
 
 s = Suite("pool_hot", needs=("heap:30000",))
 
@@ -18,7 +18,9 @@ _held = [0] * 16
 
 def _setup(npages):
     intr.setup(1)
-    return page_window(_BASE, _PS, npages)
+    mem.attach(_BASE, bytearray(npages * _PS))
+    pages_reset(_BASE, _PS, npages)
+    return pool.pool_allocator(page_alloc, page_free, _PS)
 
 
 _next = [0, 0]  # a page source for the heap-locked growth test: next page, pages
