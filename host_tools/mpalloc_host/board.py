@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from . import FIRMWARE_DIR, ROOT
+from .shrink import drop_docstrings
 from .transport import BoardError, BoardExecError, Transport, shorten
 
 __all__ = ["Board", "BoardError", "BoardNoSpace", "BoardExecError", "firmware_files", "flat_source"]
@@ -168,14 +169,7 @@ def flat_source(text, origin="?"):
 def strip_docstrings(text):
     """Same code without docstrings and comments (ast round trip): on a 10 KB heap
     the parse tree of a module's docstrings is what makes the import fail."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree) + "\n"
+    return ast.unparse(drop_docstrings(ast.parse(text))) + "\n"
 
 
 def module_deps(text, root=FIRMWARE_DIR):

@@ -153,7 +153,8 @@ def shake(text, roots, root=FIRMWARE_DIR):
     return tree, need, hard
 
 
-def _strip_docstrings(tree):
+def drop_docstrings(tree):
+    """`tree` (an ast.Module) without its module, class and function docstrings."""
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body
@@ -167,7 +168,7 @@ def minify(tree):
     """Source of `tree` without docstrings or comments, one space per indent level."""
     if isinstance(tree, str):
         tree = ast.parse(tree)
-    text = ast.unparse(_strip_docstrings(tree))
+    text = ast.unparse(drop_docstrings(tree))
     out = []
     for line in text.splitlines():
         n = len(line) - len(line.lstrip(" "))

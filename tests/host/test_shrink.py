@@ -35,7 +35,7 @@ def test_minify_keeps_the_tree():
     src = (Path(FIRMWARE_DIR) / "mpalloc" / "intr.py").read_text()
     small = shrink.minify(src)
     assert len(small) < len(src) * 0.7
-    assert ast.dump(ast.parse(small)) == ast.dump(shrink._strip_docstrings(ast.parse(src)))
+    assert ast.dump(ast.parse(small)) == ast.dump(shrink.drop_docstrings(ast.parse(src)))
 
 
 def test_pieces_fold_consts_and_compile_alone():
