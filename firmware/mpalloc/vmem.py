@@ -110,6 +110,14 @@
 #
 # Debug: vmem_debug(True) runs vmem_check(vm) (the VMEM_SANITY-style full
 # consistency check) after every operation but quantum-cache hits. Off by default.
+# The check allocates nothing (vmem_diag: while loops over the flat arrays,
+# frames within 11 words), so debug mode keeps the hot paths usable under
+# heap_lock and in interrupt handlers; a failure found with the heap locked
+# raises the preallocated vmem_diag.E_CHECK (details in check_lasterr).
+#
+# Memory of the quantum caches: the stacks (64 bytes per class) and the state
+# array, one byte per quantum of the window (at most qcache_window = 4096
+# quanta); an arena without a quantum cache has neither.
 #
 # Hot path (zero heap allocation, M_NOWAIT, steady state): vmem_alloc,
 # vmem_xalloc, vmem_free, vmem_xfree. Misuse raises ValueError whose message

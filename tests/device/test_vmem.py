@@ -523,26 +523,28 @@ def quantum_cache_window():
     # items come only from the window (qcache_window quanta above the
     # origin); beyond it small requests take the segment path, same semantics
     w = V.qcache_window
-    V.qcache_window = 8
+    V.qcache_window = 32
     try:
         vm = vmem_create("qcw", BASE, 64 * 16, 16, 32, NW)
-        eq(len(vm._qst), 8, "window of 8 quanta")
+        eq(len(vm._qst), 32, "window of 32 quanta")
         got = []
         for i in range(40):
             got.append(vmem_alloc(vm, 16, NW))
         for a in got:
             if a is None:
                 raise AssertionError("a small request failed with room in the arena")
-        cached = [a for a in got if a < BASE + 8 * 16]
-        eq(len(cached) > 0 and len(cached) < 40, True, "some items from the window, the rest beyond it")
+        eq(sorted(got[:32]), [BASE + 16 * i for i in range(32)], "two fills in the window")
+        eq(vmem_stats(vm)["qfills"], 2, "fills")
         V.vmem_check(vm)
-        for a in got:
-            vmem_free(vm, a, 16)
-        V.vmem_check(vm)
-        e = raises(ValueError, vmem_free, vm, got[-1], 16)
-        check_msg(e, "vmem_free")
+        vmem_free(vm, got[0], 16)
         e = raises(ValueError, vmem_free, vm, got[0], 16)
         check_msg(e, "vmem_free", "double free")
+        vmem_free(vm, got[-1], 16)
+        e = raises(ValueError, vmem_free, vm, got[-1], 16)
+        check_msg(e, "vmem_free", "never allocated")
+        for a in got[1:-1]:
+            vmem_free(vm, a, 16)
+        V.vmem_check(vm)
         vmem_destroy(vm)
     finally:
         V.qcache_window = w

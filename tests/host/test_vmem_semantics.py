@@ -346,3 +346,36 @@ def test_debug_check_catches_corruption():
     vm._sz[vm._sn[vm._sn[0]]] += 1  # corrupt the first segment's size
     with pytest.raises(AssertionError, match="^vmem_check: arena 'bad'"):
         vmem_alloc(vm, 16, NW)  # any operation runs the check
+
+
+def test_quantum_cache_window_and_states(monkeypatch):
+    # quantum-cache items come only from the window (qcache_window quanta above
+    # the origin); beyond it small requests take the segment path. A free is
+    # accepted only for the state "handed out, this class": a double free, a
+    # wrong size or the other free function is refused wherever the item lies.
+    monkeypatch.setattr(V, "qcache_window", 32)
+    vm = vmem_create("qcw", 0x1000, 64 * 16, 16, 32, NW)
+    assert len(vm._qst) == 32
+    got = [vmem_alloc(vm, 16, NW) for _ in range(40)]
+    assert None not in got and len(set(got)) == 40
+    assert sorted(got[:32]) == [0x1000 + 16 * i for i in range(32)]  # two fills of 16, in the window
+    assert vmem_stats(vm)["qfills"] == 2
+    vmem_check(vm)
+    for a in (got[0], got[-1]):  # one from the cache, one from the segment path
+        with pytest.raises(ValueError, match="^vmem_free: size 32 does not match"):
+            vmem_free(vm, a, 32)
+        with pytest.raises(ValueError, match="^vmem_xfree: .* was allocated with vmem_alloc"):
+            vmem_xfree(vm, a, 16)
+    vmem_free(vm, got[0], 16)
+    with pytest.raises(ValueError, match="^vmem_free: double free .* quantum cache"):
+        vmem_free(vm, got[0], 16)
+    vmem_free(vm, got[-1], 16)
+    with pytest.raises(ValueError, match="^vmem_free: address .* was never allocated"):
+        vmem_free(vm, got[-1], 16)
+    for a in got[1:-1]:
+        vmem_free(vm, a, 16)
+    vmem_check(vm)
+    st = vmem_stats(vm)
+    assert st["nalloc"] == st["nfree"] == 40
+    assert st["inuse"] == st["qcached"]
+    vmem_destroy(vm)
