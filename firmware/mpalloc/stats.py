@@ -21,7 +21,7 @@
 #   error       {"kind", "error"}    a reader raised; the rest of the stream goes on
 #   end         {"records", "heap_cost", "ms"}
 #
-# What it reads: only the functions listed in notes/STATS_CONTRACT.md, and only in
+# What it reads: only the functions listed in docs/STATS_CONTRACT.md, and only in
 # modules ALREADY imported (sys.modules): a snapshot never pulls in an allocator the
 # board does not use, and never calls an allocator's alloc/free, so no counter moves.
 #
