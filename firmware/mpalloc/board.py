@@ -137,8 +137,11 @@ def _prune(v):
 
 def use(p):
     """Use profile dict p instead of board.json (before init(), or re-init)."""
-    if not isinstance(p, dict) or "name" not in p or "managed" not in p:
+    if not isinstance(p, dict) or "name" not in p or not isinstance(p.get("managed"), dict):
         raise ValueError("board.use: a profile dict with at least 'name' and 'managed' is needed")
+    m = p["managed"]
+    if not isinstance(_n(m.get("bytes")), int) or _n(m["bytes"]) < 1:
+        raise ValueError("board.use: profile '%s' needs managed.bytes, a positive size" % (p["name"],))
     _use[0] = p
     _state[0] = False
 
@@ -159,7 +162,7 @@ def _mode(p):
         try:
             import _thread  # noqa: F401
 
-            return intr.MODE_THREAD, p["cpu"]["python_cpus"]
+            return intr.MODE_THREAD, p.get("cpu", {}).get("python_cpus", 1)
         except ImportError:
             return intr.MODE_UP, 1
     if plat == "webassembly":
@@ -207,7 +210,9 @@ def init():
     if not virtual:
         real, buf = mem.alloc_backing(size, ps)
     if real is None:  # virtual board, webassembly, or no uctypes (micro:bit)
-        base = _n(p["managed"]["virtual_base"])
+        base = _n(p["managed"].get("virtual_base"))
+        if not isinstance(base, int):
+            raise ValueError("board.init: profile '%s' needs managed.virtual_base here (no real address)" % name)
         buf = bytearray(size)
     else:
         base = real
@@ -389,6 +394,10 @@ def dma_alloc(size, align=0, owner=None, ring=False, nocross=None):
 
     if not isinstance(size, int) or size < 1:
         raise ValueError("dma_alloc: size must be a positive int, not %r" % (size,))
+    if not isinstance(align, int) or align < 0 or align & (align - 1):
+        raise ValueError("dma_alloc: align must be 0 or a power of two, not %r" % (align,))
+    if nocross is not None and (not isinstance(nocross, int) or nocross < 0 or nocross & (nocross - 1)):
+        raise ValueError("dma_alloc: nocross must be 0 or a power of two, not %r" % (nocross,))
     d = profile.get("dma") or {}
     a = max(_n(d.get("align", 4)), align or 1)
     if ring:
@@ -424,6 +433,8 @@ def dma_alloc(size, align=0, owner=None, ring=False, nocross=None):
 def dma_free(addr, size):
     from mpalloc import vmem, uvm_km
 
+    if not isinstance(addr, int) or not isinstance(size, int):
+        raise ValueError("dma_free: need an int address and size, got %r, %r" % (addr, size))
     e = _dma.get(addr)
     if e is None:
         raise ValueError("dma_free: 0x%x is not a DMA buffer from dma_alloc" % addr)
