@@ -105,6 +105,18 @@ def test_instant_fit_falls_back_to_partial_list():
     assert vmem_alloc(vm, 5, NW) == a
 
 
+def test_instant_fit_sees_coalesced_segment():
+    # a 5 (list 2) grows to 9 by coalescing: it belongs on list 3, where
+    # instant fit for 8 looks; left on list 2 the 8 came from the big tail
+    vm = vmem_create("co", 0, 1024, 1, 0, NW)
+    x = vmem_alloc(vm, 5, NW)
+    y = vmem_alloc(vm, 4, NW)
+    vmem_alloc(vm, 1, NW)  # guard: the 9 stays apart from the tail
+    vmem_free(vm, x, 5)
+    vmem_free(vm, y, 4)
+    assert vmem_alloc(vm, 8, NW | M_FIRSTFIT) == x
+
+
 def test_next_fit_cycles_ids():
     vm = vmem_create("ids", 1, 8, 1, 0, NW)
     got = []
