@@ -24,7 +24,7 @@ import mpfuzz  # noqa: E402
 from mpalloc import intr  # noqa: E402
 
 DOC = os.path.join(ROOT, "docs", "MISUSE.md")
-MODULES = ("vmem", "uvm_km", "pool", "pool_cache", "kmem", "extent", "kmalloc", "objcache", "mpipe", "zone")
+MODULES = ("vmem", "uvm_km", "pool", "pool_cache", "kmem", "extent", "kmalloc", "objcache", "mpipe", "zone", "board")
 
 pytestmark = pytest.mark.fuzz
 
@@ -802,6 +802,153 @@ def _zbuf_foreign():
     Z.zbuf(z, 0x10)
 
 
+# ---------------------------------------------------------------- board (the device-side board module)
+# board.init() sets intr (MODE_THREAD, the profile's CPUs), mem (the window at
+# the profile's virtual_base) and uvm_km (kernel_map) up for the whole process.
+# Every board row runs inside _bd: the globals of board, mem and uvm_km (and
+# the contents of their lists and dicts) and intr's mode are put back after it,
+# so the rows and tests that run after a board row see what they saw before.
+
+
+def _prof(board_name="rp2040", **over):
+    import json
+
+    with open(os.path.join(ROOT, "boards", board_name + ".json")) as f:
+        p = json.load(f)
+    for k, v in over.items():
+        p[k] = v
+    return p
+
+
+def _snap(mod):
+    out = {}
+    for k, v in vars(mod).items():
+        if k.startswith("__") or callable(v) or type(v).__name__ == "module":
+            continue
+        out[k] = (v, list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else None)
+    return out
+
+
+def _restore(mod, saved):
+    for k, (v, c) in saved.items():
+        if isinstance(v, list):
+            v[:] = c
+        elif isinstance(v, dict):
+            v.clear()
+            v.update(c)
+        setattr(mod, k, v)
+
+
+def _bd(f):
+    def run():
+        mods = [_m("board"), _m("mem"), _m("uvm_km")]
+        saved = [_snap(m) for m in mods]
+        ncpu, mode = intr.ncpu, intr.mode
+        try:
+            return f(_m("board"))
+        finally:
+            for m, s in zip(mods, saved):
+                _restore(m, s)
+            intr.setup(ncpu, mode)
+    return run
+
+
+def _bd_init(B, p="rp2040", **over):
+    B.use(_prof(p, **over) if isinstance(p, str) else p)
+    B.init()
+    return B
+
+
+def _bd_json(fn):
+    # an unreadable board.json in the current directory, no board.use()
+    def f(B):
+        import tempfile
+
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "board.json"), "w") as fh:
+            fh.write("{'name': not json")
+        cwd = os.getcwd()
+        B._use[0] = None
+        B._state[0] = False
+        os.chdir(d)
+        try:
+            getattr(B, fn)()
+        finally:
+            os.chdir(cwd)
+            os.remove(os.path.join(d, "board.json"))
+            os.rmdir(d)
+    return _bd(f)
+
+
+def _bd_owner_named(owner, call):
+    # the clash must name who holds the region; the holder keeps it
+    def f(B):
+        _bd_init(B)
+        try:
+            call(B)
+        except (OSError, ValueError) as e:
+            msg = str(e.args[-1])
+            assert "'%s'" % owner in msg, "owner %r not named in %r" % (owner, msg)
+            raise
+    return _bd(f)
+
+
+def _bd_claim_clash(B):
+    B.claim("uart-a", "UART0")
+    try:
+        B.claim("uart-b", 0x40034000, 4)
+    finally:
+        B.release("uart-a", "UART0")  # still held by uart-a: the clash took nothing
+
+
+def _bd_release_other(B):
+    B.claim("uart-a", "UART0")
+    try:
+        B.release("uart-b", "UART0")
+    finally:
+        B.release("uart-a", "UART0")  # still held by uart-a
+
+
+def _bd_call(fn, *a, **k):
+    def f(B):
+        _bd_init(B)
+        getattr(B, fn)(*a, **k)
+    return _bd(f)
+
+
+def _bd_dma_free(kind):
+    def f(B):
+        _bd_init(B)
+        a = B.dma_alloc(16)
+        try:
+            if kind == "never":
+                B.dma_free(a + 256, 16)
+            elif kind == "size":
+                B.dma_free(a, 600)
+            elif kind == "double":
+                B.dma_free(a, 16)
+                a = None
+                B.dma_free(B.memory_map()["managed"]["base"], 16)
+            else:
+                B.dma_free(None, 16)
+        finally:
+            if a is not None:
+                assert a in B._dma, "dma_free: a refused free lost the buffer"
+                B.dma_free(a, 16)
+    return _bd(f)
+
+
+def _bd_dma_free_before_init(B):
+    B._use[0] = None
+    B._state[0] = False
+    B._dma.clear()
+    B.dma_free(0x20010000, 16)
+
+
+def _bd_use(p):
+    return _bd(lambda B: B.use(p))
+
+
 CASES = [
     # vmem
     ("vmem_create", "quantum not a power of two", ValueError, "vmem_create",
@@ -1018,6 +1165,57 @@ CASES = [
     ("zinitna", "size 0", ValueError, "zinitna", _zinitna("size")),
     ("zinitna", "ZONE_INTERRUPT with nentries 0", ValueError, "zinitna", _zinitna("nentries")),
     ("zbuf", "an address that is not an item", ValueError, "zbuf", _zbuf_foreign),
+    # board
+    ("use", "not a dict", ValueError, "board.use", _bd_use("rp2040")),
+    ("use", "a profile without 'managed'", ValueError, "board.use", _bd_use({"name": "x"})),
+    ("use", "managed without bytes (a positive size)", ValueError, "board.use",
+     _bd_use({"name": "x", "managed": {"virtual_base": 0x10000000}})),
+    ("startup", "a profile use() refuses", ValueError, "board.use",
+     _bd(lambda B: B.startup({"name": "x", "managed": {"bytes": 0}}))),
+    ("init", "board.json that is not valid JSON", ValueError, "board.init", _bd_json("init")),
+    ("init", "no managed.virtual_base where the window is emulated (virtual board)", ValueError, "board.init",
+     _bd(lambda B: _bd_init(B, {"name": "x", "managed": {"bytes": 4096}}))),
+    ("detect", "board.json that is not valid JSON", ValueError, "board.init", _bd_json("detect")),
+    ("claim", "an unknown peripheral name", ValueError, "claim", _bd_call("claim", "drv", "UART9")),
+    ("claim", "a region another driver holds (names the owner; the holder keeps it)", OSError,
+     "extent_alloc_region", _bd_owner_named("uart-a", _bd_claim_clash)),
+    ("claim", "SRAM MicroPython itself uses (names owner 'micropython')", OSError, "extent_alloc_region",
+     _bd_owner_named("micropython", lambda B: B.claim("drv", 0x20000000, 16))),
+    ("claim", "the managed window (names owner 'mpalloc')", OSError, "extent_alloc_region",
+     _bd_owner_named("mpalloc", lambda B: B.claim("drv", 0x20010000, 16))),
+    ("claim", "an empty owner name", ValueError, "claim", _bd_call("claim", "", "UART0")),
+    ("claim", "size 0", ValueError, "claim", _bd_call("claim", "drv", 0x40034000, 0)),
+    ("claim", "base neither an int nor a peripheral name", ValueError, "claim", _bd_call("claim", "drv", 1.5, 4)),
+    ("claim", "an address neither peripheral space nor SRAM", ValueError, "claim",
+     _bd_call("claim", "drv", 0xF0000000, 16)),
+    ("claim", "a hole between peripherals (names owner '(unmapped)')", OSError, "extent_alloc_region",
+     _bd_owner_named("(unmapped)", lambda B: B.claim("drv", 0x60000000, 16))),
+    ("claim", "a range in an alias (non-striped SRAM): never counted twice", ValueError, "claim",
+     _bd_call("claim", "drv", 0x21000000, 16)),
+    ("release", "by another than the owner (names the owner; the owner keeps it)", ValueError, "extent_free",
+     _bd_owner_named("uart-a", _bd_release_other)),
+    ("release", "a region never claimed", ValueError, "extent_free", _bd_call("release", "drv", "UART1")),
+    ("release", "an unknown peripheral name", ValueError, "release", _bd_call("release", "drv", "UART9")),
+    ("dma_alloc", "size 0", ValueError, "dma_alloc", _bd_call("dma_alloc", 0)),
+    ("dma_alloc", "align not a power of two", ValueError, "dma_alloc", _bd_call("dma_alloc", 16, 3)),
+    ("dma_alloc", "a negative align", ValueError, "dma_alloc", _bd_call("dma_alloc", 16, -4)),
+    ("dma_alloc", "ring buffer size not a power of two", ValueError, "dma_alloc", _bd_call("dma_alloc", 12, ring=True)),
+    ("dma_alloc", "ring buffer larger than the board's ring mode", ValueError, "dma_alloc",
+     _bd_call("dma_alloc", 65536, ring=True)),
+    ("dma_alloc", "ring=True on a board without DMA ring mode (esp32)", ValueError, "dma_alloc",
+     _bd(lambda B: _bd_init(B, "esp32").dma_alloc(16, ring=True))),
+    ("dma_alloc", "nocross not a power of two", ValueError, "dma_alloc", _bd_call("dma_alloc", 16, nocross=3)),
+    ("dma_alloc", "nocross smaller than the size in pages", ValueError, "dma_alloc",
+     _bd_call("dma_alloc", 1024, nocross=512)),
+    ("dma_alloc", "the managed window outside DMA-capable memory", ValueError, "dma_alloc",
+     _bd(lambda B: _bd_init(B, dma={"align": 4, "capable": ["ROM"]}).dma_alloc(16))),
+    ("dma_free", "an address never allocated (the buffer is kept)", ValueError, "dma_free", _bd_dma_free("never")),
+    ("dma_free", "another size than allocated (the buffer is kept)", ValueError, "dma_free", _bd_dma_free("size")),
+    ("dma_free", "double free", ValueError, "dma_free", _bd_dma_free("double")),
+    ("dma_free", "an address that is not an int", ValueError, "dma_free", _bd_dma_free("none")),
+    ("dma_free", "before init() (nothing allocated yet)", ValueError, "dma_free", _bd(_bd_dma_free_before_init)),
+    ("mem32", "on the unix port / virtual board (would map the host's /dev/mem)", OSError, "board.mem32",
+     _bd(lambda B: _bd_init(B).mem32())),
 ]
 
 # Public names that are not allocator functions (left out of the document).
@@ -1066,6 +1264,8 @@ NOMISUSE = {
     "mpipe_stats": _GETTER,
     "zone_debug": _SWITCH,
     "zone_stats": _GETTER,
+    "booted": "a getter without arguments",
+    "memory_map": "a getter without arguments (calls init() first if needed; init's misuse applies)",
 }
 
 
