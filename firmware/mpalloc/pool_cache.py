@@ -371,18 +371,35 @@ def _mag_new(d):
     # d.want asks the next depot access outside it to make a spare one).
     try:
         mag = [0] * (d.magsize + 4)
-        mag[_CAP] = d.magsize
-        full = d.full + [None]
-        empty = d.empty + [None]
     except MemoryError:
         d.want = 1
         return None
+    mag[_CAP] = d.magsize
     _depot_enter(d)
-    d.full = full
-    d.empty = empty
-    d.nmags += 1
+    ok = _depot_grow(d)
     _depot_exit(d)
+    if not ok:
+        d.want = 1
+        return None
     return mag
+
+
+def _depot_grow(d):
+    # Room in the depot's arrays for one more magazine; the depot lock is held.
+    # Invariant: len(d.full) >= d.nmags and len(d.empty) >= d.nmags, so every
+    # magazine fits in either array. The arrays grow in place: a copy made
+    # outside the lock lost another CPU's concurrent growth or depot store
+    # (two CPUs making magazines at once left one slot short, and invalidate
+    # then ran off the end of d.empty).
+    try:
+        if len(d.full) <= d.nmags:
+            d.full.append(None)
+        if len(d.empty) <= d.nmags:
+            d.empty.append(None)
+    except MemoryError:
+        return False
+    d.nmags += 1
+    return True
 
 
 def _mag_reserve(d, n=1):
