@@ -565,8 +565,26 @@ def _split(vm, t, qs):
     vm._sp[t] = b
     q = vm._sz[t] - qs
     vm._sz[t] = q
-    if not q >> (vm._ty[t] - _T_FREE):  # below its list's range
-        _fl_move(vm, t)
+    qs = vm._ty[t] - _T_FREE
+    if not q >> qs:  # below its list's range: to the head of its list
+        if vm._fp[t]:
+            _fl_move(vm, t)
+            return b
+        # t heads list qs (instant fit's case): off it, onto the head of list q
+        c = vm._fn[t]
+        vm._fh[qs] = c
+        if c:
+            vm._fp[c] = 0
+        else:
+            vm._fmap &= ~(1 << qs)
+        q = _L[q] if q < 0x100 else (_L[q >> 8] + 8 if q < 0x10000 else _flog2(q))
+        vm._ty[t] = _T_FREE + q
+        c = vm._fh[q]
+        vm._fn[t] = c
+        if c:
+            vm._fp[c] = t
+        vm._fh[q] = t
+        vm._fmap |= 1 << q
     return b
 
 
@@ -670,11 +688,48 @@ def _free_seg(vm, t, s):
     n = vm._bk[p]
     if n == t:
         vm._bk[p] = vm._fn[t]
-    else:
-        _hash_remove(vm, t)
+    else:  # t is further down the chain (vmem_free walked it)
+        p = vm._fn[n]
+        while p != t:
+            n = p
+            p = vm._fn[n]
+        vm._fn[n] = vm._fn[t]
     n = vm._sn[t]
     p = vm._sp[t]
-    if vm._ty[n] >= _T_FREE and _T_SPAN < vm._ty[p] < _T_FREE:
+    if vm._ty[p] >= _T_FREE and vm._ty[n] < _T_FREE:
+        # common case (a ring of allocations freed oldest first): the free
+        # previous neighbour p absorbs t; t goes to the reserve
+        k = vm._sz[t]
+        vm._inuse -= k
+        vm._sn[p] = n
+        vm._sp[n] = p
+        vm._ty[t] = 0
+        vm._fn[t] = vm._tf
+        vm._tf = t
+        vm._ntf += 1
+        k += vm._sz[p]
+        vm._sz[p] = k
+        if vm._ty[vm._sp[p]] != _T_SPAN or not _span_free(vm, p, True):
+            # p to the head of list floor(log2(k)), as NetBSD
+            t = _L[k] if k < 0x100 else (_L[k >> 8] + 8 if k < 0x10000 else _flog2(k))
+            n = vm._ty[p] - _T_FREE
+            if vm._fp[p]:
+                _fl_move(vm, p)
+            elif n != t:  # p heads list n: off it, onto the head of list t
+                k = vm._fn[p]
+                vm._fh[n] = k
+                if k:
+                    vm._fp[k] = 0
+                else:
+                    vm._fmap &= ~(1 << n)
+                vm._ty[p] = _T_FREE + t
+                k = vm._fh[t]
+                vm._fn[p] = k
+                if k:
+                    vm._fp[k] = p
+                vm._fh[t] = p
+                vm._fmap |= 1 << t
+    elif vm._ty[n] >= _T_FREE and _T_SPAN < vm._ty[p] < _T_FREE:
         # common case: the free next neighbour n absorbs t (keeping its
         # free-list place unless it outgrows its list); t goes to the reserve
         k = vm._sz[t]
