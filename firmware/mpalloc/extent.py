@@ -350,39 +350,53 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
         raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
                          % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
     oi = _owner_index(fn, ex, owner)
+    _claim(fn, ex, flags, _place_region, (start, end, size, oi))
+
+
+def _place_region(fn, ex, k, a):
+    # Under ex.lock with descriptor k: insert [start, end] unless a claim
+    # overlaps it. Returns (None, 0, None) or (None, EAGAIN, message).
+    start, end, size, oi = a
+    d = ex.d
+    last = 0
+    r = ex.head
+    while r:
+        b = (r - 1) * _W
+        if d[b + _S] > end:
+            break
+        if d[b + _E] >= start:
+            return None, EAGAIN, (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
+                                  % (_hex(start), _hex(end), ex.name, _hex(d[b + _S]), _hex(d[b + _E]),
+                                     _oname(ex, d[b + _O])))
+        last = r
+        r = d[b + _N]
+    _insert(ex, start, size, oi, last, k)
+    return None, 0, None
+
+
+def _claim(fn, ex, flags, place, arg):
+    # The lock / descriptor / wait loop shared by every claim: place(fn, ex, k,
+    # arg) runs under ex.lock with a free descriptor k and returns (result, 0,
+    # None) after inserting, or (None, errno, message). EAGAIN waits with
+    # EX_WAITSPACE, ENOMEM (no descriptor) with EX_WAITOK; otherwise OSError.
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
-        k = _getdesc(fn, ex, flags)
-        err = msg = None
         try:
+            k = _getdesc(fn, ex, flags)
             if not k:
-                err = ENOMEM
+                res, err = None, ENOMEM
                 msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
             else:
-                d = ex.d
-                last = 0
-                r = ex.head
-                while r:
-                    b = (r - 1) * _W
-                    if d[b + _S] > end:
-                        break
-                    if d[b + _E] >= start:
-                        err = EAGAIN
-                        msg = (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
-                               % (_hex(start), _hex(end), ex.name, _hex(d[b + _S]), _hex(d[b + _E]),
-                                  _oname(ex, d[b + _O])))
-                        _putdesc(ex, k)
-                        break
-                    last = r
-                    r = d[b + _N]
-                if err is None:
-                    _insert(ex, start, size, oi, last, k)
-                    if _debug[0]:
-                        _check(ex)
-                    return None
+                res, err, msg = place(fn, ex, k, arg)
+                if err:
+                    _putdesc(ex, k)
+                elif _debug[0]:
+                    _check(ex)
         finally:
             intr.mutex_exit(ex.lock, s)
+        if not err:
+            return res
         if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
             _wait(fn, ex, gen, flags, err, msg)
             continue
@@ -439,69 +453,58 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
         raise ValueError(fn + ": extent '%s': boundary %s is smaller than size %s"
                          % (ex.name, _hex(boundary), _hex(size)))
     oi = _owner_index(fn, ex, owner)
+    return _claim(fn, ex, flags, _place_sub, (substart, subend, size, alignment, boundary, flags, oi))
+
+
+def _place_sub(fn, ex, k, a):
+    # Under ex.lock with descriptor k: the best (or with EX_FAST the first)
+    # fitting start in [substart, subend]; inserts it and returns it, else
+    # (None, EAGAIN, message).
+    substart, subend, size, alignment, boundary, flags, oi = a
     fast = flags & EX_FAST
+    d = ex.d
+    best = -1
+    bestovh = 0
+    bestlast = 0
+    last = 0
+    lo = substart
+    r = ex.head
+    # Walk the gaps: [lo, r.start-1] before each region r, then [lo, subend].
     while True:
-        s = intr.mutex_enter(ex.lock)
-        gen = ex.gen
-        k = _getdesc(fn, ex, flags)
-        err = msg = None
-        try:
-            if not k:
-                err = ENOMEM
-                msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
-            else:
-                d = ex.d
-                best = -1
-                bestovh = 0
-                bestlast = 0
-                last = 0
-                lo = substart
-                r = ex.head
-                # Walk the gaps: [lo, r.start-1] before each region r, then [lo, subend].
-                while True:
-                    if r:
-                        b = (r - 1) * _W
-                        rs = d[b + _S]
-                        if d[b + _E] < lo:
-                            last = r
-                            r = d[b + _N]
-                            continue
-                        gap_hi = rs - 1 if rs - 1 < subend else subend
-                    else:
-                        rs = ex.end + 1
-                        gap_hi = subend
-                    if gap_hi >= lo:
-                        a = _fit(ex, lo, gap_hi, size, alignment, boundary, flags)
-                        if a >= 0:
-                            ovh = rs - a - size  # leftover up to the next region (or the extent end)
-                            if fast or ovh == 0:
-                                best = a
-                                bestlast = last
-                                break
-                            if best < 0 or ovh < bestovh:
-                                best = a
-                                bestovh = ovh
-                                bestlast = last
-                    if not r or rs > subend:
-                        break
-                    lo = d[b + _E] + 1
-                    last = r
-                    r = d[b + _N]
-                if best >= 0:
-                    _insert(ex, best, size, oi, bestlast, k)
-                    if _debug[0]:
-                        _check(ex)
-                    return best
-                _putdesc(ex, k)
-                err = EAGAIN
-                msg = (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
-                       % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(substart), _hex(subend)))
-        finally:
-            intr.mutex_exit(ex.lock, s)
-        if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
-            _wait(fn, ex, gen, flags, err, msg)
-            continue
-        raise OSError(err, msg)
+        if r:
+            b = (r - 1) * _W
+            rs = d[b + _S]
+            if d[b + _E] < lo:
+                last = r
+                r = d[b + _N]
+                continue
+            gap_hi = rs - 1 if rs - 1 < subend else subend
+        else:
+            rs = ex.end + 1
+            gap_hi = subend
+        if gap_hi >= lo:
+            a = _fit(ex, lo, gap_hi, size, alignment, boundary, flags)
+            if a >= 0:
+                ovh = rs - a - size  # leftover up to the next region (or the extent end)
+                if fast or ovh == 0:
+                    best = a
+                    bestlast = last
+                    break
+                if best < 0 or ovh < bestovh:
+                    best = a
+                    bestovh = ovh
+                    bestlast = last
+        if not r or rs > subend:
+            break
+        lo = d[b + _E] + 1
+        last = r
+        r = d[b + _N]
+    if best < 0:
+        return None, EAGAIN, (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
+                              % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(substart),
+                                 _hex(subend)))
+    _insert(ex, best, size, oi, bestlast, k)
+    return best, 0, None
 
 
 def extent_free(ex, start, size, flags, owner=None):
