@@ -23,9 +23,10 @@
 # Data layout (for speed: the hit path is a few list operations):
 #   pc is a list: pc[c] for c < MAXCPU is CPU c's loaded magazine; pc[_META]
 #   holds the rest (a _Meta). A magazine is a list
-#       [n, obj_1 .. obj_cap, n0, cap, gethits]      (fields from the end: _N0, _CAP, _GH)
+#       [n, obj_1 .. obj_cap, spare, n0, cap, gethits]  (fields from the end: _N0, _CAP, _GH)
 #   Invariants: 0 <= n <= cap; objects at mag[1 .. n] (so a hit indexes with n
-#   itself); a magazine is in exactly one place (a CPU's loaded or previous
+#   itself); spare (mag[cap + 1]) holds nothing of meaning: a put hit stores
+#   into mag[n + 1] before it knows whether there is room; a magazine is in exactly one place (a CPU's loaded or previous
 #   slot, depot full list when n == cap, depot empty list when n == 0);
 #   _DUMMY (cap 0) is both empty and full, starts as every CPU's loaded and
 #   previous magazine, and never holds anything. Hits are counted while the
@@ -33,6 +34,13 @@
 #   (_fold): gethits counts get hits; put hits are not counted on the hit
 #   path but derived, puthits = gethits + n - n0, with n0 the count when the
 #   magazine came onto the CPU. Off a CPU, gethits == 0 and n0 == n.
+#
+# Soft interrupts (scheduled callbacks, intr.softint_establish) run only at a
+# jump: a hit reads, updates and writes its magazine with no jump in between
+# (get: c = 1 if n > 0 else 0 from a table, then n - c; the test comes after
+# the writes), so a callback lands
+# before or after it, never inside; the slow paths run masked (intr.splhigh,
+# which holds soft interrupts pending), the depot lock included.
 #
 # Interrupts and CPUs: the hit path allocates nothing. Per-CPU state is guarded
 # by the local CPU's interrupt mask on boards: machine.disable_irq()/enable_irq()
@@ -99,7 +107,10 @@ pool_cache_list = []
 E_FLAGS = ValueError("pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT")
 E_NULL = ValueError("pool_cache_put: object is None")
 
-_DUMMY = [0, 0, 0, 0]
+_DUMMY = [0, 0, 0, 0, 0]  # n, spare, n0, cap 0, gethits
+# _POS[k] = 1 if k > 0 else 0 (k <= 255): what a hit adds or takes, as an int
+# without a jump (a bool in arithmetic takes MicroPython's slow path).
+_POS = b"\x00" + b"\x01" * 255
 _N0 = const(-3)  # magazine fields, from the end (see the header)
 _CAP = const(-2)
 _GH = const(-1)
@@ -176,6 +187,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     d.nconstructed = 0
     d.want = 0  # 1: an interrupt handler found no empty magazine (see _mag_new)
     d.lock = intr.mutex_init()
+    d.ds = 0  # mask token of the depot lock holder (_depot_enter)
     pc = [_DUMMY] * MAXCPU
     pc.append(d)
     pp.cache = pc
@@ -191,6 +203,8 @@ def pool_cache_get(pc, flags):
     # functions of their own. One CPU with nothing to exclude: 30 bytecodes on
     # a hit (mode test 2, magazine 4, count 4, test 2, store 6, hit count 8,
     # object 4).
+    # From reading mag to the last write: no jump (see the header). On an
+    # empty magazine c = mag[0] (0) and nothing changes.
     if _hm:
         if _thr:
             c = _cpuget(_ident(), 0) & 0xFF  # handlers too (see the header)
@@ -198,37 +212,37 @@ def pool_cache_get(pc, flags):
             m.acquire()
             mag = pc[c]
             n = mag[0]
-            if n:
-                mag[0] = n - 1
-                mag[_GH] += 1
-                n = mag[n]
-                m.release()
-                return n
+            c = _POS[n]
+            mag[0] = n - c
+            mag[_GH] += c
+            c = mag[n]
             m.release()
         else:
             m = _dis()
             mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
             n = mag[0]
-            if n:
-                mag[0] = n - 1
-                mag[_GH] += 1
-                n = mag[n]
-                _en(m)
-                return n
+            c = _POS[n]
+            mag[0] = n - c
+            mag[_GH] += c
+            c = mag[n]
             _en(m)
     else:
         mag = pc[0]
         n = mag[0]
-        if n:
-            mag[0] = n - 1
-            mag[_GH] += 1
-            return mag[n]
+        c = _POS[n]
+        mag[0] = n - c
+        mag[_GH] += c
+        c = mag[n]
+    if n:
+        return c
     return _get_slow(pc, flags)
 
 
 def pool_cache_put(pc, o):
     """Return object o (still constructed) to the cache."""
     # Hot path (see pool_cache_get); a put hit counts nothing (see the header).
+    # No jump from reading mag to the last write; a full magazine takes o into
+    # its spare slot and keeps its count.
     if _hm:
         if _thr:
             c = _cpuget(_ident(), 0) & 0xFF
@@ -236,32 +250,26 @@ def pool_cache_put(pc, o):
             m.acquire()
             mag = pc[c]
             n = mag[0]
-            if n < mag[_CAP]:
-                n += 1
-                mag[n] = o
-                mag[0] = n
-                m.release()
-                return
+            mag[n + 1] = o
+            c = _POS[mag[_CAP] - n]
+            mag[0] = n + c
             m.release()
         else:
             m = _dis()
             mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
             n = mag[0]
-            if n < mag[_CAP]:
-                n += 1
-                mag[n] = o
-                mag[0] = n
-                _en(m)
-                return
+            mag[n + 1] = o
+            c = _POS[mag[_CAP] - n]
+            mag[0] = n + c
             _en(m)
     else:
         mag = pc[0]
         n = mag[0]
-        if n < mag[_CAP]:
-            n += 1
-            mag[n] = o
-            mag[0] = n
-            return
+        mag[n + 1] = o
+        c = _POS[mag[_CAP] - n]
+        mag[0] = n + c
+    if c:
+        return
     _put_slow(pc, o)
 
 
@@ -275,15 +283,22 @@ def _fold(d, c, mag):
 
 
 def _depot_enter(d):
+    # The depot lock, taken with this CPU masked, so no soft interrupt lands
+    # while it is held (order: mask -> _cl[c] -> depot lock). d.ds keeps the
+    # mask token: only the lock holder writes it.
+    s = intr.splhigh()
     m = d.lock
     if m is not None and not m.acquire(0):
         d.contention += 1
         m.acquire()
+    d.ds = s
 
 
 def _depot_exit(d):
+    s = d.ds
     if d.lock is not None:
         d.lock.release()
+    intr.splx(s)
 
 
 def _get_slow(pc, flags):
@@ -370,7 +385,7 @@ def _mag_new(d):
     # A new empty magazine, or None where the heap cannot give one (locked:
     # d.want asks the next depot access outside it to make a spare one).
     try:
-        mag = [0] * (d.magsize + 4)
+        mag = [0] * (d.magsize + 5)
     except MemoryError:
         d.want = 1
         return None
@@ -627,18 +642,18 @@ def _cpu():
 
 def _cpu_enter(c):
     # Exclusive use of CPU c's magazines (c: the caller's own CPU, or any
-    # CPU in MODE_THREAD): its magazine lock, or this CPU's interrupt mask.
+    # CPU in MODE_THREAD): this CPU's interrupt mask and, in MODE_THREAD, c's
+    # magazine lock (the mask first: soft interrupts stay pending meanwhile).
+    s = intr.splhigh()
     if _thr:
         _cl[c].acquire()
-        return None
-    return intr.splhigh()
+    return s
 
 
 def _cpu_exit(c, s):
-    if s is None:
+    if _thr:
         _cl[c].release()
-    else:
-        intr.splx(s)
+    intr.splx(s)
 
 
 def pool_cache_invalidate(pc):

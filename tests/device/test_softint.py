@@ -1,0 +1,335 @@
+# Soft interrupts (scheduled callbacks) and pool(9) / pool_cache(9):
+# the path esp32's machine.Timer callbacks take (its port has no hard ones),
+# and rp2's Timer without hard=True. Such a callback runs on the main thread at
+# a jump between two bytecodes, so it can land inside an allocator's critical
+# section, where machine.disable_irq() does not keep it out.
+#   soft_stress_pool / soft_stress_pool_cache: a source schedules a handler
+#     (intr.softint_establish) at random moments while the main context churns
+#     the same pool; the handler gets and puts with the heap locked. No item
+#     lost or handed out twice, statistics balance, and (on the virtual board,
+#     whose source is a thread) some callbacks arrived inside a critical
+#     section and were held until its splx().
+#   soft_stress_*_up: the same in MODE_UP, one CPU and no lock: esp32's mode.
+#   soft_held_by_splhigh: a callback scheduled inside splhigh() .. splx() runs
+#     at the splx(), not before (every port: the main context schedules it).
+#   soft_timer: the same handler from a real machine.Timer soft callback
+#     (esp32, rp2).
+# Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_softint.py
+import gc
+
+from mptest import Suite, skip, has, eq
+from mptest_pages import page_alloc, page_free, pages_reset
+
+from mpalloc import mem, intr, pool
+from mpalloc import pool_cache as PC
+
+try:
+    import micropython
+except ImportError:
+    micropython = None
+
+s = Suite("softint", needs=("heap:30000",))
+
+_LIMIT = 16  # items: main holds <= 12, the handler <= 3
+_BASE = 0x10000000
+_PS = 256
+_NPAGES = 32
+
+_own = bytearray(_NPAGES * _PS // 8)  # item offset // 8 -> 0 free, 1 main, 2 handler
+_ih = [0] * 4  # items the handler holds
+# 0 handler gets, 1 handler puts, 2 handler fails, 3 dup/lost, 4 handler runs,
+# 5 runs inside a critical section (must stay 0), 6 items held by the handler
+_hc = [0] * 8
+_ops = [None, None, None]  # get, put, pool or cache
+
+
+def _get():
+    return _ops[0](_ops[2], 2)
+
+
+def _put(o):
+    _ops[1](_ops[2], o)
+
+
+def _handler(drain):
+    # The soft interrupt: get one item while holding < 3, else put one back.
+    _hc[4] += 1
+    if intr._soft_masked():
+        _hc[5] += 1
+    micropython.heap_lock()
+    try:
+        n = _hc[6]
+        if n < 3 and not drain:
+            o = _get()
+            if o is None:
+                _hc[2] += 1
+            else:
+                k = (o - _BASE) >> 3
+                if _own[k]:
+                    _hc[3] += 1
+                _own[k] = 2
+                _ih[n] = o
+                _hc[6] = n + 1
+                _hc[0] += 1
+        elif n:
+            n -= 1
+            o = _ih[n]
+            k = (o - _BASE) >> 3
+            if _own[k] != 2:
+                _hc[3] += 1
+            _own[k] = 0
+            _hc[6] = n
+            _put(o)
+            _hc[1] += 1
+    finally:
+        micropython.heap_unlock()
+
+
+_src = [0, 0, 0]  # scheduled, queue full, done
+
+
+def _source(sih, count, seed):
+    # The interrupt source of the virtual board: a thread scheduling sih.
+    x = seed
+    for _ in range(count):
+        x = (x * 75 + 74) % 65537
+        for _ in range(x % 401):
+            pass
+        try:
+            intr.softint_schedule(sih)
+            _src[0] += 1
+        except RuntimeError:  # the scheduler's queue is full: drop, like a lost edge
+            _src[1] += 1
+    _src[2] = 1
+
+
+def _window():
+    mem.attach(_BASE, bytearray(_NPAGES * _PS))
+    pages_reset(_BASE, _PS, _NPAGES)
+    return pool.pool_allocator(page_alloc, page_free, _PS)
+
+
+def _stress(kind, up=False):
+    if micropython is None or not hasattr(micropython, "schedule"):
+        skip("no micropython.schedule on this port")
+    intr.setup(1, intr.MODE_UP if up else None)
+    pa = _window()
+    pc = None
+    if kind == "pool":
+        pp = pool.pool_init(32, 8, 0, 0, "soft32", pa, pool.IPL_VM)
+        _ops[0], _ops[1], _ops[2] = pool.pool_get, pool.pool_put, pp
+    else:
+        pc = PC.pool_cache_init(32, 8, 0, 0, "soft32", pa, pool.IPL_VM, None, None, None)
+        pp = PC.pool_cache_pool(pc)
+        _ops[0], _ops[1], _ops[2] = PC.pool_cache_get, PC.pool_cache_put, pc
+    # Pages primed up front and a hard limit at them: the test's page source
+    # (mptest_pages) is not interrupt-safe, as a board's page allocator must be.
+    pool.pool_sethardlimit(pp, _LIMIT, None, 0)
+    pool.pool_prime(pp, _LIMIT)
+    for i in range(len(_own)):
+        _own[i] = 0
+    for i in range(8):
+        _hc[i] = 0
+    _src[0] = _src[1] = _src[2] = 0
+    held = [0] * 16
+    for r in range(3):  # magazines and depot slots exist before the heap is locked
+        for i in range(12):
+            held[i] = _get()
+        for i in range(12):
+            _put(held[i])
+    gc.collect()
+    sih = intr.softint_establish(_handler, 0)
+    h0 = intr._sheld[0]
+    threaded = has("threads")
+    count = 20000 if threaded else 3000
+    if threaded:
+        import _thread
+
+        _thread.start_new_thread(_source, (sih, count, 7))
+    x = 1
+    mg = mp = mf = turns = 0
+    while True:
+        if threaded:
+            if _src[2]:
+                break
+        else:
+            if turns >= count:
+                break
+            if turns % 3 == 0:
+                intr.softint_schedule(sih)  # lands at this context's next jump
+                _src[0] += 1
+        turns += 1
+        x = (x * 75 + 74) % 65537
+        b = 1 + x % 12
+        n = 0
+        for i in range(b):
+            o = _get()
+            mg += 1
+            if o is None:
+                mf += 1
+                continue
+            k = (o - _BASE) >> 3
+            if _own[k]:
+                _hc[3] += 1
+            _own[k] = 1
+            held[n] = o
+            n += 1
+        for i in range(n):
+            o = held[i] if x & 1 else held[n - 1 - i]
+            k = (o - _BASE) >> 3
+            if _own[k] != 1:
+                _hc[3] += 1
+            _own[k] = 0
+            _put(o)
+            mp += 1
+    # let what is still queued run, then drain the handler's items as the handler
+    for i in range(100):
+        pass
+    while _hc[6]:
+        _handler(1)
+    pend = intr.softint_pending()
+    intr.softint_disestablish(sih)
+    name = "soft_stress_" + kind + ("_up" if up else "")
+    s.metric(name, "scheduled", _src[0])
+    s.metric(name, "queue_full", _src[1])
+    s.metric(name, "handler_runs", _hc[4])
+    s.metric(name, "handler_ops", _hc[0] + _hc[1])
+    s.metric(name, "held_until_splx", intr._sheld[0] - h0)
+    s.metric(name, "main_ops", mg + mp)
+    eq(pend, 0, "soft interrupts still pending after the last splx")
+    eq(_hc[3], 0, "items handed out twice / lost")
+    eq(_hc[5], 0, "handler ran inside a critical section")
+    if _hc[0] + _hc[1] < 100:
+        raise AssertionError("only %d handler operations" % (_hc[0] + _hc[1]))
+    if threaded and intr._sheld[0] == h0:
+        raise AssertionError("no callback landed in a critical section: the deferral was not exercised")
+    if kind == "pool_cache":
+        st = PC.pool_cache_stats(pc)["cpus"][0]
+        eq(st["nget"], mg - mf + _hc[0] + 36, "pool_cache nget")
+        eq(st["nput"], mp + _hc[1] + 36, "pool_cache nput")
+        PC.pool_cache_invalidate(pc)
+    ps = pool.pool_stats(pp)
+    eq(ps["nout"], 0, "pool nout after everything came back")
+    if kind == "pool":
+        eq(ps["nget"], mg - mf + _hc[0] + 36, "pool nget")
+    pool.pool_chk(pp)
+    if pc is not None:
+        PC.pool_cache_destroy(pc)
+    else:
+        pool.pool_destroy(pp)
+    intr.setup(1)
+
+
+@s.test
+def soft_stress_pool():
+    _stress("pool")
+
+
+@s.test
+def soft_stress_pool_cache():
+    _stress("pool_cache")
+
+
+# One CPU with nothing but soft interrupts: esp32's configuration (MODE_UP;
+# the virtual board's default is MODE_THREAD, where a lock plays the mask).
+@s.test
+def soft_stress_pool_up():
+    _stress("pool", True)
+
+
+@s.test
+def soft_stress_pool_cache_up():
+    _stress("pool_cache", True)
+
+
+_seen = [0, 0]
+
+
+def _mark(arg):
+    _seen[0] += 1
+
+
+@s.test
+def soft_held_by_splhigh():
+    if micropython is None or not hasattr(micropython, "schedule"):
+        skip("no micropython.schedule on this port")
+    intr.setup(1)
+    sih = intr.softint_establish(_mark)
+    _seen[0] = 0
+    for i in range(100):  # let anything still queued by earlier tests run
+        pass
+    h0 = intr._sheld[0]
+    sp = intr.splhigh()
+    intr.softint_schedule(sih)
+    for i in range(50):  # jumps: where a scheduled callback runs
+        pass
+    inside = _seen[0]
+    sp2 = intr.splhigh()  # nested: still held at the inner splx
+    for i in range(50):
+        pass
+    intr.splx(sp2)
+    nested = _seen[0]
+    intr.splx(sp)
+    after = _seen[0]
+    intr.softint_disestablish(sih)
+    eq(inside, 0, "callback ran inside splhigh()")
+    eq(nested, 0, "callback ran at the inner splx of a nested section")
+    eq(after, 1, "callback runs once at the splx that ends the section")
+    eq(intr._sheld[0] - h0, 1, "held-until-splx count")
+
+
+@s.test
+def soft_timer():
+    import sys
+
+    if sys.platform not in ("esp32", "rp2"):
+        skip("no soft machine.Timer here (esp32, rp2 only; this is %s)" % sys.platform)
+    import machine
+    import time
+
+    intr.setup(1)
+    pa = _window()
+    pc = PC.pool_cache_init(32, 8, 0, 0, "tim32", pa, pool.IPL_VM, None, None, None)
+    _ops[0], _ops[1], _ops[2] = PC.pool_cache_get, PC.pool_cache_put, pc
+    for i in range(len(_own)):
+        _own[i] = 0
+    for i in range(8):
+        _hc[i] = 0
+    sih = intr.softint_establish(_handler, 0)
+    held = [0] * 8
+    if sys.platform == "esp32":
+        t = machine.Timer(0)
+        t.init(mode=machine.Timer.PERIODIC, period=1, callback=sih)
+    else:
+        t = machine.Timer(mode=machine.Timer.PERIODIC, period=1, callback=sih)
+    t0 = time.ticks_ms()
+    try:
+        while time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            n = 0
+            for i in range(8):
+                o = PC.pool_cache_get(pc, 2)
+                if o is not None:
+                    k = (o - _BASE) >> 3
+                    if _own[k]:
+                        _hc[3] += 1
+                    _own[k] = 1
+                    held[n] = o
+                    n += 1
+            for i in range(n):
+                _own[(held[i] - _BASE) >> 3] = 0
+                PC.pool_cache_put(pc, held[i])
+    finally:
+        t.deinit()
+    while _hc[6]:
+        _handler(1)
+    intr.softint_disestablish(sih)
+    s.metric("soft_timer", "handler_runs", _hc[4])
+    eq(_hc[3], 0, "items handed out twice / lost")
+    eq(_hc[5], 0, "handler ran inside a critical section")
+    if _hc[4] < 100:
+        raise AssertionError("only %d timer callbacks in 2 s" % _hc[4])
+    PC.pool_cache_invalidate(pc)
+    PC.pool_cache_destroy(pc)
+
+
+s.run()
