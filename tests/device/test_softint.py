@@ -1,9 +1,9 @@
-# Soft interrupts (scheduled callbacks) and pool(9) / pool_cache(9):
+# Soft interrupts (scheduled callbacks) and pool(9) / pool_cache(9) / kmem(9):
 # the path esp32's machine.Timer callbacks take (its port has no hard ones),
 # and rp2's Timer without hard=True. Such a callback runs on the main thread at
 # a jump between two bytecodes, so it can land inside an allocator's critical
 # section, where machine.disable_irq() does not keep it out.
-#   soft_stress_pool / soft_stress_pool_cache: a source schedules a handler
+#   soft_stress_pool / _pool_cache / _kmem (kmem_intr_*): a source schedules a handler
 #     (intr.softint_establish) at random moments while the main context churns
 #     the same pool; the handler gets and puts with the heap locked. No item
 #     lost or handed out twice, statistics balance, and (on the virtual board,
@@ -20,7 +20,7 @@ import gc
 from mptest import Suite, skip, has, eq
 from mptest_pages import page_alloc, page_free, pages_reset
 
-from mpalloc import mem, intr, pool
+from mpalloc import mem, intr, pool, uvm_km, kmem
 from mpalloc import pool_cache as PC
 
 try:
@@ -40,7 +40,7 @@ _ih = [0] * 4  # items the handler holds
 # 0 handler gets, 1 handler puts, 2 handler fails, 3 dup/lost, 4 handler runs,
 # 5 runs inside a critical section (must stay 0), 6 items held by the handler
 _hc = [0] * 8
-_ops = [None, None, None]  # get, put, pool or cache
+_ops = [None, None, None]  # get, put, pool or cache (kmem: the size)
 
 
 def _get():
@@ -103,6 +103,14 @@ def _source(sih, count, seed):
     _src[2] = 1
 
 
+def _kget(size, flags):
+    return kmem.kmem_intr_alloc(size, kmem.KM_NOSLEEP)
+
+
+def _kput(size, o):
+    kmem.kmem_intr_free(o, size)
+
+
 def _window():
     mem.attach(_BASE, bytearray(_NPAGES * _PS))
     pages_reset(_BASE, _PS, _NPAGES)
@@ -113,19 +121,27 @@ def _stress(kind, up=False):
     if micropython is None or not hasattr(micropython, "schedule"):
         skip("no micropython.schedule on this port")
     intr.setup(1, intr.MODE_UP if up else None)
-    pa = _window()
-    pc = None
-    if kind == "pool":
+    pc = pp = None
+    if kind == "kmem":
+        # kmem_intr_* on kmem's size-class caches over a kernel_map of the window
+        kmem.kmem_reset()
+        mem.attach(_BASE, bytearray(_NPAGES * _PS))
+        uvm_km.uvm_km_bootstrap(_BASE, _NPAGES * _PS, _PS)
+        _ops[0], _ops[1], _ops[2] = _kget, _kput, 24
+    elif kind == "pool":
+        pa = _window()
         pp = pool.pool_init(32, 8, 0, 0, "soft32", pa, pool.IPL_VM)
         _ops[0], _ops[1], _ops[2] = pool.pool_get, pool.pool_put, pp
     else:
-        pc = PC.pool_cache_init(32, 8, 0, 0, "soft32", pa, pool.IPL_VM, None, None, None)
+        pc = PC.pool_cache_init(32, 8, 0, 0, "soft32", _window(), pool.IPL_VM, None, None, None)
         pp = PC.pool_cache_pool(pc)
         _ops[0], _ops[1], _ops[2] = PC.pool_cache_get, PC.pool_cache_put, pc
-    # Pages primed up front and a hard limit at them: the test's page source
-    # (mptest_pages) is not interrupt-safe, as a board's page allocator must be.
-    pool.pool_sethardlimit(pp, _LIMIT, None, 0)
-    pool.pool_prime(pp, _LIMIT)
+    if pp is not None:
+        # Pages primed up front and a hard limit at them: the test's page source
+        # (mptest_pages) is not interrupt-safe, as a board's page allocator
+        # must be (kmem's, uvm_km over vmem, is).
+        pool.pool_sethardlimit(pp, _LIMIT, None, 0)
+        pool.pool_prime(pp, _LIMIT)
     for i in range(len(_own)):
         _own[i] = 0
     for i in range(8):
@@ -208,14 +224,18 @@ def _stress(kind, up=False):
         eq(st["nget"], mg - mf + _hc[0] + 36, "pool_cache nget")
         eq(st["nput"], mp + _hc[1] + 36, "pool_cache nput")
         PC.pool_cache_invalidate(pc)
-    ps = pool.pool_stats(pp)
-    eq(ps["nout"], 0, "pool nout after everything came back")
-    if kind == "pool":
-        eq(ps["nget"], mg - mf + _hc[0] + 36, "pool nget")
-    pool.pool_chk(pp)
+    if kind == "kmem":
+        eq(mf, 0, "kmem_intr_alloc failures in main")
+        kmem.kmem_reset()
+    else:
+        ps = pool.pool_stats(pp)
+        eq(ps["nout"], 0, "pool nout after everything came back")
+        if kind == "pool":
+            eq(ps["nget"], mg - mf + _hc[0] + 36, "pool nget")
+        pool.pool_chk(pp)
     if pc is not None:
         PC.pool_cache_destroy(pc)
-    else:
+    elif pp is not None:
         pool.pool_destroy(pp)
     intr.setup(1)
 
@@ -228,6 +248,11 @@ def soft_stress_pool():
 @s.test
 def soft_stress_pool_cache():
     _stress("pool_cache")
+
+
+@s.test
+def soft_stress_kmem():
+    _stress("kmem")
 
 
 # One CPU with nothing but soft interrupts: esp32's configuration (MODE_UP;
