@@ -285,6 +285,9 @@ def _soft_take():
                     ent[3] = 0
                     ent[1](ent[2])
                 i += 1
+    except BaseException:
+        _spend[0] = 1  # a handler raised: the others still pending stay so
+        raise
     finally:
         _sactive[0] = 0
 
