@@ -111,13 +111,20 @@ _back = [None]
 WINDOW = 32768  # the largest window a target attaches (one buffer, reused)
 
 
+def reserve():
+    """Take the window's backing buffer now, while the heap is still in one
+    piece (a suite calls this first: after a vmem workload in debug mode
+    the 512 KB unix heap had no 32 KB hole left)."""
+    if _back[0] is None:
+        gc.collect()
+        _back[0] = bytearray(WINDOW)
+    return _back[0]
+
+
 def _attach(size):
     # Every target reuses one backing buffer (no fragmentation on small heaps),
     # filled with junk first: nothing may count on fresh memory being zero.
-    b = _back[0]
-    if b is None:
-        gc.collect()
-        b = _back[0] = bytearray(WINDOW)
+    b = reserve()
     if size > len(b):
         raise ValueError("mpfuzz: window %d > WINDOW %d" % (size, len(b)))
     for i in range(size):

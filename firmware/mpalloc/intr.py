@@ -6,8 +6,7 @@
 #   cpu_intr_p()       True in (real or emulated) hard-interrupt context
 #   splhigh() / splx(s)  block interrupts on this CPU / restore
 #   mutex_init()       a spin mutex; mutex_enter(m) ... mutex_exit(m, s)
-#   softint_establish(func, arg) -> sih; softint_schedule(sih);
-#   softint_disestablish(sih)  soft interrupts (softint(9)), see below
+#   (soft interrupts, softint(9): softint.py, which hooks into splx here)
 #
 # None of these allocate from the MicroPython heap once set up, so they may be
 # used from a hard interrupt handler and under micropython.heap_lock().
@@ -33,19 +32,8 @@
 #   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
 # (MODE_UP, MODE_SIO): _sdepth[0] = splhigh() nesting of the main context.
 #
-# Soft interrupts. MicroPython's scheduled callbacks (micropython.schedule, a
-# machine.Timer without hard=True: the only kind esp32 has) run on the main
-# thread between two bytecodes, at a jump. Like an interrupt they can land
-# inside an allocator's critical section, and machine.disable_irq() does not
-# keep them out. A handler given to softint_establish() is held pending while
-# its CPU is inside splhigh() .. splx() (so inside every mutex_enter() ..
-# mutex_exit()) and runs at the splx() that ends the section, as a masked
-# interrupt is taken when the mask drops. The hot paths that take no mask
-# (pool_cache's magazine hit) have no jump between reading and writing the
-# shared state, so no callback can run in between.
-# A callback scheduled without softint_establish() gets none of this: calling
-# an allocator from it can land inside a critical section (MODE_UP: corrupt
-# state; MODE_THREAD: a lock the same thread holds, i.e. a hang).
+# Soft interrupts (softint.py) are held pending inside splhigh() .. splx():
+# splx() that drops the last level calls softint's hook when _spend[0] is set.
 import sys
 
 try:
@@ -83,10 +71,8 @@ _cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
 _mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
 _depth = [0] * MAXCPU  # MODE_THREAD: splhigh nesting per CPU
 _sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
-_soft = []  # established soft interrupts: [sih, func, arg, pending]
-_spend = [0]  # some soft interrupt is pending
-_sactive = [0]  # soft interrupt handlers running (cpu_softintr_p)
-_sheld = [0]  # soft interrupts that arrived masked and waited for splx (a statistic)
+_spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
+_soft_run = None  # set by softint.py: runs what waits
 _get_ident = None
 
 
@@ -208,93 +194,6 @@ def splx(s):
     _sdepth[0] = s
     if not s and _spend[0]:
         _soft_run()
-
-
-def _soft_masked():
-    # Is the context a soft interrupt would interrupt inside splhigh()?
-    if mode == MODE_THREAD:
-        return _depth[_cpu_of.get(_get_ident(), 0) & 0xFF] > 0
-    return _sdepth[0] > 0
-
-
-def softint_establish(func, arg=None):
-    """A soft interrupt running func(arg). Returns sih, the callable to hand to
-    micropython.schedule(sih, x) or machine.Timer(callback=sih) (x or the timer
-    is ignored); see the header for when func runs. Soft interrupt handlers do
-    not nest: one arriving while another runs waits for it to finish.
-    Allocates: call once."""
-    ent = [None, func, arg, 0]
-
-    def sih(_x=None):
-        ent[3] = 1  # pending until _soft_take() runs it
-        _spend[0] = 1
-        if _sactive[0] or _soft_masked():
-            _sheld[0] += 1  # taken at the splx() that ends the section
-            return
-        _soft_take()
-
-    ent[0] = sih
-    _soft.append(ent)
-    return sih
-
-
-def softint_schedule(sih):
-    """Ask for sih to run soon (micropython.schedule; RuntimeError if its queue is full)."""
-    if micropython is None:
-        raise ValueError("softint_schedule: needs MicroPython's scheduler (micropython.schedule)")
-    micropython.schedule(sih, None)
-
-
-def softint_disestablish(sih):
-    i = 0
-    while i < len(_soft):
-        if _soft[i][0] is sih:
-            _soft.pop(i)
-            return
-        i += 1
-    raise ValueError("softint_disestablish: not an established soft interrupt")
-
-
-def softint_pending():
-    """How many established soft interrupts wait for a splx()."""
-    n = 0
-    i = 0
-    while i < len(_soft):
-        n += _soft[i][3]
-        i += 1
-    return n
-
-
-def _soft_run():
-    # splx() dropped the mask with soft interrupts pending.
-    if not _sactive[0]:
-        _soft_take()
-
-
-def _soft_take():
-    # Run pending soft interrupts, in the order they were established, until
-    # none is left; one at a time (_sactive), no iterator (the heap may be locked).
-    _sactive[0] = 1
-    try:
-        while _spend[0]:
-            _spend[0] = 0
-            i = 0
-            while i < len(_soft):
-                ent = _soft[i]
-                if ent[3]:
-                    ent[3] = 0
-                    ent[1](ent[2])
-                i += 1
-    except BaseException:
-        _spend[0] = 1  # a handler raised: the others still pending stay so
-        raise
-    finally:
-        _sactive[0] = 0
-
-
-def cpu_softintr_p():
-    """True while a soft interrupt handler (softint_establish) runs."""
-    return _sactive[0] > 0
 
 
 def mutex_init():

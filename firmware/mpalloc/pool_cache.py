@@ -35,7 +35,7 @@
 #   path but derived, puthits = gethits + n - n0, with n0 the count when the
 #   magazine came onto the CPU. Off a CPU, gethits == 0 and n0 == n.
 #
-# Soft interrupts (scheduled callbacks, intr.softint_establish) run only at a
+# Soft interrupts (scheduled callbacks, softint.softint_establish) run only at a
 # jump: a hit reads, updates and writes its magazine with no jump in between
 # (get: c = 1 if n > 0 else 0 from a table, then n - c; the test comes after
 # the writes), so a callback lands
@@ -59,10 +59,12 @@
 # in MODE_SIO, 0 otherwise.
 #
 # Hit cost (tests/bench/bench_fixed.py, cu = one empty call, unix port 64-bit,
-# medians of 41 batches on a loaded machine): one CPU 3.1-3.3 cu per operation
-# for get+put, 3.3-3.6 for two gets then two puts (30 bytecodes per get, 30 per
-# put). MODE_THREAD 6.7-7.5 cu: the thread -> CPU lookup (_thread.get_ident()
-# and a dict get) costs ~1.6 cu, the lock pair ~2.3 cu.
+# medians of 41 batches): one CPU 3.6-3.8 cu per operation for get+put, 3.7-4.0
+# for two gets then two puts (36 bytecodes per get, 34 per put). Making the hit
+# jump-free for soft interrupts cost ~0.45 cu (it was 3.1-3.3 with a test
+# before the writes, which let a scheduled callback in between). MODE_THREAD
+# 7.0-7.7 cu: the thread -> CPU lookup (_thread.get_ident() and a dict get)
+# costs ~1.2 cu, the lock pair ~1.5 cu.
 # A lockless MODE_THREAD hit path was evaluated and not taken:
 #  - measured with the lock simply left out (unsafe, for pricing only) it is
 #    still 4.8-5.0 cu: get_ident() alone is ~1.5 cu, so the 4 cu goal is out
@@ -77,9 +79,9 @@
 #    (and corrupt). Interrupt contexts would also need magazines of their own,
 #    as their thread runs beside the CPU's thread, not instead of it.
 # On boards the hit path is machine.disable_irq()/enable_irq() around the same
-# list operations (two native calls, like the lock pair).
-# Known limit: on esp32 "interrupt" callbacks are scheduled (soft) and run
-# between bytecodes of the main thread; disable_irq() does not hold them off.
+# list operations (two native calls, like the lock pair): that keeps hard
+# interrupts out; soft ones (esp32's only kind) cannot land inside a hit at
+# all, and are held off the slow paths by softint.py's deferral.
 try:
     import _thread
 except ImportError:

@@ -16,6 +16,8 @@ from mptest import Suite, heap_locked, check_msg, eq
 import mpfuzz
 from mpalloc import mem, intr
 
+mpfuzz.reserve()  # the targets' window, before any workload fragments the heap
+
 s = Suite("replay", needs=("heap:200000",))
 
 SEEDS = getattr(mpfuzz, "REPLAY_SEEDS", (1, 2))

@@ -4,7 +4,7 @@
 # a jump between two bytecodes, so it can land inside an allocator's critical
 # section, where machine.disable_irq() does not keep it out.
 #   soft_stress_pool / _pool_cache / _kmem (kmem_intr_*): a source schedules a handler
-#     (intr.softint_establish) at random moments while the main context churns
+#     (softint.softint_establish) at random moments while the main context churns
 #     the same pool; the handler gets and puts with the heap locked. No item
 #     lost or handed out twice, statistics balance, and (on the virtual board,
 #     whose source is a thread) some callbacks arrived inside a critical
@@ -20,7 +20,7 @@ import gc
 from mptest import Suite, skip, has, eq
 from mptest_pages import page_alloc, page_free, pages_reset
 
-from mpalloc import mem, intr, pool, uvm_km, kmem
+from mpalloc import mem, intr, pool, uvm_km, kmem, softint
 from mpalloc import pool_cache as PC
 
 try:
@@ -54,7 +54,7 @@ def _put(o):
 def _handler(drain):
     # The soft interrupt: get one item while holding < 3, else put one back.
     _hc[4] += 1
-    if intr._soft_masked():
+    if softint._soft_masked():
         _hc[5] += 1
     micropython.heap_lock()
     try:
@@ -96,7 +96,7 @@ def _source(sih, count, seed):
         for _ in range(x % 401):
             pass
         try:
-            intr.softint_schedule(sih)
+            softint.softint_schedule(sih)
             _src[0] += 1
         except RuntimeError:  # the scheduler's queue is full: drop, like a lost edge
             _src[1] += 1
@@ -154,8 +154,8 @@ def _stress(kind, up=False):
         for i in range(12):
             _put(held[i])
     gc.collect()
-    sih = intr.softint_establish(_handler, 0)
-    h0 = intr._sheld[0]
+    sih = softint.softint_establish(_handler, 0)
+    h0 = softint._sheld[0]
     threaded = has("threads")
     count = 20000 if threaded else 3000
     if threaded:
@@ -172,7 +172,7 @@ def _stress(kind, up=False):
             if turns >= count:
                 break
             if turns % 3 == 0:
-                intr.softint_schedule(sih)  # lands at this context's next jump
+                softint.softint_schedule(sih)  # lands at this context's next jump
                 _src[0] += 1
         turns += 1
         x = (x * 75 + 74) % 65537
@@ -203,21 +203,21 @@ def _stress(kind, up=False):
         pass
     while _hc[6]:
         _handler(1)
-    pend = intr.softint_pending()
-    intr.softint_disestablish(sih)
+    pend = softint.softint_pending()
+    softint.softint_disestablish(sih)
     name = "soft_stress_" + kind + ("_up" if up else "")
     s.metric(name, "scheduled", _src[0])
     s.metric(name, "queue_full", _src[1])
     s.metric(name, "handler_runs", _hc[4])
     s.metric(name, "handler_ops", _hc[0] + _hc[1])
-    s.metric(name, "held_until_splx", intr._sheld[0] - h0)
+    s.metric(name, "held_until_splx", softint._sheld[0] - h0)
     s.metric(name, "main_ops", mg + mp)
     eq(pend, 0, "soft interrupts still pending after the last splx")
     eq(_hc[3], 0, "items handed out twice / lost")
     eq(_hc[5], 0, "handler ran inside a critical section")
     if _hc[0] + _hc[1] < 100:
         raise AssertionError("only %d handler operations" % (_hc[0] + _hc[1]))
-    if threaded and intr._sheld[0] == h0:
+    if threaded and softint._sheld[0] == h0:
         raise AssertionError("no callback landed in a critical section: the deferral was not exercised")
     if kind == "pool_cache":
         st = PC.pool_cache_stats(pc)["cpus"][0]
@@ -279,13 +279,13 @@ def soft_held_by_splhigh():
     if micropython is None or not hasattr(micropython, "schedule"):
         skip("no micropython.schedule on this port")
     intr.setup(1)
-    sih = intr.softint_establish(_mark)
+    sih = softint.softint_establish(_mark)
     _seen[0] = 0
     for i in range(100):  # let anything still queued by earlier tests run
         pass
-    h0 = intr._sheld[0]
+    h0 = softint._sheld[0]
     sp = intr.splhigh()
-    intr.softint_schedule(sih)
+    softint.softint_schedule(sih)
     for i in range(50):  # jumps: where a scheduled callback runs
         pass
     inside = _seen[0]
@@ -296,11 +296,11 @@ def soft_held_by_splhigh():
     nested = _seen[0]
     intr.splx(sp)
     after = _seen[0]
-    intr.softint_disestablish(sih)
+    softint.softint_disestablish(sih)
     eq(inside, 0, "callback ran inside splhigh()")
     eq(nested, 0, "callback ran at the inner splx of a nested section")
     eq(after, 1, "callback runs once at the splx that ends the section")
-    eq(intr._sheld[0] - h0, 1, "held-until-splx count")
+    eq(softint._sheld[0] - h0, 1, "held-until-splx count")
 
 
 @s.test
@@ -320,7 +320,7 @@ def soft_timer():
         _own[i] = 0
     for i in range(8):
         _hc[i] = 0
-    sih = intr.softint_establish(_handler, 0)
+    sih = softint.softint_establish(_handler, 0)
     held = [0] * 8
     if sys.platform == "esp32":
         t = machine.Timer(0)
@@ -347,7 +347,7 @@ def soft_timer():
         t.deinit()
     while _hc[6]:
         _handler(1)
-    intr.softint_disestablish(sih)
+    softint.softint_disestablish(sih)
     s.metric("soft_timer", "handler_runs", _hc[4])
     eq(_hc[3], 0, "items handed out twice / lost")
     eq(_hc[5], 0, "handler ran inside a critical section")

@@ -1,4 +1,4 @@
-"""intr's soft interrupts (softint_establish & co.) under CPython: when an
+"""Soft interrupts (softint.py: softint_establish & co.) under CPython: when an
 established handler runs, when it waits for splx(), coalescing, no nesting,
 and the errors. The MicroPython side (real scheduled callbacks racing pool,
 pool_cache and kmem) is tests/device/test_softint.py."""
@@ -8,45 +8,45 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "firmware"))
-from mpalloc import intr  # noqa: E402
+from mpalloc import intr, softint  # noqa: E402
 
 
 @pytest.fixture(params=[intr.MODE_UP, intr.MODE_THREAD], ids=["up", "thread"])
 def mode(request):
     intr.setup(1, request.param)
     yield request.param
-    while intr._soft:
-        intr.softint_disestablish(intr._soft[-1][0])
+    while softint._soft:
+        softint.softint_disestablish(softint._soft[-1][0])
     intr.setup(1)
 
 
 def test_runs_at_once_when_unmasked(mode):
     seen = []
-    sih = intr.softint_establish(seen.append, "a")
+    sih = softint.softint_establish(seen.append, "a")
     sih(None)  # what micropython.schedule / machine.Timer would call
     assert seen == ["a"]
-    assert intr.softint_pending() == 0
+    assert softint.softint_pending() == 0
 
 
 def test_held_until_the_outermost_splx(mode):
     seen = []
-    sih = intr.softint_establish(seen.append, "x")
-    held = intr._sheld[0]
+    sih = softint.softint_establish(seen.append, "x")
+    held = softint._sheld[0]
     s1 = intr.splhigh()
     sih()
     sih()  # a second arrival while pending coalesces, like an IRQ line
     s2 = intr.splhigh()
     intr.splx(s2)
-    assert seen == [] and intr.softint_pending() == 1
+    assert seen == [] and softint.softint_pending() == 1
     intr.splx(s1)
     assert seen == ["x"]
-    assert intr.softint_pending() == 0
-    assert intr._sheld[0] - held == 2
+    assert softint.softint_pending() == 0
+    assert softint._sheld[0] - held == 2
 
 
 def test_mutex_section_holds_it_too(mode):
     seen = []
-    sih = intr.softint_establish(seen.append, 1)
+    sih = softint.softint_establish(seen.append, 1)
     m = intr.mutex_init()
     s = intr.mutex_enter(m)
     sih()
@@ -57,23 +57,23 @@ def test_mutex_section_holds_it_too(mode):
 
 def test_handlers_do_not_nest(mode):
     order = []
-    inner = intr.softint_establish(lambda a: order.append("inner"))
+    inner = softint.softint_establish(lambda a: order.append("inner"))
 
     def outer_fn(a):
         order.append("outer-start")
         inner()  # arrives while outer runs: waits for it
         order.append("outer-end")
 
-    outer = intr.softint_establish(outer_fn)
+    outer = softint.softint_establish(outer_fn)
     outer()
     assert order == ["outer-start", "outer-end", "inner"]
-    assert not intr.cpu_softintr_p()
+    assert not softint.cpu_softintr_p()
 
 
 def test_run_in_establish_order_after_splx(mode):
     order = []
-    a = intr.softint_establish(lambda x: order.append("a"))
-    b = intr.softint_establish(lambda x: order.append("b"))
+    a = softint.softint_establish(lambda x: order.append("a"))
+    b = softint.softint_establish(lambda x: order.append("b"))
     s = intr.splhigh()
     b()
     a()
@@ -85,35 +85,35 @@ def test_handler_error_leaves_state_clean(mode):
     def boom(a):
         raise RuntimeError("handler failed")
 
-    sih = intr.softint_establish(boom)
+    sih = softint.softint_establish(boom)
     seen = []
-    later = intr.softint_establish(seen.append, "later")
+    later = softint.softint_establish(seen.append, "later")
     s = intr.splhigh()
     sih()
     later()
     with pytest.raises(RuntimeError, match="handler failed"):
         intr.splx(s)
-    assert not intr.cpu_softintr_p()
-    assert intr.softint_pending() == 1  # 'later' was not lost
+    assert not softint.cpu_softintr_p()
+    assert softint.softint_pending() == 1  # 'later' was not lost
     intr.splx(intr.splhigh())
     assert seen == ["later"]
-    ok = intr.softint_establish(seen.append, 2)
+    ok = softint.softint_establish(seen.append, 2)
     ok()
     assert seen == ["later", 2]
 
 
 def test_disestablish(mode):
     seen = []
-    sih = intr.softint_establish(seen.append, 3)
-    intr.softint_disestablish(sih)
+    sih = softint.softint_establish(seen.append, 3)
+    softint.softint_disestablish(sih)
     with pytest.raises(ValueError, match="softint_disestablish: not an established soft interrupt"):
-        intr.softint_disestablish(sih)
+        softint.softint_disestablish(sih)
 
 
 def test_schedule_needs_micropython():
-    sih = intr.softint_establish(lambda a: None)
+    sih = softint.softint_establish(lambda a: None)
     try:
         with pytest.raises(ValueError, match="softint_schedule: needs MicroPython's scheduler"):
-            intr.softint_schedule(sih)
+            softint.softint_schedule(sih)
     finally:
-        intr.softint_disestablish(sih)
+        softint.softint_disestablish(sih)
