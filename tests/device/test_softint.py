@@ -111,6 +111,32 @@ def _kput(size, o):
     kmem.kmem_intr_free(o, size)
 
 
+def _churn(b, x, held, cnt):
+    # The main context: b gets, then the puts in an order x picks; every item
+    # is checked against _own (handed out twice or lost counts in _hc[3]).
+    n = 0
+    for i in range(b):
+        o = _get()
+        cnt[0] += 1
+        if o is None:
+            cnt[1] += 1
+            continue
+        k = (o - _BASE) >> 3
+        if _own[k]:
+            _hc[3] += 1
+        _own[k] = 1
+        held[n] = o
+        n += 1
+    for i in range(n):
+        o = held[i] if x & 1 else held[n - 1 - i]
+        k = (o - _BASE) >> 3
+        if _own[k] != 1:
+            _hc[3] += 1
+        _own[k] = 0
+        _put(o)
+        cnt[2] += 1
+
+
 def _window():
     mem.attach(_BASE, bytearray(_NPAGES * _PS))
     pages_reset(_BASE, _PS, _NPAGES)
@@ -163,7 +189,8 @@ def _stress(kind, up=False):
 
         _thread.start_new_thread(_source, (sih, count, 7))
     x = 1
-    mg = mp = mf = turns = 0
+    cnt = [0, 0, 0]  # main's gets, failed gets, puts
+    turns = 0
     while True:
         if threaded:
             if _src[2]:
@@ -176,28 +203,7 @@ def _stress(kind, up=False):
                 _src[0] += 1
         turns += 1
         x = (x * 75 + 74) % 65537
-        b = 1 + x % 12
-        n = 0
-        for i in range(b):
-            o = _get()
-            mg += 1
-            if o is None:
-                mf += 1
-                continue
-            k = (o - _BASE) >> 3
-            if _own[k]:
-                _hc[3] += 1
-            _own[k] = 1
-            held[n] = o
-            n += 1
-        for i in range(n):
-            o = held[i] if x & 1 else held[n - 1 - i]
-            k = (o - _BASE) >> 3
-            if _own[k] != 1:
-                _hc[3] += 1
-            _own[k] = 0
-            _put(o)
-            mp += 1
+        _churn(1 + x % 12, x, held, cnt)
     # let what is still queued run, then drain the handler's items as the handler
     for i in range(100):
         pass
@@ -206,6 +212,7 @@ def _stress(kind, up=False):
     pend = softint.softint_pending()
     softint.softint_disestablish(sih)
     name = "soft_stress_" + kind + ("_up" if up else "")
+    mg, mf, mp = cnt
     s.metric(name, "scheduled", _src[0])
     s.metric(name, "queue_full", _src[1])
     s.metric(name, "handler_runs", _hc[4])
@@ -328,21 +335,12 @@ def soft_timer():
     else:
         t = machine.Timer(mode=machine.Timer.PERIODIC, period=1, callback=sih)
     t0 = time.ticks_ms()
+    cnt = [0, 0, 0]
+    x = 1
     try:
         while time.ticks_diff(time.ticks_ms(), t0) < 2000:
-            n = 0
-            for i in range(8):
-                o = PC.pool_cache_get(pc, 2)
-                if o is not None:
-                    k = (o - _BASE) >> 3
-                    if _own[k]:
-                        _hc[3] += 1
-                    _own[k] = 1
-                    held[n] = o
-                    n += 1
-            for i in range(n):
-                _own[(held[i] - _BASE) >> 3] = 0
-                PC.pool_cache_put(pc, held[i])
+            x = (x * 75 + 74) % 65537
+            _churn(8, x, held, cnt)
     finally:
         t.deinit()
     while _hc[6]:
