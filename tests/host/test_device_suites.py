@@ -8,10 +8,13 @@ One pytest test per (target, suite); a target is started once for all its suites
 test with the device traceback and log. In CI (CI=true) a target that cannot start
 is a failure, elsewhere a skip.
 """
+import re
+
 import pytest
 
 from harness_support import need_target
 from mpalloc_host.board import Board
+from mpalloc_host.flash import microbit_frozen
 from mpalloc_host.runner import Runner, discover
 
 TARGETS = ["vboard:rp2040", "vboard:esp32", "wasm32:rp2040", "qemu:microbit"]
@@ -79,3 +82,26 @@ def test_suite(boards, spec, suite):
         boards.drop(spec)
     assert res.tests or res.error, "suite %s listed no tests" % suite.name
     assert res.ok, "%s: suite %s failed:\n%s" % (spec, res.name, _describe(res))
+
+
+# qemu:microbit-frozen: Debian's micro:bit firmware rebuilt from its source package
+# with the suites of microbit_frozen.FROZEN_SUITES and the code they reach frozen
+# in flash (built once into out/microbit-frozen/, ~45 s). There the suite and its
+# modules are imported from the REPL and run as they are (run_suite()).
+@pytest.mark.parametrize("suite", microbit_frozen.FROZEN_SUITES, ids=[f[5:-3] for f in microbit_frozen.FROZEN_SUITES])
+def test_frozen_suite(suite):
+    target = need_target("qemu:microbit-frozen")
+    try:
+        board = Board(target)
+        try:
+            out = microbit_frozen.run_suite(board, suite)
+        finally:
+            board.close()
+    finally:
+        target.close()
+    text = "\n".join(out)
+    n = len(re.findall(r"^@s\.test", (microbit_frozen.DEVICE_TESTS_DIR / suite).read_text(), re.M))
+    m = re.search(r"^@@mpt summary \S+ passed=(\d+) failed=(\d+) skipped=(\d+)", text, re.M)
+    assert m, "qemu:microbit-frozen: suite %s printed no summary:\n%s" % (suite, text)
+    assert (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (n, 0, 0), \
+        "qemu:microbit-frozen: suite %s:\n%s" % (suite, text)
