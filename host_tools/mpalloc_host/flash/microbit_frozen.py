@@ -203,6 +203,7 @@ def build(out=OUT, suites=None, progress=None):
     if r.returncode:
         raise FlashError("microbit-frozen: mbfreeze failed: %s" % log.read_text(errors="replace").splitlines()[-3:])
     say("building the firmware (yotta, arm-none-eabi-gcc)")
+    # as debian/rules: C++14 (the DAL does not build as C++17)
     env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", CXXFLAGS="-std=gnu++14")
     _run(["make", "all"], tree, log, env=env)
     elf = tree / "build" / "bbc-microbit-classic-gcc-nosd" / "source" / "microbit-micropython"
