@@ -473,8 +473,8 @@ class Board:
         if mpy is None:
             mpy = self.wants_mpy()
         result = {"mode": self.mode, "copied": [], "skipped": [], "removed": [], "bytes": 0}
-        if self.mode == "ram":
-            return result
+        if self.mode == "ram" or (self.mode == "flat" and "frozen" in self.caps and only == ["mptest"]):
+            return result  # (a frozen firmware has mptest and its suites' code in flash)
         items = self.plan(mpy=mpy, only=only)
         # the other flavour of each module must go, else .py shadows .mpy
         other = [d[:-4] + ".py" if d.endswith(".mpy") else d[:-3] + ".mpy" for d, _ in items

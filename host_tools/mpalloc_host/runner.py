@@ -268,6 +268,8 @@ class Runner:
             return
         board = self.board
         tr = board.transport
+        if "frozen" in board.caps and self._run_frozen(info, res):
+            return
         too_big = self.code_too_big(info)
         if too_big:
             self._skip_all(res, info, only, too_big)
@@ -326,6 +328,30 @@ class Runner:
             lines.flush()
             self._board_fault(res, state.current, e)
             return
+        self._check_end(res, state)
+
+    def _run_frozen(self, info, res):
+        # qemu:microbit-frozen: a suite frozen into the firmware runs from the
+        # REPL (flash/microbit_frozen.run_suite). False: not frozen there.
+        from .flash import microbit_frozen
+
+        if info.path.name not in microbit_frozen.FROZEN_SUITES:
+            return False
+        state = _StreamState(self, res)
+        state.names = info.tests
+        try:
+            with self.board.transport.deadline(self.suite_timeout, "running frozen suite %s" % res.name):
+                out = microbit_frozen.run_suite(self.board, info.path.name, timeout=self.suite_timeout)
+        except BoardError as e:
+            self._board_fault(res, None, e)
+            return True
+        for ln in out:
+            state.line(ln)
+        self._check_end(res, state)
+        return True
+
+    def _check_end(self, res, state):
+        board = self.board
         if res.error is None:
             if state.lost:
                 res.error = "%s: suite %s: lines of test %s were lost or garbled on the serial line" % (

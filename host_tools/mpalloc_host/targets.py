@@ -25,7 +25,8 @@ missing (names the Debian package), emulator not answering within the deadline.
 
 caps: "soft_reset" (everywhere), "fs" (a filesystem with directories mpremote
 can use), "threads", "raw_paste", "hard_irq" (the profile's, real or emulated
-through intr.run_hard on the vboard), "word64"/"word32".
+through intr.run_hard on the vboard), "word64"/"word32", "frozen" (suites
+frozen into the firmware run from there: qemu:microbit-frozen).
 """
 import errno
 import fcntl
@@ -195,7 +196,8 @@ def open_qemu(spec, rest, board, timeout):
             raise TargetError("%s: %s" % (spec, str(e).splitlines()[0])) from None
     # paced input: unpaced, a loaded host loses bytes on QEMU's UART (see qemu.py)
     make = lambda: QemuMicrobit(firmware, pace=QEMU_PACE)  # noqa: E731
-    return _launch(spec, "qemu", name, profile, make, {"soft_reset", "word32"}, timeout)
+    caps = {"soft_reset", "word32"} | ({"frozen"} if firmware is not None else set())
+    return _launch(spec, "qemu", name, profile, make, caps, timeout)
 
 
 def _holders(path):

@@ -1,6 +1,6 @@
 # pool(9) get/put under micropython.heap_lock(), sized to run on the micro:bit
 # (qemu:microbit-frozen: MicroPython 1.9.2 with intr, mem, pool frozen as
-# bytecode in flash, tools/microbit_frozen.sh). The same two properties as in
+# bytecode in flash, host_tools/mpalloc_host/flash/microbit_frozen.py). The same two properties as in
 # test_pool, on a window of 8 pages of 64 bytes so the suite and what it reaches
 # fit the micro:bit's 10 KB heap next to the harness. The heap-locked loops sit
 # in the test functions themselves (not in mptest.heap_locked(fn)): the
