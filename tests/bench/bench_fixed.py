@@ -45,6 +45,22 @@ def l_pool(pp, n):
         p(pp, g(pp, 2))
 
 
+def l_cpu(arg, n):
+    # MODE_THREAD's CPU lookup as the hit path does it (the stand-in for a
+    # CPUID register read)
+    f = PC._cpuget
+    i = PC._ident
+    for _ in range(n):
+        f(i(), 0) & 0xFF
+
+
+def l_lock(m, n):
+    # the per-CPU magazine lock pair (the stand-in for disable_irq/enable_irq)
+    for _ in range(n):
+        m.acquire()
+        m.release()
+
+
 class Burst:
     def __init__(self, pc, k):
         self.pc = pc
@@ -161,6 +177,9 @@ def run(mode):
         if k == 4 * M:
             emit_heap(key, l_burst, s, 50, 2 * k * 50)
     emit("%s.depot_bound" % mode, 1 / M)
+    if mode == "thread":  # what of the hit is the emulation's: one of each per get or put
+        measure("thread.floor_cpu_lookup", l_cpu, None, 1)
+        measure("thread.floor_lock_pair", l_lock, PC._cl[0], 1)
     PC.pool_cache_destroy(pc)
     pool.pool_destroy(pp)
 

@@ -6,9 +6,10 @@
 #   soft_stress_pool / _pool_cache / _kmem (kmem_intr_*): a source schedules a handler
 #     (softint.softint_establish) at random moments while the main context churns
 #     the same pool; the handler gets and puts with the heap locked. No item
-#     lost or handed out twice, statistics balance, and (on the virtual board,
-#     whose source is a thread) some callbacks arrived inside a critical
-#     section and were held until its splx().
+#     lost or handed out twice, statistics balance, and (pool, on the virtual
+#     board, whose source is a thread) some callbacks arrived inside a critical
+#     section and were held until its splx(). A pool_cache hit has no critical
+#     section a callback could land in (no jump inside), so there few are held.
 #   soft_stress_*_up: the same in MODE_UP, one CPU and no lock: esp32's mode.
 #   soft_held_by_splhigh: a callback scheduled inside splhigh() .. splx() runs
 #     at the splx(), not before (every port: the main context schedules it).
@@ -224,7 +225,9 @@ def _stress(kind, up=False):
     eq(_hc[5], 0, "handler ran inside a critical section")
     if _hc[0] + _hc[1] < 100:
         raise AssertionError("only %d handler operations" % (_hc[0] + _hc[1]))
-    if threaded and softint._sheld[0] == h0:
+    if threaded and kind == "pool" and softint._sheld[0] == h0:
+        # (pool's get and put are critical sections almost whole; a pool_cache
+        # hit has none, so there only the rare depot exchanges can hold one)
         raise AssertionError("no callback landed in a critical section: the deferral was not exercised")
     if kind == "pool_cache":
         st = PC.pool_cache_stats(pc)["cpus"][0]
