@@ -15,6 +15,7 @@
 #     at the splx(), not before (every port: the main context schedules it).
 #   soft_timer: the same handler from a real machine.Timer soft callback
 #     (esp32, rp2).
+# MPALLOC_LONG=1 in the environment (unix port): 100,000 callbacks per stress test.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_softint.py
 import gc
 
@@ -30,6 +31,13 @@ except ImportError:
     micropython = None
 
 s = Suite("softint", needs=("heap:30000",))
+
+try:
+    import os
+
+    LONG = bool(os.getenv("MPALLOC_LONG"))  # 100,000 callbacks per stress test
+except (ImportError, AttributeError):
+    LONG = False
 
 _LIMIT = 16  # items: main holds <= 12, the handler <= 3
 _BASE = 0x10000000
@@ -184,7 +192,7 @@ def _stress(kind, up=False):
     sih = softint.softint_establish(_handler, 0)
     h0 = softint._sheld[0]
     threaded = has("threads")
-    count = 20000 if threaded else 3000
+    count = (100000 if LONG else 20000) if threaded else 3000
     if threaded:
         import _thread
 
