@@ -2,16 +2,14 @@
 # isr): `npages` pages of `ps` bytes from the window the suite attaches at
 # `base`, so a suite needs no vmem/uvm_km.
 #
-#     from mptest_pages import page_alloc, page_free, pages_reset
-#     mem.attach(BASE, bytearray(16 * PS))
-#     pages_reset(BASE, PS, 16)
-#     pa = pool.pool_allocator(page_alloc, page_free, PS)
+#     from mptest_pages import pool_window
+#     pa = pool_window(mem, pool, BASE, PS, 16)   # attach + pages_reset + pool_allocator
 #
 # Pages go out lowest first; page_free() takes back any page of the window
 # (also one from a suite's own page_alloc). The free list is a list, whose
 # pop() may shrink (reallocate) it. Imports nothing: the host runner drops
 # mptest and mpalloc between suites, not this module, so it must hold no
-# reference to them.
+# reference to them (pool_window takes mem and pool as arguments).
 _win = [0, 1]  # window base, page size
 _free = []  # free page numbers, the next to go last
 
@@ -32,3 +30,11 @@ def pages_reset(base, ps, npages):
     del _free[:]
     for i in range(npages - 1, -1, -1):
         _free.append(i)
+
+
+def pool_window(mem, pool, base, ps, npages):
+    """A fresh window of npages pages of ps bytes attached at base, and a
+    pool_allocator handing out its pages."""
+    mem.attach(base, bytearray(npages * ps))
+    pages_reset(base, ps, npages)
+    return pool.pool_allocator(page_alloc, page_free, ps)

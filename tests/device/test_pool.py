@@ -3,7 +3,7 @@
 # window of this suite (no vmem/uvm_km needed), so it also fits small boards.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool.py
 from mptest import Suite, raises, heap_locked, check_msg, eq
-from mptest_pages import page_alloc, page_free, pages_reset
+from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool
 
@@ -15,9 +15,7 @@ _PS = 64
 
 def _setup(npages):
     intr.setup(1)
-    mem.attach(_BASE, bytearray(npages * _PS))
-    pages_reset(_BASE, _PS, npages)
-    return pool.pool_allocator(page_alloc, page_free, _PS)
+    return pool_window(mem, pool, _BASE, _PS, npages)
 
 
 _held = [0] * 16

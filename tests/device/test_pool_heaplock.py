@@ -25,6 +25,7 @@ _held = [0] * 16
 
 
 def _setup(npages):
+    # inline, not mptest_pages.pool_window: one call level less on the micro:bit
     intr.setup(1)
     mem.attach(_BASE, bytearray(npages * _PS))
     pages_reset(_BASE, _PS, npages)

@@ -5,7 +5,7 @@
 # magazines for a CPU whose first operations come from a handler.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_pool_hot.py
 from mptest import Suite, heap_locked, eq
-from mptest_pages import page_alloc, page_free, pages_reset
+from mptest_pages import page_free, pool_window
 
 from mpalloc import mem, intr, pool
 
@@ -18,9 +18,7 @@ _held = [0] * 16
 
 def _setup(npages):
     intr.setup(1)
-    mem.attach(_BASE, bytearray(npages * _PS))
-    pages_reset(_BASE, _PS, npages)
-    return pool.pool_allocator(page_alloc, page_free, _PS)
+    return pool_window(mem, pool, _BASE, _PS, npages)
 
 
 _next = [0, 0]  # a page source for the heap-locked growth test: next page, pages

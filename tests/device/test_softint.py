@@ -20,7 +20,7 @@
 import gc
 
 from mptest import Suite, skip, has, eq
-from mptest_pages import page_alloc, page_free, pages_reset
+from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool, uvm_km, kmem, softint
 from mpalloc import pool_cache as PC
@@ -147,9 +147,7 @@ def _churn(b, x, held, cnt):
 
 
 def _window():
-    mem.attach(_BASE, bytearray(_NPAGES * _PS))
-    pages_reset(_BASE, _PS, _NPAGES)
-    return pool.pool_allocator(page_alloc, page_free, _PS)
+    return pool_window(mem, pool, _BASE, _PS, _NPAGES)
 
 
 def _stress(kind, up=False):
