@@ -26,7 +26,8 @@
 #       [n, obj_1 .. obj_cap, spare, n0, cap, gethits]  (fields from the end: _N0, _CAP, _GH)
 #   Invariants: 0 <= n <= cap; objects at mag[1 .. n] (so a hit indexes with n
 #   itself); spare (mag[cap + 1]) holds nothing of meaning: a put hit stores
-#   into mag[n + 1] before it knows whether there is room; a magazine is in exactly one place (a CPU's loaded or previous
+#   into mag[n + 1] before it knows whether there is room (the slow path it
+#   then takes clears it again, so no object stays referenced); a magazine is in exactly one place (a CPU's loaded or previous
 #   slot, depot full list when n == cap, depot empty list when n == 0);
 #   _DUMMY (cap 0) is both empty and full, starts as every CPU's loaded and
 #   previous magazine, and never holds anything. Hits are counted while the
@@ -440,6 +441,8 @@ def _put_slow(pc, o):
         raise E_NULL
     c = _cpu()
     s = _cpu_enter(c)
+    mag = pc[c]  # the hit found it full and left o in its spare slot:
+    mag[mag[_CAP] + 1] = 0  # drop that reference (objcache objects may be any object)
     while True:
         mag = pc[c]
         n = mag[0]
