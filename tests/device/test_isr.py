@@ -35,7 +35,7 @@ _NPAGES = 64
 
 
 def _window():
-    return pool_window(mem, pool, _BASE, _PS, _NPAGES)
+    return pool_window(mem, pool.pool_allocator, _BASE, _PS, _NPAGES)
 
 
 # Shared state of the handler (preallocated: the handler may not allocate).

@@ -15,7 +15,7 @@ _PS = 64
 
 def _setup(npages):
     intr.setup(1)
-    return pool_window(mem, pool, _BASE, _PS, npages)
+    return pool_window(mem, pool.pool_allocator, _BASE, _PS, npages)
 
 
 _held = [0] * 16

@@ -18,7 +18,7 @@ _held = [0] * 16
 
 def _setup(npages):
     intr.setup(1)
-    return pool_window(mem, pool, _BASE, _PS, npages)
+    return pool_window(mem, pool.pool_allocator, _BASE, _PS, npages)
 
 
 _next = [0, 0]  # a page source for the heap-locked growth test: next page, pages

@@ -147,7 +147,7 @@ def _churn(b, x, held, cnt):
 
 
 def _window():
-    return pool_window(mem, pool, _BASE, _PS, _NPAGES)
+    return pool_window(mem, pool.pool_allocator, _BASE, _PS, _NPAGES)
 
 
 def _stress(kind, up=False):
