@@ -324,3 +324,46 @@ def test_pool_cache_flags_and_foreign():
     PC.pool_cache_put(pc, 12345)
     with pytest.raises(ValueError, match="pool_put: 0x3039 is not an item"):
         PC.pool_cache_invalidate(pc)
+
+
+def test_noalign_pages_at_odd_addresses():
+    """PR_NOALIGN: pages anywhere; every item still has item + align_offset
+    aligned and lies inside its page (item 0 is computed from the page address,
+    not stored)."""
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 16, base=S.BASE + 3)  # every page 3 bytes off alignment
+    p = pool.pool_init(20, 16, 4, pool.PR_NOALIGN, "odd", src.palloc, pool.IPL_VM)
+    ipp = pool.pool_stats(p)["itemsperpage"]
+    assert ipp == (256 - 15) // 32
+    xs = [pool.pool_get(p, pool.PR_NOWAIT) for _ in range(3 * ipp)]
+    pages = sorted(src.out)
+    for x in xs:
+        assert (x + 4) % 16 == 0
+        pg = max(a for a in pages if a <= x)
+        assert x + 20 <= pg + 256
+    assert len(set(xs)) == len(xs)
+    with pytest.raises(ValueError, match="not an item"):
+        pool.pool_put(p, xs[0] + 1)
+    for x in xs:
+        pool.pool_put(p, x)
+    pool.pool_chk(p)
+    # without PR_NOALIGN a page whose items would not fit is refused, and goes back
+    q = pool.pool_init(32, 32, 0, 0, "odd2", src.palloc, pool.IPL_VM)  # 8 a page, no slack
+    n = len(src.out)
+    with pytest.raises(ValueError, match="not 32-aligned"):
+        pool.pool_get(q, pool.PR_NOWAIT)
+    assert len(src.out) == n
+
+
+def test_page_table_grows_by_a_quarter():
+    """The page table keeps at most about a fifth spare (it doubled before:
+    up to half of it spare, a heap word or more per page slot)."""
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    src = S.PageSource(256, 256)
+    p = pool.pool_init(32, 8, 0, 0, "grow", src.palloc, pool.IPL_VM)
+    pool.pool_prime(p, 200 * 8)
+    assert pool.pool_stats(p)["npages"] == 200
+    assert 200 < p.nslots <= 200 * 5 // 4 + 2
+    pool.pool_chk(p)
