@@ -1,11 +1,13 @@
 # Workload 1, fixed-size churn: pool_get/put, pool_cache_get/put (magazine hits,
 # two gets then two puts, bursts of k), kmem_alloc/free of small sizes.
 #
-#   MICROPYPATH=firmware:tests/bench .venv/bin/micropython -X heapsize=233024 tests/bench/bench_fixed.py [quick=1] [modes=up,thread] [part=all|pool|kmem]
+#   MICROPYPATH=firmware:tests/bench .venv/bin/micropython -X heapsize=233024 tests/bench/bench_fixed.py [quick=1] [modes=up,thread] [part=all|pool|kmem|waste]
 #
 # Per pattern: cost in cu per operation (get or put), MicroPython heap bytes per
 # operation, whether it runs with the heap locked, depot accesses per operation
 # (pool_cache: depot exchanges + misses that looked in the depot) against 1/M.
+# Memory (issue #4): the heap a pool keeps per item and per page, and kmem's
+# internal waste on uniformly random sizes of 1 to 1024 bytes.
 # (Merged from the earlier bench_pool_cache.py.)
 from benchcore import *  # noqa: F401,F403
 
@@ -184,7 +186,7 @@ def run(mode):
     pool.pool_destroy(pp)
 
 
-def run_kmem():
+def kmem_setup():
     intr.setup(1, intr.MODE_UP)
     global kmem
     try:
@@ -196,6 +198,12 @@ def run_kmem():
         kmem.kmem_init()
     except Exception as e:  # vmem not there yet, ...
         emit("kmem.error", repr(type(e).__name__ + ":" + str(e)).replace(" ", "_")[:80])
+        return False
+    return True
+
+
+def run_kmem():
+    if not kmem_setup():
         return
     for z in (16, 64, 256, 1024):
         s = KM(z)
@@ -206,9 +214,97 @@ def run_kmem():
         emit_heap(key, l_kmem, s, min(n, 2000), 2 * min(n, 2000))
 
 
+def _garbage():
+    x = bytearray(8192)
+    return len(x)
+
+
+def collects():
+    # Live-heap deltas mean something only where gc.collect() frees what is
+    # dropped (the webassembly port's does not while a script runs).
+    gc.collect()
+    a = gc.mem_alloc()
+    _garbage()
+    gc.collect()
+    return gc.mem_alloc() - a < 4096
+
+
+def pool_meta():
+    # Heap bytes a pool keeps: pools of 8..128-byte items over the same number
+    # of 256-byte pages (same page table), live heap after a collection. The
+    # slope over the items they hold is the per-item metadata (free link and
+    # out bit); the rest, less the empty pool, is the page table's share.
+    if not MICROPYTHON:
+        return
+    if not collects():
+        emit("pool.meta.skipped", "gc.collect()_frees_nothing_on_this_port")
+        return
+    intr.setup(1, intr.MODE_UP)
+    pa = setup_mem()
+    NP = 48  # pages per pool: all five pools stay alive (a freed pool's heap can
+    pts = []  # come back late: the collector also scans the C stack)
+    pools = []
+    for size in (8, 16, 32, 64, 128):
+        gc.collect()
+        h0 = gc.mem_alloc()
+        pp = pool.pool_init(size, 8, 0, 0, "meta", pa, pool.IPL_VM)
+        gc.collect()
+        h1 = gc.mem_alloc()
+        pool.pool_prime(pp, NP * pp.ipp)
+        gc.collect()
+        h2 = gc.mem_alloc()
+        pts.append((size, pp.nitems, h2 - h1, h2 - h0))
+        pools.append(pp)
+    for pp in pools:
+        pool.pool_destroy(pp)
+    n = len(pts)
+    mx = sum(p[1] for p in pts) / n
+    my = sum(p[2] for p in pts) / n
+    slope = sum((p[1] - mx) * (p[2] - my) for p in pts) / sum((p[1] - mx) ** 2 for p in pts)
+    emit("pool.meta.item_bytes", slope)
+    emit("pool.meta.page_bytes", (my - slope * mx) / NP)
+    emit("pool.meta.pages", NP)
+    emit("pool.meta.pagesz", 256)
+    for size, items, grown, total in pts:
+        emit("pool.meta.s%d.bytes_per_item" % size, total / items)
+
+
+def kmem_waste():
+    # Internal waste: 1 - requested / class bytes of the live allocations,
+    # from kmem's own in-use counts, over batches of seeded uniform 1..1024
+    # requests (the arena holds ~40 at a time). Every class gets its cache:
+    # its own run, with a heap that holds all 22 (part=waste).
+    if not kmem_setup():
+        return
+    r = Rand(1024)
+    req = got = 0
+    live = [None] * 40
+    for _ in range(100):
+        gc.collect()  # kmem_stats builds a dict per class: a small heap needs the room
+        st0 = {}  # class size -> items in use (caches appear on first use)
+        for c in kmem.kmem_stats()["classes"]:
+            st0[c["size"]] = c["inuse"]
+        k = 0
+        while k < 40:
+            z = 1 + r.below(1024)
+            p = kmem.kmem_alloc(z, kmem.KM_NOSLEEP)
+            if p is None:
+                break
+            live[k] = (p, z)
+            req += z
+            k += 1
+        gc.collect()
+        for c in kmem.kmem_stats()["classes"]:
+            got += (c["inuse"] - st0.get(c["size"], 0)) * c["size"]
+        for i in range(k):
+            kmem.kmem_free(live[i][0], live[i][1])
+    emit("kmem.waste_uniform_1024", 1 - req / got)
+    emit("kmem.waste_requests", req)
+
+
 emit_env()
 modes = A.get("modes", "up,thread").split(",")
-if A.get("part", "all") == "kmem":
+if A.get("part", "all") in ("kmem", "waste"):
     modes = []
 for m in modes:
     if m == "thread":
@@ -220,5 +316,9 @@ for m in modes:
     run(m)
 if A.get("part", "all") in ("all", "kmem"):
     run_kmem()
+if A.get("part", "all") == "waste":
+    kmem_waste()
+if A.get("part", "all") in ("all", "pool"):
+    pool_meta()
 intr.setup(1)
 emit_calibration()

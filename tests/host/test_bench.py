@@ -65,6 +65,24 @@ def test_goals_met_and_not_met():
     assert g8["value"] == pytest.approx(1.5) and g8["met"] is False and "thread.burst_k16" in g8["detail"]
 
 
+def test_memory_goals_of_issue_4():
+    figs = dict(FIGS, **{"pool.meta.item_bytes": 2.6, "pool.meta.page_bytes": 40.0, "pool.meta.pagesz": 256,
+                         "pool.meta.pages": 48, "pool.meta.s8.bytes_per_item": 4.75,
+                         "pool.meta.s128.bytes_per_item": 34.7, "kmem.waste_uniform_1024": 0.131})
+    rows = doc_with(figs)["goals"]
+    g9 = by_id(rows, "G9")
+    assert g9["value"] == pytest.approx(2.6 / 8) and g9["met"] is True
+    # the page table's share is shown beside it: (2.6 + 40 / 8) / 8 words at 8 items a page
+    assert "40 B" in g9["detail"] and "0.95 words per item at 8 items" in g9["detail"]
+    assert g9["detail"].endswith("8 B: 4.75, 128 B: 34.7 B")
+    g9_32 = by_id(doc_with(dict(figs, **{"env.word_bits": 32}))["goals"], "G9")
+    assert g9_32["value"] == pytest.approx(2.6 / 4)
+    g10 = by_id(rows, "G10")
+    assert g10["value"] == pytest.approx(0.131) and g10["met"] is False
+    sk = by_id(doc_with(dict(FIGS, **{"pool.meta.skipped": "gc_frees_nothing"}))["goals"], "G9")
+    assert sk["met"] is None and sk["detail"] == "gc frees nothing"
+
+
 def test_markdown_has_run_facts_goals_and_problems():
     md = report.markdown(doc_with(dict(FIGS)))
     assert md.startswith("# Benchmarks")

@@ -1,5 +1,6 @@
-"""The goals of issue #8, checked against a run's figures (never a test: a goal not
-met is a figure in the report, with who owns it and by how much it misses)."""
+"""The goals of issue #8, and issue #4's memory goals (G9, G10), checked against a
+run's figures (never a test: a goal not met is a figure in the report, with who
+owns it and by how much it misses)."""
 
 MP = "micropython"
 
@@ -115,6 +116,27 @@ def evaluate(doc):
                 worst, bound, wkey = r, b, k
     rows.append(_row("G8", "depot accesses per op / (1/M), worst pattern", "pool_cache", worst, 1,
                      detail=("worst: %s (1/M = %.4g)" % (wkey.rsplit(".", 1)[0], bound)) if wkey else ""))
+    # issue #4's memory goals
+    wb = _get(runs, "env.word_bits")
+    ib, pb = _get(runs, "pool.meta.item_bytes"), _get(runs, "pool.meta.page_bytes")
+    det = ""
+    if pb is not None and wb:
+        det = "%.3g B per item; the page table adds %.3g B (%.2g words) per %s-byte page, so %.3g words per item at 8 items a page" % (
+            ib, pb, pb / (wb / 8), _fmt(_get(runs, "pool.meta.pagesz")), (ib + pb / 8) / (wb / 8))
+        tot = ["%s B: %.3g" % (k.split(".")[2][1:], v) for k, v in sorted(
+            ((k, v) for k, v in runs.get(MP, {}).items() if k.startswith("pool.meta.s") and k.endswith(".bytes_per_item")),
+            key=lambda kv: int(kv[0].split(".")[2][1:]))]
+        if tot:
+            det += "; whole pool (descriptor too) per item, %s pages: %s B" % (
+                _fmt(_get(runs, "pool.meta.pages")), ", ".join(tot))
+    sk = runs.get(MP, {}).get("pool.meta.skipped")
+    if isinstance(sk, str):
+        det = sk.replace("_", " ")
+    rows.append(_row("G9", "pool metadata per item, machine words (free link + out bit)", "pool",
+                     ib / (wb / 8) if ib is not None and wb else None, 1, detail=det))
+    rows.append(_row("G10", "kmem internal waste, uniform random sizes 1-1024 B", "kmem",
+                     _get(runs, "kmem.waste_uniform_1024"), 0.13,
+                     detail="%s bytes requested in batches of 40 live" % _fmt(_get(runs, "kmem.waste_requests"))))
     return rows
 
 

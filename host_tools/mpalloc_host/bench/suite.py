@@ -32,6 +32,7 @@ def jobs(quick=False, board_heap=None, on_board=False):
     out = [
         ("micropython", "bench_fixed.py", q + ["part=pool"], {}),
         ("micropython", "bench_fixed.py", q + ["part=kmem"], {}),
+        ("micropython", "bench_fixed.py", ["part=waste"], {"heap": VMEM_HEAP}),
         ("micropython", "bench_vmem.py", q + [holes], {"heap": VMEM_HEAP}),
         ("micropython", "bench_frag.py", ["alloc=instant,best,firstfit"], {}),
         ("micropython", "bench_frag.py", ["alloc=gcheap"], {"heap": GCHEAP_HEAP, "fresh": True}),
