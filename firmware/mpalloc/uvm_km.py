@@ -20,6 +20,10 @@
 #                     Nothing is ever paged out and no RAM is saved: the
 #                     reservation is SRAM just like WIRED.
 #   UVM_KMF_VAONLY    the address range only: never zeroed; the caller owns it.
+# Map flags (uvm_km_suballoc): VM_MAP_PAGEABLE lets the map hand out
+# UVM_KMF_PAGEABLE memory (kernel_map has it; a submap without it refuses, as
+# NetBSD's uvm_km_alloc does); VM_MAP_INTRSAFE lets interrupt handlers allocate
+# from it (kernel_map has it); VM_MAP_TOPDOWN takes the highest addresses first.
 #   UVM_KMF_EXEC      from an executable region the board profile names (ESP32
 #                     IRAM); an error where the board has none.
 # Failure returns 0 (as uvm_km_alloc's vaddr_t 0). Without UVM_KMF_WAITVA a
@@ -127,7 +131,7 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
     sleep = _vm_flag("VM_NOSLEEP", 2)
     kernel_map = _vmem.vmem_create("kernel_map", base, size, page_size, 0, sleep)
     # interrupt-safe: pool pages (kmem_intr_*, pool_get from handlers) come from here
-    _new_map(kernel_map, "kernel_map", base, size, VM_MAP_INTRSAFE, None)
+    _new_map(kernel_map, "kernel_map", base, size, VM_MAP_PAGEABLE | VM_MAP_INTRSAFE, None)
     for (b, n) in exec_regions:
         if b % page_size or n % page_size or n <= 0:
             raise ValueError("uvm_km_bootstrap: exec region 0x%x+%d not page aligned" % (b, n))
@@ -236,6 +240,8 @@ def uvm_km_alloc(map, size, align, flags):
         if kernel_exec_map is None:
             raise ValueError("uvm_km_alloc: UVM_KMF_EXEC: this board has no executable region")
         mi = _maps[id(kernel_exec_map)]
+    if t == UVM_KMF_PAGEABLE and not mi.flags & VM_MAP_PAGEABLE:
+        raise ValueError("uvm_km_alloc: map '%s' is not VM_MAP_PAGEABLE: no UVM_KMF_PAGEABLE memory from it" % mi.name)
     if intr.cpu_intr_p() and not mi.flags & VM_MAP_INTRSAFE:
         raise ValueError("uvm_km_alloc: map '%s' is not VM_MAP_INTRSAFE: not from interrupt context" % mi.name)
     sz = (size + ps - 1) & -ps
@@ -376,6 +382,8 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     ps = PAGE_SIZE
     if size <= 0:
         raise ValueError("uvm_km_suballoc: size %d must be > 0" % size)
+    if flags & ~(VM_MAP_PAGEABLE | VM_MAP_INTRSAFE | VM_MAP_TOPDOWN):
+        raise ValueError("uvm_km_suballoc: flags 0x%x: only VM_MAP_PAGEABLE, VM_MAP_INTRSAFE, VM_MAP_TOPDOWN" % flags)
     sz = (size + ps - 1) & -ps
     s = _lock(mi, 0)
     if fixed:

@@ -408,11 +408,17 @@ def _uk_poolflag_on_plain():
     U.uvm_km_free(U.kernel_map, a, 512, U.UVM_KMF_WIRED | U.UVM_KMF_POOLPAGE)
 
 
-def _uk_suballoc(size, fixed, mn):
+def _uk_suballoc(size, fixed, mn, flags=0):
     def f():
         U = uk()
-        U.uvm_km_suballoc(U.kernel_map, size, 0, fixed, mn, "sub")
+        U.uvm_km_suballoc(U.kernel_map, size, flags, fixed, mn, "sub")
     return f
+
+
+def _uk_pageable_from_wired_submap():
+    U = uk()
+    sm, _, _ = U.uvm_km_suballoc(U.kernel_map, 1024, U.VM_MAP_INTRSAFE, False, 0, "wired-only")
+    U.uvm_km_alloc(sm, 256, 0, U.UVM_KMF_PAGEABLE)
 
 
 def _uk_not_a_map(fn):
@@ -995,6 +1001,8 @@ CASES = [
      _uk_alloc(256, 384, lambda U: U.UVM_KMF_WIRED)),
     ("uvm_km_alloc", "UVM_KMF_EXEC on a board without an executable region", ValueError, "uvm_km_alloc",
      _uk_alloc(256, 0, lambda U: U.UVM_KMF_WIRED | U.UVM_KMF_EXEC)),
+    ("uvm_km_alloc", "UVM_KMF_PAGEABLE from a submap without VM_MAP_PAGEABLE", ValueError, "uvm_km_alloc",
+     _uk_pageable_from_wired_submap),
     ("uvm_km_free", "another size than allocated", ValueError, "uvm_km_free", _uk_free("size")),
     ("uvm_km_free", "another type than allocated", ValueError, "uvm_km_free", _uk_free("type")),
     ("uvm_km_free", "an address inside an allocation", ValueError, "uvm_km_free", _uk_free("inside")),
@@ -1010,6 +1018,8 @@ CASES = [
     ("uvm_km_suballoc", "size 0", ValueError, "uvm_km_suballoc", _uk_suballoc(0, False, 0)),
     ("uvm_km_suballoc", "fixed min not page aligned", ValueError, "uvm_km_suballoc",
      _uk_suballoc(1024, True, 0x20010010)),
+    ("uvm_km_suballoc", "a flag that is not a VM_MAP_ flag", ValueError, "uvm_km_suballoc",
+     _uk_suballoc(1024, False, 0, 0x1000)),
     ("uvm_km_suballoc", "no room in the parent map", MemoryError, "uvm_km_suballoc", _uk_suballoc(1 << 20, False, 0)),
     ("uvm_km_buf", "a range outside the managed window", ValueError, "uvm_km_buf", _uk_buf_outside),
     ("uvm_km_allocations", "a vmem arena that is not a uvm_km map", ValueError, "uvm_km_allocations",

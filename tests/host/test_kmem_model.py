@@ -156,6 +156,83 @@ def test_uvm_km_exhaustion_and_waitva(uk):
         uk.uvm_km_alloc(uk.kernel_map, 256, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_WAITVA)
 
 
+def _thread_window(size=8192):
+    # two emulated CPUs: the map gets a real lock (intr.mutex_init) and
+    # UVM_KMF_WAITVA may wait for another CPU
+    from mpalloc import uvm_km, kmem
+
+    intr.setup(2, intr.MODE_THREAD)
+    mem.attach(S.BASE, bytearray(size))
+    kmem.kmem_reset()
+    uvm_km.uvm_km_bootstrap(S.BASE, size, 256)
+    return uvm_km
+
+
+@pytest.mark.timeout(30)
+def test_uvm_km_trylock_fails_instead_of_waiting():
+    import _thread
+    import time
+
+    uk = _thread_window()
+    lock = uk._maps[id(uk.kernel_map)].lock  # the map lock another CPU would hold mid-allocation
+    held, go = _thread.allocate_lock(), _thread.allocate_lock()
+    held.acquire()
+    go.acquire()
+
+    def other_cpu():
+        intr.cpu_attach(1)
+        lock.acquire()
+        held.release()
+        go.acquire()  # keep the map locked until the main thread has tried
+        lock.release()
+        held.release()
+
+    try:
+        _thread.start_new_thread(other_cpu, ())
+        held.acquire()
+        t0 = time.monotonic()
+        assert uk.uvm_km_alloc(uk.kernel_map, 256, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_TRYLOCK) == 0
+        assert time.monotonic() - t0 < 1.0  # failed at once, did not wait for the lock
+        assert uk.uvm_km_stats()["wired"] == 0  # nothing half-done
+        go.release()
+        held.acquire()  # the other CPU has let go of the map
+        a = uk.uvm_km_alloc(uk.kernel_map, 256, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_TRYLOCK)
+        assert a == S.BASE
+        uk.uvm_km_free(uk.kernel_map, a, 256, uk.UVM_KMF_WIRED)
+    finally:
+        if go.locked():
+            go.release()
+        intr.setup(1)
+
+
+@pytest.mark.timeout(30)
+def test_uvm_km_waitva_waits_for_another_cpu_to_free():
+    import _thread
+    import time
+
+    uk = _thread_window()
+    full = uk.uvm_km_alloc(uk.kernel_map, 8192, 0, uk.UVM_KMF_VAONLY)
+    assert full == S.BASE
+    assert uk.uvm_km_alloc(uk.kernel_map, 1024, 0, uk.UVM_KMF_WIRED) == 0  # no WAITVA: fails at once
+    done = []
+
+    def other_cpu():
+        intr.cpu_attach(1)
+        time.sleep(0.05)
+        done.append(time.monotonic())  # before the free: the waiter may take the space at once
+        uk.uvm_km_free(uk.kernel_map, full, 8192, uk.UVM_KMF_VAONLY)
+
+    try:
+        _thread.start_new_thread(other_cpu, ())
+        a = uk.uvm_km_alloc(uk.kernel_map, 1024, 0, uk.UVM_KMF_WIRED | uk.UVM_KMF_WAITVA)
+        got = time.monotonic()
+        assert a == S.BASE and done and got >= done[0]  # it waited for the free, then took the space
+        assert uk.uvm_km_stats()["wired"] == 1024 and uk.uvm_km_stats()["vaonly"] == 0
+        uk.uvm_km_free(uk.kernel_map, a, 1024, uk.UVM_KMF_WIRED)
+    finally:
+        intr.setup(1)
+
+
 def test_uvm_km_exec_region():
     intr.setup(1)
     mem.attach(S.BASE, bytearray(8192))
@@ -183,6 +260,12 @@ def test_uvm_km_suballoc(uk):
         uk.uvm_km_free(uk.kernel_map, lo, 4096, uk.UVM_KMF_VAONLY)
     with pytest.raises(MemoryError, match="uvm_km_suballoc: no 4096 bytes at"):
         uk.uvm_km_suballoc(uk.kernel_map, 4096, 0, True, S.BASE + 8192, "sub2")
+    with pytest.raises(ValueError, match="map 'sub1' is not VM_MAP_PAGEABLE"):
+        uk.uvm_km_alloc(sm, 256, 0, uk.UVM_KMF_PAGEABLE)
+    pg, plo, phi = uk.uvm_km_suballoc(uk.kernel_map, 1024, uk.VM_MAP_PAGEABLE, False, 0, "pageable")
+    p = uk.uvm_km_alloc(pg, 256, 0, uk.UVM_KMF_PAGEABLE)
+    assert plo <= p < phi and uk.uvm_km_buf(p, 4)[0] == 0
+    uk.uvm_km_free(pg, p, 256, uk.UVM_KMF_PAGEABLE)
     with pytest.raises(ValueError, match="not VM_MAP_INTRSAFE"):
         sm2, _, _ = uk.uvm_km_suballoc(uk.kernel_map, 1024, 0, False, 0, "plain")
         intr.run_hard(lambda m: uk.uvm_km_alloc(m, 256, 0, uk.UVM_KMF_WIRED), sm2, 0)
