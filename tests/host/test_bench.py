@@ -65,6 +65,26 @@ def test_goals_met_and_not_met():
     assert g8["value"] == pytest.approx(1.5) and g8["met"] is False and "thread.burst_k16" in g8["detail"]
 
 
+def test_repeated_job_is_merged_by_median_and_the_goal_shows_every_process():
+    each = [{"up.pool_cache_hit.cu": 4.3, "up.pool_cache_hit.cu_p25": 4.1, "up.magsize": 15, "env.impl": "micropython"},
+            {"up.pool_cache_hit.cu": 3.8, "up.pool_cache_hit.cu_p25": 3.6, "up.magsize": 15, "env.impl": "micropython"},
+            {"up.pool_cache_hit.cu": 3.9, "up.pool_cache_hit.cu_p25": 3.7, "up.magsize": 15, "env.impl": "micropython"}]
+    m = suite.merge_runs(each)
+    assert m["up.pool_cache_hit.cu"] == 3.9 and m["up.pool_cache_hit.cu_p25"] == 3.7
+    assert m["up.pool_cache_hit.cu_runs"] == [4.3, 3.8, 3.9]
+    assert m["up.magsize"] == 15 and m["env.impl"] == "micropython"
+    assert suite.merge_runs(each[:1]) == each[0]
+    assert suite.merge_runs(each[:2])["up.pool_cache_hit.cu"] == pytest.approx(4.05)
+    g1 = by_id(doc_with(dict(FIGS, **m))["goals"], "G1u")
+    assert g1["value"] == 3.9 and g1["met"] is True
+    assert g1["detail"].startswith("median of 3 processes (4.3, 3.8, 3.9)")
+    # a figure only some runs produced is not a median of fewer runs: the last run's stands
+    m2 = suite.merge_runs([{"a.cu": 1.0}, {"a.cu": 2.0}, {"b": 1}])
+    assert m2["a.cu"] == 2.0 and "a.cu_runs" not in m2
+    assert [j[3].get("repeat") for j in suite.jobs() if "part=pool" in j[2]] == [3]
+    assert [j[3].get("repeat") for j in suite.jobs(quick=True) if "part=pool" in j[2]] == [1]
+
+
 def test_memory_goals_of_issue_4():
     figs = dict(FIGS, **{"pool.meta.item_bytes": 2.6, "pool.meta.page_bytes": 40.0, "pool.meta.pagesz": 256,
                          "pool.meta.pages": 48, "pool.meta.s8.bytes_per_item": 4.75,

@@ -13,7 +13,12 @@ def _get(runs, key, target=MP):
 def _spread(runs, key):
     a = _get(runs, key + "_p25")
     b = _get(runs, key + "_p75")
-    return "batches p25-p75: %.3g-%.3g" % (a, b) if a is not None and b is not None else ""
+    out = "batches p25-p75: %.3g-%.3g" % (a, b) if a is not None and b is not None else ""
+    each = runs.get(MP, {}).get(key + "_runs")
+    if isinstance(each, list) and len(each) > 1:
+        out = "median of %d processes (%s); %s (medians over the processes)" % (
+            len(each), ", ".join("%.3g" % x for x in each), out)
+    return out
 
 
 def _row(gid, text, owner, value, must, stretch=None, higher=False, fmt="%.3g", detail=""):

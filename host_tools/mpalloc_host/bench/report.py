@@ -12,6 +12,9 @@ METHOD = """\
   (empty loop and call loop) so drift of a shared machine hits numerator and denominator
   alike; a figure is the median of the batch means. The workload loop's own bookkeeping
   (ring index, stores) is timed separately without the allocator calls and subtracted.
+  The fixed-size churn (workload 1, pool and pool_cache) runs in three processes and each
+  figure is the median of theirs (all three are in the goal's detail): one process's
+  figure moves by about 0.3 cu with where its heap lands and what the machine does.
 - **heap bytes asked per op**: `micropython.mem_total()` deltas (bytes ever allocated),
   minus an empty loop's. This also counts call frames the VM takes from the heap and frees
   at once: a function whose arguments + locals + stack exceed 11 machine words gets its
