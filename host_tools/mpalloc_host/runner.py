@@ -596,6 +596,10 @@ def write_junit(reports, path):
             for t in s.tests:
                 tc = ET.SubElement(ts, "testcase", classname="%s.%s" % (rep.board, s.name), name=t.name,
                                    time="%.3f" % ((t.ms or 0) / 1000.0))
+                if t.metrics:  # one <properties> per testcase, first (as pytest writes them)
+                    props = ET.SubElement(tc, "properties")
+                    for k, v in t.metrics.items():
+                        ET.SubElement(props, "property", name=k, value=_xml_safe(v))
                 if t.status == "failed":
                     f = ET.SubElement(tc, "failure", message=_xml_safe(t.message or "failed"))
                     f.text = _xml_safe("\n".join(t.traceback + (["--- device log ---"] + t.log if t.log else [])))
@@ -605,8 +609,6 @@ def write_junit(reports, path):
                     ET.SubElement(tc, "error", message=_xml_safe(t.message or t.status))
                 if t.log and t.status != "failed":
                     ET.SubElement(tc, "system-out").text = _xml_safe("\n".join(t.log))
-                for k, v in t.metrics.items():
-                    ET.SubElement(ET.SubElement(tc, "properties"), "property", name=k, value=_xml_safe(v))
             if s.error:
                 tc = ET.SubElement(ts, "testcase", classname="%s.%s" % (rep.board, s.name), name="(suite)")
                 e = ET.SubElement(tc, "error", message=_xml_safe(s.error))

@@ -117,7 +117,8 @@ def test_junit_has_failures_with_device_log(tmp_path):
     from mpalloc_host.runner import Report
 
     res, _, _ = parse(["@@mpt start s a", "the log", "@@mpt fail s a ms=2 heap=0", "Traceback:", "E: x\x01",
-                       "@@mpt tbend s a", "@@mpt start s b", "@@mpt pass s b ms=1 heap=0",
+                       "@@mpt tbend s a", "@@mpt start s b", "@@mpt metric s b ops=5", "@@mpt metric s b rate=0.9",
+                       "@@mpt pass s b ms=1 heap=0",
                        "@@mpt skip s c reason=no"])
     res.error = "board: suite s crashed: boom"
     rep = Report("vboard:rp2040")
@@ -130,6 +131,9 @@ def test_junit_has_failures_with_device_log(tmp_path):
     fail = root.find(".//testcase[@name='a']/failure")
     assert fail.get("message") == "E: x?" and "the log" in fail.text and "device log" in fail.text
     assert root.find(".//testcase[@name='(suite)']/error").get("message") == "board: suite s crashed: boom"
+    b = root.find(".//testcase[@name='b']")
+    assert len(b.findall("properties")) == 1 and b[0].tag == "properties"  # one block, first (JUnit schema)
+    assert [(p.get("name"), p.get("value")) for p in b.find("properties")] == [("ops", "5"), ("rate", "0.9")]
 
 
 # -- on a virtual board ---------------------------------------------------------------
