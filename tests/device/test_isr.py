@@ -8,13 +8,13 @@
 #   race_two_cpus: two threads as CPUs 0 and 1 (no GIL on the unix port)
 #     hammer one pool_cache; per-CPU hit rate in steady state.
 #   rp2_hard_timer: the same handler from machine.Timer(hard=True) on rp2.
-# Short by default; MPALLOC_LONG=1 in the environment (unix port) runs the
-# full figures: 100,000 interrupt-context operations per stress test and
-# 1,000,000 race operations.
+# The full figures (100,000 interrupt-context operations per stress test and
+# 1,000,000 race operations, ~2 s) on the unix port, so every make test shows
+# them; short elsewhere unless MPALLOC_LONG=1 (MPALLOC_SHORT=1: short anywhere).
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_isr.py
 import gc
 
-from mptest import Suite, skip, has, eq
+from mptest import Suite, skip, has, eq, full_figures
 from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool
@@ -22,12 +22,7 @@ from mpalloc import pool_cache as PC
 
 s = Suite("isr", needs=("heap:40000",))
 
-try:
-    import os
-
-    LONG = bool(os.getenv("MPALLOC_LONG"))
-except (ImportError, AttributeError):
-    LONG = False
+LONG = full_figures()  # unix port (vboard): 100,000 interrupt ops, 1,000,000 race ops
 
 _BASE = 0x10000000
 _PS = 256

@@ -15,11 +15,12 @@
 #     at the splx(), not before (every port: the main context schedules it).
 #   soft_timer: the same handler from a real machine.Timer soft callback
 #     (esp32, rp2).
-# MPALLOC_LONG=1 in the environment (unix port): 100,000 callbacks per stress test.
-# Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_softint.py
+# 100,000 callbacks per stress test on the unix port (mptest.full_figures);
+# short elsewhere unless MPALLOC_LONG=1.
+# Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=466048 tests/device/test_softint.py
 import gc
 
-from mptest import Suite, skip, has, eq
+from mptest import Suite, skip, has, eq, full_figures
 from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool, uvm_km, kmem, softint
@@ -32,12 +33,7 @@ except ImportError:
 
 s = Suite("softint", needs=("heap:30000",))
 
-try:
-    import os
-
-    LONG = bool(os.getenv("MPALLOC_LONG"))  # 100,000 callbacks per stress test
-except (ImportError, AttributeError):
-    LONG = False
+LONG = full_figures()  # unix port (vboard): 100,000 callbacks per stress test
 
 _LIMIT = 16  # items: main holds <= 12, the handler <= 3
 _BASE = 0x10000000

@@ -82,6 +82,20 @@ def test_suite(boards, spec, suite):
         boards.drop(spec)
     assert res.tests or res.error, "suite %s listed no tests" % suite.name
     assert res.ok, "%s: suite %s failed:\n%s" % (spec, res.name, _describe(res))
+    if spec.startswith("vboard:") and suite.name == "test_isr.py":
+        _isr_figures(spec, res)
+
+
+def _isr_figures(spec, res):
+    # Issue #4's figures, reported by the board (the unix port runs them in
+    # full, mptest.full_figures): >= 100,000 interrupt-context operations per
+    # stress test, >= 1,000,000 race operations at >= 95 % hits on each CPU.
+    m = {t.name: t.metrics for t in res.tests}
+    for name in ("isr_stress_pool", "isr_stress_pool_cache"):
+        assert int(m[name]["isr_ops"]) >= 100000, "%s %s: %s interrupt-context ops" % (spec, name, m[name])
+    race = m["race_two_cpus"]
+    assert int(race["ops"]) >= 1000000, "%s race_two_cpus: %s" % (spec, race)
+    assert min(float(race["cpu0_hit_rate"]), float(race["cpu1_hit_rate"])) >= 0.95, race
 
 
 # qemu:microbit-frozen: Debian's micro:bit firmware rebuilt from its source package
