@@ -15,8 +15,8 @@
 #
 # Pages come from palloc (a pool_allocator: pa_alloc(pp, flags) -> address or
 # None, pa_free(pp, addr), pa_pagesz); palloc None means pages from uvm_km's
-# kernel_map (pool_allocator_kmem, a page size chosen so a page holds at least
-# 4 items).
+# kernel_map (pool_allocator_kmem: the smallest power-of-two number of
+# PAGE_SIZE pages that holds at least 2 items with at most 1/8 left over).
 #
 # Interrupts: pool_get(pp, PR_NOWAIT) and pool_put allocate nothing from the
 # MicroPython heap once the pool has its pages (prime it for interrupt use:
