@@ -132,21 +132,6 @@ def has(need):
     return need in CAPS
 
 
-def full_figures():
-    """Run stress tests at the issues' full figures? Yes on the unix port (real
-    threads, a few seconds), or anywhere MPALLOC_LONG=1 is set; MPALLOC_SHORT=1
-    forces the short run. Boards without os.getenv: short."""
-    try:
-        import os
-
-        env = os.getenv
-    except (ImportError, AttributeError):
-        return False
-    if env("MPALLOC_SHORT"):
-        return False
-    return sys.platform == "linux" or bool(env("MPALLOC_LONG"))
-
-
 class Suite:
     def __init__(self, name, needs=()):
         self.name = name

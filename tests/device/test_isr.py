@@ -14,7 +14,8 @@
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_isr.py
 import gc
 
-from mptest import Suite, skip, has, eq, full_figures
+from mptest import Suite, skip, has, eq
+from mptest_long import full_figures
 from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool

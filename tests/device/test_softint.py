@@ -15,12 +15,13 @@
 #     at the splx(), not before (every port: the main context schedules it).
 #   soft_timer: the same handler from a real machine.Timer soft callback
 #     (esp32, rp2).
-# 100,000 callbacks per stress test on the unix port (mptest.full_figures);
+# 100,000 callbacks per stress test on the unix port (mptest_long.full_figures);
 # short elsewhere unless MPALLOC_LONG=1.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=466048 tests/device/test_softint.py
 import gc
 
-from mptest import Suite, skip, has, eq, full_figures
+from mptest import Suite, skip, has, eq
+from mptest_long import full_figures
 from mptest_pages import pool_window
 
 from mpalloc import mem, intr, pool, uvm_km, kmem, softint

@@ -88,7 +88,7 @@ def test_suite(boards, spec, suite):
 
 def _isr_figures(spec, res):
     # Issue #4's figures, reported by the board (the unix port runs them in
-    # full, mptest.full_figures): >= 100,000 interrupt-context operations per
+    # full, mptest_long.full_figures): >= 100,000 interrupt-context operations per
     # stress test, >= 1,000,000 race operations at >= 95 % hits on each CPU.
     m = {t.name: t.metrics for t in res.tests}
     for name in ("isr_stress_pool", "isr_stress_pool_cache"):
