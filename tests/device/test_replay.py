@@ -9,7 +9,8 @@
 # (@@mpt metric replay <target> digest<seed>=<d>); tests/host/test_fuzz_replay.py
 # checks the boards' digests against CPython's.
 # Set mpfuzz.REPLAY_SEEDS / mpfuzz.REPLAY_OPS before the suite runs to change the run;
-# import mpalloc.debug and call on() first for debug mode.
+# For debug mode call mpfuzz.reserve(), then import mpalloc.debug and call on()
+# (on() compiles every allocator first, which leaves a small heap in pieces).
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=512K tests/device/test_replay.py
 from mptest import Suite, heap_locked, check_msg, eq
 

@@ -29,6 +29,13 @@ MP = ROOT / ".venv" / "bin" / "micropython"
 WASM_MJS = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
 SUITES = sorted(p.name for p in (ROOT / "tests" / "device").glob("test_*.py"))
 DEBUG_ON = "import mpalloc.debug\nmpalloc.debug.on()\n"
+# test_replay takes its 32 KB window (mpfuzz.reserve) before debug.on() compiles
+# every allocator from source and leaves the heap in pieces
+RESERVE = "import mpfuzz\nmpfuzz.reserve()\n"
+
+
+def _debug_preamble(suite):
+    return (RESERVE if suite == "test_replay.py" else "") + DEBUG_ON
 CI = os.environ.get("CI") == "true"
 LONG = os.environ.get("MPALLOC_FUZZ") == "long"
 
@@ -87,7 +94,9 @@ def board_json(tmp_path_factory):
 def _unix(suite, cwd, preamble=""):
     code = preamble + "exec(open(%r).read())\n" % str(ROOT / "tests" / "device" / suite)
     r = subprocess.run([str(MP), "-X", "heapsize=512K", "-c", code], cwd=cwd, capture_output=True, text=True,
-                       timeout=300, env={"MICROPYPATH": str(FW), "PATH": os.environ.get("PATH", "")})
+                       timeout=300, env={"MICROPYPATH": str(FW), "PATH": os.environ.get("PATH", ""),
+                                         # stress suites short here: the full figures are test_device_suites'
+                                         "MPALLOC_SHORT": "1"})
     return r.stdout + r.stderr
 
 
@@ -167,7 +176,7 @@ def _debug_params(exclude=()):
 
 @pytest.mark.parametrize("suite", _debug_params(exclude=() if LONG else ("test_vmem.py",)))
 def test_device_suite_in_debug_mode_on_unix(suite, board_json):
-    out = _unix(suite, board_json, DEBUG_ON)
+    out = _unix(suite, board_json, _debug_preamble(suite))
     passed, failed, skipped = _summary(out)
     assert failed == 0, out[-4000:]
     assert passed > 0
@@ -175,7 +184,7 @@ def test_device_suite_in_debug_mode_on_unix(suite, board_json):
 
 @pytest.mark.parametrize("suite", _debug_params(exclude=("test_vmem.py",) if LONG else ("test_vmem.py", "test_replay.py")))
 def test_device_suite_in_debug_mode_on_wasm32(suite, board_json):
-    out = _wasm(suite, board_json, DEBUG_ON)
+    out = _wasm(suite, board_json, _debug_preamble(suite))
     passed, failed, skipped = _summary(out)
     assert failed == 0, out[-4000:]
     # test_isr needs threads, which the webassembly port lacks: all its tests skip
