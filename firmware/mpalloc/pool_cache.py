@@ -23,9 +23,11 @@
 # Data layout (for speed: the hit path is a few list operations):
 #   pc is a list: pc[c] for c < MAXCPU is CPU c's loaded magazine; pc[_META]
 #   holds the rest (a _Meta). A magazine is a list
-#       [n, obj_1 .. obj_cap, spare, n0, cap, gethits]  (fields from the end: _N0, _CAP, _GH)
+#       [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits]  (fields from the end: _FT, _N0, _CAP, _GH)
 #   Invariants: 0 <= n <= cap; objects at mag[1 .. n] (so a hit indexes with n
-#   itself); spare (mag[cap + 1]) holds nothing of meaning: a put hit stores
+#   itself); room is the list _room(cap), room[n] == 1 iff n < cap (a put hit
+#   reads what to add instead of comparing); spare (mag[cap + 1]) holds nothing
+#   of meaning: a put hit stores
 #   into mag[n + 1] before it knows whether there is room (the slow path it
 #   then takes clears it again, so no object stays referenced); a magazine is in exactly one place (a CPU's loaded or previous
 #   slot, depot full list when n == cap, depot empty list when n == 0);
@@ -60,12 +62,15 @@
 # in MODE_SIO, 0 otherwise.
 #
 # Hit cost (tests/bench/bench_fixed.py, cu = one empty call, unix port 64-bit,
-# medians of 41 batches): one CPU 3.6-3.8 cu per operation for get+put, 3.7-4.0
-# for two gets then two puts (36 bytecodes per get, 34 per put). Making the hit
-# jump-free for soft interrupts cost ~0.45 cu (it was 3.1-3.3 with a test
-# before the writes, which let a scheduled callback in between). MODE_THREAD
-# 7.0-7.7 cu: the thread -> CPU lookup (_thread.get_ident() and a dict get)
-# costs ~1.2 cu, the lock pair ~1.5 cu.
+# medians of 41 batches, AMD EPYC): one CPU 3.6 cu per operation for get+put,
+# 3.9-4.0 for two gets then two puts (30 bytecodes per get, 24 per put).
+# Making the hit jump-free for soft interrupts cost ~0.45 cu (a test before
+# the writes let a scheduled callback in between). Taken off the hit since:
+# the mode test (each mode has its own pair, _bind: -0.17 cu) and, on puts,
+# the room comparison (a table read instead: with _POS a list, not bytes,
+# -0.3 cu); both were 4.2 cu on this machine. MODE_THREAD 6.4-6.6 cu: the
+# thread -> CPU lookup (_thread.get_ident() and a dict get) costs ~0.9 cu,
+# the lock pair ~1.1 cu.
 # A lockless MODE_THREAD hit path was evaluated and not taken:
 #  - measured with the lock simply left out (unsafe, for pricing only) it is
 #    still 4.8-5.0 cu: get_ident() alone is ~1.5 cu, so the 4 cu goal is out
@@ -80,7 +85,8 @@
 #    (and corrupt). Interrupt contexts would also need magazines of their own,
 #    as their thread runs beside the CPU's thread, not instead of it.
 # On boards the hit path is machine.disable_irq()/enable_irq() around the same
-# list operations (two native calls, like the lock pair): that keeps hard
+# list operations (two native calls, like the lock pair; _get_irq, and
+# _get_sio which also reads the core's id): that keeps hard
 # interrupts out; soft ones (esp32's only kind) cannot land inside a hit at
 # all, and are held off the slow paths by softint.py's deferral.
 try:
@@ -110,17 +116,30 @@ pool_cache_list = []
 E_FLAGS = ValueError("pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT")
 E_NULL = ValueError("pool_cache_put: object is None")
 
-_DUMMY = [0, 0, 0, 0, 0]  # n, spare, n0, cap 0, gethits
-# _POS[k] = 1 if k > 0 else 0 (k <= 255): what a hit adds or takes, as an int
-# without a jump (a bool in arithmetic takes MicroPython's slow path).
-_POS = b"\x00" + b"\x01" * 255
-_N0 = const(-3)  # magazine fields, from the end (see the header)
+# _POS[k] = 1 if k > 0 else 0 (k <= 128, objcache's largest magazine): what a
+# get hit takes, as an int without a jump (a bool in arithmetic takes
+# MicroPython's slow path; a list subscript is cheaper than a bytes one).
+_POS = [0] + [1] * 128
+_FT = const(-4)  # magazine fields, from the end (see the header)
+_N0 = const(-3)
 _CAP = const(-2)
 _GH = const(-1)
+_rooms = {}  # cap -> its room table: [1] * cap + [0], shared by the magazines of that size
+
+
+def _room(cap):
+    # room[n] = 1 if a magazine of cap objects holding n has room (n < cap):
+    # what a put hit adds. Allocates the first time a size is used.
+    t = _rooms.get(cap)
+    if t is None:
+        t = _rooms[cap] = [1] * cap + [0]
+    return t
+
+
+_DUMMY = [0, 0, _room(0), 0, 0, 0]  # n, spare, room, n0, cap 0, gethits
 
 # Mode-dependent values, refreshed by intr.setup() through _sync().
 _thr = False
-_hm = 0  # hit path: 0 nothing to exclude, 1 MODE_THREAD, 2 interrupt mask (machine.disable_irq)
 _cpuget = intr._cpu_of.get
 _ident = _thread.get_ident if _thread is not None else None
 _dis = None
@@ -133,7 +152,7 @@ _cl = None  # MODE_THREAD: per-CPU magazine locks (see the header)
 
 
 def _sync():
-    global _thr, _hm, _dis, _en, _sio, _mem32, _cl
+    global _thr, _dis, _en, _sio, _mem32, _cl
     _thr = intr.mode == intr.MODE_THREAD
     if _thr and _cl is None:
         _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
@@ -142,7 +161,8 @@ def _sync():
     _en = m.enable_irq if m is not None else None
     _sio = intr.mode == intr.MODE_SIO
     _mem32 = intr._mem32
-    _hm = 1 if _thr else (0 if _dis is None else 2)
+    if "_get_up" in globals():  # not during the import: _bind() runs at its end
+        _bind()
 
 
 intr._on_setup.append(_sync)
@@ -198,82 +218,142 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     return pc
 
 
-def pool_cache_get(pc, flags):
+# The hit paths, one pair per way of excluding interrupts and other CPUs
+# (_bind() makes pool_cache_get / pool_cache_put the pair of the current mode,
+# so no hit tests the mode). Call them through the module, or bind them after
+# intr.setup() (the board's init): a reference taken before a mode change keeps
+# the old mode's pair. Every frame on a hit or a normal miss stays within 11
+# words (arguments + locals + value stack), so MicroPython keeps it off the
+# heap (VM_MAX_STATE_ON_STACK); the rare work is in functions of their own.
+# From reading mag to its last write there is no jump (see the header): on an
+# empty magazine get's c = _POS[0] = 0 and nothing changes; on a full one put's
+# room is 0, o lands in the spare slot and the count stays.
+
+
+def _get_up(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
-    # Hot path: this frame and every one below it on a hit or a normal miss
-    # stays within 11 words (arguments + locals + value stack), so MicroPython
-    # keeps it off the heap (VM_MAX_STATE_ON_STACK); the rare work is in
-    # functions of their own. One CPU with nothing to exclude: 30 bytecodes on
-    # a hit (mode test 2, magazine 4, count 4, test 2, store 6, hit count 8,
-    # object 4).
-    # From reading mag to the last write: no jump (see the header). On an
-    # empty magazine c = mag[0] (0) and nothing changes.
-    if _hm:
-        if _thr:
-            c = _cpuget(_ident(), 0) & 0xFF  # handlers too (see the header)
-            m = _cl[c]
-            m.acquire()
-            mag = pc[c]
-            n = mag[0]
-            c = _POS[n]
-            mag[0] = n - c
-            mag[_GH] += c
-            c = mag[n]
-            m.release()
-        else:
-            m = _dis()
-            mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
-            n = mag[0]
-            c = _POS[n]
-            mag[0] = n - c
-            mag[_GH] += c
-            c = mag[n]
-            _en(m)
-    else:
-        mag = pc[0]
-        n = mag[0]
-        c = _POS[n]
-        mag[0] = n - c
-        mag[_GH] += c
-        c = mag[n]
+    # one CPU, nothing to exclude (unix MODE_UP, webassembly, micro:bit):
+    # 30 bytecodes on a hit (magazine 4, count 4, step 4, store 6, hit count 8, object 4)
+    mag = pc[0]
+    n = mag[0]
+    c = _POS[n]
+    mag[0] = n - c
+    mag[_GH] += c
+    c = mag[n]
     if n:
         return c
     return _get_slow(pc, flags)
 
 
-def pool_cache_put(pc, o):
+def _put_up(pc, o):
     """Return object o (still constructed) to the cache."""
-    # Hot path (see pool_cache_get); a put hit counts nothing (see the header).
-    # No jump from reading mag to the last write; a full magazine takes o into
-    # its spare slot and keeps its count.
-    if _hm:
-        if _thr:
-            c = _cpuget(_ident(), 0) & 0xFF
-            m = _cl[c]
-            m.acquire()
-            mag = pc[c]
-            n = mag[0]
-            mag[n + 1] = o
-            c = _POS[mag[_CAP] - n]
-            mag[0] = n + c
-            m.release()
-        else:
-            m = _dis()
-            mag = pc[_mem32[_SIO_CPUID] if _sio else 0]
-            n = mag[0]
-            mag[n + 1] = o
-            c = _POS[mag[_CAP] - n]
-            mag[0] = n + c
-            _en(m)
-    else:
-        mag = pc[0]
-        n = mag[0]
-        mag[n + 1] = o
-        c = _POS[mag[_CAP] - n]
-        mag[0] = n + c
+    # a put hit counts nothing (see the header)
+    mag = pc[0]
+    n = mag[0]
+    mag[n + 1] = o
+    c = mag[_FT][n]
+    mag[0] = n + c
     if c:
         return
     _put_slow(pc, o)
+
+
+def _get_thr(pc, flags):
+    """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    # MODE_THREAD: the caller's CPU (handlers too) and its magazine lock
+    c = _cpuget(_ident(), 0) & 0xFF
+    m = _cl[c]
+    m.acquire()
+    mag = pc[c]
+    n = mag[0]
+    c = _POS[n]
+    mag[0] = n - c
+    mag[_GH] += c
+    c = mag[n]
+    m.release()
+    if n:
+        return c
+    return _get_slow(pc, flags)
+
+
+def _put_thr(pc, o):
+    """Return object o (still constructed) to the cache."""
+    c = _cpuget(_ident(), 0) & 0xFF
+    m = _cl[c]
+    m.acquire()
+    mag = pc[c]
+    n = mag[0]
+    mag[n + 1] = o
+    c = mag[_FT][n]
+    mag[0] = n + c
+    m.release()
+    if c:
+        return
+    _put_slow(pc, o)
+
+
+def _get_irq(pc, flags):
+    """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    # one CPU with an interrupt mask (machine.disable_irq: esp32)
+    m = _dis()
+    mag = pc[0]
+    n = mag[0]
+    c = _POS[n]
+    mag[0] = n - c
+    mag[_GH] += c
+    c = mag[n]
+    _en(m)
+    if n:
+        return c
+    return _get_slow(pc, flags)
+
+
+def _put_irq(pc, o):
+    """Return object o (still constructed) to the cache."""
+    m = _dis()
+    mag = pc[0]
+    n = mag[0]
+    mag[n + 1] = o
+    c = mag[_FT][n]
+    mag[0] = n + c
+    _en(m)
+    if c:
+        return
+    _put_slow(pc, o)
+
+
+def _get_sio(pc, flags):
+    """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    # RP2040 (MODE_SIO): this core's mask, then its id from the SIO CPUID register
+    m = _dis()
+    mag = pc[_mem32[_SIO_CPUID]]
+    n = mag[0]
+    c = _POS[n]
+    mag[0] = n - c
+    mag[_GH] += c
+    c = mag[n]
+    _en(m)
+    if n:
+        return c
+    return _get_slow(pc, flags)
+
+
+def _put_sio(pc, o):
+    """Return object o (still constructed) to the cache."""
+    m = _dis()
+    mag = pc[_mem32[_SIO_CPUID]]
+    n = mag[0]
+    mag[n + 1] = o
+    c = mag[_FT][n]
+    mag[0] = n + c
+    _en(m)
+    if c:
+        return
+    _put_slow(pc, o)
+
+
+pool_cache_get = _get_up  # _bind() (at the end of the module) sets the pair of the mode
+pool_cache_put = _put_up
 
 
 def _fold(d, c, mag):
@@ -388,7 +468,8 @@ def _mag_new(d):
     # A new empty magazine, or None where the heap cannot give one (locked:
     # d.want asks the next depot access outside it to make a spare one).
     try:
-        mag = [0] * (d.magsize + 5)
+        mag = [0] * (d.magsize + 6)
+        mag[_FT] = _room(d.magsize)
     except MemoryError:
         d.want = 1
         return None
@@ -523,10 +604,24 @@ _debug = [False]
 
 def pool_cache_debug(on):
     """Switch pool_cache's debug checks (foreign, double and duplicate objects) on or off."""
-    global pool_cache_get, pool_cache_put
     _debug[0] = bool(on)
-    pool_cache_get = _dbg_get if on else _pc_get
-    pool_cache_put = _dbg_put if on else _pc_put
+    _bind()
+
+
+def _bind():
+    # pool_cache_get / pool_cache_put: the hit pair of the current mode, or
+    # the debug pair in front of it (_pc_get / _pc_put: the plain pair).
+    global pool_cache_get, pool_cache_put, _pc_get, _pc_put
+    if _thr:
+        _pc_get, _pc_put = _get_thr, _put_thr
+    elif _dis is None:
+        _pc_get, _pc_put = _get_up, _put_up
+    elif _sio:
+        _pc_get, _pc_put = _get_sio, _put_sio
+    else:
+        _pc_get, _pc_put = _get_irq, _put_irq
+    pool_cache_get = _dbg_get if _debug[0] else _pc_get
+    pool_cache_put = _dbg_put if _debug[0] else _pc_put
 
 
 def _dbg_get(pc, flags):
@@ -602,8 +697,8 @@ def _dbg_fail(pc, o, e):
     raise ValueError(m)
 
 
-_pc_get = pool_cache_get  # the plain functions (pool_cache_debug swaps them in and out)
-_pc_put = pool_cache_put
+_pc_get = _get_up  # the plain pair of the mode (_bind)
+_pc_put = _put_up
 
 
 def _repoint():
@@ -784,3 +879,6 @@ def pool_cache_cached(pc):
     for i in range(d.nfull):
         n += d.full[i][0]
     return n
+
+
+_bind()

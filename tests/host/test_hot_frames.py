@@ -25,7 +25,8 @@ MAX_WORDS = 11
 
 HOT = {
     "pool": ["pool_get", "_take", "_move", "pool_put", "_bit", "_slot_of", "_item0", "_give", "_shrink", "_zero"],
-    "pool_cache": ["pool_cache_get", "pool_cache_put", "_get_slow", "_get_swap", "_get_miss", "_put_slow",
+    "pool_cache": ["_get_up", "_put_up", "_get_thr", "_put_thr", "_get_irq", "_put_irq", "_get_sio", "_put_sio",
+                   "_dbg_get", "_dbg_put", "_get_slow", "_get_swap", "_get_miss", "_put_slow",
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],
     "kmem": ["kmem_alloc", "kmem_zalloc", "kmem_free", "kmem_intr_alloc", "kmem_intr_zalloc", "kmem_intr_free",
              "_owns", "_fill", "_free_other",

@@ -367,3 +367,89 @@ def test_page_table_grows_by_a_quarter():
     assert pool.pool_stats(p)["npages"] == 200
     assert 200 < p.nslots <= 200 * 5 // 4 + 2
     pool.pool_chk(p)
+
+
+class _Mask:
+    """machine.disable_irq / enable_irq stand-ins: a nesting depth that must unwind in order."""
+
+    def __init__(self):
+        self.depth = self.calls = 0
+
+    def disable_irq(self):
+        self.depth += 1
+        self.calls += 1
+        return self.depth
+
+    def enable_irq(self, s):
+        assert s == self.depth, "enable_irq(%r) out of order (depth %d)" % (s, self.depth)
+        self.depth -= 1
+
+
+@pytest.fixture
+def board_mode(monkeypatch):
+    """Put intr in a board's mode (MODE_UP with an interrupt mask: esp32; MODE_SIO:
+    rp2, the core id from a stand-in SIO CPUID register) without touching any
+    register: the hit pairs _get_irq/_put_irq and _get_sio/_put_sio only run on
+    boards otherwise."""
+    mask = _Mask()
+    sio = {-0x30000000: 0}  # machine.mem32[-0x30000000]: the core running
+
+    def enter(mode, ncpu):
+        monkeypatch.setattr(intr, "mode", mode)
+        monkeypatch.setattr(intr, "ncpu", ncpu)
+        monkeypatch.setattr(intr, "_machine", mask)
+        monkeypatch.setattr(intr, "_mem32", sio if mode == intr.MODE_SIO else None)
+        for f in intr._on_setup:
+            f()
+        return mask, sio
+
+    intr.setup(1)
+    mem.attach(S.BASE, bytearray(65536))
+    yield enter
+    monkeypatch.undo()
+    intr.setup(1)
+
+
+def test_esp32_hit_pair_masks_interrupts(board_mode):
+    mask, _ = board_mode(intr.MODE_UP, 1)
+    assert PC.pool_cache_get is PC._get_irq and PC.pool_cache_put is PC._put_irq
+    src = S.PageSource(256, 8)
+    pc = PC.pool_cache_init(32, 8, 0, 0, "irq", src.palloc, pool.IPL_VM, None, None, None)
+    objs = [PC.pool_cache_get(pc, pool.PR_NOWAIT) for _ in range(20)]  # misses: from the pool
+    for o in objs:
+        PC.pool_cache_put(pc, o)
+    n = mask.calls
+    for _ in range(100):
+        PC.pool_cache_put(pc, PC.pool_cache_get(pc, pool.PR_NOWAIT))
+    assert mask.calls - n == 200 and mask.depth == 0  # one mask pair per hit, unwound
+    st = PC.pool_cache_stats(pc)["cpus"][0]
+    assert st["nget"] == 120 and st["nput"] == 120 and st["hits"] >= 200
+    PC.pool_cache_destroy(pc)
+    assert not src.out
+
+
+def test_rp2_hit_pair_uses_the_core_it_reads(board_mode):
+    mask, sio = board_mode(intr.MODE_SIO, 2)
+    assert PC.pool_cache_get is PC._get_sio and PC.pool_cache_put is PC._put_sio
+    src = S.PageSource(256, 8)
+    pc = PC.pool_cache_init(32, 8, 0, 0, "sio", src.palloc, pool.IPL_VM, None, None, None)
+    a = [PC.pool_cache_get(pc, pool.PR_NOWAIT) for _ in range(4)]
+    for o in a:
+        PC.pool_cache_put(pc, o)  # cached on core 0
+    sio[-0x30000000] = 1
+    b = PC.pool_cache_get(pc, pool.PR_NOWAIT)  # core 1 has nothing cached: a miss, a fresh item
+    assert b not in a
+    PC.pool_cache_put(pc, b)
+    assert PC.pool_cache_get(pc, pool.PR_NOWAIT) == b  # core 1's own magazine now
+    PC.pool_cache_put(pc, b)
+    sio[-0x30000000] = 0
+    assert PC.pool_cache_get(pc, pool.PR_NOWAIT) == a[-1]  # core 0's magazine, last in first out
+    PC.pool_cache_put(pc, a[-1])
+    cpus = PC.pool_cache_stats(pc)["cpus"]
+    assert cpus[0]["misses"] == 4 and cpus[1]["misses"] == 1
+    assert cpus[0]["hits"] == 6 and cpus[1]["hits"] == 3
+    assert mask.depth == 0
+    PC.pool_cache_invalidate(pc)
+    assert PC.pool_cache_cached(pc) == 0
+    PC.pool_cache_destroy(pc)
+    assert not src.out
