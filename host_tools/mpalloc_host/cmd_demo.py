@@ -34,8 +34,20 @@ def register(subparsers):
 
 def run_workload(board, packets=None, timeout=90):
     """Run the demo workload on a prepared board; returns (its figures, device log)."""
+    from .transport import BoardError, BoardExecError
+
     arg = "" if packets is None else "packets=%d" % packets
-    out = board.exec(st.adapt(board, DEMO_CODE % arg), timeout=timeout)
+    try:
+        out = board.exec(st.adapt(board, DEMO_CODE % arg), timeout=timeout)
+    except BoardExecError as e:
+        if "MemoryError" not in e.error:
+            raise
+        heap = (getattr(board, "info", None) or {}).get("heap_total")
+        last = e.error.strip().splitlines()[-1]
+        raise BoardError("%s: the demo ran out of MicroPython heap (%s%s): mpalloc's modules loaded from the "
+                         "filesystem take most of it; freeze them into the firmware (docs/FLASHING.md) or use a "
+                         "board with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
+                                                   if heap else "")) from None
     s = st.parse(out, strict=False)
     figs = s.one("demo")
     if figs is None:

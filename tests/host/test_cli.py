@@ -138,3 +138,29 @@ def test_ctrl_c_stops_everything(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     time.sleep(0.3)
     assert not tagged_processes(tag)
+
+
+def test_demo_end_to_end_on_the_virtual_rp2040(run_cli, tmp_path):
+    # what `make demo` runs: the workload, its summary, the picture and the snapshot
+    p = run_cli(["demo", "--port", "vboard:rp2040", "--out", str(tmp_path)], timeout=120)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr
+    out = p.stdout
+    assert "mpalloc demo on rp2040 (vboard:rp2040) finished" in out
+    assert "aligned to 1024 bytes (all aligned: yes)" in out
+    assert "took and returned 400 packet buffers from the pool_cache(9) 'pktbuf'" in out
+    for f in ("memmap.png", "memmap.svg", "snapshot.json"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    import json
+
+    recs = json.loads((tmp_path / "snapshot.json").read_text())["records"]
+    kinds = {r[0] for r in recs}
+    assert {"vmem", "pool", "pool_cache", "kmem", "extent"} <= kinds
+    caches = [r[1] for r in recs if r[0] == "pool_cache"]
+    assert any(c["name"] == "pktbuf" for c in caches)
+
+
+def test_demo_out_of_heap_is_one_clear_line(run_cli, tmp_path):
+    # the ESP32's heap, on a 64-bit port, with mpalloc loaded from the filesystem:
+    # today the workload does not fit there beside the modules (README, "Seeing the memory")
+    line = error_line(run_cli(["demo", "--port", "vboard:esp32", "--out", str(tmp_path)], timeout=120))
+    assert "the demo ran out of MicroPython heap (MemoryError" in line and "docs/FLASHING.md" in line

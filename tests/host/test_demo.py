@@ -50,6 +50,29 @@ def test_missing_figures_is_a_clear_error():
         cmd_demo.run_workload(FakeBoard("Traceback: boom\n"))
 
 
+class RaisingBoard(FakeBoard):
+    info = {"heap_total": 221184}
+
+    def exec(self, code, timeout=None):
+        from mpalloc_host.transport import BoardExecError
+
+        raise BoardExecError(self.name, "", self.answer)
+
+
+def test_out_of_heap_says_why_and_what_to_do():
+    from mpalloc_host.transport import BoardError, BoardExecError
+
+    tb = 'Traceback (most recent call last):\n  File "mpalloc/kmem.py", line 117, in _cache\n' \
+         'MemoryError: memory allocation failed, allocating 592 bytes\n'
+    with pytest.raises(BoardError) as ei:
+        cmd_demo.run_workload(RaisingBoard(tb))
+    msg = str(ei.value)
+    assert msg.startswith("vboard:rp2040: the demo ran out of MicroPython heap (MemoryError: memory allocation")
+    assert "221184 bytes of heap in all" in msg and "docs/FLASHING.md" in msg
+    with pytest.raises(BoardExecError, match="ValueError: boom"):  # any other error as it was
+        cmd_demo.run_workload(RaisingBoard("Traceback (most recent call last):\nValueError: boom\n"))
+
+
 def test_summary_says_what_ran_figures_files_and_next_steps():
     figs = st.parse(FIGS, strict=False).one("demo")
     snap = st.parse(SNAP)
