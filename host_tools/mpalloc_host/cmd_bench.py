@@ -18,7 +18,7 @@ def register(subparsers):
     p.add_argument("--json", metavar="FILE", help="write the results (JSON) to FILE")
     p.add_argument("--markdown", metavar="FILE", help="write the report (BENCHMARKS.md) to FILE")
     p.add_argument("--plot", metavar="FILE", help="write the cost-vs-free-segments plot (PNG); default "
-                   "docs/bench-cost.png when --markdown is given")
+                   "docs/bench-cost.png beside the --markdown file")
     p.add_argument("--quick", action="store_true", help="fewer batches (a smoke run, figures noisier)")
     p.add_argument("--no-cpython", action="store_true", help="skip the CPython side (mpalloc and the peers)")
     p.add_argument("--from", dest="from_json", metavar="FILE", help="do not run: report a saved JSON result")
@@ -48,7 +48,9 @@ def run(args):
     if args.json:
         doc["meta"]["json"] = args.json
         suite.save(doc, args.json)
-    plot = args.plot or ("docs/bench-cost.png" if args.markdown else None)
+    # the plot goes beside the report it belongs to (BENCHMARKS.md -> docs/bench-cost.png)
+    plot = args.plot or (os.path.join(os.path.dirname(args.markdown), "docs", "bench-cost.png")
+                         if args.markdown else None)
     if plot:
         d = os.path.dirname(plot)
         if d:

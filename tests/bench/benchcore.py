@@ -101,8 +101,37 @@ def _t(f, arg, n):
 CU_NS = []  # every call-loop calibration of the run, ns per call
 
 
+def _clock_step():
+    # The clock's step in us: 1 on most ports, 1000 on the webassembly port
+    # (ticks_us counts milliseconds there). The smallest change seen in three
+    # tries; a clock that never moves within 10**6 reads counts as 1000.
+    best = None
+    for _ in range(3):
+        t0 = ticks_us()
+        t1 = t0
+        k = 0
+        while t1 == t0 and k < 1000000:
+            t1 = ticks_us()
+            k += 1
+        d = ticks_diff(t1, t0) if t1 != t0 else 1000
+        if best is None or d < best:
+            best = d
+    return best
+
+
+CLOCK_US = _clock_step()
+# Every timed loop lasts at least this many clock steps (a 2% quantisation error
+# at most), however short the batch a script asks for.
+MIN_STEPS = 50
+
+
 def pick_n(f, arg, target_us=8000, lo=20, hi=20000):
-    """Iterations of f for one batch of about target_us (f run a little to warm up)."""
+    """Iterations of f for one batch of about target_us (f run a little to warm
+    up), never shorter than MIN_STEPS steps of the clock."""
+    floor = MIN_STEPS * CLOCK_US
+    if target_us < floor:
+        hi = hi * (floor // target_us + 1)
+        target_us = floor
     n = lo
     while True:
         t = _t(f, arg, n)
@@ -202,6 +231,7 @@ def emit_costs(key, xs):
 
 
 def emit_calibration():
+    emit("calib.clock_us", CLOCK_US)
     if CU_NS:
         emit("calib.cu_ns", median(CU_NS))
         emit("calib.cu_ns_min", min(CU_NS))

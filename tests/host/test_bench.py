@@ -179,3 +179,39 @@ def test_gcheap_trace_fails_and_reports_utilisation():
     assert r["frag.gcheap.failed"] is True
     assert abs(r["frag.gcheap.arena_bytes"] - 65536) < 1024  # padded to the arena's size
     assert 0 < r["frag.gcheap.utilisation"] < 1
+
+
+def test_batches_last_fifty_steps_of_a_coarse_clock(monkeypatch):
+    """The webassembly port's ticks_us counts milliseconds: a 2 ms batch would be
+    all quantisation (it reported pool_cache hits at 0 cu). pick_n stretches a
+    batch to MIN_STEPS steps of the clock."""
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    try:
+        import benchcore as B
+    finally:
+        sys.path.pop(0)
+    now = [0]  # a virtual clock in us that only the workload advances, read in 1 ms steps
+
+    def ticks_us():
+        return now[0] // 1000 * 1000
+
+    def work(arg, n):
+        now[0] += 10 * n  # 10 us per iteration
+
+    reads = [0]
+
+    def running_ms():  # a clock that runs (7 us a read) and shows milliseconds
+        reads[0] += 1
+        return reads[0] * 7 // 1000 * 1000
+
+    monkeypatch.setattr(B, "ticks_us", running_ms)
+    assert B._clock_step() == 1000
+    monkeypatch.setattr(B, "ticks_us", lambda: reads.__setitem__(0, reads[0] + 1) or reads[0])
+    assert B._clock_step() == 1  # a microsecond clock
+    monkeypatch.setattr(B, "ticks_us", ticks_us)
+    monkeypatch.setattr(B, "CLOCK_US", 1000)
+    n = B.pick_n(work, 0, 2000)
+    assert 0.9 * 50000 <= n * 10 <= 1.2 * 50000  # ~50 ms: fifty 1 ms steps, not 2 ms
+    monkeypatch.setattr(B, "CLOCK_US", 1)
+    n = B.pick_n(work, 0, 2000)
+    assert 1500 <= n * 10 <= 2500  # a fine clock: the batch asked for

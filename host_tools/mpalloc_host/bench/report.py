@@ -188,6 +188,14 @@ FRAG_HEAD = ["allocator", "interpreter", "utilisation at first failure", "live b
              "failed"]
 
 
+def _clock(mp):
+    # ports whose ticks_us moves in coarse steps (webassembly: 1 ms)
+    c = mp.get("calib.clock_us")
+    if isinstance(c, (int, float)) and c > 1:
+        return "; its clock moves in %s us steps, so every timed loop lasted at least 50 of them" % c
+    return ""
+
+
 def _noise(runs):
     lo = runs.get(MP, {}).get("calib.cu_ns_min")
     hi = runs.get(MP, {}).get("calib.cu_ns_max")
@@ -223,7 +231,7 @@ def markdown(doc, plot_path="docs/bench-cost.png"):
          "- MicroPython: %s %s on %s, %s-bit, heap counter %s; cu = %s ns (calibrations ranged %s-%s ns)"
          % (mp.get("env.impl", "-"), mp.get("env.version", "-"), m.get("port"), mp.get("env.word_bits", "-"),
             mp.get("env.heap_counter", "-"), _v(runs, "calib.cu_ns"), _v(runs, "calib.cu_ns_min"),
-            _v(runs, "calib.cu_ns_max")),
+            _v(runs, "calib.cu_ns_max")) + _clock(mp),
          "- CPython: %s; cu = %s ns" % (cp.get("env.version", m.get("host_python")), _v(runs, "calib.cu_ns", CP)),
          "- Mode: %s; the whole run took %s s" % ("quick (fewer batches)" if m.get("quick") else "full", m.get("seconds")),
          ] + _noise(runs) + [
