@@ -193,6 +193,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
         d.dtor = dtor
         d.arg = arg
     d.magsize = MAGSIZE_LARGE if flags & PR_LARGECACHE else MAGSIZE
+    _room(d.magsize)  # its magazines' room table, made now rather than on an interrupt path
     d.prev = [_DUMMY] * MAXCPU
     d.ghits = [0] * MAXCPU  # folded hit counts (see the header)
     d.phits = [0] * MAXCPU
