@@ -253,7 +253,6 @@ class Board:
         t = self.target
         tr = Transport(t.device, name=self.name, alive=getattr(t, "alive", None),
                        why_dead=getattr(t, "dead_reason", None))
-        tr.late_ok = getattr(t, "kind", "") == "wasm32"
         try:
             tr.enter_raw_repl(soft_reset=self._soft_reset, timeout_overall=connect_timeout)
         except BaseException:

@@ -294,10 +294,7 @@ class Runner:
         lines = LineSplitter(state.line)
         try:
             with tr.deadline(self.suite_timeout, "running suite %s" % res.name):
-                if tr.late_ok:  # no output until the suite ends: no per-test deadlines
-                    tr.set_deadline(self.suite_timeout, "running suite %s (output comes at its end)" % res.name)
-                else:
-                    tr.set_deadline(self.test_timeout, "running suite %s (before its first test)" % res.name)
+                tr.set_deadline(self.test_timeout, "running suite %s (before its first test)" % res.name)
                 state.transport = tr
                 out, err = tr.exec_raw(code, timeout=self.suite_timeout, data_consumer=lines.feed)
             lines.flush()

@@ -234,9 +234,6 @@ class Transport(SerialTransport):
         self._next_alive = 0.0
         self.broken = None  # set to a message once the link is unusable
         self.resend = 3  # classic raw REPL only, see exec_raw
-        # the board's output (even "OK") comes only when the code has finished
-        # (the wasm32 bridge: Node's event loop is blocked while MicroPython runs)
-        self.late_ok = False
         # code longer than this goes through the receiver (which costs heap itself)
         self.rx_exec_over = 256
         self.rx_state = None  # acknowledging receiver installed on the board? (None: unknown)
@@ -402,10 +399,7 @@ class Transport(SerialTransport):
                 payload, command_now = command, b"exec(_mpa_rx(%d, %d))" % (len(command), _checksum(command))
             else:
                 command_now = command
-            if self.late_ok:
-                send_s = timeout + len(command) / 1000
-            else:
-                send_s = (3 if classic else min(10, max(timeout, 2))) + len(command) / 1000
+            send_s = (3 if classic else min(10, max(timeout, 2))) + len(command) / 1000
             try:
                 with self.deadline(send_s, self._doing if self._deadline else "sending code"):
                     with contextlib.redirect_stdout(io.StringIO()):

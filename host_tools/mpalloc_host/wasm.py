@@ -17,7 +17,9 @@ Behaviour a client sees (checked with the unmodified mpremote):
 
 Limits: running code cannot be interrupted by Ctrl-C (``runPython`` /
 ``replProcessChar`` are synchronous; node does not read stdin meanwhile): the
-host must kill the target on its deadline. ``heapsize`` is the *initial* gc
+host must kill the target on its deadline. Its output streams as it comes
+(wasm_board.mjs writes it synchronously), so the runner's per-test deadlines
+hold here too. ``heapsize`` is the *initial* gc
 heap: this pyscript build grows its heap on demand, so the board's heap size is
 not a hard limit here (use the vboard for that). No threads, no filesystem on
 the host side (files live in node's memory and die with it).

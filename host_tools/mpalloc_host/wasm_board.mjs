@@ -15,6 +15,7 @@
 //  * the filesystem root "/" holds board.json (the profile) and lib/; cwd is "/".
 // Code runs synchronously inside replProcessChar: a Ctrl-C cannot interrupt it
 // (stdin is not read meanwhile); the host kills and restarts on its deadline.
+// Its output is written as it comes (collect), so the host sees it live.
 
 const [mjsPath, heapArg, boardJsonPath] = process.argv.slice(2);
 const { loadMicroPython } = await import(mjsPath);
@@ -33,8 +34,21 @@ let pend = [];          // bytes held while recognising \x05A\x01
 const queue = [];       // input bytes not processed yet
 let busy = false;
 
+let live = false;       // while input is pumped: output goes out as it comes
+
 function collect(b) {
   for (const c of b) out.push(c);
+  // Stream while code runs (Node's event loop is blocked meanwhile, but a write
+  // to stdout is synchronous on Linux), so the host sees each test start and
+  // end and can keep per-test deadlines. The port prints a character at a
+  // time; held back is an unfinished line that is or may become "OSError: NN"
+  // (fixErrno rewrites it once it ends).
+  if (live) {
+    let i = out.length - 1;
+    while (i >= 0 && out[i] !== 10) i--;
+    const open = Buffer.from(out.slice(i + 1)).toString("latin1");
+    if (!(open.startsWith("OSError") || (open && "OSError".startsWith(open)))) flush();
+  }
 }
 
 // Emscripten's errno numbers print as "OSError: 44"; a board prints
@@ -108,6 +122,7 @@ function feed(c) {
 async function pump() {
   if (busy) return;
   busy = true;
+  live = true;
   try {
     while (queue.length) {
       const c = queue.shift();
@@ -133,12 +148,15 @@ async function pump() {
         collect(Buffer.from("MPY: soft reboot\r\n", "latin1"));
         flush();
         const files = snapshot(mp.FS, "/", []);
+        live = false;                   // boot() trims what comes before the raw banner
         await boot(files, wasRaw);
+        live = true;
       }
     }
     flush();
   } finally {
     busy = false;
+    live = false;
   }
 }
 

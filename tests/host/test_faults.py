@@ -288,6 +288,25 @@ def test_qemu_endless_test_then_the_run_goes_on(microbit):
     assert secs < 40
 
 
+def test_wasm32_endless_test_is_named_at_its_deadline(tag):
+    # The webassembly port streams its output as the code runs, so a test that
+    # never ends is caught at the per-test deadline (not the suite's 600 s) and
+    # named; Ctrl-C cannot stop it there, so later suites are reported not run.
+    target = need_target("wasm32:rp2040")
+    b = Board(target)
+    try:
+        b.deploy(only=["mptest"])  # all these suites import
+        rep, r, secs = run(b, ["loop", "ok"], timeout=2)
+    finally:
+        b.close()
+        target.close()
+    INJECTED["wasm32 endless test"] += 1
+    loop, ok = rep.suites
+    assert loop.get("spins_forever").message == "wasm32:rp2040: test loop.spins_forever timed out after 2 s"
+    names_board_and(ok.error, "wasm32:rp2040", "not run", "loop.spins_forever")
+    assert secs < 30
+
+
 def test_qemu_reset_mid_test(microbit):
     rep, r, secs = run(microbit, ["exit", "ok"], timeout=3)
     INJECTED["qemu:microbit reset (sys.exit)"] += 1

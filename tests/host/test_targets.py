@@ -153,6 +153,23 @@ def test_wasm32_exec_and_banner(wasm):
     assert b"(virtual, wasm32) with RP2040" in b"".join(wasm.backend._traffic)
 
 
+def test_wasm32_output_arrives_while_the_code_runs():
+    # what lets the runner keep per-test deadlines there (docs/FAULTS.md)
+    import time
+
+    from mpalloc_host.board import Board
+
+    with Board.open("wasm32:rp2040") as b:
+        seen = []
+        code = ("import time\nprint('A')\nt = time.ticks_ms()\n"
+                "while time.ticks_diff(time.ticks_ms(), t) < 1500:\n    pass\nprint('B')\n")
+        t0 = time.monotonic()
+        b.exec(code, timeout=20, on_output=lambda d: seen.append((time.monotonic() - t0, d)))
+    a = [t for t, d in seen if b"A" in d]
+    z = [t for t, d in seen if b"B" in d]
+    assert a and z and z[0] - a[0] >= 1.2, seen  # A came out before the loop ended
+
+
 def test_wasm32_is_32_bit_and_vboard_is_64_bit(wasm):
     assert mpremote(wasm.device, "exec", INT_PROBE).stdout == "['small', 'heap']\n"
     with open_or_fail("vboard:rp2040") as vb:
