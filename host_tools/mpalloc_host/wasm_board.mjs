@@ -41,13 +41,17 @@ function collect(b) {
   // Stream while code runs (Node's event loop is blocked meanwhile, but a write
   // to stdout is synchronous on Linux), so the host sees each test start and
   // end and can keep per-test deadlines. The port prints a character at a
-  // time; held back is an unfinished line that is or may become "OSError: NN"
-  // (fixErrno rewrites it once it ends).
-  if (live) {
-    let i = out.length - 1;
-    while (i >= 0 && out[i] !== 10) i--;
-    const open = Buffer.from(out.slice(i + 1)).toString("latin1");
-    if (!(open.startsWith("OSError") || (open && "OSError".startsWith(open)))) flush();
+  // time: whole lines go out (so fixErrno sees "OSError: NN" lines entire),
+  // and the raw REPL's "OK" at once (the host waits for it before the code's
+  // first line); the rest of a line waits for its end or the end of the input.
+  if (live && b.length) {
+    const last = b[b.length - 1];
+    if (last === 10) {
+      flush();
+    } else if (last === 0x4b && out.length >= 2 && out[out.length - 2] === 0x4f &&
+               (out.length === 2 || out[out.length - 3] === 10 || out[out.length - 3] === 0x3e)) {
+      flush();                          // "OK" at the start of a line or after the ">" prompt
+    }
   }
 }
 
