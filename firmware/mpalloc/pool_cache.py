@@ -161,8 +161,6 @@ def _sync():
     _en = m.enable_irq if m is not None else None
     _sio = intr.mode == intr.MODE_SIO
     _mem32 = intr._mem32
-    if "_get_up" in globals():  # not during the import: _bind() runs at its end
-        _bind()
 
 
 intr._on_setup.append(_sync)
@@ -883,3 +881,4 @@ def pool_cache_cached(pc):
 
 
 _bind()
+intr._on_setup.append(_bind)  # after _sync: the pair of the mode intr.setup() chose

@@ -20,12 +20,12 @@
 #                     Nothing is ever paged out and no RAM is saved: the
 #                     reservation is SRAM just like WIRED.
 #   UVM_KMF_VAONLY    the address range only: never zeroed; the caller owns it.
+#   UVM_KMF_EXEC      from an executable region the board profile names (ESP32
+#                     IRAM); an error where the board has none.
 # Map flags (uvm_km_suballoc): VM_MAP_PAGEABLE lets the map hand out
 # UVM_KMF_PAGEABLE memory (kernel_map has it; a submap without it refuses, as
 # NetBSD's uvm_km_alloc does); VM_MAP_INTRSAFE lets interrupt handlers allocate
 # from it (kernel_map has it); VM_MAP_TOPDOWN takes the highest addresses first.
-#   UVM_KMF_EXEC      from an executable region the board profile names (ESP32
-#                     IRAM); an error where the board has none.
 # Failure returns 0 (as uvm_km_alloc's vaddr_t 0). Without UVM_KMF_WAITVA a
 # shortage of space fails at once; with it (and neither NOWAIT nor CANFAIL)
 # the call waits while another CPU thread may free space (virtual board) and

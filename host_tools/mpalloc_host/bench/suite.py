@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import time
 
 from . import SCHEMA
@@ -46,12 +47,6 @@ def jobs(quick=False, board_heap=None, on_board=False):
     return out
 
 
-def _median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def merge_runs(each):
     """One result from the same script run in several processes: each numeric
     figure is the median of the runs; a cost in cu (key ending ".cu") also keeps
@@ -65,7 +60,7 @@ def merge_runs(each):
     for k in out:
         vs = [r[k] for r in each if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
         if len(vs) == len(each):
-            out[k] = _median(vs)
+            out[k] = statistics.median(vs)
     for k in [k for k in out if k.endswith(".cu")]:
         vs = [r[k] for r in each if isinstance(r.get(k), (int, float))]
         if len(vs) == len(each):
