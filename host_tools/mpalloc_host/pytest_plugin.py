@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from .errors import MpallocError
+
 DEFAULT_PORT = "vboard:rp2040"
 
 
@@ -85,12 +87,8 @@ class _Session:
         try:
             b = stack.enter_context(Board.open(self.port, board=self.board_name))
             b.deploy()
-        except Exception as e:
+        except MpallocError as e:
             stack.close()
-            from .cli import expected_errors
-
-            if not isinstance(e, expected_errors()):
-                raise
             self._error = "cannot use board %s: %s" % (self.port, str(e).splitlines()[0] if str(e) else e)
             self._fail(self._error)
         self._stack, self._board = stack, b

@@ -72,10 +72,9 @@ class QemuMicrobit(PtyBridge):
         self.exe = qemu_exe()
         self.firmware = Path(firmware) if firmware else firmware_path()
         if not self.firmware.is_file():
-            raise QemuError("%s: firmware %s not found" % (self.name, self.firmware))
+            raise QemuError("firmware %s not found" % (self.firmware,), where=self.name)
         self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-qemu-"))
         self._stderr = self._tmp / "qemu.stderr"
-        self._next_poke = 0.0
 
     def _spawn(self, raw):
         argv = [self.exe, "-M", "microbit", "-device", "loader,file=%s" % self.firmware,
@@ -90,12 +89,6 @@ class QemuMicrobit(PtyBridge):
             if not data:
                 return
         super()._child_output(data)
-
-    def _tick(self):
-        # poke the REPL until it answers (interrupts a script the firmware may run)
-        if self._restarting is not None and time.monotonic() >= self._next_poke:
-            self._to_child += b"\r\x03"
-            self._next_poke = time.monotonic() + 0.5
 
     def logs(self):
         text = super().logs()

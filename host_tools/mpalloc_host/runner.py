@@ -124,7 +124,7 @@ def board_caps(board):
     board whose profile has it (the virtual boards only emulate it)."""
     caps = set(board.caps)
     mp = (board.profile or {}).get("micropython") or {}
-    if mp.get("hard_irq") and getattr(board.target, "kind", "serial") in ("serial", "url"):
+    if mp.get("hard_irq") and board.target.is_physical:
         caps.add("hard_irq")
     return caps
 

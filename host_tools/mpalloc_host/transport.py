@@ -26,6 +26,9 @@ import serial
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
+from .errors import (BoardError, BoardExecError, BoardGone, BoardReset,  # noqa: F401 (re-exported)
+                     BoardTimeout, OutputTooLarge)
+
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PROMPT = RAW_BANNER + b">"
 _FRIENDLY_BANNER = b'Type "help()" for more information.'
@@ -67,39 +70,6 @@ _POLL_S = 0.05  # pyserial read timeout: how often deadlines and alive() are che
 _ALIVE_EVERY_S = 0.2
 
 
-class BoardError(Exception):
-    """Something went wrong talking to a board; str() is one line naming the board."""
-
-
-class BoardTimeout(BoardError):
-    """The board did not answer within the deadline."""
-
-
-class BoardGone(BoardError):
-    """The port vanished or the emulator / virtual board process exited."""
-
-
-class BoardReset(BoardError):
-    """The board reset itself while a command was running."""
-
-
-class OutputTooLarge(BoardError):
-    """A command printed more than the transport's max_output bytes."""
-
-
-class BoardExecError(BoardError):
-    """Code run on the board raised an exception.
-
-    .output is what it printed before (str), .error the device traceback (str).
-    """
-
-    def __init__(self, name, output, error):
-        self.output = output
-        self.error = error
-        last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        super().__init__("%s: %s" % (name, shorten(last, 200)))
-
-
 def shorten(data, limit=120):
     """bytes/str -> a printable one-line excerpt (the end of it) for error messages:
     anything but printable ASCII is escaped, so board output cannot drive the terminal."""
@@ -122,8 +92,8 @@ def shorten(data, limit=120):
     return data
 
 
-def _checksum(data):
-    """24-bit rolling checksum; the same formula runs on the board."""
+def checksum24(data):
+    """24-bit rolling checksum (int); the same formula runs on the board."""
     c = 0
     for x in data:
         c = (c * 31 + x) & 0xFFFFFF
@@ -144,7 +114,7 @@ class _Line:
         try:
             data = self.port.read(n)
         except (serial.SerialException, OSError) as e:
-            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+            raise BoardGone("the serial line failed (%s)" % (self.owner.why_gone(e),), where=self.owner.name) from None
         if data:
             self.owner.note_rx(data)
         return data
@@ -170,7 +140,7 @@ class _Line:
             try:
                 n = self.port.in_waiting
             except (serial.SerialException, OSError) as e:
-                raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+                raise BoardGone("the serial line failed (%s)" % (self.owner.why_gone(e),), where=self.owner.name) from None
             data = self._recv(min(max(n, 1), limit))
             if data:
                 return data
@@ -182,7 +152,7 @@ class _Line:
         try:
             return len(self.pending) + self.port.in_waiting
         except (serial.SerialException, OSError) as e:
-            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+            raise BoardGone("the serial line failed (%s)" % (self.owner.why_gone(e),), where=self.owner.name) from None
 
     @property
     def in_waiting(self):
@@ -190,22 +160,12 @@ class _Line:
 
     def write(self, data):
         self.owner.check()
-        pace = self.owner.pace
         try:
-            if pace and len(data) > pace[0]:
-                # classic raw REPL has no flow control: a small UART FIFO (micro:bit)
-                # loses bytes if they come faster than the board takes them
-                for i in range(0, len(data), pace[0]):
-                    self.owner.check()
-                    self.port.write(data[i:i + pace[0]])
-                    self.port.flush()
-                    time.sleep(pace[1])
-                return len(data)
             return self.port.write(data)
         except serial.SerialTimeoutException:
-            raise BoardTimeout("%s: the board does not take input (write timed out)" % self.owner.name) from None
+            raise BoardTimeout("the board does not take input (write timed out)", where=self.owner.name) from None
         except (serial.SerialException, OSError) as e:
-            raise BoardGone("%s: the serial line failed (%s)" % (self.owner.name, self.owner.why_gone(e))) from None
+            raise BoardGone("the serial line failed (%s)" % (self.owner.why_gone(e),), where=self.owner.name) from None
 
     def flush(self):
         pass
@@ -237,12 +197,11 @@ class Transport(SerialTransport):
         # code longer than this goes through the receiver (which costs heap itself)
         self.rx_exec_over = 256
         self.rx_state = None  # acknowledging receiver installed on the board? (None: unknown)
-        self.pace = None  # (bytes, seconds): write at most that many bytes per pause
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 super().__init__(device, baudrate=baudrate, exclusive=exclusive, timeout=_POLL_S)
         except TransportError:
-            raise BoardError("%s: cannot open %s: %s" % (self.name, device, _why_not_open(device, exclusive))) from None
+            raise BoardError("cannot open %s: %s" % (device, _why_not_open(device, exclusive)), where=self.name) from None
         try:
             self.serial.write_timeout = write_timeout
         except NotImplementedError:  # pyserial's rfc2217:// (ser2net, labgrid) has none; its writes are sendall()
@@ -275,11 +234,11 @@ class Transport(SerialTransport):
             raise BoardError(self.broken)
         if self._deadline is not None and now >= self._deadline:
             got = " (last bytes received: '%s')" % shorten(self.tail, 60) if self.tail else " (nothing received)"
-            raise BoardTimeout("%s: no answer within %g s while %s%s" % (self.name, self._secs, self._doing, got))
+            raise BoardTimeout("no answer within %g s while %s%s" % (self._secs, self._doing, got), where=self.name)
         if self.alive is not None and now >= self._next_alive:
             self._next_alive = now + _ALIVE_EVERY_S
             if not self.alive():
-                raise BoardGone("%s: %s while %s" % (self.name, self._dead_text(), self._doing))
+                raise BoardGone("%s while %s" % (self._dead_text(), self._doing), where=self.name)
 
     def _dead_text(self):
         why = None
@@ -326,7 +285,7 @@ class Transport(SerialTransport):
                     return bytes(data)
                 kept += len(chunk)
                 if kept > self.max_output:
-                    raise OutputTooLarge("%s: more than %d bytes of output while %s" % (self.name, self.max_output, self._doing))
+                    raise OutputTooLarge("more than %d bytes of output while %s" % (self.max_output, self._doing), where=self.name)
                 if data_consumer and len(data) >= len(ending):
                     keep = len(ending) - 1
                     data_consumer(bytes(data[: len(data) - keep]))
@@ -353,10 +312,10 @@ class Transport(SerialTransport):
                 total += len(chunk)
                 window += chunk
                 if (RAW_BANNER in window and b"soft reboot" in window) or _FRIENDLY_BANNER in window:
-                    raise BoardReset("%s: the board reset itself while %s" % (self.name, self._doing))
+                    raise BoardReset("the board reset itself while %s" % (self._doing,), where=self.name)
                 del window[:-96]
                 if total > self.max_output:
-                    raise OutputTooLarge("%s: more than %d bytes of output while %s" % (self.name, self.max_output, self._doing))
+                    raise OutputTooLarge("more than %d bytes of output while %s" % (self.max_output, self._doing), where=self.name)
                 if data_consumer:
                     if chunk:
                         data_consumer(bytes(chunk))
@@ -378,7 +337,7 @@ class Transport(SerialTransport):
                 try:
                     super().enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout_overall)
                 except TransportError:
-                    raise BoardError("%s: could not enter the raw REPL (got '%s')" % (self.name, shorten(self.tail, 60))) from None
+                    raise BoardError("could not enter the raw REPL (got '%s')" % (shorten(self.tail, 60),), where=self.name) from None
 
     def exec_raw(self, command, timeout=10, data_consumer=None):
         """Send and run code; returns (stdout, exception text).
@@ -396,7 +355,7 @@ class Transport(SerialTransport):
             classic = not self.use_raw_paste
             payload = None
             if classic and len(command) > self.rx_exec_over and self._rx_ready():
-                payload, command_now = command, b"exec(_mpa_rx(%d, %d))" % (len(command), _checksum(command))
+                payload, command_now = command, b"exec(_mpa_rx(%d, %d))" % (len(command), checksum24(command))
             else:
                 command_now = command
             send_s = (3 if classic else min(10, max(timeout, 2))) + len(command) / 1000
@@ -406,7 +365,7 @@ class Transport(SerialTransport):
                         try:
                             self.exec_raw_no_follow(command_now)
                         except TransportError as e:
-                            raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
+                            raise BoardError("%s (got '%s')" % (e, shorten(self.tail, 60)), where=self.name) from None
                     if payload is not None:
                         self._send_acked(payload)
             except BoardGone:
@@ -430,14 +389,14 @@ class Transport(SerialTransport):
         if self.use_raw_paste or not self._rx_ready():
             return False
         for attempt in range(self.resend + 1):
-            cmd = b"_mpa_rx(%d, %d, %r)" % (len(data), _checksum(data), path.encode())
+            cmd = b"_mpa_rx(%d, %d, %r)" % (len(data), checksum24(data), path.encode())
             try:
                 with self.deadline(3 + len(data) / 500, "writing %s" % path):
                     with contextlib.redirect_stdout(io.StringIO()):
                         try:
                             self.exec_raw_no_follow(cmd)
                         except TransportError as e:
-                            raise BoardError("%s: %s (got '%s')" % (self.name, e, shorten(self.tail, 60))) from None
+                            raise BoardError("%s (got '%s')" % (e, shorten(self.tail, 60)), where=self.name) from None
                     self._send_acked(data)
             except BoardGone:
                 raise
@@ -499,7 +458,7 @@ class Transport(SerialTransport):
                 self.enter_raw_repl(soft_reset=False, timeout_overall=5)
             return True
         except BoardError as e:
-            self.broken = "%s: the board stopped answering (%s)" % (self.name, str(e).split(": ", 1)[-1])
+            self.broken = "%s: the board stopped answering (%s)" % (self.name, e.what)
             return False
         finally:
             self.max_output = limit

@@ -63,6 +63,7 @@ from collections import deque
 from pathlib import Path
 
 from . import ROOT, profiles
+from .errors import EmulatorError
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b">>> "
@@ -79,8 +80,7 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
     _prctl = None
 
 
-class VBoardError(Exception):
-    """The virtual board (or another pty-backed runtime) could not start or died."""
+VBoardError = EmulatorError   # the name the emulated boards' modules use
 
 
 def board_json(profile):

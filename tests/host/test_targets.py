@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import tty
+from pathlib import Path
 
 import pytest
 
@@ -262,3 +263,31 @@ def test_qemu_microbit_paced_takes_a_long_script_without_losing_bytes():
             assert mpremote(qb.device, "exec", code).stdout == "%d\n" % sum(range(60))
     finally:
         qb.close()
+
+
+def test_the_kinds_of_port_come_from_one_registry():
+    """README's table, the --port help of the CLI and of the pytest plugin and
+    the deadlines all come from targets.KINDS."""
+    from mpalloc_host import cli, targets
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "\n".join(targets.kinds_table()) in readme
+    help_text = cli.port_help()
+    for k in targets.KINDS:
+        assert k.syntax in help_text
+        assert targets.deadline(k.name) == k.deadline > 0
+        assert k.scheme is None or targets.kind_of(k.scheme + ":x") is k
+    assert targets.deadline("no-such-kind") == targets.DEFAULT_DEADLINE
+    assert targets.kind_of("/dev/ttyACM0").name == "serial" and targets.kind_of("a0").name == "serial"
+    assert targets.kind_of("socket://h:1").name == "url"
+
+
+def test_every_target_has_the_interface_board_uses():
+    from mpalloc_host.labgrid_target import LabgridTarget
+    from mpalloc_host.targets import Target
+
+    t = open_target("loop://", board="esp32")
+    assert isinstance(t, Target) and t.is_physical and t.reconnects and t.alive()
+    assert issubclass(LabgridTarget, Target) and LabgridTarget.is_physical and not LabgridTarget.reconnects
+    t.close()
+    assert not t.alive()

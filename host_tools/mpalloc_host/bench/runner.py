@@ -5,13 +5,11 @@ import sys
 from pathlib import Path
 
 from .. import FIRMWARE_DIR, ROOT
+from ..errors import BenchError  # noqa: F401 (re-exported)
 
 BENCH_DIR = ROOT / "tests" / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
 
-
-class BenchError(Exception):
-    """A benchmark script could not run (one line, names the script and target)."""
 
 
 def parse_value(s):

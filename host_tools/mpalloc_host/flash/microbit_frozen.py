@@ -89,7 +89,7 @@ def frozen_sources(suites=None):
         flat = strip_docstrings(flat_source(src, origin=str(path)))
         m = re.search(r"^(\w+)\.run\(\)\s*\Z", flat, re.M)
         if not m:
-            raise FlashError("%s: a frozen suite must end with `s.run()`" % path)
+            raise FlashError("a frozen suite must end with `s.run()`", where=path)
         out.append((suite_module(fname), flat[:m.start()]))
     return out
 

@@ -61,7 +61,7 @@ class Link:
             t.enter_raw_repl(soft_reset=soft_reset)
             return identity.read(t)
         except BoardError as e:
-            raise FlashError("%s: could not read the board's identity: %s" % (self.port, e)) from None
+            raise FlashError("could not read the board's identity: %s" % (e,), where=self.port) from None
 
     def close(self):
         try:
@@ -81,27 +81,19 @@ def open_link(port, board, firmware=None):
     target = None
     if port.startswith("qemu:"):
         from .. import qemu
-        from ..targets import QEMU_PACE
+        from ..targets.qemu import PACE
 
-        # paced like open_target's: unpaced, a loaded host loses bytes on QEMU's UART
-        target = qemu.QemuMicrobit(firmware, pace=QEMU_PACE).start()
+        target = qemu.QemuMicrobit(firmware, pace=PACE).start()
     elif port.startswith(("vboard:", "wasm32:", "labgrid:")):
-        try:
-            from ..targets import open_target
-        except ImportError:
-            if not port.startswith("vboard:"):
-                raise FlashError("%s: this kind of port needs mpalloc_host.targets" % port) from None
-            from .. import vboard
+        from ..targets import open_target
 
-            target = vboard.start(port.split(":", 1)[1] or board)
-        else:
-            target = open_target(port, board)
+        target = open_target(port, board)
     try:
         return Link(port, board, target)
     except BoardError as e:
         if target is not None:
             target.close()
-        raise FlashError(str(e)) from None
+        raise FlashError(e.what, where=e.where) from None
 
 
 def usb_serial_number(device):
@@ -151,7 +143,7 @@ def _verify(link, exp, say, soft_reset=True):
     ident = link.identity(soft_reset=soft_reset)
     bad = identity.compare(ident, exp)
     if bad:
-        raise FlashError("%s: the board is not what was flashed: %s" % (link.port, "; ".join(bad)))
+        raise FlashError("the board is not what was flashed: %s" % ("; ".join(bad),), where=link.port)
     say("verified: %s" % ident.describe())
     return ident
 
@@ -164,7 +156,7 @@ def _pre_check(port, board, profile, exp, force, say, virtual):
     try:
         link = open_link(port, board)
     except FlashError as e:
-        say("no MicroPython board answers on %s (%s): flashing blind" % (port, str(e).split(": ", 1)[-1]))
+        say("no MicroPython board answers on %s (%s): flashing blind" % (port, e.what))
         return None, None
     try:
         serial = usb_serial_number(link.device)
@@ -207,7 +199,7 @@ def flash_file(port, board, firmware, verify_only=False, erase=False, force=Fals
         virtual = is_virtual(port)
     path = Path(firmware)
     if not path.is_file():
-        raise FlashError("%s: no such firmware file" % firmware)
+        raise FlashError("no such firmware file", where=firmware)
     method = fl.get("method")
     if method == "uf2":
         return _flash_uf2(port, board, profile, fl, path, verify_only, force, drive_roots, say, bootloader, virtual)
@@ -245,8 +237,7 @@ def _flash_uf2(port, board, profile, fl, path, verify_only, force, drive_roots, 
     img = uf2.parse(data, str(path))
     uf2.check_family(img, int(fl["uf2_family"], 16), str(path), board)
     if not (RP2040_FLASH[0] <= img.lo and img.hi <= RP2040_FLASH[1]):
-        raise FlashError("%s: writes 0x%08x-0x%08x, outside the RP2040's flash at 0x%08x" %
-                         (path, img.lo, img.hi, RP2040_FLASH[0]))
+        raise FlashError("writes 0x%08x-0x%08x, outside the RP2040's flash at 0x%08x" % (img.lo, img.hi, RP2040_FLASH[0]), where=path)
     say("%s: UF2 for %s, %d blocks, %d bytes at 0x%08x" % (path.name, uf2.family_name(img.family),
                                                            img.nblocks, len(img.payload), img.lo))
     exp = _expected(profile, img.payload, port, virtual)
@@ -390,8 +381,7 @@ def _boot_in_qemu(port, board, hex_path, exp, say):
             t.enter_raw_repl(soft_reset=False)
             boot = t.exec("print(repr(mpalloc_boot))").decode().strip()
         except BoardError as e:
-            raise FlashError("%s: the start-up script did not run (no mpalloc_boot in the REPL: %s)" %
-                             (port, str(e).splitlines()[-1])) from None
+            raise FlashError("the start-up script did not run (no mpalloc_boot in the REPL: %s)" % (str(e).splitlines()[-1],), where=port) from None
         notes.append("start-up script ran: mpalloc_boot = %s" % boot)
         say(notes[-1])
         ident = _verify(link, exp, say, soft_reset=False)
