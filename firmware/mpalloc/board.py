@@ -107,7 +107,9 @@ def _read_json():
     return None
 
 
-_PROSE = ("notes", "sources", "clock_notes", "python", "bus", "flash", "interrupts", "gc_heap", "register_bytes")
+# profile fields the board does not need (host_tools/mpalloc_host/profiles.py drops the same: PROSE)
+_PROSE = ("notes", "title", "sources", "clock_notes", "python", "bus", "flash", "interrupts", "core", "gc_heap",
+          "register_bytes")
 
 
 _ADDR = ("base", "size", "bytes", "virtual_base", "address", "end", "backed", "nocross")
