@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import DEVICE_TESTS_DIR
+from .argcheck import env_seconds
 from .board import BoardNoSpace, LineSplitter, flat_name, flat_source, module_closure, strip_docstrings
 from .transport import BoardError, BoardExecError, BoardGone, BoardReset, BoardTimeout, OutputTooLarge, shorten
 
@@ -215,7 +216,10 @@ class Runner:
                  reconnect_timeout=None):
         self.board = board
         if reconnect_timeout is None:
-            reconnect_timeout = float(os.environ.get("MPALLOC_RECONNECT_TIMEOUT") or RECONNECT_S)
+            try:
+                reconnect_timeout = env_seconds("MPALLOC_RECONNECT_TIMEOUT", RECONNECT_S)
+            except ValueError as e:
+                raise BoardError(str(e)) from None
         self.reconnect_timeout = reconnect_timeout
         self.test_timeout = test_timeout
         self.suite_timeout = suite_timeout
