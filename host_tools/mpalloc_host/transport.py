@@ -356,6 +356,8 @@ class Transport(SerialTransport):
                     raise BoardReset("%s: the board reset itself while %s" % (self.name, self._doing))
                 del window[:-96]
                 if total > self.max_output:
+                    if data_consumer:   # what came within the limit is parsed (a test's start line)
+                        data_consumer(bytes(chunk[:max(0, len(chunk) - (total - self.max_output))]))
                     raise OutputTooLarge("%s: more than %d bytes of output while %s" % (self.name, self.max_output, self._doing))
                 if data_consumer:
                     if chunk:

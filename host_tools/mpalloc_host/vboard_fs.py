@@ -142,8 +142,9 @@ class BoardImage:
         return _fs(self.blocks, self.path.read_bytes())
 
     def read_bytes(self, path):
+        fs = self._mounted()   # kept alive while the file is read (its handle points into it)
         try:
-            with self._mounted().open(_norm(path), "rb") as f:
+            with fs.open(_norm(path), "rb") as f:
                 return f.read()
         except LittleFSError as e:
             raise FileNotFoundError("%s on the board: %s" % (path, e)) from None
