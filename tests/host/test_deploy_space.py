@@ -59,3 +59,23 @@ def test_cli_deploy_out_of_space(run_cli):
         vb.close()
     line = error_line(p)
     assert "not enough room on the board's filesystem" in line and "nothing was written" in line, line
+
+
+def test_microbit_full_filesystem_leaves_no_partial_file():
+    # the micro:bit's flat filesystem cannot tell its free space: the write runs
+    # into the full flash and the partial file is removed; other files are intact
+    from harness_support import need_target
+
+    with need_target("qemu:microbit") as target:
+        b = Board(target)
+        try:
+            keep = b"K = 1\n" * 50
+            b.deploy_file("h16keep.py", keep)
+            with pytest.raises(BoardNoSpace, match="no room for h16big.py"):
+                b.deploy_file("h16big.py", b"#" * 60000)
+            files = b.eval("__import__('os').listdir()")
+            assert "h16big.py" not in files and "h16keep.py" in files, files
+            assert b.deploy_file("h16keep.py", keep) is False    # unchanged: same size and checksum
+            b.exec("import os\nos.remove('h16keep.py')")
+        finally:
+            b.close()
