@@ -473,6 +473,7 @@ class Board:
                 result["skipped"].append(dest)
             else:
                 todo.append((dest, data))
+        self.check_room([(d, len(data)) for d, data in todo], remote)
         if self.mode == "fs" and any(d.startswith("mpalloc/") for d, _ in todo):
             self.exec("import os\ntry:\n os.mkdir('mpalloc')\nexcept OSError:\n pass")
         total = sum(len(d) for _, d in todo)
@@ -490,6 +491,32 @@ class Board:
                 result["removed"].append(path)
         result["bytes"] = total
         return result
+
+    def free_space(self):
+        """(free bytes, block size) of the board's filesystem (os.statvfs), or None
+        where the board cannot tell (the micro:bit's flat filesystem)."""
+        if self.mode != "fs":
+            return None
+        try:
+            st = self.eval("(lambda s: (s[0], s[4]))(__import__('os').statvfs('/'))")
+        except BoardError:
+            return None
+        if not (isinstance(st, (list, tuple)) and len(st) == 2 and all(isinstance(x, int) for x in st)):
+            return None
+        return st[0] * st[1], st[0] or 1
+
+    def check_room(self, sizes, remote=None):
+        """Refuse (BoardNoSpace) before writing anything if files of `sizes` ([(dest,
+        bytes)]) do not fit the board's free space, counted in whole blocks (a file
+        being replaced keeps its blocks until the new one is written)."""
+        room = self.free_space() if sizes else None
+        if room is None:
+            return
+        free, block = room
+        need = sum(-(-n // block) * block + block for _, n in sizes)   # + a block each: metadata
+        if need > free:
+            raise BoardNoSpace("not enough room on the board's filesystem: %d files of %d bytes need %d bytes "
+                               "(in %d-byte blocks), %d bytes are free; nothing was written" % (len(sizes), sum(n for _, n in sizes), need, block, free), where=self.name)
 
     def remove_flat_modules(self, keep):
         """Flat filesystem: delete mpalloc_*.py modules not in `keep` (module names),
@@ -511,15 +538,32 @@ class Board:
         return True
 
     def _write(self, dest, data, chunk, progress):
-        if not self.transport.use_raw_paste:
-            return self._write_checked(dest, data, chunk, progress)
+        """Write one file; on failure no partial file is left behind (removed)."""
         try:
-            self.transport.fs_writefile(dest, data, chunk_size=chunk, progress_callback=progress)
+            if not self.transport.use_raw_paste:
+                return self._write_checked(dest, data, chunk, progress)
+            try:
+                self.transport.fs_writefile(dest, data, chunk_size=chunk, progress_callback=progress)
+            except BoardExecError as e:
+                if "OSError: 28" in e.error or "ENOSPC" in e.error:
+                    raise BoardNoSpace("no room for %s on the board's filesystem" % (dest,), where=self.name) from None
+                raise
+            except BoardError:
+                raise
+            except OSError as e:
+                if e.errno == 28 or "ENOSPC" in str(e):
+                    raise BoardNoSpace("no room for %s on the board's filesystem" % (dest,), where=self.name) from None
+                raise BoardError("cannot write %s on the board: %s" % (dest, e), where=self.name) from None
         except BoardError:
+            self._remove_partial(dest)
             raise
-        except OSError as e:
-            raise BoardError("cannot write %s on the board: %s" % (dest, e), where=self.name) from None
 
+    def _remove_partial(self, dest):
+        try:
+            self.exec("import os\ntry:\n f.close()\nexcept Exception:\n pass\ntry:\n os.remove(%r)\nexcept OSError:\n pass"
+                      % dest, timeout=5)
+        except BoardError:
+            pass   # the board is gone or stuck: the caller's error says so
 
     _CHECKED = ("def _w(f, b, n, c):\n"
                 " if len(b) != n:\n  raise ValueError('length', len(b), n)\n"

@@ -58,8 +58,16 @@ def open_board(args, **kw):
         yield b
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr naming what was wrong, exit status 2
+    (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, "mpalloc: error: %s (see %s --help)\n" % (message, self.prog))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mpalloc",
         description="NetBSD's kernel memory allocators on MicroPython boards: deploy, test, inspect.")
     parser.add_argument("--version", action="version", version="mpalloc " + __version__)

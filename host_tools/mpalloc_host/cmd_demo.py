@@ -11,6 +11,7 @@ tables, writes the memory map picture and the snapshot, and ends with a summary.
 import time
 from pathlib import Path
 
+from .argcheck import count
 from .cli import add_board_options, open_board
 from .output import Output
 from . import stats as st
@@ -25,7 +26,7 @@ def register(subparsers):
     add_board_options(p)
     p.add_argument("--out", default="out/demo", metavar="DIR",
                    help="where the picture and snapshot go (default out/demo)")
-    p.add_argument("--packets", type=int, default=None, metavar="N",
+    p.add_argument("--packets", type=count, default=None, metavar="N",
                    help="packets the interrupt handler moves (default: what suits the board)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     p.set_defaults(func=run)

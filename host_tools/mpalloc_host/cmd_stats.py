@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from .argcheck import seconds
 from .cli import add_board_options, open_board
 from .output import Output
 from . import stats as st
@@ -23,7 +24,7 @@ def register(subparsers):
                               description=__doc__.split("\n\n", 1)[0])
     add_board_options(p)
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON instead of tables")
-    p.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    p.add_argument("--watch", type=seconds, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
     p.add_argument("--save", metavar="FILE", help="also write the snapshot (JSON) to FILE")
     p.add_argument("--segments", action="store_true", help="include every arena's segment map and pool pages")
     p.add_argument("-v", "--verbose", action="store_true", help="also show pools and caches never used (vmstat -v)")

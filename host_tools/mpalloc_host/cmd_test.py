@@ -9,6 +9,7 @@ allowed), 1 if a test failed or a suite broke, 2 if the board could not be used.
 """
 import sys
 
+from .argcheck import seconds
 from .cli import add_board_options, open_board
 from .output import Output
 from .runner import Runner, discover, write_junit
@@ -23,7 +24,7 @@ def register(subparsers):
     p.add_argument("--test", metavar="NAME", help="run only this test of each suite")
     p.add_argument("--mpy", action="store_true", help="deploy the firmware compiled with mpy-cross first")
     p.add_argument("--no-deploy", action="store_true", help="use the firmware already on the board")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="deadline per test (default 60 s)")
+    p.add_argument("--timeout", type=seconds, default=60.0, metavar="S", help="deadline per test (default 60 s)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the device log as it streams")
     p.set_defaults(func=run)

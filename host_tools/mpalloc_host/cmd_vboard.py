@@ -60,7 +60,8 @@ def run(args):
         print(target.device, flush=True)
         print("mpalloc: %s on %s%s%s, started in %.2f s; Ctrl-C or SIGTERM stops it" % (
             spec, target.device, " -> " + args.link if args.link else "",
-            " (filesystem %s)" % target.fsdir if target.fsdir else "", target.started_s or 0),
+            " (filesystem image %s)" % target.backend.fs.path if getattr(target.backend, "fs", None) else "",
+            target.started_s or 0),
             file=sys.stderr, flush=True)
         while target.alive():
             time.sleep(0.2)

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from .errors import MpallocError
+from .argcheck import seconds
 
 DEFAULT_PORT = "vboard:rp2040"
 
@@ -44,7 +45,7 @@ def pytest_addoption(parser):
                      "rfc2217://host:port, labgrid:<place>; a comma-separated list spreads suites over boards "
                      "with pytest -n (default $MPALLOC_PORT or %s)" % DEFAULT_PORT)
     g.addoption("--board", action="store", default=None, help="board profile when the port does not imply it")
-    g.addoption("--device-timeout", action="store", type=float, default=60.0,
+    g.addoption("--device-timeout", action="store", type=seconds, default=60.0,
                 help="deadline per device test in seconds (default 60)")
 
 

@@ -6,12 +6,20 @@ parses the lines as they stream in (strict regexes: board output is data), and
 gives per-test results (pass / fail with traceback / skip with reason, duration,
 heap), the suite summary, and JUnit XML.
 
-Faults are reported, not raised, wherever the run can go on:
+Faults are reported, not raised, wherever the run can go on; each fault counts
+once (the test it happened in fails; a suite error only where no test was
+running), and no test is lost: a test of the suite the host knows of (SuiteInfo)
+that did not run is reported skipped, ``not_run`` set, with the reason
+("BOARD: not run: test S.T timed out after 2 s"), in the counts and in JUnit:
   * a test that runs past its deadline is failed ("timed out after N s on BOARD"),
     the board is interrupted (Ctrl-C) and the run continues with the next suite;
-  * a board that resets mid-test fails that test and the run continues;
+  * a board that resets mid-test (sys.exit() in a test) fails that test and the
+    run continues with the next suite;
   * a board that dies (emulator killed, port gone) or stops answering fails the
-    running test; every later suite is reported as an error naming the board.
+    running test; the tests of every later suite are reported not run, naming
+    the board and why.
+Device tracebacks name the suite's file (relative to the current directory
+when below it) and its own line numbers, not the raw REPL's ``<stdin>``.
     A device path or URL that vanishes (USB re-enumeration after a hard reset,
     a cable pulled) is waited for ``reconnect_timeout`` seconds (default
     RECONNECT_S; env MPALLOC_RECONNECT_TIMEOUT): if it comes back the run goes
@@ -27,13 +35,13 @@ judge (``heap:<bytes>`` against the measured heap, ``threads``, ``hard_irq``,
 ``fs``) are checked before anything is sent, so a suite too big for the board is
 skipped with the reason instead of failing to compile.
 """
-import os
 import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import DEVICE_TESTS_DIR
+from .argcheck import env_seconds
 from .board import BoardNoSpace, LineSplitter, flat_name, flat_source, module_closure, strip_docstrings
 from .transport import BoardError, BoardExecError, BoardGone, BoardReset, BoardTimeout, OutputTooLarge, shorten
 
@@ -48,6 +56,7 @@ _RE = {
     "metric": re.compile(r"^@@mpt metric %s %s ([\w.-]+)=(.*)$" % (_W, _W)),
     "summary": re.compile(r"^@@mpt summary %s passed=(\d+) failed=(\d+) skipped=(\d+) ms=(-?\d+)$" % _W),
 }
+_STDIN_LINE = re.compile(r'File "<stdin>", line (\d+)')
 _LOG_LINES = 400  # device log lines kept per test
 RECONNECT_S = 10.0  # seconds a vanished port has to come back (MPALLOC_RECONNECT_TIMEOUT)
 
@@ -63,6 +72,7 @@ class TestResult:
         self.traceback = []
         self.log = []
         self.metrics = {}
+        self.not_run = False  # skipped because an earlier fault stopped the suite
 
     @property
     def id(self):
@@ -114,8 +124,10 @@ class Report:
 
     def summary_line(self):
         errs = sum(1 for s in self.suites if s.error)
-        return "%s: %d passed, %d failed, %d skipped%s in %d suites (%.1f s)" % (
+        not_run = sum(1 for t in self.tests() if t.not_run)
+        return "%s: %d passed, %d failed, %d skipped%s%s in %d suites (%.1f s)" % (
             self.board, self.count("passed"), self.count("failed") + self.count("error"), self.count("skipped"),
+            (" (%d not run)" % not_run) if not_run else "",
             (", %d suite errors" % errs) if errs else "", len(self.suites), self.seconds)
 
 
@@ -152,6 +164,15 @@ def lacks(board, need):
         if caps and need not in caps:
             return need
     return None
+
+
+def suite_file(path):
+    """How a traceback names a suite file: relative to the current directory when below it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
 
 
 class SuiteInfo:
@@ -215,7 +236,10 @@ class Runner:
                  reconnect_timeout=None):
         self.board = board
         if reconnect_timeout is None:
-            reconnect_timeout = float(os.environ.get("MPALLOC_RECONNECT_TIMEOUT") or RECONNECT_S)
+            try:
+                reconnect_timeout = env_seconds("MPALLOC_RECONNECT_TIMEOUT", RECONNECT_S)
+            except ValueError as e:
+                raise BoardError(str(e)) from None
         self.reconnect_timeout = reconnect_timeout
         self.test_timeout = test_timeout
         self.suite_timeout = suite_timeout
@@ -251,16 +275,34 @@ class Runner:
         res = SuiteResult(info.name, path)
         t0 = time.monotonic()
         self.on_event("suite", info.name, None, str(path))
+        self._stopped = None
         try:
             self._run_suite(info, res, only)
         finally:
+            self._not_run(res, info, only)
             res.seconds = time.monotonic() - t0
         return res
 
+    def _not_run(self, res, info, only):
+        """Report the suite's tests that never ran, skipped with the reason."""
+        why = self._stopped or res.error
+        if why is None:
+            failed = [t for t in res.tests if t.status in ("failed", "running")]
+            why = failed[-1].message if failed else "%s: the suite ended before it" % self.board.name
+        why = why.split(": ", 1)[-1]
+        if not why.startswith("not run"):
+            why = "not run: " + why
+        for name in info.tests:
+            if (only and name != only) or res.get(name) is not None:
+                continue
+            t = TestResult(res.name, name)
+            t.status, t.message, t.not_run = "skipped", "%s: %s" % (self.board.name, why), True
+            res.tests.append(t)
+            self.on_event("skip", res.name, t, t.message)
+
     def _run_suite(self, info, res, only):
         if self.dead:
-            res.error = self.dead
-            self.on_event("error", res.name, None, res.error)
+            self._stopped = self.dead   # counted where it happened; here its tests are not run
             return
         missing = self.host_missing(info)
         if missing:
@@ -291,6 +333,8 @@ class Runner:
             return
         state = _StreamState(self, res)
         state.names = info.tests
+        if board.mode != "flat":
+            state.origin = (suite_file(info.path), code.count(b"\n", 0, code.find(info.source.encode())))
         lines = LineSplitter(state.line)
         try:
             with tr.deadline(self.suite_timeout, "running suite %s" % res.name):
@@ -310,17 +354,21 @@ class Runner:
                     for ln in text.splitlines():
                         if ln.startswith("@@mpt "):
                             state.line(ln)
+                text = state.where(text)
                 cur = state.current
                 if cur is not None:
                     cur.status, cur.message = "failed", "%s: test %s: the suite crashed in it: %s" % (
                         board.name, cur.id, last)
                     cur.traceback = text.splitlines()
                     self.on_event("fail", res.name, cur, cur.message)
-                res.error = "%s: suite %s crashed: %s" % (board.name, res.name, last)
-                res.log.extend(text.splitlines())
-                self.on_event("error", res.name, None, res.error)
+                else:
+                    res.error = "%s: suite %s crashed: %s" % (board.name, res.name, last)
+                    res.log.extend(text.splitlines())
+                    self.on_event("error", res.name, None, res.error)
                 if framing and not board.interrupt():
                     self.dead = "%s: not run, the board stopped answering after suite %s" % (board.name, res.name)
+                state.current = None
+                return   # counted once, above
         except BoardError as e:
             lines.flush()
             self._board_fault(res, state.current, e)
@@ -350,11 +398,18 @@ class Runner:
     def _check_end(self, res, state):
         board = self.board
         if res.error is None:
-            if state.lost:
+            if state.lost and all(getattr(res.get(i.split(".", 1)[1]), "status", "") == "failed" for i in state.lost):
+                pass   # each lost line already failed its test: counted there
+            elif state.lost:
                 res.error = "%s: suite %s: lines of test %s were lost or garbled on the serial line" % (
                     board.name, res.name, state.lost[0])
-            elif state.current is not None:
-                res.error = "%s: test %s never finished" % (board.name, state.current.id)
+            elif state.current is not None:   # a test's fault: counted as its failure
+                cur = state.current
+                cur.status = "failed"
+                cur.message = "%s: test %s never finished: the suite's code ended in it (sys.exit()? a reset?)" % (
+                    board.name, cur.id)
+                self.on_event("fail", res.name, cur, cur.message)
+                return
             elif res.summary is None:
                 res.error = "%s: suite %s printed no summary (is s.run() called?)" % (board.name, res.name)
             elif (res.summary["passed"], res.summary["failed"], res.summary["skipped"]) != (
@@ -461,11 +516,13 @@ class Runner:
             msg = "%s: %s: %s" % (board.name, where, str(e).split(": ", 1)[-1])
         else:
             msg = "%s: %s: %s" % (board.name, where, str(e).split(": ", 1)[-1])
-        if cur is not None:
+        if cur is not None:   # the fault counts once: as this test's failure
             cur.status, cur.message = "failed", msg
             self.on_event("fail", res.name, cur, msg)
-        res.error = msg
-        self.on_event("error", res.name, None, msg)
+        else:
+            res.error = msg
+            self.on_event("error", res.name, None, msg)
+        self._stopped = msg
         if isinstance(e, BoardGone):
             back = None
             if getattr(board, "can_reconnect", False) and self.reconnect_timeout > 0:
@@ -495,6 +552,19 @@ class _StreamState:
         self.transport = None
         self.names = []  # the suite's test names in source order (SuiteInfo.tests)
         self.lost = []  # ids of tests with a protocol line missing (garbled serial line)
+        self.origin = None  # (suite file, lines of code sent before the suite's first line)
+
+    def where(self, text):
+        """`text` with the suite's own file and line numbers in place of the raw REPL's."""
+        if self.origin is None or '"<stdin>"' not in text:
+            return text
+        path, offset = self.origin
+
+        def fix(m):
+            n = int(m.group(1)) - offset
+            return 'File "%s", line %d' % (path, n) if n > 0 else m.group(0)
+
+        return _STDIN_LINE.sub(fix, text)
 
     def _test(self, name):
         t = self.res.get(name)
@@ -510,6 +580,7 @@ class _StreamState:
     def line(self, line):
         ev = self.runner.on_event
         if not line.startswith("@@mpt "):
+            line = self.where(line)
             target = self.in_tb.traceback if self.in_tb else (self.current.log if self.current else self.res.log)
             if len(target) < _LOG_LINES:
                 target.append(line)

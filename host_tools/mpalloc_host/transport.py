@@ -315,7 +315,10 @@ class Transport(SerialTransport):
                     raise BoardReset("the board reset itself while %s" % (self._doing,), where=self.name)
                 del window[:-96]
                 if total > self.max_output:
-                    raise OutputTooLarge("more than %d bytes of output while %s" % (self.max_output, self._doing), where=self.name)
+                    if data_consumer:   # what came within the limit is parsed (a test's start line)
+                        data_consumer(bytes(chunk[:max(0, len(chunk) - (total - self.max_output))]))
+                    raise OutputTooLarge("more than %d bytes of output while %s" % (self.max_output, self._doing),
+                                         where=self.name)
                 if data_consumer:
                     if chunk:
                         data_consumer(bytes(chunk))

@@ -23,10 +23,17 @@ on a second pty and makes it look like a board:
 * the unix port exits where a board soft-resets (Ctrl-D, ``sys.exit()``), so
   the pump prints ``MPY: soft reboot``, starts a fresh process and, if the old
   one was in the raw REPL, puts the new one there too;
-* the board's filesystem is a private temporary directory mounted at ``/``
-  inside MicroPython (``os.VfsPosix``), holding ``board.json`` (the profile)
-  and ``lib/``; ``sys.path`` is ``['', '.frozen', '/lib']`` as on rp2;
-  ``boot.py`` runs at every (soft) reset (``main.py`` is not run);
+* the board's filesystem is a littlefs image (vboard_fs.py; the board's flash
+  size) in a private temporary directory, mounted at ``/`` inside MicroPython
+  in place of the host's filesystem, holding ``board.json`` (the profile) and
+  ``lib/``: ``..``, absolute host paths and symlinks cannot reach outside it;
+  ``machine.mem8/16/32`` (the host's /dev/mem), ``vfs.VfsPosix``, ``os.system``
+  and ``ffi`` are refused. The host reads it through ``.fs`` (a BoardImage);
+  ``files=`` puts files on it before it starts. ``sys.path`` is
+  ``['', '.frozen', '/lib']`` as on rp2; ``boot.py`` runs at every (soft)
+  reset (``main.py`` is not run). This is not a security boundary: the
+  process runs as the host user, and code on the board can still use the
+  network (``socket``);
 * the gc heap holds as many machine words as the board's: the profile's
   ``micropython.heap_bytes`` scaled by host word size / board word size
   (``word_bits``), so a 32-bit board's 233024 bytes become 466048 on the 64-bit
@@ -64,6 +71,7 @@ from pathlib import Path
 
 from . import ROOT, profiles
 from .errors import EmulatorError
+from .vboard_fs import BoardImage, ImageError, blocks_for, boot_code
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b">>> "
@@ -547,12 +555,15 @@ class VirtualBoard(PtyBridge):
     """The unix port configured from a board profile, behind a pty.
 
     ``VirtualBoard("rp2040").start()``; then ``.device`` is the pty path,
-    ``.fsdir`` the board's filesystem on the host, ``.profile`` the profile.
+    ``.fs`` the board's filesystem (read from the host), ``.fsdir`` the
+    directory holding its image, ``.profile`` the profile. ``files`` ({board
+    path: bytes}) are put on the filesystem before the board starts;
+    ``fs_bytes`` overrides the filesystem's size.
     """
 
     kind = "vboard"
 
-    def __init__(self, board="unix", fsdir=None, micropython=None, heap_bytes=None):
+    def __init__(self, board="unix", fsdir=None, micropython=None, heap_bytes=None, files=None, fs_bytes=None):
         super().__init__()
         self.board = board
         self.profile = profiles.load(board)
@@ -562,26 +573,31 @@ class VirtualBoard(PtyBridge):
         self.heap_bytes = int(heap_bytes or scaled_heap_bytes(self.profile))
         self._own_fs = fsdir is None
         self.fsdir = Path(fsdir) if fsdir else Path(tempfile.mkdtemp(prefix="mpalloc-vboard-%s-" % board))
-        (self.fsdir / "lib").mkdir(parents=True, exist_ok=True)
-        (self.fsdir / "board.json").write_bytes(board_json(self.profile))
+        self.fsdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.fs = BoardImage(self.fsdir / "board.img", blocks_for(board, fs_bytes))
+            seed = {"board.json": board_json(self.profile), "lib/": b""}
+            seed.update(files or {})
+            self.fs.create(seed)
+        except ImageError as e:
+            if self._own_fs:
+                shutil.rmtree(self.fsdir, ignore_errors=True)
+            raise VBoardError("vboard:%s: %s" % (board, e)) from None
         title = self.profile.get("title", board)
         mcu = self.profile.get("mcu", "host")
         self.cooker = _Cooker(rb"; linux \[[^\]\r\n]*\] version",
                               ("; %s (virtual) with %s" % (title, mcu)).encode())
 
     def _boot_code(self, raw):
-        root = str(self.fsdir).replace("\\", "\\\\").replace("'", "\\'")
-        code = ("import os\n"
-                "os.umount('/')\n"
-                "os.mount(os.VfsPosix('%s'), '/')\n"
-                "os.chdir('/')\n"
+        code = boot_code(self.fs.path, self.fs.blocks)
+        code += ("import os\n"
                 "def _run(f):\n"
                 "    try:\n"
                 "        os.stat(f)\n"
                 "    except OSError:\n"
                 "        return\n"
                 "    exec(open(f).read(), globals())\n"
-                "_run('boot.py')\n" % root)
+                "_run('boot.py')\n")
         code += "del _run, os\n"
         return code
 

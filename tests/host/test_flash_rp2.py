@@ -1,6 +1,5 @@
 """mpalloc flash, RP2040 path: a directory that looks like the RPI-RP2 drive, a
 virtual board on the serial side, the UF2 family check, identity before and after."""
-import shutil
 import threading
 
 import pytest
@@ -17,9 +16,10 @@ INFO = "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n"
 @pytest.fixture(scope="module")
 def board():
     """A virtual RP2040 with mpalloc on its filesystem (standing in for a frozen build)."""
-    vb = vboard.start("rp2040")
+    files = {"lib/" + str(f.relative_to(FIRMWARE_DIR)): f.read_bytes()
+             for f in sorted((FIRMWARE_DIR / "mpalloc").rglob("*.py"))}
+    vb = vboard.start("rp2040", files=files)
     try:
-        shutil.copytree(FIRMWARE_DIR / "mpalloc", vb.fsdir / "lib" / "mpalloc")
         link = open_link(vb.device, "rp2040")
         try:
             vb.ident = link.identity()

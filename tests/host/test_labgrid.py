@@ -153,16 +153,14 @@ class Farm:
         self.procs.append(Proc([VENV_BIN / "labgrid-coordinator", "--listen", self.addr], tmp,
                                ready="listening on"))
         self.coordinator = self.procs[-1]
-        self.vboards = [vboard.start("rp2040"), vboard.start("esp32")]
         # The ESP32 comes with mpalloc's firmware already on its filesystem (as a farm
         # board would): deploy then only checks hashes over the link, which keeps this
         # module fast. The RP2040 starts empty: the first run deploys everything
         # through ser2net (RFC 2217).
         from mpalloc_host.board import firmware_files
 
-        for dest, src in firmware_files():
-            (self.vboards[1].fsdir / dest).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, self.vboards[1].fsdir / dest)
+        self.vboards = [vboard.start("rp2040"),
+                        vboard.start("esp32", files={dest: Path(src).read_bytes() for dest, src in firmware_files()})]
         self.ports = {"pico": free_port(), "esp32": free_port(), "dead": free_port()}
         (tmp / "ser2net.yaml").write_text(
             "%%YAML 1.1\n---\n"

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from _toolcheck import MPALLOC, mpremote, open_or_fail, pids_alive, tagged_pids
+from mpalloc_host import vboard
 
 HEAP_TOTAL = "import gc; gc.collect(); print(gc.mem_free() + gc.mem_alloc())"
 
@@ -88,18 +89,18 @@ def test_fs_cp_ls_rm_and_import(rp2040, tmp_path):
     src = tmp_path / "h1_probe_mod.py"
     src.write_text("VALUE = 'probe %d' % (6 * 7)\n")
     mpremote(rp2040.device, "fs", "cp", str(src), ":lib/h1_probe_mod.py")
-    assert (rp2040.fsdir / "lib" / "h1_probe_mod.py").read_text() == src.read_text()
+    assert rp2040.backend.fs.read_text("lib/h1_probe_mod.py") == src.read_text()
     assert "h1_probe_mod.py" in mpremote(rp2040.device, "fs", "ls", ":lib").stdout
     assert mpremote(rp2040.device, "exec", "import h1_probe_mod; print(h1_probe_mod.VALUE)").stdout == "probe 42\n"
     mpremote(rp2040.device, "fs", "rm", ":lib/h1_probe_mod.py")
     assert "h1_probe_mod.py" not in mpremote(rp2040.device, "fs", "ls", ":lib").stdout
-    assert not (rp2040.fsdir / "lib" / "h1_probe_mod.py").exists()
+    assert not rp2040.backend.fs.exists("lib/h1_probe_mod.py")
 
 
 def test_absolute_paths_stay_inside_the_board(rp2040):
     name = "h1_%s.txt" % uuid.uuid4().hex[:8]
     mpremote(rp2040.device, "exec", "f = open('/%s', 'w'); f.write('x'); f.close()" % name)
-    assert (rp2040.fsdir / name).read_text() == "x"
+    assert rp2040.backend.fs.read_text(name) == "x"
     assert not os.path.exists("/" + name)
     mpremote(rp2040.device, "fs", "rm", ":" + name)
 
@@ -118,7 +119,7 @@ def test_soft_reset_and_resume(rp2040):
     out = mpremote(rp2040.device, "soft-reset", "resume", "exec", "print('h1_x' in globals())").stdout
     assert out == "False\n"
     assert rp2040.backend.resets > before
-    assert (rp2040.fsdir / "board.json").exists()
+    assert rp2040.backend.fs.exists("board.json")
     assert rp2040.alive()
 
 
@@ -158,7 +159,7 @@ def test_ctrl_c_interrupts_running_code(rp2040, raw_fd):
 
 
 def test_two_boards_have_their_own_filesystem(rp2040, esp32):
-    assert rp2040.device != esp32.device and rp2040.fsdir != esp32.fsdir
+    assert rp2040.device != esp32.device and rp2040.backend.fs.path != esp32.backend.fs.path
     mpremote(rp2040.device, "exec", "open('h1_only_here.txt', 'w').write('rp')")
     assert "h1_only_here.txt" in mpremote(rp2040.device, "fs", "ls").stdout
     assert "h1_only_here.txt" not in mpremote(esp32.device, "fs", "ls").stdout
@@ -182,10 +183,9 @@ def test_child_killed_is_reported_and_close_leaves_nothing():
 
 
 def test_boot_py_runs_at_every_reset_like_a_board():
-    t = open_or_fail("vboard:unix")
+    # sys.exit() in boot.py ends boot.py only, as on a board
+    t = vboard.start("unix", files={"boot.py": b"H1_BOOTED = 1\nimport sys\nsys.exit(0)\n"})
     try:
-        # sys.exit() in boot.py ends boot.py only, as on a board
-        (t.fsdir / "boot.py").write_text("H1_BOOTED = 1\nimport sys\nsys.exit(0)\n")
         out = mpremote(t.device, "soft-reset", "resume", "exec", "print(H1_BOOTED)").stdout
         assert out == "1\n" and t.alive()
     finally:

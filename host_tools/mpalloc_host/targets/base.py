@@ -85,7 +85,7 @@ class Target:
 
     @property
     def fsdir(self):
-        """The virtual board's filesystem on the host (vboard only), else None."""
+        """The directory holding the virtual board's filesystem image (vboard only), else None."""
         return getattr(self.backend, "fsdir", None)
 
     def alive(self):

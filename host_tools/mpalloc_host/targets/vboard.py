@@ -19,5 +19,7 @@ def open_vboard(spec, rest, board, timeout):
 
 
 KIND = TargetKind("vboard", "vboard:<board>", "virtual board: the MicroPython unix port (64-bit, threads without a GIL) behind a pty, "
-                  "configured from the profile, started for the command and stopped after",
+                  "configured from the profile, started for the command and stopped after; its filesystem is a "
+                  "littlefs image mounted at / (.. and host paths cannot leave it; machine.mem* refused), but its "
+                  "code runs as the host user: not a security boundary (docs/FARM.md)",
                   VBoardTarget.deadline, open_vboard, scheme="vboard")
