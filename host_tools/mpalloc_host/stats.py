@@ -208,8 +208,6 @@ def parse(text, strict=True):
     return snap
 
 
-
-
 # -- a live board ------------------------------------------------------------------------
 #
 # Every command works on a fresh board: the firmware is deployed first where the board
@@ -218,74 +216,24 @@ def parse(text, strict=True):
 # (the board profile, kernel_map over the managed window) so the first snapshot shows a
 # board that has started, not an empty one.
 
-# Start-up on the board: mpalloc.board sets up the CPUs, the managed window and the
-# extent maps from the profile (board.json written by deploy, or the profile sent here).
-STARTUP_CODE = """
-import mpalloc.board as _mpb
-if not _mpb.booted():
-    _mpb.startup(%s)
-"""
-
-
-def firmware_modules(names):
-    """The firmware modules `names` need, dependencies first: [(module, Path)]."""
-    from .board import module_closure
-
-    src = "\n".join("import %s" % n for n in names)
-    return module_closure(src)
-
 
 def adapt(board, code):
-    """Code written for the package layout, as this board needs it (flat names on micro:bit)."""
-    if getattr(board, "mode", "fs") == "flat":
-        from .board import flat_source
-
-        return flat_source(code, origin="mpalloc stats")
-    return code
+    """Code written for the package layout, as this board imports it (its delivery says)."""
+    return board.delivery.adapt(code)
 
 
 def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
-    """Make sure `modules` (and what they import) can be imported on the board.
-    Returns a dict saying what was done: {"mode", "copied", "sent"}."""
-    mode = getattr(board, "mode", "fs")
-    done = {"mode": mode, "copied": [], "sent": []}
-    if mode == "flat":
-        # micro:bit: no allocator fits beside mpalloc.stats; take() reads the gc heap
-        # with a few short statements and adds the host's "fit" record (stats_flat).
-        from . import stats_flat
-
-        board.stats_fit = stats_flat.prepare(board)
-        return done
-    if mode == "fs":
-        r = board.deploy(progress=progress)
-        done["copied"] = r.get("copied", [])
-    else:  # no filesystem: put the sources into sys.modules through the REPL
-        from .runner import _RAM_PRELUDE
-
-        have = set(board.eval("[k for k in __import__('sys').modules]") or [])
-        code = _RAM_PRELUDE
-        for name, path in firmware_modules(modules):
-            if name in have:
-                continue
-            code += "_mod(%r, %r)\n" % (name, path.read_text())
-            done["sent"].append(name)
-        board.exec(code + "del _mod\n", timeout=120)
-    return done
+    """Make sure `modules` (and what they import) can be imported on the board, as
+    its delivery strategy does it. Returns {"mode", "copied", "sent"}."""
+    return board.delivery.stats_prepare(board, modules, progress=progress)
 
 
 def startup(board, profile=None):
-    """Run mpalloc's start-up on the board if it has not run yet."""
-    if getattr(board, "stats_fit", None) is not None:
-        return ""  # done by prepare() (stats_flat)
-    arg = repr(profile) if profile is not None else ""
-    return board.exec(adapt(board, STARTUP_CODE % arg), timeout=60)
+    """Run mpalloc's start-up on the board (the board profile, kernel_map over the
+    managed window: delivery.base.STARTUP_CODE) if it has not run yet."""
+    return board.delivery.stats_startup(board, profile)
 
 
 def take(board, segs=True):
     """One snapshot from a prepared board."""
-    if getattr(board, "stats_fit", None) is not None:
-        from . import stats_flat
-
-        return stats_flat.take(board, board.stats_fit, segs=segs)
-    out = board.exec(adapt(board, DUMP_CODE % ("True" if segs else "False")), timeout=60)
-    return parse(out)
+    return board.delivery.stats_take(board, DUMP_CODE % ("True" if segs else "False"))

@@ -23,7 +23,7 @@ on the board (a failed load fragments the heap).
 """
 import json
 
-from .board import flat_source
+from .delivery.sources import flat_source
 
 # (allocator, the functions a snapshot of it needs: create, alloc, free, its stats reader and list)
 ALLOCATORS = (

@@ -9,6 +9,7 @@ import pytest
 
 from mpalloc_host import cmd_demo
 from mpalloc_host import stats as st
+from mpalloc_host.delivery import by_name
 
 FIGS = ('@@mps 1 demo {"board":"rp2040","claims":["uart0 UART0 at 0x40034000"],"dma_buffers":4,'
         '"dma_align":1024,"dma_aligned":true,"irq_mode":"emulated hard IRQ on CPU 1","packets":400,'
@@ -26,7 +27,7 @@ SNAP = (
 
 class FakeBoard:
     name = "vboard:rp2040"
-    mode = "fs"
+    delivery = by_name("fs")
 
     def __init__(self, answer):
         self.answer = answer
@@ -91,6 +92,8 @@ def test_summary_says_what_ran_figures_files_and_next_steps():
 
 def test_flat_boards_get_flat_imports():
     b = FakeBoard(SNAP)
-    b.mode = "flat"
+    b.delivery = by_name("flat")
+    assert "import mpalloc_stats as _mps" in st.adapt(b, st.DUMP_CODE % "True")
+    b.delivery = by_name("ram")   # the package layout, as it is
     st.take(b)
-    assert "import mpalloc_stats as _mps" in b.sent[0]
+    assert "import mpalloc.stats as _mps" in b.sent[-1]

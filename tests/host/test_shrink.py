@@ -6,7 +6,8 @@ import types
 from pathlib import Path
 
 from mpalloc_host import DEVICE_TESTS_DIR, FIRMWARE_DIR, shrink
-from mpalloc_host.board import flat_source
+from mpalloc_host.delivery import by_name
+from mpalloc_host.delivery.sources import flat_source
 from mpalloc_host.runner import Runner, SuiteInfo
 
 POOL_SUITE = Path(DEVICE_TESTS_DIR) / "test_pool.py"
@@ -71,7 +72,7 @@ def test_shaken_pool_runs_get_put_from_pieces(monkeypatch):
 
 
 class _FlatBoard:
-    mode = "flat"
+    delivery = by_name("flat")
     info = {"heap_total": 10048}
 
 
@@ -81,5 +82,5 @@ def test_runner_skips_suites_whose_code_exceeds_the_heap():
     assert why and "10048-byte heap" in why and "pool " in why and "mptest " in why
     assert r.code_too_big(SuiteInfo(Path(DEVICE_TESTS_DIR) / "test_mptest.py")) is None
     big = _FlatBoard()
-    big.mode = "fs"
+    big.delivery = by_name("fs")
     assert Runner(big).code_too_big(SuiteInfo(POOL_SUITE)) is None

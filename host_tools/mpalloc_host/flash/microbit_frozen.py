@@ -75,7 +75,7 @@ def _qdef(name):
 
 def frozen_sources(suites=None):
     """[(flat module name, source text)] to freeze, dependencies first."""
-    from ..board import flat_name, flat_source, strip_docstrings
+    from ..delivery.sources import flat_name, flat_source, strip_docstrings
     from ..shrink import closure
 
     mods, out = {}, []
