@@ -208,6 +208,19 @@ def discover(names=(), root=DEVICE_TESTS_DIR):
     return out
 
 
+class _Said(str):
+    """A message "<board>: <what>" that keeps its what, for a reason quoted again
+    under another message (a test not run because of it)."""
+
+    def __new__(cls, where, what):
+        s = str.__new__(cls, "%s: %s" % (where, what))
+        s.what = what
+        return s
+
+    def __reduce__(self):
+        return str, (str(self),)
+
+
 class Runner:
     """Runs suites on one Board. on_event(kind, suite, test_result_or_None, text)
     is called as results stream: kinds "suite", "start", "pass", "fail", "skip",
@@ -269,15 +282,15 @@ class Runner:
         why = self._stopped or res.error
         if why is None:
             failed = [t for t in res.tests if t.status in ("failed", "running")]
-            why = failed[-1].message if failed else "%s: the suite ended before it" % self.board.name
-        why = why.split(": ", 1)[-1]
+            why = failed[-1].message if failed else _Said(self.board.name, "the suite ended before it")
+        why = getattr(why, "what", why)
         if not why.startswith("not run"):
             why = "not run: " + why
         for name in info.tests:
             if (only and name != only) or res.get(name) is not None:
                 continue
             t = TestResult(res.name, name)
-            t.status, t.message, t.not_run = "skipped", "%s: %s" % (self.board.name, why), True
+            t.status, t.message, t.not_run = "skipped", _Said(self.board.name, why), True
             res.tests.append(t)
             self.on_event("skip", res.name, t, t.message)
 
@@ -303,7 +316,7 @@ class Runner:
         except BoardNoSpace as e:
             # the flat filesystem of a small board (micro:bit) cannot hold the modules
             self._skip_all(res, info, only, "the modules it needs do not fit the board's flash (%s)"
-                           % str(e).split(": ", 1)[-1])
+                           % e.what)
             try:
                 board.delivery.cleanup_after_no_room(board)
             except BoardError:
@@ -338,16 +351,15 @@ class Runner:
                 text = state.where(text)
                 cur = state.current
                 if cur is not None:
-                    cur.status, cur.message = "failed", "%s: test %s: the suite crashed in it: %s" % (
-                        board.name, cur.id, last)
+                    cur.status, cur.message = "failed", _Said(board.name, "test %s: the suite crashed in it: %s" % (cur.id, last))
                     cur.traceback = text.splitlines()
                     self.on_event("fail", res.name, cur, cur.message)
                 else:
-                    res.error = "%s: suite %s crashed: %s" % (board.name, res.name, last)
+                    res.error = _Said(board.name, "suite %s crashed: %s" % (res.name, last))
                     res.log.extend(text.splitlines())
                     self.on_event("error", res.name, None, res.error)
                 if framing and not board.interrupt():
-                    self.dead = "%s: not run, the board stopped answering after suite %s" % (board.name, res.name)
+                    self.dead = _Said(board.name, "not run, the board stopped answering after suite %s" % (res.name,))
                 state.current = None
                 return   # counted once, above
         except BoardError as e:
@@ -378,20 +390,18 @@ class Runner:
             if state.lost and all(getattr(res.get(i.split(".", 1)[1]), "status", "") == "failed" for i in state.lost):
                 pass   # each lost line already failed its test: counted there
             elif state.lost:
-                res.error = "%s: suite %s: lines of test %s were lost or garbled on the serial line" % (
-                    board.name, res.name, state.lost[0])
+                res.error = _Said(board.name, "suite %s: lines of test %s were lost or garbled on the serial line" % (res.name, state.lost[0]))
             elif state.current is not None:   # a test's fault: counted as its failure
                 cur = state.current
                 cur.status = "failed"
-                cur.message = "%s: test %s never finished: the suite's code ended in it (sys.exit()? a reset?)" % (
-                    board.name, cur.id)
+                cur.message = _Said(board.name, "test %s never finished: the suite's code ended in it (sys.exit()? a reset?)" % (cur.id,))
                 self.on_event("fail", res.name, cur, cur.message)
                 return
             elif res.summary is None:
-                res.error = "%s: suite %s printed no summary (is s.run() called?)" % (board.name, res.name)
+                res.error = _Said(board.name, "suite %s printed no summary (is s.run() called?)" % (res.name,))
             elif (res.summary["passed"], res.summary["failed"], res.summary["skipped"]) != (
                     res.count("passed"), res.count("failed"), res.count("skipped")):
-                res.error = "%s: suite %s summary does not match its test lines" % (board.name, res.name)
+                res.error = _Said(board.name, "suite %s summary does not match its test lines" % (res.name,))
             if res.error:
                 self.on_event("error", res.name, None, res.error)
 
@@ -432,18 +442,18 @@ class Runner:
         where = ("test %s" % cur.id) if cur is not None else ("suite %s" % res.name)
         if isinstance(e, BoardTimeout):
             secs = self.test_timeout if cur is not None else None
-            msg = "%s: %s timed out%s" % (board.name, where, (" after %g s" % secs) if secs else "")
-            msg += " (%s)" % str(e).split(": ", 1)[-1] if cur is None else ""
+            msg = _Said(board.name, "%s timed out%s%s" % (where, (" after %g s" % secs) if secs else "",
+                                                          " (%s)" % e.what if cur is None else ""))
         elif isinstance(e, BoardReset):
-            msg = "%s: the board reset itself during %s" % (board.name, where)
+            msg = _Said(board.name, "the board reset itself during %s" % (where,))
         elif isinstance(e, BoardGone):
-            msg = "%s: the board went away during %s (%s)" % (board.name, where, str(e).split(": ", 1)[-1])
+            msg = _Said(board.name, "the board went away during %s (%s)" % (where, e.what))
         elif isinstance(e, OutputTooLarge):
-            msg = "%s: %s printed more than %d bytes" % (board.name, where, board.transport.max_output)
+            msg = _Said(board.name, "%s printed more than %d bytes" % (where, board.transport.max_output))
         elif isinstance(e, BoardExecError):
-            msg = "%s: %s: %s" % (board.name, where, str(e).split(": ", 1)[-1])
+            msg = _Said(board.name, "%s: %s" % (where, e.what))
         else:
-            msg = "%s: %s: %s" % (board.name, where, str(e).split(": ", 1)[-1])
+            msg = _Said(board.name, "%s: %s" % (where, e.what))
         if cur is not None:   # the fault counts once: as this test's failure
             cur.status, cur.message = "failed", msg
             self.on_event("fail", res.name, cur, msg)
@@ -458,15 +468,14 @@ class Runner:
             if back is None:
                 waited = ("; it did not come back within %g s" % self.reconnect_timeout
                           if getattr(board, "can_reconnect", False) and self.reconnect_timeout > 0 else "")
-                self.dead = "%s: not run, the board went away earlier (%s%s)" % (
-                    board.name, msg.split(": ", 1)[-1], waited)
+                self.dead = _Said(board.name, "not run, the board went away earlier (%s%s)" % (msg.what, waited))
             else:
-                note = "%s: the port came back after %.1f s; the run goes on" % (board.name, back)
+                note = _Said(board.name, "the port came back after %.1f s; the run goes on" % (back,))
                 res.log.append(note)
                 self.on_event("log", res.name, None, note)
         elif not isinstance(e, BoardExecError):
             if not board.interrupt():
-                self.dead = "%s: not run, the board stopped answering after %s" % (board.name, where)
+                self.dead = _Said(board.name, "not run, the board stopped answering after %s" % (where,))
 
 
 class _StreamState:
