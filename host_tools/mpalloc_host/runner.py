@@ -18,12 +18,12 @@ that did not run is reported skipped, ``not_run`` set, with the reason
   * a board that dies (emulator killed, port gone) or stops answering fails the
     running test; the tests of every later suite are reported not run, naming
     the board and why.
-Device tracebacks name the suite's file (relative to the current directory
-when below it) and its own line numbers, not the raw REPL's ``<stdin>``.
     A device path or URL that vanishes (USB re-enumeration after a hard reset,
     a cable pulled) is waited for ``reconnect_timeout`` seconds (default
     RECONNECT_S; env MPALLOC_RECONNECT_TIMEOUT): if it comes back the run goes
     on with the next suite, after a soft reset.
+Device tracebacks name the suite's file (relative to the current directory
+when below it) and its own line numbers, not the raw REPL's ``<stdin>``.
 
 Deadlines (docs/FAULTS.md has the whole table): ``test_timeout`` per test (and
 between tests), ``suite_timeout`` per suite, 30 s (or the test timeout if
@@ -327,8 +327,9 @@ class Runner:
             return
         state = _StreamState(self, res)
         state.names = info.tests
-        if board.delivery.sends_source:
-            state.origin = (suite_file(info.path), code.count(b"\n", 0, code.find(info.source.encode())))
+        at = code.find(info.source.encode())
+        if board.delivery.sends_source and at >= 0:
+            state.origin = (suite_file(info.path), code.count(b"\n", 0, at))
         lines = LineSplitter(state.line)
         try:
             with tr.deadline(self.suite_timeout, "running suite %s" % res.name):

@@ -2,7 +2,7 @@
 
 Representation: ``board.img`` (block_count blocks of BLOCK bytes), littlefs v2,
 formatted on the host (littlefs-python) with the geometry MicroPython's
-``vfs.VfsLfs2`` uses (read/prog size 32, lookahead 32). Inside the unix port a
+``vfs.VfsLfs2`` gets here (read size 32, prog size 256, lookahead 32). Inside the unix port a
 block device in Python (BOOT_CODE) serves the image's blocks and the image is
 mounted at ``/`` in place of the host's filesystem, as on a real board: paths
 (``..``, absolute host paths) resolve inside the image, which holds no
@@ -21,7 +21,8 @@ from littlefs import LittleFS, LittleFSError, UserContext
 from .errors import EmulatorError
 
 BLOCK = 4096
-READ = PROG = LOOKAHEAD = 32
+READ = LOOKAHEAD = 32
+PROG = 256   # as rp2's _boot.py mounts its flash (VfsLfs2(bdev, progsize=256))
 # filesystem bytes of MicroPython's own builds: rp2 Pico 1408 KiB, esp32 generic 2 MiB
 FS_BYTES = {"rp2040": 1408 * 1024, "esp32": 2048 * 1024}
 DEFAULT_FS_BYTES = 1408 * 1024

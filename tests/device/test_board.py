@@ -113,7 +113,10 @@ def mem32_refused_on_the_unix_port():
         skip("unix port only")
     e = raises(OSError, board.mem32)
     check_msg(e, "board.mem32", "refused", "/dev/mem")
-    eq("machine" in sys.modules, False, "nothing imported machine")
+    # nothing imported machine; on the virtual board sys.modules has its machine
+    # without mem8/16/32 from boot (vboard_fs.py), the real one is unreachable
+    m = sys.modules.get("machine")
+    eq(m is None or not hasattr(m, "mem32"), True, "machine.mem32 unreachable")
 
 
 @s.test

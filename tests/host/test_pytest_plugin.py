@@ -58,3 +58,17 @@ def test_unreachable_board_is_an_error_not_a_skip(tmp_path):
     assert p.returncode == 1, p.stdout
     assert "cannot use board /dev/ttyNOSUCH3" in p.stdout
     assert "Traceback" not in p.stdout
+
+
+def test_tests_after_a_timeout_are_reported_not_run(tmp_path):
+    # the endless test fails at its deadline; the one after it is a skip naming why
+    dev = tmp_path / "device"
+    dev.mkdir()
+    (dev / "test_loop.py").write_text((FAULTS / "fault_loop.py").read_text())
+    p = pytest_run([str(dev), "--port", "vboard:unix", "--device-timeout", "2", "-vv"], cwd=tmp_path)
+    out = p.stdout
+    assert p.returncode == 1, out + p.stderr
+    assert "test_loop.py::spins_forever FAILED" in out
+    assert "test_loop.py::never_reached SKIPPED" in out
+    assert "not run: test loop.spins_forever timed out after 2 s" in out
+    assert "1 failed, 1 skipped" in out
