@@ -74,10 +74,11 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]
 fi
 
 # --- Node.js runtime for the 32-bit MicroPython (wasm32:<board>) -------------------
-want=$(cat package.json $(ls package-lock.json 2>/dev/null) | sha256sum | cut -c1-16)
-if [ "$(cat node_modules/.stamp 2>/dev/null)" != "$want" ]; then
-  say "installing the MicroPython webassembly port (npm)"
-  if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; else npm install --silent --no-audit --no-fund; fi
-  echo "$want" > node_modules/.stamp
+# host_tools/node/: package.json + lock (the repository root's package.json is mip's)
+want=$(cat host_tools/node/package.json host_tools/node/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat host_tools/node/node_modules/.stamp 2>/dev/null)" != "$want" ]; then
+  say "installing the MicroPython webassembly port and rp2040js (npm ci in host_tools/node)"
+  (cd host_tools/node && npm ci --silent --no-audit --no-fund)
+  echo "$want" > host_tools/node/node_modules/.stamp
 fi
 say "ready"

@@ -10,3 +10,4 @@ ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = ROOT / "firmware"
 BOARDS_DIR = ROOT / "boards"
 DEVICE_TESTS_DIR = ROOT / "tests" / "device"
+NODE_DIR = ROOT / "host_tools" / "node"  # npm manifest, lock and node_modules (wasm32, emu)

@@ -2,8 +2,8 @@
 
 Real boards are 32-bit: ints of 2**30 and above are heap objects there, so only
 a 32-bit runtime catches code that allocates where it must not. This runs
-node_modules/@micropython/micropython-webassembly-pyscript (pinned in
-package.json) through wasm_board.mjs, which drives the port's event-driven REPL
+host_tools/node/node_modules/@micropython/micropython-webassembly-pyscript (pinned in
+host_tools/node/package.json) through wasm_board.mjs, which drives the port's event-driven REPL
 (``replInit``/``replProcessChar``) from stdin. The same pump as the virtual
 board (vboard.PtyBridge) puts it behind a pty that mpremote opens.
 
@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import ROOT, profiles
+from . import NODE_DIR, profiles
 from .vboard import Child, PtyBridge, VBoardError, _Cooker, board_json
 
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
@@ -48,7 +48,7 @@ def node_exe():
 
 
 def micropython_mjs():
-    p = ROOT / "node_modules" / NPM_PACKAGE / "micropython.mjs"
+    p = NODE_DIR / "node_modules" / NPM_PACKAGE / "micropython.mjs"
     if not p.is_file():
         raise WasmError("%s not found: run `make setup` (npm ci installs %s)" % (p, NPM_PACKAGE))
     return p
