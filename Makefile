@@ -10,7 +10,7 @@ BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
 
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: help setup demo test test-host test-device hil bench fuzz lint clean microbit-frozen
+.PHONY: help setup dist demo test test-host test-device hil bench fuzz lint clean microbit-frozen
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ lint: setup     ## mpy-cross compiles every firmware module; python -m compileal
 
 microbit-frozen: setup  ## micro:bit firmware with mpalloc frozen in flash (out/microbit-frozen/, cached; make test builds it)
 	$(PY) -m mpalloc_host.flash.microbit_frozen
+
+dist: setup     ## the device package for mip: out/dist/<arch>/ (.mpy for armv6m armv7emsp xtensawin x64) and out/dist/py/
+	$(PY) -m mpalloc_host.dist out/dist
 
 clean:          ## remove build output (keeps .venv and node_modules)
 	rm -rf out build .pytest_cache .hypothesis
