@@ -29,11 +29,11 @@ from pathlib import Path
 from . import FIRMWARE_DIR, ROOT, __version__
 
 # The modules a program needs: board set-up, the allocators, interrupt plumbing.
-CORE = ("__init__", "intr", "mem", "board", "vmem", "uvm_km", "pool", "pool_cache",
+CORE = ("__init__", "intr", "mem", "board", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
         "kmem", "extent", "softint")
 # Optional extras, each its own mip package.
 EXTRAS = {
-    "debug": ("debug", "vmem_diag"),           # DIAGNOSTIC checks, vmem_print/vmem_check
+    "debug": ("debug",),                       # DIAGNOSTIC checks of every allocator
     "stats": ("stats", "demo"),                # the @@mps statistics stream (mpalloc stats/map), the demo
     "dragonfly": ("kmalloc", "objcache", "mpipe", "zone"),   # DragonFly BSD's family
 }
