@@ -41,6 +41,15 @@ EXTRAS = {
 ARCHS = ("armv6m", "armv7emsp", "xtensawin", "x64")
 
 
+def runtime_modules(extras=tuple(EXTRAS)):
+    """Module names ("mpalloc.vmem") of the core and the given extras: what `mpalloc
+    deploy` installs (no test helpers), and board.deploy(only=...) takes."""
+    names = ["mpalloc.%s" % m for m in CORE]
+    for e in extras:
+        names.extend("mpalloc.%s" % m for m in EXTRAS[e])
+    return names
+
+
 class DistError(Exception):
     """A module listed here is missing, or mpy-cross failed."""
 

@@ -244,11 +244,29 @@ def adapt(board, code):
     return code
 
 
-def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
+# What stats/map/demo put on a board with a filesystem: the core and the stats extra
+# (the demo is in it); no test helpers, no DragonFly family unless already there.
+STATS_EXTRAS = ("stats",)
+
+
+def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None, deploy=True):
     """Make sure `modules` (and what they import) can be imported on the board.
+    deploy=False copies nothing: the board must have them (checked, StreamError).
     Returns a dict saying what was done: {"mode", "copied", "sent"}."""
     mode = getattr(board, "mode", "fs")
     done = {"mode": mode, "copied": [], "sent": []}
+    if not deploy and mode == "flat":
+        raise StreamError("%s: --no-deploy is not possible on a flat filesystem (micro:bit): stats copies "
+                          "its few reader modules there itself" % board.name)
+    if not deploy:
+        check = ("def _mpx(m):\n try:\n  __import__(m)\n  return 1\n except ImportError:\n  return 0\n"
+                 "print('@@miss', [m for m in %r if not _mpx(m)])\ndel _mpx\n" % (list(modules),))
+        out = board.exec(adapt(board, check), timeout=60)
+        for line in out.splitlines():
+            if line.startswith("@@miss ") and line[7:].strip() != "[]":
+                raise StreamError("%s: --no-deploy, but the board cannot import %s (deploy mpalloc first: "
+                                  "mpalloc deploy, or mpremote mip install)" % (board.name, line[7:].strip()))
+        return done
     if mode == "flat":
         # micro:bit: no allocator fits beside mpalloc.stats; take() reads the gc heap
         # with a few short statements and adds the host's "fit" record (stats_flat).
@@ -257,7 +275,9 @@ def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
         board.stats_fit = stats_flat.prepare(board)
         return done
     if mode == "fs":
-        r = board.deploy(progress=progress)
+        from .dist import runtime_modules
+
+        r = board.deploy(progress=progress, only=runtime_modules(STATS_EXTRAS))
         done["copied"] = r.get("copied", [])
     else:  # no filesystem: put the sources into sys.modules through the REPL
         from .runner import _RAM_PRELUDE
