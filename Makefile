@@ -32,7 +32,7 @@ test-device: setup  ## the device suites on the four targets only
 
 hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040 [JUNIT=out/hil.xml]
 	@if [ "$(origin PORT)" = "file" ]; then echo "make hil needs the board: make hil PORT=/dev/ttyACM0 BOARD=rp2040" >&2; exit 2; fi
-	$(PYTEST) tests/device --port $(PORT) $(BOARD_ARG) $(if $(JUNIT),--junitxml $(JUNIT),)
+	$(PYTEST) tests/device --mpalloc-port $(PORT) $(if $(BOARD),--mpalloc-board $(BOARD),) $(if $(JUNIT),--junitxml $(JUNIT),)
 
 bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCHMARKS.md
 	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md

@@ -206,6 +206,11 @@ def _mod(name, src):
 """
 
 
+def _names(only):
+    """The test names `only` selects (one name or several)."""
+    return (only,) if isinstance(only, str) else tuple(only)
+
+
 class Runner:
     """Runs suites on one Board. on_event(kind, suite, test_result_or_None, text)
     is called as results stream: kinds "suite", "start", "pass", "fail", "skip",
@@ -237,6 +242,7 @@ class Runner:
         return None
 
     # -- running -----------------------------------------------------------------
+    # only: None (every test), a test name, or a tuple of names (pytest's selection)
 
     def run(self, paths, only=None):
         report = Report(self.board.name)
@@ -389,7 +395,7 @@ class Runner:
 
     def _skip_all(self, res, info, only, why):
         for name in info.tests:
-            if only and name != only:
+            if only and name not in _names(only):
                 continue
             t = TestResult(res.name, name)
             t.status, t.message = "skipped", why
@@ -403,8 +409,10 @@ class Runner:
         pre = ""
         post = ""
         caps = tuple(sorted(self.caps()))
-        if only and not board.info.get("modules") and only in info.tests:
-            only = "_t%d" % info.tests.index(only)  # see _StreamState.line
+        if only and not board.info.get("modules"):  # see _StreamState.line
+            only = tuple("_t%d" % info.tests.index(n) if n in info.tests else n for n in _names(only))
+        if isinstance(only, (list, tuple)):
+            only = tuple(only)
         setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
         if board.mode == "flat":
             # Pasted code is compiled from RAM in one piece: on a 10 KB heap only a
