@@ -94,3 +94,14 @@ def test_mip_install_of_the_mpy_build(tmp_path):
 def test_dist_refuses_an_unknown_architecture(tmp_path):
     with pytest.raises(dist.DistError, match="unknown architecture 'armv9'"):
         dist.build(tmp_path, archs=("armv9",))
+
+
+def test_mip_install_on_the_board_itself():
+    # a board with network runs mip.install(...) itself (the unix port has mip and sockets)
+    vb = open_or_fail("vboard:rp2040")
+    with vb, http_server(ROOT) as url:
+        out = mpremote(vb.device, "exec", "import mip; mip.install(%r)" % (url + "/package.json"))
+        assert "Copying: /lib/mpalloc/pool_cache.py" in out and "Done" in out, out
+        assert sorted(p.name for p in (vb.fsdir / "lib" / "mpalloc").iterdir()) == \
+            sorted("%s.py" % m for m in dist.CORE)
+        check_program(mpremote(vb.device, "run", str(ROOT / "examples" / "pico_packets.py")))
