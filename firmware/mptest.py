@@ -53,7 +53,7 @@ except ImportError:
         return a - b
 
 
-# Set by the host before a suite runs to run one test only.
+# Set by the host before a suite runs to run one test only (a name) or some (a tuple).
 ONLY = None
 # Capabilities the host knows about the board (e.g. "hard_irq" on rp2 >= 1.26).
 CAPS = ()
@@ -157,7 +157,7 @@ class Suite:
         t_suite = ticks_ms()
         for i, fn in enumerate(self.tests):
             tname = _fname(fn, i)
-            if ONLY is not None and tname != ONLY:
+            if ONLY is not None and (tname not in ONLY if type(ONLY) is tuple else tname != ONLY):
                 continue
             if missing is not None:
                 print("@@mpt skip %s %s reason=board lacks %s" % (name, tname, missing))

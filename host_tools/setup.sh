@@ -1,25 +1,44 @@
 #!/usr/bin/env bash
-# Set up everything mpalloc's host tools need, without asking anything:
-#   - Debian packages (qemu-system-arm, the micro:bit MicroPython firmware, Node.js, ser2net),
-#     installed with apt-get when running as root, else listed and the script fails;
-#   - .venv with the pinned Python requirements and mpalloc installed editable;
-#   - node_modules with the pinned MicroPython webassembly port.
+# Set up what mpalloc's host tools need, in layers, without asking anything:
+#
+#   host_tools/setup.sh demo     .venv (pinned Python requirements, mpalloc editable, the
+#                                MicroPython unix port): enough for `make demo` on vboard:rp2040
+#   host_tools/setup.sh test     demo + Debian packages for the other targets (qemu-system-arm,
+#                                the micro:bit firmware, Node.js/npm, ser2net) + node_modules
+#                                (webassembly port, rp2040js) + the frozen layer (make test builds
+#                                the frozen micro:bit firmware); the default
+#   host_tools/setup.sh LAYER --print   what LAYER would install, installing nothing
+#   host_tools/setup.sh frozen   demo + what the frozen micro:bit build needs: the ARM toolchain,
+#                                yotta, srecord, cmake, ninja, dpkg-dev, and a deb-src apt source
+#                                (apt-get source of the micro:bit firmware)
+#
+# Each layer says what it is about to install before installing it. Debian packages
+# are installed with apt-get when running as root, else listed and the script fails;
+# an apt source is only added as root, and named when it is.
 # Each step is skipped when already done (stamps hold the hash of their inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
+layer=${1:-test}
+case "$layer" in
+  demo|test|frozen) ;;
+  *) echo "mpalloc setup: unknown layer '$layer' (demo, test or frozen)" >&2; exit 2 ;;
+esac
+
 # --- Debian packages -------------------------------------------------------------
 # command-or-file  package
-need=(
+need_test=(
   "/usr/bin/qemu-system-arm qemu-system-arm"
   "/usr/share/firmware-microbit-micropython/firmware.hex firmware-microbit-micropython"
   "/usr/bin/node nodejs"
   "/usr/bin/npm npm"
   "/usr/sbin/ser2net ser2net"
-  # qemu:microbit-frozen: the micro:bit firmware rebuilt from Debian's source package
-  # with mpalloc frozen in flash (host_tools/mpalloc_host/flash/microbit_frozen.py)
+)
+# qemu:microbit-frozen: the micro:bit firmware rebuilt from Debian's source package
+# with mpalloc frozen in flash (host_tools/mpalloc_host/flash/microbit_frozen.py)
+need_frozen=(
   "/usr/bin/arm-none-eabi-gcc gcc-arm-none-eabi"
   "/usr/lib/arm-none-eabi/newlib/libc.a libnewlib-arm-none-eabi"
   "/usr/lib/arm-none-eabi/newlib/libstdc++.a libstdc++-arm-none-eabi-newlib"
@@ -30,28 +49,44 @@ need=(
   "/usr/bin/dpkg-source dpkg-dev"
   "/usr/bin/gcc gcc"
 )
-# apt-get source (microbit_frozen.py) needs a deb-src entry for bookworm main
-debsrc=/etc/apt/sources.list.d/mpalloc-debsrc.sources
-if [ "$(id -u)" = 0 ] && [ ! -e "$debsrc" ] && command -v apt-get >/dev/null \
-   && ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  say "adding a deb-src entry ($debsrc)"
-  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$debsrc"
-  missing_src=1
+need=()
+[ "$layer" = test ] && need+=("${need_test[@]}")
+[ "$layer" = test ] || [ "$layer" = frozen ] && need+=("${need_frozen[@]}")
+if [ "${2:-}" = --print ]; then
+  pk=(); for pair in "${need[@]}"; do pk+=("${pair#* }"); done
+  echo "layer $layer"
+  echo "debian: ${pk[*]}"
+  [ "$layer" = demo ] || echo "apt-source: /etc/apt/sources.list.d/mpalloc-debsrc.sources (deb-src bookworm main, unless one exists)"
+  echo "python: .venv from requirements.txt"
+  [ "$layer" != test ] || echo "npm: host_tools/node (package.json + package-lock.json)"
+  exit 0
 fi
 missing=()
 for pair in "${need[@]}"; do
   f=${pair% *}; p=${pair#* }
   [ -e "$f" ] || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ] || [ -n "${missing_src:-}" ]; then
+# apt-get source (microbit_frozen.py) needs a deb-src entry for bookworm main
+debsrc=/etc/apt/sources.list.d/mpalloc-debsrc.sources
+add_src=
+if [ "$layer" != demo ] && [ ! -e "$debsrc" ] \
+   && ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  add_src=1
+fi
+if [ ${#missing[@]} -gt 0 ] || [ -n "$add_src" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian packages: ${missing[*]}"
+    if [ -n "$add_src" ]; then
+      say "layer $layer: adding the apt source $debsrc (deb-src http://deb.debian.org/debian bookworm main, for apt-get source firmware-microbit-micropython)"
+      printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$debsrc"
+    fi
+    [ ${#missing[@]} -eq 0 ] || say "layer $layer: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "mpalloc setup: missing Debian packages: ${missing[*]}" >&2
-    echo "install them with:  sudo apt-get install ${missing[*]}" >&2
+    [ ${#missing[@]} -eq 0 ] || echo "mpalloc setup ($layer): missing Debian packages: ${missing[*]}" >&2
+    [ ${#missing[@]} -eq 0 ] || echo "install them with:  sudo apt-get install ${missing[*]}" >&2
+    [ -z "$add_src" ] || echo "and add a deb-src source for bookworm main (e.g. $debsrc) for the frozen micro:bit build" >&2
     exit 1
   fi
 fi
@@ -64,7 +99,7 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
 fi
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
-  say "creating .venv from requirements.txt"
+  say "creating .venv from requirements.txt (pinned Python packages, mpalloc editable)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
@@ -73,11 +108,14 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]
   echo "$want" > .venv/.stamp
 fi
 
+[ "$layer" = test ] || { say "ready ($layer layer)"; exit 0; }
+
 # --- Node.js runtime for the 32-bit MicroPython (wasm32:<board>) -------------------
-want=$(cat package.json $(ls package-lock.json 2>/dev/null) | sha256sum | cut -c1-16)
-if [ "$(cat node_modules/.stamp 2>/dev/null)" != "$want" ]; then
-  say "installing the MicroPython webassembly port (npm)"
-  if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; else npm install --silent --no-audit --no-fund; fi
-  echo "$want" > node_modules/.stamp
+# host_tools/node/: package.json + lock (the repository root's package.json is mip's)
+want=$(cat host_tools/node/package.json host_tools/node/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat host_tools/node/node_modules/.stamp 2>/dev/null)" != "$want" ]; then
+  say "installing the MicroPython webassembly port and rp2040js (npm ci in host_tools/node)"
+  (cd host_tools/node && npm ci --silent --no-audit --no-fund)
+  echo "$want" > host_tools/node/node_modules/.stamp
 fi
-say "ready"
+say "ready ($layer layer)"

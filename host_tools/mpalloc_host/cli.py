@@ -46,7 +46,8 @@ def add_board_options(p):
     """--port and --board for a subcommand that talks to a board."""
     p.add_argument("--port", "-p", default=os.environ.get("MPALLOC_PORT") or DEFAULT_PORT, help=port_help())
     p.add_argument("--board", "-b", default=os.environ.get("MPALLOC_BOARD") or None,
-                   help="board profile (boards/<name>.json) when the port does not imply it")
+                   help="board profile when the port does not imply it: a name (boards/<name>.json, "
+                        "see mpalloc boards) or a FILE.json")
 
 
 @contextlib.contextmanager

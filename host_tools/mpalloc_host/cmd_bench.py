@@ -1,4 +1,4 @@
-"""`mpalloc bench`: the benchmark suite (issue #8) on a board and on CPython.
+"""`mpalloc bench`: the benchmark suite on a board and on CPython.
 
     mpalloc bench [--port vboard:rp2040] [--json FILE] [--markdown FILE] [--plot FILE] [--quick]
     mpalloc bench --from FILE --markdown BENCHMARKS.md     (regenerate from a saved JSON)

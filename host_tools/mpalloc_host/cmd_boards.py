@@ -1,5 +1,10 @@
-"""`mpalloc boards`: the board profiles (boards/*.json) as a table."""
+"""`mpalloc boards`: the board profiles (boards/*.json) as a table.
+
+A profile that does not load is named on stderr (file, field, problem) and the
+others are listed; the exit status is then 1. Any command's --board also takes a
+profile file of your own: --board my_board.json."""
 import json
+import sys
 
 from rich.table import Table
 
@@ -14,9 +19,13 @@ def register(subparsers):
     return p
 
 
-def _rows():
+def _rows(bad):
     for name in profiles.names():
-        pr = profiles.load(name)
+        try:
+            pr = profiles.load(name)
+        except profiles.ProfileError as e:  # listed apart; the good ones are still shown
+            bad.append(str(e))
+            continue
         mp = pr.get("micropython") or {}
         cpu = pr.get("cpu") or {}
         man = pr.get("managed") or {}
@@ -28,10 +37,14 @@ def _rows():
 
 
 def run(args):
-    rows = list(_rows())
+    bad = []
+    rows = list(_rows(bad))
+    status = 1 if bad else 0
+    for msg in bad:
+        print("mpalloc boards: bad profile, not listed: %s" % msg, file=sys.stderr)
     if args.json:
         print(json.dumps({r[0]["name"]: r[0] for r in rows}, indent=2))
-        return 0
+        return status
     out = Output()
     head = ["board", "title", "cpu", "heap B", "march", "caps", "managed B @ base", "without hardware"]
     if out.tty:
@@ -43,4 +56,4 @@ def run(args):
         w = [max(len(str(x)) for x in col) for col in zip(head, *[r for _, r in rows])]
         for r in [head] + [r for _, r in rows]:
             print("  ".join(str(x).ljust(n) for x, n in zip(r, w)).rstrip())
-    return 0
+    return status

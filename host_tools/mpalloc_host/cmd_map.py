@@ -23,6 +23,8 @@ def register(subparsers):
                    help="draw a saved snapshot (mpalloc stats --save / map --save) instead of asking a board")
     p.add_argument("--save", metavar="FILE.json", help="also save the snapshot taken from the board")
     p.add_argument("--title", help="title of the picture")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="copy nothing: use the mpalloc already on the board (mpalloc deploy, mip install)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
     p.set_defaults(func=run)
     return p
@@ -38,8 +40,8 @@ def run(args):
     if args.source:
         snap = st.Snapshot.load(args.source)
     else:
-        with open_board(args) as board:
-            connect_and_prepare(board, out)
+        with open_board(args, soft_reset=False) as board:  # the board as it is: no reset
+            connect_and_prepare(board, out, deploy=not args.no_deploy)
             snap = st.take(board, segs=True)
         if args.save:
             snap.save(args.save)

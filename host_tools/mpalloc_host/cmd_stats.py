@@ -4,8 +4,9 @@
 
 Pools as NetBSD's `vmstat -m`, pool caches as `vmstat -C`, then vmem arenas, kmem
 size classes, extent maps with owners and DragonFly malloc types. The firmware is
-deployed (or sent) first if the board lacks it, and mpalloc's start-up is run, so a
-fresh board answers too. --json prints the snapshot for scripts (the same format
+deployed (or sent) first if the board lacks it - only the runtime modules stats
+needs (the core and the stats extra, unchanged files skipped; --no-deploy: none) -
+and mpalloc's start-up is run, so a fresh board answers too. --json prints the snapshot for scripts (the same format
 `mpalloc map --from` reads); --save FILE writes it as well.
 """
 import json
@@ -29,15 +30,20 @@ def register(subparsers):
     p.add_argument("--segments", action="store_true", help="include every arena's segment map and pool pages")
     p.add_argument("-v", "--verbose", action="store_true", help="also show pools and caches never used (vmstat -v)")
     p.add_argument("-W", "--wide", action="store_true", help="wide pool table: InUse, Avail, PageSz, Util (vmstat -W)")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="copy nothing: use the mpalloc already on the board (mpalloc deploy, mip install)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or notes")
     p.set_defaults(func=run)
     return p
 
 
-def connect_and_prepare(board, out):
-    """Deploy/send what is missing and run mpalloc's start-up; notes what it did."""
+def connect_and_prepare(board, out, deploy=True):
+    """Deploy/send what is missing and run mpalloc's start-up; notes what it does."""
+    if deploy and getattr(board, "mode", "fs") == "fs":
+        out.note("checking mpalloc's runtime modules on %s (core + stats: %d files; --no-deploy skips this)"
+                 % (board.name, len(st_runtime())))
     with out.progress("firmware to %s" % board.name) as bar:
-        done = st.prepare(board, progress=bar)
+        done = st.prepare(board, progress=bar, deploy=deploy)
     if done["copied"]:
         out.note("deployed %d firmware files to %s" % (len(done["copied"]), board.name))
     if done["sent"]:
@@ -45,6 +51,12 @@ def connect_and_prepare(board, out):
     with out.status("mpalloc start-up on %s" % board.name):
         st.startup(board)
     return done
+
+
+def st_runtime():
+    from .dist import runtime_modules
+
+    return runtime_modules(st.STATS_EXTRAS)
 
 
 def show(snap, args, out):
@@ -60,8 +72,8 @@ def run(args):
         print("mpalloc stats: --watch needs a positive number of seconds", file=sys.stderr)
         return 2
     out = Output(quiet=args.quiet or args.json)
-    with open_board(args) as board:
-        connect_and_prepare(board, out)
+    with open_board(args, soft_reset=False) as board:  # the board as it is: no reset
+        connect_and_prepare(board, out, deploy=not args.no_deploy)
         snap = st.take(board, segs=args.segments or bool(args.save))
         if args.save:
             snap.save(args.save)

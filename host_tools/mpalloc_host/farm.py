@@ -2,11 +2,11 @@
 
 A pytest plugin (entry point pytest11 ``mpalloc_farm``) next to mpalloc's own:
 
-    pytest tests/device -n 2 --port vboard:rp2040,vboard:esp32 --junitxml out/junit.xml
-    pytest tests/device -n 3 --port labgrid:board=rp2040     # any 3 free places with that tag
-    pytest tests/device -n 2 --port labgrid:pico-1,labgrid:esp32-1
+    pytest tests/device -n 2 --mpalloc-port vboard:rp2040,vboard:esp32 --junitxml out/junit.xml
+    pytest tests/device -n 3 --mpalloc-port labgrid:board=rp2040     # any 3 free places with that tag
+    pytest tests/device -n 2 --mpalloc-port labgrid:pico-1,labgrid:esp32-1
 
-* ``--port`` may list boards separated by commas: worker gwN takes the N-th
+* ``--mpalloc-port`` may list boards separated by commas: worker gwN takes the N-th
   (``-n`` must not exceed the list; ``-n auto`` means one worker per board);
   without ``-n`` a list is an error (say ``-n``), a single port works as always.
 * A labgrid tag selection (``labgrid:<key>=<value>``) is a pool: every worker
@@ -17,7 +17,7 @@ A pytest plugin (entry point pytest11 ``mpalloc_farm``) next to mpalloc's own:
   on, e.g. ``labgrid:pico-1`` or ``vboard:esp32``) in the JUnit XML that xdist
   merges from all workers.
 
-Only the ``--port`` option of mpalloc's pytest plugin is read and, in a worker,
+Only the ``--mpalloc-port`` option of mpalloc's pytest plugin is read and, in a worker,
 replaced by that worker's board before the plugin opens it.
 """
 import pytest
@@ -37,7 +37,7 @@ def is_pool(port):
 
 def _ports(config):
     try:
-        return split_ports(config.getoption("port"))
+        return split_ports(config.getoption("mpalloc_port"))
     except ValueError:  # mpalloc's plugin not loaded
         return []
 
@@ -68,17 +68,17 @@ def pytest_configure(config):
     if winput is not None:  # an xdist worker: take this worker's board
         if len(ports) > 1:
             i = int(str(winput["workerid"]).lstrip("gw") or 0)
-            config.option.port = ports[i % len(ports)]
+            config.option.mpalloc_port = ports[i % len(ports)]
         return
     if len(ports) <= 1:
         return
     n = _workers(config)
     dist = config.getoption("dist", "no")
     if not n or dist == "no":
-        raise pytest.UsageError("--port lists %d boards (%s): run them in parallel, one board per worker, "
+        raise pytest.UsageError("--mpalloc-port lists %d boards (%s): run them in parallel, one board per worker, "
                                 "with -n %d (pytest-xdist)" % (len(ports), ", ".join(ports), len(ports)))
     if n > len(ports):
-        raise pytest.UsageError("-n %d but --port lists only %d boards (%s): one board per worker, use -n %d"
+        raise pytest.UsageError("-n %d but --mpalloc-port lists only %d boards (%s): one board per worker, use -n %d"
                                 % (n, len(ports), ", ".join(ports), len(ports)))
 
 
@@ -105,13 +105,13 @@ def pytest_xdist_make_scheduler(config, log):
 
 def board_name(config):
     """The board this process's tests run on: the opened board's name (the place
-    actually acquired for a labgrid tag) or else the --port value."""
+    actually acquired for a labgrid tag) or else the --mpalloc-port value."""
     s = getattr(config, "_mpalloc", None)
     b = getattr(s, "_board", None)
     name = getattr(b, "name", None)
     if name:
         return name
-    return getattr(s, "port", None) or config.getoption("port", None)
+    return getattr(s, "port", None) or config.getoption("mpalloc_port", None)
 
 
 def _uses_board(item):

@@ -8,9 +8,10 @@ Three panels, top to bottom:
    ranges are shortened. Aliases (a second window onto the same RAM, profile
    ``alias_of``) are named in the panel's title, never drawn as more RAM.
 2. the managed window (to scale): one row per vmem arena, segments coloured by
-   owner kind (kmem size classes as shades of one hue, each other pool, DMA
-   buffers, imported spans), free holes hatched; one row of pool pages whose
-   solid part is the items in use.
+   owner kind (kmem(9) one colour, each other pool, DMA buffers, imported
+   spans), free holes hatched; one row of pool pages whose solid part is the
+   items in use; one row breaking kmem down by size class (cells labelled with
+   the class and its bytes, not to scale).
 3. every extent map (peripheral registers, SRAM claims), each once: claimed
    regions in address order with owner, block name and address (NOT to scale:
    registers sit far apart); the stretches between claims as narrow cells, grey
@@ -37,6 +38,8 @@ C_GC_HEAP = "#c3d0dd"
 C_MPALLOC = "#f4a261"
 C_UNMAPPED = "#dddddd"
 C_ALLOC = "#a1887f"
+C_KMEM = "#2f6fae"  # every kmem(9) size class: one colour, the breakdown row tells them apart
+C_BANK = "#3d5a66"  # dashed bank boundaries
 POOL_COLORS = ("#2ca02c", "#17becf", "#bcbd22", "#8c564b", "#7f7f7f", "#98df8a")
 DRIVER_COLORS = ("#d62728", "#9467bd", "#e377c2", "#ff7f0e", "#1f77b4", "#8c564b")
 ARENA_COLORS = ("#6a3d9a", "#cab2d6", "#b15928")
@@ -287,18 +290,16 @@ def _driver(owner):
 
 
 class _Palette:
-    """Colours by owner kind: kmem classes as shades of blue (darker = larger), each
-    other pool its own green/teal, drivers (claims and their DMA buffers) a strong
-    hue each, MicroPython slate, mpalloc sand, unmapped grey, free white-hatched."""
+    """Colours by owner kind: every kmem size class one blue (a breakdown row tells
+    them apart: 16 shades cannot be), each other pool its own green/teal, drivers
+    (claims and their DMA buffers) a strong hue each, MicroPython slate, mpalloc
+    sand, unmapped grey, free white-hatched."""
 
     def __init__(self, window_owners, claim_owners):
-        import matplotlib
-
-        blues = matplotlib.colormaps["Blues"]
         kmem = sorted({o for o in window_owners if owner_kind(o) == "kmem"}, key=_kmem_size)
         self.col = {}
-        for i, o in enumerate(kmem):
-            self.col[o] = blues(0.3 + 0.6 * (i / max(len(kmem) - 1, 1)))
+        for o in kmem:
+            self.col[o] = C_KMEM
         self.kmem = kmem
         for i, o in enumerate(sorted(o for o in window_owners if owner_kind(o) == "pool")):
             self.col[o] = POOL_COLORS[i % len(POOL_COLORS)]
@@ -499,8 +500,13 @@ def _panel_sram(ax, snap, labels, legend):
             labels.add(ax, x0, x1, y, H, [full + ("\n" + bank if bank else ""), full,
                                           f"{r['name']} {_size(r['size'])}", r["name"]], C_SRAM,
                        outside=f"{r['name']} {_hex(r['base'])} {_size(r['size'])}", weight="normal")
+        for a in bank_boundaries(regs):  # where one region's banks end and the next region's begin
+            bx = sc.x(a)
+            ax.plot([bx, bx], [y - H / 2 - 0.08, y + H / 2 + 0.08], color=C_BANK, lw=1.2, ls=(0, (3, 2)))
         rows.append("SRAM")
-        legend.append(("patch", C_SRAM, None, "SRAM region (dashed: bank boundaries)"))
+        striped = [r["name"] for r in regs if int(r.get("banks") or 1) > 1 and r.get("striped")]
+        legend.append(("bank", C_SRAM, None, "SRAM region; dashed line: bank boundary" +
+                       (f" ({', '.join(striped)} word-striped over its banks: no boundary inside)" if striped else "")))
         y += 1
     if mp:
         gc = None
@@ -510,14 +516,23 @@ def _panel_sram(ax, snap, labels, legend):
             _box(ax, x0, x1 - x0, y, H, c)
             if "gc heap" in name.lower():
                 gc = (x0, x1)
-            labels.add(ax, x0, x1, y, H, [f"{name}  {_size(s)}\n{_hex(b)}-{_hex(b + s - 1)}", f"{name}  {_size(s)}",
-                                          name], c, outside=f"{name} {_hex(b)} {_size(s)}")
+            lx0, lx1 = x0, x1
+            if window and "gc heap" in name.lower():  # the label beside the window drawn inside the heap
+                wx0, wx1 = sc.x(window[0]), sc.x(window[0] + window[1])
+                if wx0 < x1 and wx1 > x0:
+                    lx0, lx1 = max((x0, wx0), (wx1, x1), key=lambda p: p[1] - p[0])
+            labels.add(ax, lx0, lx1, y, H, [f"{name}  {_size(s)}\n{_hex(b)}-{_hex(b + s - 1)}", f"{name}  {_size(s)}",
+                                            name], c, outside=f"{name} {_hex(b)} {_size(s)}")
         rows.append("MicroPython")
         legend.append(("patch", C_MICROPYTHON, None, "MicroPython (.data/.bss, stack; lighter: its gc heap)"))
         if window:  # where mpalloc's window sits in MicroPython's memory
             x0, x1 = sc.x(window[0]), sc.x(window[0] + window[1])
             _box(ax, x0, x1 - x0, y, H, "none", edge="#c0621c", lw=1.0)
             ax.patches[-1].set_linestyle((0, (3, 2)))
+            inside = gc is not None and gc[0] <= x0 and x1 <= gc[1]
+            where = "in the gc heap" if inside else "in MicroPython's RAM"
+            labels.add(ax, x0, x1, y, H, [f"mpalloc's window: a bytearray\n{where}", "mpalloc's window\n" + where,
+                                          "mpalloc's window"], C_GC_HEAP)
         b = snap.begin
         if gc and (b.get("heap_alloc") or -1) >= 0 and (b.get("heap_free") or -1) >= 0:
             used, free = int(b["heap_alloc"]), int(b["heap_free"])
@@ -545,7 +560,8 @@ def _panel_sram(ax, snap, labels, legend):
                                               f"arena {arena}\n{_size(n)}", f"{arena}"], c,
                            outside=f"arena {arena} {_hex(a)} {_size(n)}, {_size(inuse)} in use")
         rows.append("mpalloc")
-        legend.append(("patch", C_MPALLOC, None, "managed by mpalloc (dashed above: where it sits)"))
+        legend.append(("patch", C_MPALLOC, None, "managed by mpalloc: a bytearray inside MicroPython's gc heap "
+                       "(dashed above: where it sits)"))
         if others:
             legend.append(("patch", _lighter(C_MPALLOC, 0.4), None,
                            "an mpalloc arena outside the window (" + ", ".join(o[0] for o in others) + ")"))
@@ -618,6 +634,18 @@ def _panel_window(ax, snap, segs, pages, pal, labels, legend):
 
                         ax.add_patch(Rectangle((a, y + H / 2 - H * f), n, H * f, facecolor=c, linewidth=0))
         rows.append("pool pages")
+    kmem_bytes = _kmem_breakdown(snap, segs, pal)
+    if kmem_bytes:
+        y = len(rows)
+        n = len(kmem_bytes)
+        w = size / n
+        for i, (o, b) in enumerate(kmem_bytes):
+            x0 = base + i * w
+            _box(ax, x0, w, y, H * 0.8, C_KMEM if b else _lighter(C_KMEM, 0.8), lw=0.5, edge="#ffffff")
+            cls = o.rsplit("-", 1)[-1].lstrip("0") or "0"
+            labels.add(ax, x0, x0 + w, y, H * 0.8, [f"{cls} B\n{_size(b)}", f"{cls}\n{_size(b)}", cls],
+                       C_KMEM if b else _lighter(C_KMEM, 0.8), fontsize=6.5)
+        rows.append("kmem by class")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(base, base + size)
@@ -633,9 +661,9 @@ def _panel_window(ax, snap, segs, pages, pal, labels, legend):
     if kmem:
         kb = sum(totals.get(o, 0) for o in kmem)
         names = kmem[0] if len(kmem) == 1 else f"{kmem[0]} .. {kmem[-1]}"
-        legend.append(("kmem", [pal(o) for o in kmem], None,
-                       f"kmem(9): {len(kmem)} size class{'es' if len(kmem) > 1 else ''} ({names}"
-                       f"{', darker = larger' if len(kmem) > 1 else ''}), {_size(kb)}"))
+        legend.append(("patch", C_KMEM, None,
+                       f"kmem(9): {len(kmem)} size class{'es' if len(kmem) > 1 else ''} ({names}), {_size(kb)}; "
+                       "'kmem by class': bytes of each class (not to scale)"))
     for kind, what in (("pool", "pool"), ("dma", "DMA buffers"), ("arena", "imported by"), ("other", "")):
         for o in sorted(x for x in totals if owner_kind(x) == kind):
             if kind == "pool":
@@ -654,6 +682,16 @@ def _panel_window(ax, snap, segs, pages, pal, labels, legend):
                    ("" if len(segs) > 1 else f", {_size(free)} in the window" if free
                     else " (none left in the window)")))
     return rows, totals
+
+
+def _kmem_breakdown(snap, segs, pal):
+    """[(owner, bytes in the window)] for each kmem size class, smallest first."""
+    b = {}
+    for lst in segs.values():
+        for _, n, o in lst:
+            if owner_kind(o) == "kmem":
+                b[o] = b.get(o, 0) + n
+    return [(o, b.get(o, 0)) for o in pal.kmem if o in b]
 
 
 def _periph_names(snap, s, e, owner):
@@ -764,6 +802,11 @@ def _legend(fig, legend, y0, height):
         if kind == "kmem":
             pick = color if len(color) <= 5 else [color[int(i * (len(color) - 1) / 4)] for i in range(5)]
             handles.append(tuple(Patch(facecolor=c, edgecolor=EDGE, linewidth=0.4) for c in pick))
+        elif kind == "bank":
+            from matplotlib.lines import Line2D
+
+            handles.append((Patch(facecolor=color, edgecolor=EDGE, linewidth=0.4),
+                            Line2D([0], [0], color=C_BANK, lw=1.2, ls=(0, (3, 2)))))
         elif kind == "pages":
             handles.append((Patch(facecolor=_lighter(POOL_COLORS[0], 0.7), edgecolor=EDGE, linewidth=0.4),
                             Rectangle((0, 0), 1, 0.5, facecolor=POOL_COLORS[0])))
@@ -775,6 +818,28 @@ def _legend(fig, legend, y0, height):
                frameon=False, handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, handlelength=3.2,
                columnspacing=2.0, title="legend", title_fontsize=8, alignment="left")
     return texts
+
+
+def overlapping_texts(fig):
+    """[(text, text)] of labels in one panel whose boxes overlap (should be none)."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        # Text's own extent: an annotation's would include its leader line
+        tx = [(t.get_text(), Text.get_window_extent(t, renderer).padded(-1)) for t in ax.texts
+              if t.get_visible() and t.get_text().strip()]
+        for i in range(len(tx)):
+            for j in range(i + 1, len(tx)):
+                if tx[i][1].overlaps(tx[j][1]):
+                    out.append((tx[i][0], tx[j][0]))
+    return out
+
+
+def bank_boundaries(regs):
+    """Addresses where one SRAM region ends and the next begins (drawn dashed)."""
+    return sorted({r["base"] for r in regs} & {r["base"] + r["size"] for r in regs})
 
 
 def draw(snap, path, title=None):
@@ -815,7 +880,7 @@ def draw(snap, path, title=None):
                          "(was anything set up on the board?)")
     # layout in inches: panel = title + rows + x tick labels
     nrows = {"sram": (bool(regs) + bool(micropython_regions(snap)) + bool(window)) * 0.7 + 0.45,
-             "window": (len(segs) + bool(pages)) * 0.5,
+             "window": (len(segs) + bool(pages) + bool(_kmem_breakdown(snap, segs, pal))) * 0.5,
              "extent": sum(max(1, -(-sum(1 for r in v if r[2] != UNMAPPED) // 11)) for v in maps.values()) * 0.62}
     title_in = {"sram": 0.55, "window": 0.35, "extent": 0.35}
     below_in = {"sram": 0.35, "window": 0.35, "extent": 0.15}
@@ -852,6 +917,7 @@ def draw(snap, path, title=None):
     summary["owners"] = sorted((win_owners | claim_owners) - {FREE, UNMAPPED})
     summary["legend"] = _legend(fig, legend, (ytop + 0.1) / Hh, leg_in)
     labels.place(fig)
+    summary["overlaps"] = overlapping_texts(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Title": f"mpalloc memory map: {board}"}
     if fmt == "png":

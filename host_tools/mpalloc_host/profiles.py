@@ -13,6 +13,8 @@ the peripheral list as compact ``[name, base, size, used_by]`` rows.
 import json
 from functools import lru_cache
 
+from pathlib import Path
+
 from . import BOARDS_DIR
 from .errors import ProfileError  # noqa: F401 (re-exported)
 
@@ -235,6 +237,13 @@ def load_path(path):
 
 
 def load(name):
+    """The profile boards/<name>.json, or the file `name` when it ends in .json
+    (--board my_board.json: a profile of the user's own, validated the same way)."""
+    if str(name).endswith(".json"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ProfileError("board profile %s: no such file" % name)
+        return load_path(path)
     path = BOARDS_DIR / f"{name}.json"
     if not path.is_file():
         raise ProfileError(f"unknown board {name!r}: known boards are {', '.join(names())}")

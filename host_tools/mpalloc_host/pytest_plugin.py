@@ -1,9 +1,10 @@
 """pytest plugin `mpalloc` (entry point pytest11): boards in host tests, device suites as items.
 
-Options:   --port P    where the board is (same names as `mpalloc --port`; default
-                       $MPALLOC_PORT or vboard:rp2040)
-           --board B   the profile when the port does not imply it
-           --device-timeout S   per device test deadline (default 60 s)
+Options (prefixed, so they sit beside pytest-embedded's --port and pytest-timeout's
+--timeout; the values are those of `mpalloc --port/--board/--timeout`):
+           --mpalloc-port P     where the board is (default $MPALLOC_PORT or vboard:rp2040)
+           --mpalloc-board B    the profile when the port does not imply it
+           --mpalloc-timeout S  per device test deadline (default 60 s; alias --device-timeout)
 
 Fixture `board` (session scope): a connected mpalloc_host.board.Board with the
 firmware deployed: board.exec(code), board.eval(expr), board.run_file(path),
@@ -20,11 +21,14 @@ then reports its own result (pass, fail with the device traceback and log, skip
 with the device's reason). So:
 
     pytest tests/device                          # on the virtual RP2040
-    pytest tests/device --port /dev/ttyACM0 --board rp2040
-    pytest tests/device -k pool --port qemu:microbit
+    pytest tests/device --mpalloc-port /dev/ttyACM0 --mpalloc-board rp2040
+    pytest tests/device -k pool --mpalloc-port qemu:microbit
+
+Selection reaches the board: only the items left after -k, -m and node ids run
+there (mptest.ONLY), a suite with none selected is not sent at all.
 
 A board that cannot be reached is an error for every test needing it (never a
-silent skip), except that without an explicit --port and outside CI (CI unset) a
+silent skip), except that without an explicit --mpalloc-port and outside CI (CI unset) a
 missing virtual-board runtime skips.
 """
 import os
@@ -32,21 +36,23 @@ from pathlib import Path
 
 import pytest
 
-from .errors import MpallocError
 from .argcheck import seconds
+from .errors import MpallocError
 
 DEFAULT_PORT = "vboard:rp2040"
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("mpalloc", "mpalloc boards")
-    g.addoption("--port", action="store", default=None,
-                help="board for device tests: /dev/ttyACM0, vboard:<board>, wasm32:<board>, qemu:microbit, "
-                     "rfc2217://host:port, labgrid:<place>; a comma-separated list spreads suites over boards "
-                     "with pytest -n (default $MPALLOC_PORT or %s)" % DEFAULT_PORT)
-    g.addoption("--board", action="store", default=None, help="board profile when the port does not imply it")
-    g.addoption("--device-timeout", action="store", type=seconds, default=60.0,
-                help="deadline per device test in seconds (default 60)")
+    from .targets import port_help
+
+    g.addoption("--mpalloc-port", dest="mpalloc_port", action="store", default=None,
+                help=port_help("$MPALLOC_PORT or %s" % DEFAULT_PORT)
+                + "; a comma-separated list spreads suites over boards with pytest -n")
+    g.addoption("--mpalloc-board", dest="mpalloc_board", action="store", default=None,
+                help="board profile when the port does not imply it (default $MPALLOC_BOARD)")
+    g.addoption("--mpalloc-timeout", "--device-timeout", dest="mpalloc_timeout", action="store", type=seconds,
+                default=60.0, help="deadline per device test in seconds (default 60)")
 
 
 def pytest_configure(config):
@@ -66,14 +72,15 @@ class _Session:
 
     def __init__(self, config):
         self.config = config
-        self.port_given = config.getoption("port") is not None
-        self.port = config.getoption("port") or os.environ.get("MPALLOC_PORT") or DEFAULT_PORT
-        self.board_name = config.getoption("board") or os.environ.get("MPALLOC_BOARD") or None
-        self.timeout = config.getoption("device_timeout")
+        self.port_given = config.getoption("mpalloc_port") is not None
+        self.port = config.getoption("mpalloc_port") or os.environ.get("MPALLOC_PORT") or DEFAULT_PORT
+        self.board_name = config.getoption("mpalloc_board") or os.environ.get("MPALLOC_BOARD") or None
+        self.timeout = config.getoption("mpalloc_timeout")
         self._stack = None
         self._board = None
         self._error = None
         self.results = {}  # suite path -> SuiteResult
+        self.selected = {}  # suite path -> tuple of the test names selected (absent: all)
 
     def board(self):
         if self._board is not None:
@@ -111,7 +118,7 @@ class _Session:
             from .runner import Runner
 
             b = self.board()
-            self.results[path] = Runner(b, test_timeout=self.timeout).run_suite(path)
+            self.results[path] = Runner(b, test_timeout=self.timeout).run_suite(path, only=self.selected.get(path))
         return self.results[path]
 
 
@@ -138,6 +145,28 @@ def pytest_runtest_setup(item):
 
 
 # -- device suites as pytest items ----------------------------------------------------
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """After -k/-m deselection: the device tests each suite has to run on the board."""
+    s = getattr(config, "_mpalloc", None)
+    if s is None:
+        return
+    chosen = {}
+    for it in items:
+        if isinstance(it, DeviceTest):
+            chosen.setdefault(Path(it.path), []).append(it.name)
+    s.selected = {}
+    for path, names in chosen.items():
+        if len(names) < len(_suite_tests(path)):
+            s.selected[path] = tuple(names)
+
+
+def _suite_tests(path):
+    from .runner import SuiteInfo
+
+    return SuiteInfo(path).tests
+
 
 def _is_device_suite(path):
     if path.suffix != ".py" or path.parent.name != "device":
@@ -176,6 +205,7 @@ class DeviceTest(pytest.Item):
         super().__init__(**kw)
         self.suite = suite
         self.fixturenames = []  # other plugins (labgrid's) look at every item's fixtures
+        self.funcargs = {}  # and pytest-embedded at every item's fixture values
 
     def runtest(self):
         res = self.config._mpalloc.suite_result(self.path)

@@ -221,6 +221,11 @@ class _Said(str):
         return str, (str(self),)
 
 
+def _names(only):
+    """The test names `only` selects (one name or several)."""
+    return (only,) if isinstance(only, str) else tuple(only)
+
+
 class Runner:
     """Runs suites on one Board. on_event(kind, suite, test_result_or_None, text)
     is called as results stream: kinds "suite", "start", "pass", "fail", "skip",
@@ -255,6 +260,7 @@ class Runner:
         return None
 
     # -- running -----------------------------------------------------------------
+    # only: None (every test), a test name, or a tuple of names (pytest's selection)
 
     def run(self, paths, only=None):
         report = Report(self.board.name)
@@ -412,7 +418,7 @@ class Runner:
 
     def _skip_all(self, res, info, only, why):
         for name in info.tests:
-            if only and name != only:
+            if only and name not in _names(only):
                 continue
             t = TestResult(res.name, name)
             t.status, t.message = "skipped", why
@@ -423,8 +429,10 @@ class Runner:
         """Fresh board state, mptest configured; returns the code to send."""
         board = self.board
         caps = tuple(sorted(self.caps()))
-        if only and not board.info.get("modules") and only in info.tests:
-            only = "_t%d" % info.tests.index(only)  # see _StreamState.line
+        if only and not board.info.get("modules"):  # see _StreamState.line
+            only = tuple("_t%d" % info.tests.index(n) if n in info.tests else n for n in _names(only))
+        if isinstance(only, (list, tuple)):
+            only = tuple(only)
         setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
         return board.delivery.suite_code(self, info, setup)
 

@@ -8,9 +8,14 @@ On a flat small board (micro:bit) no allocator fits: the stream there is begin,
 `heap` (gc free/alloc/total after a collect, platform, version) and end, and the
 host adds a `fit` record (stats_flat).
 
-A Snapshot groups the records by kind and can be saved and loaded as JSON
-({"mps": 1, "records": [[kind, dict], ...]}) so tables and pictures can be made
-off-line. `collect(board)` asks a connected board for one.
+A Snapshot groups the records by kind and can be saved and loaded as JSON so
+tables and pictures can be made off-line (`stats --json` prints the same):
+
+    {"format": 2, "mps": 1, "records": {"begin": [{...}], "vmem": [{...}, ...], ...}}
+
+records is keyed by kind, each a list of that kind's records in stream order (one
+for begin, end, uvm_km, kmem, memmap; jq: .records.pool[] | select(.name=="x")).
+format 1 (records a list of [kind, dict] pairs in stream order) is still read. `collect(board)` asks a connected board for one.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pathlib import Path
 
 TAG = "@@mps"
 VERSION = 1
+FILE_FORMAT = 2  # the saved snapshot's layout (stats --json, --save); see the module docstring
 
 # The Python the host sends to take a snapshot. The allocators the board runs are
 # already imported (by its start-up or the workload); stats reads only those.
@@ -144,7 +150,10 @@ class Snapshot:
 
     # -- files -------------------------------------------------------------------
     def to_json(self):
-        return {"mps": VERSION, "records": [[k, d] for k, d in self.records]}
+        by_kind = {}
+        for k, d in self.records:
+            by_kind.setdefault(k, []).append(d)
+        return {"format": FILE_FORMAT, "mps": VERSION, "records": by_kind}
 
     def save(self, path):
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
@@ -156,11 +165,23 @@ class Snapshot:
         v = data.get("mps")
         if v != VERSION:
             raise StreamError(f"snapshot: version {v!r}; this host reads version {VERSION}")
+        fmt = data.get("format", 1)
         recs = []
-        for i, r in enumerate(data["records"]):
-            if not (isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], dict)):
-                raise StreamError(f"snapshot: record {i} is not [kind, object]: {r!r:.80}")
-            recs.append((r[0], r[1]))
+        if fmt == 1 and isinstance(data["records"], list):
+            for i, r in enumerate(data["records"]):
+                if not (isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], dict)):
+                    raise StreamError(f"snapshot: record {i} is not [kind, object]: {r!r:.80}")
+                recs.append((r[0], r[1]))
+        elif fmt == FILE_FORMAT and isinstance(data["records"], dict):
+            for kind, lst in data["records"].items():
+                if not (isinstance(lst, list) and all(isinstance(d, dict) for d in lst)):
+                    raise StreamError(f"snapshot: records of kind {kind!r} are not a list of objects: {lst!r:.80}")
+                recs.extend((kind, d) for d in lst)
+            # begin first and end last, as in a stream (the tables and checks expect them there)
+            recs.sort(key=lambda r: (r[0] == "end") - (r[0] == "begin"))
+        else:
+            raise StreamError(f"snapshot: format {fmt!r} with records of type {type(data['records']).__name__}; "
+                              f"this host reads format 1 (a list) and {FILE_FORMAT} (keyed by kind)")
         return cls(records=recs)
 
     @classmethod
@@ -222,10 +243,28 @@ def adapt(board, code):
     return board.delivery.adapt(code)
 
 
-def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None):
+# What stats/map/demo put on a board with a filesystem: the core and the stats extra
+# (the demo is in it); no test helpers, no DragonFly family unless already there.
+STATS_EXTRAS = ("stats",)
+
+
+def prepare(board, modules=("mpalloc.stats", "mpalloc.board"), progress=None, deploy=True):
     """Make sure `modules` (and what they import) can be imported on the board, as
-    its delivery strategy does it. Returns {"mode", "copied", "sent"}."""
-    return board.delivery.stats_prepare(board, modules, progress=progress)
+    its delivery strategy does it. deploy=False copies nothing: the board must
+    have them (checked, StreamError). Returns {"mode", "copied", "sent"}."""
+    if deploy:
+        return board.delivery.stats_prepare(board, modules, progress=progress)
+    if not board.delivery.dirs:
+        raise StreamError("%s: --no-deploy is only possible on a board with a filesystem (this one takes "
+                          "the modules stats needs through its %s delivery)" % (board.name, board.delivery.name))
+    check = ("def _mpx(m):\n try:\n  __import__(m)\n  return 1\n except ImportError:\n  return 0\n"
+             "print('@@miss', [m for m in %r if not _mpx(m)])\ndel _mpx\n" % (list(modules),))
+    out = board.exec(adapt(board, check), timeout=60)
+    for line in out.splitlines():
+        if line.startswith("@@miss ") and line[7:].strip() != "[]":
+            raise StreamError("%s: --no-deploy, but the board cannot import %s (deploy mpalloc first: "
+                              "mpalloc deploy, or mpremote mip install)" % (board.name, line[7:].strip()))
+    return {"mode": board.delivery.name, "copied": [], "sent": []}
 
 
 def startup(board, profile=None):

@@ -2,8 +2,8 @@
 
 Real boards are 32-bit: ints of 2**30 and above are heap objects there, so only
 a 32-bit runtime catches code that allocates where it must not. This runs
-node_modules/@micropython/micropython-webassembly-pyscript (pinned in
-package.json) through wasm_board.mjs, which drives the port's event-driven REPL
+host_tools/node/node_modules/@micropython/micropython-webassembly-pyscript (pinned in
+host_tools/node/package.json) through wasm_board.mjs, which drives the port's event-driven REPL
 (``replInit``/``replProcessChar``) from stdin. The same pump as the virtual
 board (vboard.PtyBridge) puts it behind a pty that mpremote opens.
 
@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import ROOT, profiles
+from . import NODE_DIR, profiles
 from .vboard import Child, PtyBridge, VBoardError, _Cooker, board_json
 
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
@@ -48,7 +48,7 @@ def node_exe():
 
 
 def micropython_mjs():
-    p = ROOT / "node_modules" / NPM_PACKAGE / "micropython.mjs"
+    p = NODE_DIR / "node_modules" / NPM_PACKAGE / "micropython.mjs"
     if not p.is_file():
         raise WasmError("%s not found: run `make setup` (npm ci installs %s)" % (p, NPM_PACKAGE))
     return p
@@ -59,7 +59,7 @@ class WasmBoard(PtyBridge):
 
     kind = "wasm32"
 
-    def __init__(self, board="rp2040", heap_bytes=None):
+    def __init__(self, board="rp2040", heap_bytes=None, keep_dir=None):
         super().__init__()
         self.board = board
         self.profile = profiles.load(board)
@@ -71,6 +71,10 @@ class WasmBoard(PtyBridge):
         self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-wasm-%s-" % board))
         self._board_json = self._tmp / "board.json"
         self._board_json.write_bytes(board_json(self.profile))
+        # $MPALLOC_WASM32_FS: keep each board's filesystem there between commands
+        # (a session's deploys then copy only what changed); unset: a fresh one each time
+        env_dir = os.environ.get("MPALLOC_WASM32_FS")
+        self.keep_dir = Path(keep_dir) if keep_dir else (Path(env_dir).expanduser() / str(self.profile.get("name") or board) if env_dir else None)
         title = self.profile.get("title", board)
         mcu = self.profile.get("mcu", "wasm")
         self.cooker = _Cooker(rb"; JS with Emscripten",
@@ -78,6 +82,8 @@ class WasmBoard(PtyBridge):
 
     def _spawn(self, raw):
         argv = [self.node, str(MJS), self.mjs.as_uri(), str(self.heap_bytes), str(self._board_json)]
+        if self.keep_dir is not None:
+            argv.append(str(self.keep_dir.resolve()))
         return Child(argv, cwd=str(self._tmp), tty_=False)
 
     def _on_child_exit(self, rc):

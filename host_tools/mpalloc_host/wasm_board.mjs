@@ -1,6 +1,6 @@
 // wasm32 board: the 32-bit MicroPython webassembly port as a board on stdin/stdout.
 //
-// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH
+// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH [KEEP_DIR]
 //
 // Bytes on stdin go one by one to MicroPython's event-driven REPL
 // (replInit/replProcessChar: friendly REPL, raw REPL); its output goes to
@@ -13,11 +13,15 @@
 //    in-memory filesystem over (a board keeps its files), re-enter the raw REPL
 //    if that is where the reset came from.
 //  * the filesystem root "/" holds board.json (the profile) and lib/; cwd is "/".
+//  * KEEP_DIR (optional): the filesystem is kept there between runs: loaded at
+//    start, written back (changed files written, removed ones deleted) after
+//    every raw-REPL execution, before its end marker goes out (so the host never
+//    kills node with a write not kept). board.json is not kept (the profile's).
 // Code runs synchronously inside replProcessChar: a Ctrl-C cannot interrupt it
 // (stdin is not read meanwhile); the host kills and restarts on its deadline.
 // Its output is written as it comes (collect), so the host sees it live.
 
-const [mjsPath, heapArg, boardJsonPath] = process.argv.slice(2);
+const [mjsPath, heapArg, boardJsonPath, keepDir] = process.argv.slice(2);
 const { loadMicroPython } = await import(mjsPath);
 const fs = await import("node:fs");
 
@@ -35,6 +39,8 @@ const queue = [];       // input bytes not processed yet
 let busy = false;
 
 let live = false;       // while input is pumped: output goes out as it comes
+let ranCode = false;    // a raw-REPL execution ended in this batch (KEEP_DIR sync due)
+const kept = new Map(); // KEEP_DIR: path -> bytes last written there
 
 function collect(b) {
   for (const c of b) out.push(c);
@@ -95,6 +101,45 @@ function snapshot(FS, dir, files) {
   return files;
 }
 
+function keepLoad(dir, rel, files) {
+  for (const name of fs.readdirSync(dir)) {
+    const p = rel + "/" + name;
+    const st = fs.statSync(dir + "/" + name);
+    if (st.isDirectory()) {
+      files.push([p, null]);
+      keepLoad(dir + "/" + name, p, files);
+    } else if (st.isFile() && p !== "/board.json") {
+      const data = fs.readFileSync(dir + "/" + name);
+      kept.set(p, data);
+      files.push([p, data]);
+    }
+  }
+  return files;
+}
+
+function keepSync() {
+  const now = new Set();
+  for (const [p, data] of snapshot(mp.FS, "/", [])) {
+    if (p === "/board.json") continue;
+    now.add(p);
+    if (data === null) {
+      fs.mkdirSync(keepDir + p, { recursive: true });
+    } else {
+      const old = kept.get(p);
+      if (!old || Buffer.compare(Buffer.from(old), Buffer.from(data)) !== 0) {
+        fs.writeFileSync(keepDir + p, data);
+        kept.set(p, Buffer.from(data));
+      }
+    }
+  }
+  for (const p of [...kept.keys()]) {
+    if (!now.has(p)) {
+      try { fs.unlinkSync(keepDir + p); } catch (e) { /* gone */ }
+      kept.delete(p);
+    }
+  }
+}
+
 async function boot(files, enterRaw) {
   mp = null;
   mp = await loadMicroPython({ heapsize: HEAP, linebuffer: false, stdout: collect, stderr: collect });
@@ -145,6 +190,7 @@ async function pump() {
         pend = [];
         for (const b of held) if (feed(b)) { reset = true; break; }
       } else {
+        if (c === 0x04 && raw) ranCode = true;
         reset = feed(c);
       }
       if (reset) {
@@ -157,6 +203,8 @@ async function pump() {
         live = true;
       }
     }
+    if (keepDir && ranCode) keepSync();  // before the end marker (held in out) goes out
+    ranCode = false;
     flush();
   } finally {
     busy = false;
@@ -165,6 +213,10 @@ async function pump() {
 }
 
 const initial = [["/lib", null]];
+if (keepDir) {
+  fs.mkdirSync(keepDir, { recursive: true });
+  keepLoad(keepDir, "", initial);
+}
 try {
   initial.push(["/board.json", fs.readFileSync(boardJsonPath)]);
 } catch (e) {

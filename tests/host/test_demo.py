@@ -85,7 +85,8 @@ def test_summary_says_what_ran_figures_files_and_next_steps():
               "400 packet buffers", "'pktbuf'", "134 allocations and 66 frees",
               "arena kernel_map", "24576 B in use of  65536 B", "30 per-CPU hits, 10 misses (75.0%",
               "1 pools: 404 requests, 399 releases, 2 pages", "2000 B of MicroPython heap",
-              "out/demo/memmap.png", "mpalloc stats --port vboard:rp2040",
+              "out/demo/memmap.png", "mpalloc vboard --board rp2040 --link /tmp/pico &",
+              "mpalloc stats --port /tmp/pico --board rp2040 --no-deploy --watch 1",
               "mpalloc map --from out/demo/snapshot.json"):
         assert s in text, s
 

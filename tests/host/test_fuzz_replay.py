@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 MP = ROOT / ".venv" / "bin" / "micropython"
-WASM_MJS = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
+WASM_MJS = ROOT / "host_tools" / "node" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
 SUITES = sorted(p.name for p in (ROOT / "tests" / "device").glob("test_*.py"))
 DEBUG_ON = "import mpalloc.debug\nmpalloc.debug.on()\n"
 # test_replay takes its 32 KB window (mpfuzz.reserve) before debug.on() compiles

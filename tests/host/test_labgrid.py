@@ -295,7 +295,7 @@ def test_device_suite_through_a_labgrid_place(farm, tmp_path):
 def test_two_boards_in_parallel_one_junit(farm, suites, tmp_path):
     junit = tmp_path / "junit.xml"
     r = farm.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:labgrid",
-                  "--rootdir", suites.parent, "-n", "2", "--port", "labgrid:farm=ci", "--junitxml", junit,
+                  "--rootdir", suites.parent, "-n", "2", "--mpalloc-port", "labgrid:farm=ci", "--junitxml", junit,
                   suites / "test_farm_a.py", suites / "test_farm_b.py"], timeout=90)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     seen = {}
@@ -315,7 +315,7 @@ def test_two_boards_in_parallel_one_junit(farm, suites, tmp_path):
 
 def test_board_list_needs_n(farm, suites):
     r = farm.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:labgrid",
-                  "--rootdir", suites.parent, "--port", "labgrid:pico-1,labgrid:esp32-1", suites / "test_farm_a.py"])
+                  "--rootdir", suites.parent, "--mpalloc-port", "labgrid:pico-1,labgrid:esp32-1", suites / "test_farm_a.py"])
     assert r.returncode != 0
     assert "-n 2" in r.stderr + r.stdout, r.stderr
 

@@ -11,7 +11,7 @@ from mpalloc_host.labgrid_target import LabgridError, parse_spec
 
 class FakeConfig:
     def __init__(self, port, numprocesses=None, dist="no", workerid=None):
-        self.option = types.SimpleNamespace(port=port, numprocesses=numprocesses, dist=dist)
+        self.option = types.SimpleNamespace(mpalloc_port=port, numprocesses=numprocesses, dist=dist)
         if workerid is not None:
             self.workerinput = {"workerid": workerid, "workercount": 2}
 
@@ -29,19 +29,19 @@ def test_split_ports():
 def test_each_worker_takes_its_board(wid, port):
     c = FakeConfig("vboard:rp2040,vboard:esp32", workerid=wid)
     farm.pytest_configure(c)
-    assert c.option.port == port
+    assert c.option.mpalloc_port == port
 
 
 def test_tag_pool_is_shared_by_every_worker():
     c = FakeConfig("labgrid:board=rp2040", workerid="gw3")
     farm.pytest_configure(c)
-    assert c.option.port == "labgrid:board=rp2040"
+    assert c.option.mpalloc_port == "labgrid:board=rp2040"
 
 
 def test_a_list_needs_workers():
     with pytest.raises(pytest.UsageError, match="with -n 2"):
         farm.pytest_configure(FakeConfig("vboard:rp2040,vboard:esp32"))
-    with pytest.raises(pytest.UsageError, match="-n 3 but --port lists only 2 boards"):
+    with pytest.raises(pytest.UsageError, match="-n 3 but --mpalloc-port lists only 2 boards"):
         farm.pytest_configure(FakeConfig("vboard:rp2040,vboard:esp32", numprocesses=3, dist="load"))
     farm.pytest_configure(FakeConfig("vboard:rp2040,vboard:esp32", numprocesses=2, dist="load"))
     farm.pytest_configure(FakeConfig("vboard:rp2040"))  # one board: nothing to say

@@ -1,6 +1,7 @@
 """The memory-map picture is drawn from a saved snapshot, off-line (PNG and SVG)."""
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,22 @@ def test_unknown_board_without_memmap_draws_window_and_claims(tmp_path):
     assert summary["rows"][:2] == ["MicroPython", "mpalloc"] and summary["aliases"] == []
     svg = (tmp_path / "u.svg").read_text()
     assert "micropython  64 KiB" in svg and "managed by mpalloc  64 KiB" in svg
+
+
+def test_demo_picture_classes_banks_window_and_no_overlaps(tmp_path):
+    # a snapshot the demo took on vboard:rp2040 (16 kmem classes, a pool, DMA buffers)
+    snap = st.Snapshot.load(Path(__file__).parent / "data" / "demo_snapshot_rp2040.json")
+    out = tmp_path / "m.svg"
+    s = memmap.draw(snap, out)
+    assert s["overlaps"] == []
+    assert "kmem by class" in s["rows"]
+    svg = out.read_text()
+    # every class is named in the breakdown row with its bytes (the colour is one for all)
+    for cls, size in (("16 B", "256 B"), ("64 B", "512 B"), ("320 B", "6 KiB")):
+        assert cls in svg and size in svg
+    regs, _ = memmap.sram_layout(snap)
+    assert memmap.bank_boundaries(regs) == [0x20040000, 0x20041000]
+    assert "dashed line: bank boundary" in svg and "word-striped over its banks" in svg
+    assert "mpalloc's window: a bytearray" in svg and "in the gc heap" in svg
+    pal = memmap._Palette({"pool kmem-00016", "pool kmem-00320"}, set())
+    assert pal("pool kmem-00016") == pal("pool kmem-00320") == memmap.C_KMEM

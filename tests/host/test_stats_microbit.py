@@ -28,8 +28,8 @@ def _mpalloc(*argv):
 def test_stats_microbit_heap_and_fit():
     _need_qemu()
     snap = json.loads(_mpalloc("stats", "--port", "qemu:microbit", "--json"))
-    recs = dict((k, d) for k, d in snap["records"])
-    assert [k for k, _ in snap["records"]][0] == "begin" and [k for k, _ in snap["records"]][-1] == "end"
+    recs = {k: lst[-1] for k, lst in snap["records"].items()}
+    assert list(snap["records"])[0] == "begin" and list(snap["records"])[-1] == "end"
     heap = recs["heap"]
     assert heap["platform"] == "microbit"
     assert heap["version"].startswith("micropython 1.9")
@@ -55,7 +55,7 @@ def test_map_microbit(tmp_path):
     assert "memory map of microbit" in text and "SRAM" in text
     svg = out.read_text()
     assert "SRAM: 16 KiB" in svg
-    heap = dict((k, d) for k, d in json.loads(snap.read_text())["records"])["heap"]
+    heap = json.loads(snap.read_text())["records"]["heap"][-1]
     from mpalloc_host.memmap import _size
 
     assert "gc heap as the board reports it now" in svg and ("of %s" % _size(heap["total"])) in svg

@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SCRIPT = os.path.join(ROOT, "tests", "bench", "vmem_figures.py")
 MPY = os.path.join(ROOT, ".venv", "bin", "micropython")
-WASM_MJS = os.path.join(ROOT, "node_modules", "@micropython", "micropython-webassembly-pyscript", "micropython.mjs")
+WASM_MJS = os.path.join(ROOT, "host_tools", "node", "node_modules", "@micropython", "micropython-webassembly-pyscript", "micropython.mjs")
 
 # figure -> (goal text, check(value, word_bits) -> True/False/None)
 GOALS = {

@@ -127,7 +127,10 @@ class Delivery:
 
     def stats_prepare(self, board, modules, progress=None):
         """Make `modules` importable on the board; {"mode", "copied", "sent"}."""
-        r = board.deploy(progress=progress)
+        from ..dist import runtime_modules
+        from ..stats import STATS_EXTRAS
+
+        r = board.deploy(progress=progress, only=runtime_modules(STATS_EXTRAS))
         return {"mode": self.name, "copied": r.get("copied", []), "sent": []}
 
     def stats_startup(self, board, profile=None):
