@@ -164,3 +164,11 @@ class BoardImage:
 
     def listdir(self, path="/"):
         return sorted(self._mounted().listdir(_norm(path)))
+
+    def walk(self, path="/"):
+        """Every file below `path` (board paths, sorted)."""
+        fs = self._mounted()
+        out = []
+        for top, _dirs, files in fs.walk(_norm(path)):
+            out.extend((top.rstrip("/") + "/" + f) for f in files)
+        return sorted(out)

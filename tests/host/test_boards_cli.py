@@ -39,4 +39,4 @@ def test_board_option_takes_a_profile_file(tmp_path):
         r = subprocess.run([str(MPALLOC), "deploy", "--port", vb.device, "--board", str(path), "-q"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
-        assert json.loads((vb.fsdir / "board.json").read_text())["name"] == "my_pico"
+        assert json.loads(vb.fs.read_text("/board.json"))["name"] == "my_pico"

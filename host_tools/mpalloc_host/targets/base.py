@@ -17,7 +17,7 @@ Target attributes:
               hard reset): Board waits for it and reconnects
     deadline  seconds the kind gets to start / answer
     started_s seconds an emulated target took to start, else None
-    name, fsdir, alive(), dead_reason(), logs(), close(); a context manager.
+    name, fs, fsdir, alive(), dead_reason(), logs(), close(); a context manager.
 
 Errors: TargetError (errors.py), one line naming the spec.
 """
@@ -82,6 +82,11 @@ class Target:
     @property
     def name(self):
         return self.spec if not self.board or self.board in self.spec else "%s (%s)" % (self.spec, self.board)
+
+    @property
+    def fs(self):
+        """The virtual board's filesystem read from the host (vboard_fs.BoardImage), else None."""
+        return getattr(self.backend, "fs", None)
 
     @property
     def fsdir(self):
