@@ -480,11 +480,10 @@ def uvm_km_debug(on):
 
 
 def _chk_locked(mi, s, a):
-    # Debug check after an operation at address a; the lock is released
-    # before a failure is raised.
+    # Debug check after an operation at address a (the caller's finally
+    # releases the lock when this raises).
     e = _chk_map(mi)
     if e >= 0:
-        _unlock(mi, s)
         uvm_km_lasterr[0] = a
         try:
             m = "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)" % (

@@ -551,6 +551,15 @@ def _pc_put(kind):
             PC.pool_cache_put(c, o + 8)
         elif kind == "paddr":
             PC.pool_cache_put_paddr(c, None, 0)
+        elif kind == "zero":
+            PC.pool_cache_put(c, o)  # a loaded magazine: the next put is a hit
+            PC.pool_cache_put(c, 0)
+        elif kind == "float":
+            PC.pool_cache_put(c, o)
+            PC.pool_cache_put(c, 1.5)
+        elif kind == "hitflags":
+            PC.pool_cache_put(c, o)
+            PC.pool_cache_get(c, 0)  # the magazine holds o: a hit but for the flags
     return f
 
 
@@ -1053,15 +1062,19 @@ CASES = [
     ("pool_set_drain_hook", "a second hook", ValueError, "pool_set_drain_hook", _pool_drain_twice),
     ("pool_reclaim", "from an interrupt handler", ValueError, "pool_reclaim", _pool_reclaim_intr),
     # pool_cache
-    ("pool_cache_init", "item size 0", ValueError, "pool_init",
+    ("pool_cache_init", "item size 0", ValueError, "pool_cache_init",
      lambda: _m("pool_cache").pool_cache_init(0, 8, 0, 0, "x", None, 0, None, None, None)),
-    ("pool_cache_destruct_object", "an address that is not an item (reaches the pool)",
-     ValueError, "pool_put", lambda: (lambda PC, c: [PC.pool_cache_invalidate(c), PC.pool_cache_destruct_object(c, 0x123)])(*pc())),
+    ("pool_cache_destruct_object", "an address that is not an item (refused before the destructor)",
+     ValueError, "pool_cache_destruct_object", lambda: (lambda PC, c: [PC.pool_cache_invalidate(c), PC.pool_cache_destruct_object(c, 0x123)])(*pc())),
     ("pool_cache_get", "flags without PR_WAITOK / PR_NOWAIT (seen when the magazines are empty)", ValueError,
      "pool_cache_get", _pc_get_flags("pool_cache_get")),
     ("pool_cache_get_paddr", "flags without PR_WAITOK / PR_NOWAIT", ValueError, "pool_cache_get",
      _pc_get_flags("pool_cache_get_paddr")),
     ("pool_cache_put", "None", ValueError, "pool_cache_put", _pc_put("none")),
+    ("pool_cache_put", "0 (null), on a magazine hit too", ValueError, "pool_cache_put", _pc_put("zero")),
+    ("pool_cache_put", "a float, str or bytes, on a magazine hit too", ValueError, "pool_cache_put", _pc_put("float")),
+    ("pool_cache_get", "flags without PR_WAITOK / PR_NOWAIT on a magazine hit", ValueError, "pool_cache_get",
+     _pc_put("hitflags")),
     ("pool_cache_put", "double put into the cache (pool_cache_debug)", ValueError, "pool_cache_put",
      _with_debug(("pool_cache", "pool_cache_debug"), _pc_put("double"))),
     ("pool_cache_put", "an address inside an object (pool_cache_debug)", ValueError, "pool_cache_put",
@@ -1069,9 +1082,9 @@ CASES = [
     ("pool_cache_put_paddr", "None", ValueError, "pool_cache_put", _pc_put("paddr")),
     ("pool_cache_invalidate", "from an interrupt handler", ValueError, "pool_cache_invalidate", _pc_invalidate_intr),
     ("pool_cache_destroy", "objects still out", ValueError, "pool_cache_destroy", _pc_destroy_busy),
-    ("pool_cache_setlowat", "a negative count", ValueError, "pool_setlowat", _pc_call("pool_cache_setlowat", -1)),
-    ("pool_cache_sethiwat", "a negative count", ValueError, "pool_sethiwat", _pc_call("pool_cache_sethiwat", -1)),
-    ("pool_cache_sethardlimit", "a negative limit", ValueError, "pool_sethardlimit",
+    ("pool_cache_setlowat", "a negative count", ValueError, "pool_cache_setlowat", _pc_call("pool_cache_setlowat", -1)),
+    ("pool_cache_sethiwat", "a negative count", ValueError, "pool_cache_sethiwat", _pc_call("pool_cache_sethiwat", -1)),
+    ("pool_cache_sethardlimit", "a negative limit", ValueError, "pool_cache_sethardlimit",
      _pc_call("pool_cache_sethardlimit", -1, None, 0)),
     ("pool_cache_prime", "more objects than the allocator has pages for", MemoryError, "pool_prime",
      _pc_call("pool_cache_prime", 10000)),
