@@ -346,7 +346,8 @@ def locks_free():
 
 
 def _named(fname, e):
-    msg = str(e.args[0]) if e.args else ""
+    # (an OSError's message is its second argument: extent's EAGAIN, ENOMEM)
+    msg = str(e.args[1] if isinstance(e, OSError) and len(e.args) > 1 else e.args[0]) if e.args else ""
     for n in (fname,) + ALIAS.get(fname, ()):
         if msg.startswith(n):
             return True
@@ -367,7 +368,7 @@ def check(i, subst, stats=None):
     r = "ok"
     try:
         fn(*args)
-    except (TypeError, ValueError, MemoryError) as e:
+    except (TypeError, ValueError, MemoryError, OSError) as e:
         if not _named(fname, e):
             raise Failure("%s raised %s(%r): the message does not name %s" % (what, type(e).__name__, e, fname))
         r = "refused"
