@@ -108,6 +108,7 @@ except ImportError:  # CPython
 
 MAXCPU = const(8)
 _META = const(8)
+_NOCPU = const(8)  # intr._NOCPU
 _NOWAIT = const(0x2)  # PR_NOWAIT, PR_WAITOK as constants the hit test inlines
 _WAITOK = const(0x1)
 _SIO_CPUID = const(-0x30000000)
@@ -155,11 +156,25 @@ _mem32 = None
 _cl = None  # MODE_THREAD: per-CPU magazine locks (see the header)
 
 
+class _NoCpu:
+    # _cl's entry for a thread that never called intr.cpu_attach: taking it
+    # raises intr.E_NOCPU (a hit costs nothing more for the check)
+    def acquire(self, *a):
+        raise intr.E_NOCPU
+
+    def release(self):
+        pass
+
+    def locked(self):
+        return False
+
+
 def _sync():
     global _thr, _dis, _en, _sio, _mem32, _cl
     _thr = intr.mode == intr.MODE_THREAD
     if _thr and _cl is None:
         _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
+        _cl.append(_NoCpu())  # _cl[intr._NOCPU]: what a thread with no CPU finds
     m = intr._machine
     _dis = m.disable_irq if m is not None else None
     _en = m.enable_irq if m is not None else None
@@ -278,7 +293,7 @@ def _get_thr(pc, flags):
     if flags != _NOWAIT and flags != _WAITOK or pc.__class__ is not list:
         _get_flags(pc, flags)
     # MODE_THREAD: the caller's CPU (handlers too) and its magazine lock
-    c = _cpuget(_ident(), 0) & 0xFF
+    c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
     m.acquire()
     mag = pc[c]
@@ -297,7 +312,7 @@ def _put_thr(pc, o):
     """Return object o (still constructed) to the cache."""
     if o.__class__ is not int or o <= 0 or pc.__class__ is not list:
         return _put_odd(pc, o)
-    c = _cpuget(_ident(), 0) & 0xFF
+    c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
     m.acquire()
     mag = pc[c]
