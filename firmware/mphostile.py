@@ -16,6 +16,9 @@
 # (a held lock is found by the lock check first, so nothing blocks on it).
 #
 #   import mphostile; mphostile.run(seed, n)   # n calls; returns the counts
+import gc
+import sys
+
 from mpalloc import intr, mem
 import mpfuzz
 
@@ -25,6 +28,9 @@ except ImportError:  # CPython
 
     def const(x):
         return x
+
+
+_MP = sys.implementation.name == "micropython"
 
 
 class Failure(Exception):
@@ -337,8 +343,9 @@ def locks_free():
             if _locked(PC._cl[c]):
                 return "pool_cache: CPU %d's magazine lock" % c
     for pc in PC.pool_cache_list:
-        if _locked(pc[PC._META].lock):
-            return "pool_cache: depot lock of '%s'" % pc[PC._META].name
+        d = pc[PC.MAXCPU]  # the cache's meta (pool_cache._META: a const, no attribute on MicroPython)
+        if _locked(d.lock):
+            return "pool_cache: depot lock of '%s'" % d.name
     return None
 
 
@@ -354,10 +361,45 @@ def _named(fname, e):
     return False
 
 
+# The registries a fixture adds to (module, list): check() drops what one call
+# added, so thousands of calls fit a board's heap.
+_REGS = (("vmem", "vmem_list"), ("extent", "extent_list"), ("mpipe", "mpipe_list"),
+         ("objcache", "objcache_list"), ("pool", "pool_list"), ("pool_cache", "pool_cache_list"),
+         ("zone", "zone_list"), ("kmalloc", "malloc_types"))
+
+
+def _marks():
+    return [len(getattr(_m(m), n)) for m, n in _REGS]
+
+
+def _forget(marks):
+    keep = {}
+    U = _m("uvm_km")
+    for mi in U._maps.values():  # the current kernel_map and its submaps stay registered
+        keep[id(mi.arena)] = 1
+    for k in range(len(_REGS)):
+        lst = getattr(_m(_REGS[k][0]), _REGS[k][1])
+        tail = lst[marks[k]:]
+        del lst[marks[k]:]
+        for o in tail:
+            if id(o) in keep:
+                lst.append(o)
+    if _MP:
+        gc.collect()  # a board's heap (CPython's reference counts free the rest at once)
+
+
 def check(i, subst, stats=None):
     """Call CASES[i] with subst ({argument index: value}) replacing arguments.
     Returns 'ok' (returned), 'refused' (a clear error) or 'late' (see LATE);
     raises Failure."""
+    marks = _marks()
+    try:
+        return _check(i, subst, stats)
+    finally:
+        _forget(marks)
+
+
+def _check(i, subst, stats):
     fname, fixture, argsf = CASES[i]
     f = fixture()
     args = list(argsf(f))
