@@ -53,6 +53,31 @@ ALIAS = {
 }
 
 
+# The hit paths (a few cu each) do not test the type of what they are given: a
+# float, str, bytes or None where an int or the allocator's object belongs
+# fails in the interpreter's arithmetic or subscript, BEFORE any lock is taken
+# or anything is changed, with the interpreter's message (README, Reliability).
+# Those (function: argument places) may raise TypeError, AttributeError or
+# IndexError without the name; the lock and allocator checks still apply.
+HOT = {
+    "vmem_alloc": (0, 1), "vmem_free": (0, 1, 2), "vmem_xfree": (0, 1, 2),
+    "pool_get": (0,), "pool_put": (0,),
+    "pool_cache_get": (0,), "pool_cache_put": (0,), "pool_cache_get_paddr": (0,), "pool_cache_put_paddr": (0,),
+    "kmem_alloc": (0, 1), "kmem_zalloc": (0, 1), "kmem_intr_alloc": (0, 1), "kmem_intr_zalloc": (0, 1),
+    "kmem_free": (0, 1), "kmem_intr_free": (0, 1),
+}
+
+
+def _hot_type(fname, nargs, subst, e):
+    places = HOT.get(fname)
+    if places is None or not isinstance(e, (TypeError, AttributeError, IndexError)):
+        return False
+    for j in subst:  # (an int in an object's place, e.g. pool_get(2**36, ...), counts too)
+        if j % nargs in places:
+            return True
+    return False
+
+
 # Functions whose misuse may be caught after the call rather than by it (a
 # foreign int address put on a pool_cache hit: found when the magazine's
 # objects go back to the pool, see README "Reliability"); result "late".
@@ -390,7 +415,8 @@ def _forget(marks):
 
 def check(i, subst, stats=None):
     """Call CASES[i] with subst ({argument index: value}) replacing arguments.
-    Returns 'ok' (returned), 'refused' (a clear error) or 'late' (see LATE);
+    Returns 'ok' (returned), 'refused' (a clear error), 'hot-type' (see HOT)
+    or 'late' (see LATE);
     raises Failure."""
     marks = _marks()
     try:
@@ -411,11 +437,16 @@ def _check(i, subst, stats):
     try:
         fn(*args)
     except (TypeError, ValueError, MemoryError, OSError) as e:
-        if not _named(fname, e):
+        if _named(fname, e):
+            r = "refused"
+        elif _hot_type(fname, len(args), subst, e):
+            r = "hot-type"
+        else:
             raise Failure("%s raised %s(%r): the message does not name %s" % (what, type(e).__name__, e, fname))
-        r = "refused"
     except Exception as e:
-        raise Failure("%s raised %s(%r)" % (what, type(e).__name__, e))
+        if not _hot_type(fname, len(args), subst, e):
+            raise Failure("%s raised %s(%r)" % (what, type(e).__name__, e))
+        r = "hot-type"
     held = locks_free()
     if held is not None:
         raise Failure("%s left a lock held: %s" % (what, held))

@@ -180,9 +180,7 @@ def kmem_free(p, size):
 
 def kmem_intr_alloc(size, kmflags):
     """size bytes (uninitialised) or None (KM_NOSLEEP)."""
-    if size.__class__ is not int or kmflags.__class__ is not int:
-        raise E_TYPE
-    f = kmflags & 3
+    f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
     if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
         raise E_ARG
     if not _caches:
@@ -242,8 +240,9 @@ def kmem_intr_free(p, size):
     """Free p, allocated with this size."""
     # Hot path (frame within 11 words, see pool_cache_get): a small size
     # outside debug mode; everything else in _free_other.
-    if p.__class__ is not int or size.__class__ is not int:
+    if p is None:
         _free_other(p, size)
+    p | size  # ints only: a float, str... raises here, before anything changes
     if _dcaches or size <= 0 or size > _MAXSMALL:
         _free_other(p, size)
         return
@@ -258,7 +257,7 @@ def _free_other(p, size):
     # kmem_intr_free of debug-mode items, large sizes and misuse.
     if p is None:
         _free_err(p, size)
-    if p.__class__ is not int or size.__class__ is not int:
+    if type(p) is not int or type(size) is not int:
         _free_type(p, size)
     if size <= 0:
         _free_err(p, size)

@@ -156,7 +156,7 @@ E_TYPE = TypeError("pool: an argument of the wrong type with the heap locked (po
 
 def _tchk(fn, pp):
     # a public function's pp: a pool, else a TypeError naming fn
-    if pp.__class__ is not _Pool:
+    if type(pp) is not _Pool:
         _terr(fn, "pp must be a pool", pp)
 
 
@@ -409,8 +409,8 @@ def pool_get(pp, flags):
     # Hot path. Every function on it keeps arguments + locals + value stack
     # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
     # taken from the heap (and freed) at every call. Rare work is in _get_more.
-    if pp.__class__ is not _Pool or flags.__class__ is not int:
-        _get_type(pp, flags)
+    if flags != PR_NOWAIT and flags != PR_WAITOK:
+        _get_type(pp, flags)  # other bits, or no int: checked there
     f = flags & 3
     if f == 0 or f == 3:
         raise E_GET_FLAGS
@@ -438,7 +438,8 @@ def pool_get(pp, flags):
 
 def _get_type(pp, flags):
     _tchk("pool_get", pp)
-    _terr("pool_get", "flags must be an int", flags)
+    if type(flags) is not int:
+        _terr("pool_get", "flags must be an int", flags)
 
 
 def _get_more(pp, flags):
@@ -560,8 +561,7 @@ def _slot_of(pp, a):
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
     # Hot path: frames within 11 words (see pool_get).
-    if pp.__class__ is not _Pool or a.__class__ is not int:
-        _tchk("pool_put", pp)
+    if a is None:  # (another non-int: _bit's -3, under the lock, released before the error)
         _put_err(pp, a, -3)
     s = intr.mutex_enter(pp.lock)
     b = _bit(pp, a)

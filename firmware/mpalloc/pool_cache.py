@@ -109,6 +109,7 @@ except ImportError:  # CPython
 MAXCPU = const(8)
 _META = const(8)
 _NOCPU = const(8)  # intr._NOCPU
+_ZERO = const(0)  # (identity: a small int; no compare that could raise on an objcache object)
 _NOWAIT = const(0x2)  # PR_NOWAIT, PR_WAITOK as constants the hit test inlines
 _WAITOK = const(0x1)
 _SIO_CPUID = const(-0x30000000)
@@ -275,7 +276,7 @@ def _get_up(pc, flags):
 
 def _put_up(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o.__class__ is not int or o <= 0:
+    if o is None or o is _ZERO:
         return _put_odd(pc, o)
     # a put hit counts nothing (see the header)
     mag = pc[0]
@@ -290,8 +291,9 @@ def _put_up(pc, o):
 
 def _get_thr(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
-    if flags != _NOWAIT and flags != _WAITOK or pc.__class__ is not list:
+    if flags != _NOWAIT and flags != _WAITOK:
         _get_flags(pc, flags)
+    pc[_META]  # a pc that is no cache fails here, before the lock (unnamed: see the header)
     # MODE_THREAD: the caller's CPU (handlers too) and its magazine lock
     c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
@@ -310,8 +312,9 @@ def _get_thr(pc, flags):
 
 def _put_thr(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o.__class__ is not int or o <= 0 or pc.__class__ is not list:
+    if o is None or o is _ZERO:
         return _put_odd(pc, o)
+    pc[_META]  # as in _get_thr
     c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
     m.acquire()
@@ -346,7 +349,7 @@ def _get_irq(pc, flags):
 
 def _put_irq(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o.__class__ is not int or o <= 0:
+    if o is None or o is _ZERO:
         return _put_odd(pc, o)
     m = _dis()
     mag = pc[0]
@@ -380,7 +383,7 @@ def _get_sio(pc, flags):
 
 def _put_sio(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o.__class__ is not int or o <= 0:
+    if o is None or o is _ZERO:
         return _put_odd(pc, o)
     m = _dis()
     mag = pc[_mem32[_SIO_CPUID]]
@@ -421,10 +424,9 @@ def _get_flags(pc, flags):
 
 
 def _put_odd(pc, o):
-    # a put of a non-int object, of 0 or of a negative number (or, in
-    # MODE_THREAD, to a pc that is no list): objcache's caches hold any
-    # object but None and take the general path; a pool's objects are item
-    # addresses, so anything else is refused and counted (d.nbad)
+    # a put of None or 0 (the hit tests only these two, by identity: cheap,
+    # and no compare that an objcache object could refuse): refused and
+    # counted (d.nbad); objcache's caches hold any object but None, 0 too
     _cchk("pool_cache_put", pc)
     d = pc[_META]
     if o is not None and d.pget is not _pool.pool_get:

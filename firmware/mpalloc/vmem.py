@@ -960,9 +960,7 @@ def _qc_drain_all(vm):
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
-    if size.__class__ is not int or vm.__class__ is not vmem:
-        _bad_alloc("vmem_alloc", vm, size, flags)
-    qs = (size + vm._qm) >> vm._qsh
+    qs = (size + vm._qm) >> vm._qsh  # a non-int size or arena fails here, before the lock
     if qs <= 0 or (flags != M_NOWAIT and flags != _NOWAIT_IF):
         _chk_alloc(vm, size, flags)
     if qs > vm._qcmax:
@@ -1358,9 +1356,7 @@ def _import(vm, qs, flags):
 
 def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
-    if addr.__class__ is not int or size.__class__ is not int or vm.__class__ is not vmem:
-        _bad_free(vm, addr, size)
-    q = addr - vm._org
+    q = addr - vm._org  # a non-int address or arena fails here, before the lock (so does a size below)
     qs = (size + vm._qm) >> vm._qsh
     if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_free(vm, addr, size)
@@ -1409,9 +1405,7 @@ def _qc_after(vm):
 
 def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
-    if addr.__class__ is not int or size.__class__ is not int or vm.__class__ is not vmem:
-        _bad_xfree(vm, addr, size)
-    q = addr - vm._org
+    q = addr - vm._org  # as in vmem_free
     qs = (size + vm._qm) >> vm._qsh
     if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_xfree(vm, addr, size)

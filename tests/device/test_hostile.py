@@ -4,7 +4,8 @@
 # raise a clear error naming the function, leave no lock held, and leave the
 # allocator allocating, freeing and passing its checks. The host runs the same
 # calls under hypothesis (tests/host/test_fuzz_hostile.py; make fuzz: long).
-#   hostile_args         HOSTILE_CALLS seeded calls (metric: calls, refused, ok, late)
+#   hostile_args         HOSTILE_CALLS seeded calls (metric: calls, refused, ok,
+#                        late, hot-type: see mphostile.LATE and mphostile.HOT)
 #   every_function_once  each function with each hostile value in its first
 #                        argument and its last
 #   thread_without_cpu   a thread that never called intr.cpu_attach gets
@@ -42,7 +43,7 @@ def hostile_args():
     st = {}
     for seed in (1, 2):
         mphostile.run(seed, NCALLS // 2, st)
-    for k in ("calls", "refused", "ok", "late"):
+    for k in ("calls", "refused", "ok", "late", "hot-type"):
         s.metric("hostile_args", k, st.get(k, 0))
     eq(st["calls"], NCALLS // 2 * 2, "calls made")
     if not st.get("refused"):

@@ -556,7 +556,8 @@ def _pc_put(kind):
             PC.pool_cache_put(c, 0)
         elif kind == "float":
             PC.pool_cache_put(c, o)
-            PC.pool_cache_put(c, 1.5)
+            PC.pool_cache_put(c, 1.5)  # not looked at on a hit ...
+            PC.pool_cache_invalidate(c)  # ... named here
         elif kind == "hitflags":
             PC.pool_cache_put(c, o)
             PC.pool_cache_get(c, 0)  # the magazine holds o: a hit but for the flags
@@ -1072,7 +1073,8 @@ CASES = [
      _pc_get_flags("pool_cache_get_paddr")),
     ("pool_cache_put", "None", ValueError, "pool_cache_put", _pc_put("none")),
     ("pool_cache_put", "0 (null), on a magazine hit too", ValueError, "pool_cache_put", _pc_put("zero")),
-    ("pool_cache_put", "a float, str or bytes, on a magazine hit too", ValueError, "pool_cache_put", _pc_put("float")),
+    ("pool_cache_put", "a float (found when the objects go back to the pool)", ValueError, "pool_cache_invalidate",
+     _pc_put("float")),
     ("pool_cache_get", "flags without PR_WAITOK / PR_NOWAIT on a magazine hit", ValueError, "pool_cache_get",
      _pc_put("hitflags")),
     ("pool_cache_put", "double put into the cache (pool_cache_debug)", ValueError, "pool_cache_put",
