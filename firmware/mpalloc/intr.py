@@ -23,6 +23,9 @@
 #                CPU (cpu_attach), a per-CPU lock plays the interrupt mask, and an
 #                emulated hard interrupt (run_hard) takes the mask of the CPU it
 #                interrupts, so a critical section really keeps it out.
+#                A thread that never called cpu_attach is no CPU (_NOCPU): its
+#                first splhigh() raises E_NOCPU (it would otherwise share CPU
+#                0's mask with CPU 0's thread, and both would enter).
 #
 # machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.

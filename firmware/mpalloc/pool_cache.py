@@ -84,6 +84,16 @@
 #    (leaving objects cached: pool_cache_destroy would fail busy) or guess
 #    (and corrupt). Interrupt contexts would also need magazines of their own,
 #    as their thread runs beside the CPU's thread, not instead of it.
+# Checks on the hit (issue 16): get compares flags with PR_NOWAIT and
+# PR_WAITOK (anything else goes to _get_flags, which refuses what pool_get
+# refuses); put tests o for None and 0 by identity (_put_odd refuses them and
+# counts d.nbad). Nothing else is looked at: a class test costs ~1 cu on
+# MicroPython, a lookup of the object's item more; a foreign, non-int or
+# doubly put object is named when the objects go back to the pool
+# (pool_cache_invalidate; counted as suspicious). MODE_THREAD reads pc[_META]
+# before taking its magazine lock, so a pc that is no cache fails unlocked.
+# A thread that never called intr.cpu_attach finds _cl[_NOCPU], whose
+# acquire() raises intr.E_NOCPU.
 # On boards the hit path is machine.disable_irq()/enable_irq() around the same
 # list operations (two native calls, like the lock pair; _get_irq, and
 # _get_sio which also reads the core's id): that keeps hard

@@ -106,6 +106,10 @@
 # wherever they do something (MODE_THREAD, or a board with machine.disable_irq);
 # with one CPU and nothing to mask (unix MODE_UP, webassembly) they are no-ops
 # and the hot paths skip the two calls (_lk, refreshed by intr.setup()).
+# Arguments are checked before the lock is taken (sizes beyond 2**40 or 2**29
+# quanta, bad types on the cold paths; on the hit paths the arithmetic refuses a
+# non-int first); the general path's locked sections release the lock on any
+# exception (try/finally), MemoryError and KeyboardInterrupt included.
 # M_WAITOK is refused in interrupt context; it waits (polling, 1 ms sleeps) for
 # frees for at most `wait_ms` milliseconds (module variable, default 2000),
 # then raises MemoryError. Constrained requests (align, phase, nocross, minaddr

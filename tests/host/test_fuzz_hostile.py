@@ -147,3 +147,33 @@ def test_hostile_unix_port_long():
     stats = eval(line[len("@@counts "):])  # a dict of ints the board printed
     _report("unix-port", stats)
     assert stats["calls"] == n
+
+
+def test_issue16_reports():
+    """The cases issue 16 reported, one by one."""
+    from mpalloc import intr, pool, pool_cache as PC
+
+    intr.setup(1)
+    V = vmem
+    vm = V.vmem_create("q16", 0x1000, 0x10000, 16, 0, V.M_NOWAIT)
+    # a huge size raised a bare IndexError inside the arena lock: the next call hung
+    with pytest.raises(ValueError, match="^vmem_alloc: size 68719476736 exceeds"):
+        V.vmem_alloc(vm, 2 ** 36, V.M_NOWAIT)
+    assert not vm._lock.locked()
+    a = V.vmem_alloc(vm, 64, V.M_NOWAIT)
+    V.vmem_free(vm, a, 64)
+    with pytest.raises(TypeError, match="^vmem_create: base, size"):
+        V.vmem_create("q", None, 64, 16, 0, V.M_NOWAIT)
+    # pool_sethardlimit took a float
+    f = mphostile._pl()
+    with pytest.raises(TypeError, match="^pool_sethardlimit: item count must be an int, not float"):
+        pool.pool_sethardlimit(f["pp"], 1.5, None, 0)
+    # pool_cache_get(pc, 0) succeeded on a magazine hit; put of 0 was taken
+    f = mphostile._pc()
+    PC.pool_cache_put(f["c"], f["p"])
+    with pytest.raises(ValueError, match="^pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT"):
+        PC.pool_cache_get(f["c"], 0)
+    with pytest.raises(ValueError, match="^pool_cache_put: 0 is not an object"):
+        PC.pool_cache_put(f["c"], 0)
+    assert PC.pool_cache_get(f["c"], pool.PR_NOWAIT) == f["p"]
+    assert mphostile.locks_free() is None

@@ -1340,6 +1340,18 @@ def render():
         "extent(9) reports with an errno are",
         "`OSError(errno, message)` (EAGAIN: no space or busy; ENOMEM: no descriptor).",
         "",
+        "Hostile arguments (issue 16): every public function is also called with huge,",
+        "negative, zero, float, str, bytes and None arguments by `firmware/mphostile.py`",
+        "(`tests/host/test_fuzz_hostile.py`, `tests/device/test_hostile.py`): each call",
+        "returns or raises an error naming the function, no lock stays held, and the",
+        "allocator still works. Two documented exceptions (README, Reliability): the hit",
+        "paths (vmem_alloc/free/xfree, pool_get/put, pool_cache_get/put, kmem_*alloc/free)",
+        "leave a wrong *type* to the interpreter's own TypeError/AttributeError, raised",
+        "before any lock or change; and a pool_cache put hit looks only at None and 0, so",
+        "another bad object (a foreign address, a double put, a float) is named when the",
+        "cache gives its objects back to the pool (pool_cache_invalidate, destroy), and",
+        "counted in `pool_cache_stats(pc)[\"suspicious\"]`; debug mode names it at the put.",
+        "",
     ]
     by = {}
     for c in CASES:
