@@ -799,6 +799,8 @@ def pool_debug(on):
 
 def _dbg_get(pp, flags):
     # pool_get in debug mode (see above).
+    if type(flags) is not int:
+        _get_type(pp, flags)
     a = _pool_get(pp, flags & ~PR_ZERO)
     if a is None:
         return None

@@ -1176,12 +1176,12 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
 def _chk_xargs(align, phase, nocross, minaddr, maxaddr):
     # vmem_xalloc's constraints: ints, and none beyond what an address can be
     # (minaddr and maxaddr may be VMEM_ADDR_MIN / VMEM_ADDR_MAX)
-    for v in (align, phase, nocross, minaddr, maxaddr):
-        if v.__class__ is not int:
-            _xerr("vmem_xalloc: align, phase, nocross, minaddr and maxaddr must be ints (got %r)", v, 0, 0)
-    for v in (align, phase, nocross):
-        if not 0 <= v <= _XLIM:
-            _xerr("vmem_xalloc: align, phase and nocross must be in 0..2**40 (got %d)", v, 0, 0)
+    # (no tuple, no loop: vmem_xalloc runs from interrupt handlers, heap locked)
+    if (align.__class__ is not int or phase.__class__ is not int or nocross.__class__ is not int
+            or minaddr.__class__ is not int or maxaddr.__class__ is not int):
+        _xerr("vmem_xalloc: align, phase, nocross, minaddr and maxaddr must be ints (got %r, %r, %r)", align, phase, nocross)
+    if not (0 <= align <= _XLIM and 0 <= phase <= _XLIM and 0 <= nocross <= _XLIM):
+        _xerr("vmem_xalloc: align %d, phase %d and nocross %d must be in 0..2**40", align, phase, nocross)
 
 
 def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
