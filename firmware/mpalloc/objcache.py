@@ -282,7 +282,8 @@ def objcache_put(oc, o):
 
 def _untrack(fn, oc, o):
     if oc.out.pop(o, None) is None:
-        raise ValueError("%s: %r is not an object of cache '%s' that is out (put twice or foreign)" % (fn, o, oc.name))
+        raise ValueError("%s: %s is not an object of cache '%s' that is out (put twice or foreign)"
+                         % (fn, ("0x%x" % o) if isinstance(o, int) else repr(o), oc.name))
 
 
 def objcache_dtor(oc, o):
