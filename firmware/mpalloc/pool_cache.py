@@ -86,8 +86,7 @@
 #    as their thread runs beside the CPU's thread, not instead of it.
 # Checks on the hit (issue 16): get compares flags with PR_NOWAIT and
 # PR_WAITOK (anything else goes to _get_flags, which refuses what pool_get
-# refuses); put tests o for None and 0 by identity (_put_odd refuses them and
-# counts d.nbad). Nothing else is looked at: a class test costs ~1 cu on
+# refuses); put tests `not o` (_put_odd refuses None and 0 and counts d.nbad). Nothing else is looked at: a class test costs ~1 cu on
 # MicroPython, a lookup of the object's item more; a foreign, non-int or
 # doubly put object is named when the objects go back to the pool
 # (pool_cache_invalidate; counted as suspicious). MODE_THREAD reads pc[_META]
@@ -119,7 +118,6 @@ except ImportError:  # CPython
 MAXCPU = const(8)
 _META = const(8)
 _NOCPU = const(8)  # intr._NOCPU
-_ZERO = const(0)  # (identity: a small int; no compare that could raise on an objcache object)
 _NOWAIT = const(0x2)  # PR_NOWAIT, PR_WAITOK as constants the hit test inlines
 _WAITOK = const(0x1)
 _SIO_CPUID = const(-0x30000000)
@@ -286,7 +284,7 @@ def _get_up(pc, flags):
 
 def _put_up(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o is None or o is _ZERO:
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
         return _put_odd(pc, o)
     # a put hit counts nothing (see the header)
     mag = pc[0]
@@ -322,7 +320,7 @@ def _get_thr(pc, flags):
 
 def _put_thr(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o is None or o is _ZERO:
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
         return _put_odd(pc, o)
     pc[_META]  # as in _get_thr
     c = _cpuget(_ident(), _NOCPU) & 0xFF
@@ -359,7 +357,7 @@ def _get_irq(pc, flags):
 
 def _put_irq(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o is None or o is _ZERO:
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
         return _put_odd(pc, o)
     m = _dis()
     mag = pc[0]
@@ -393,7 +391,7 @@ def _get_sio(pc, flags):
 
 def _put_sio(pc, o):
     """Return object o (still constructed) to the cache."""
-    if o is None or o is _ZERO:
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
         return _put_odd(pc, o)
     m = _dis()
     mag = pc[_mem32[_SIO_CPUID]]
@@ -434,9 +432,9 @@ def _get_flags(pc, flags):
 
 
 def _put_odd(pc, o):
-    # a put of None or 0 (the hit tests only these two, by identity: cheap,
-    # and no compare that an objcache object could refuse): refused and
-    # counted (d.nbad); objcache's caches hold any object but None, 0 too
+    # a put of a false object (the hit's one test, `not o`: None and 0, and
+    # no compare an objcache object could refuse): None and 0 are refused and
+    # counted (d.nbad); objcache's caches hold any object but None
     _cchk("pool_cache_put", pc)
     d = pc[_META]
     if o is not None and d.pget is not _pool.pool_get:
