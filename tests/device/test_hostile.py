@@ -13,6 +13,7 @@
 #                        mask untouched (MODE_THREAD boards: the virtual board)
 # Set mphostile.HOSTILE_CALLS before the suite runs for a longer run.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=512K tests/device/test_hostile.py
+import sys
 import time
 
 from mptest import Suite, skip, has, eq
@@ -25,7 +26,10 @@ mpfuzz.reserve()
 
 s = Suite("hostile", needs=("heap:200000",))
 
-NCALLS = getattr(mphostile, "HOSTILE_CALLS", 400)
+# webassembly runs a call ~8x slower than the unix port: a shorter pass there
+# (make test's budget); the unix port and CPython (exhaustively) run all of it
+SLOW = sys.platform == "webassembly"
+NCALLS = getattr(mphostile, "HOSTILE_CALLS", 120 if SLOW else 400)
 DEADLINE_MS = 5000  # one call; a hang is the runner's per-test deadline
 
 
@@ -53,11 +57,13 @@ def hostile_args():
 @s.test
 def every_function_once():
     H = mphostile.hostile()
+    if SLOW:
+        H = (H[0], H[2], H[5], H[8])  # 2**36, -1, 1.5, None
     st = {}
     n = 0
     for i in range(len(mphostile.CASES)):
         for v in H:
-            for j in (1, -1):  # the second argument and the last (index taken mod the count)
+            for j in ((-1,) if SLOW else (1, -1)):  # the second argument and the last (index taken mod the count)
                 _timed(lambda: mphostile.check(i, {j: v}, st))
                 n += 1
     s.metric("every_function_once", "calls", n)
