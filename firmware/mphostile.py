@@ -394,7 +394,7 @@ _REGS = (("vmem", "vmem_list"), ("extent", "extent_list"), ("mpipe", "mpipe_list
 
 
 def _marks():
-    return [len(getattr(_m(m), n)) for m, n in _REGS]
+    return [len(getattr(_m(m), n)) for m, n in _REGS] + [len(_m("kmalloc")._types)]
 
 
 def _forget(marks):
@@ -409,6 +409,9 @@ def _forget(marks):
         for o in tail:
             if id(o) in keep:
                 lst.append(o)
+    ts = _m("kmalloc")._types  # type id -> type: ids are never reused, the types are dropped
+    for k in range(marks[len(_REGS)], len(ts)):
+        ts[k] = None
     if _MP:
         gc.collect()  # a board's heap (CPython's reference counts free the rest at once)
 

@@ -410,10 +410,10 @@ def krealloc(p, size, t, flags):
     _check_type_slow("krealloc", t)
     if p is None or p == ZERO_LENGTH_PTR:
         return kmalloc(size, t, flags)
+    old = _check_owned_verbose("krealloc", p, t)  # before a free: its errors name krealloc
     if size == 0:
         kfree(p, t)
         return None
-    old = _check_owned_verbose("krealloc", p, t)
     want = _pow2(size) if flags & M_POWEROF2 else size
     if _chunk(want) == old:
         s = intr.mutex_enter(_lock)
