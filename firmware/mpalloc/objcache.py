@@ -84,10 +84,22 @@ class objcache:
         self.dead = False
 
 
+def _occhk(fn, oc):
+    if oc.__class__ is not objcache:
+        raise TypeError("%s: oc must be an objcache, not %s" % (fn, type(oc).__name__))
+
+
 def objcache_create(name, cluster_limit, nominal_cache, ctor, dtor, privdata, alloc, free, allocator_args):
     """An object cache; objects come from alloc(allocator_args, ocflags)."""
     if alloc is None or free is None:
-        raise ValueError("objcache_create: '%s' needs alloc and free functions" % name)
+        raise ValueError("objcache_create: '%s' needs alloc and free functions" % (name,))
+    if not isinstance(name, str) or not isinstance(cluster_limit, int) or not isinstance(nominal_cache, int):
+        raise TypeError("objcache_create: name must be a str, cluster_limit and nominal_cache ints")
+    for f in (ctor, dtor, alloc, free):
+        if not (f is None or callable(f)):
+            raise TypeError("objcache_create: ctor, dtor, alloc and free must be callable, not %s" % type(f).__name__)
+    if cluster_limit > 1 << 24 or nominal_cache > 1 << 24:
+        raise ValueError("objcache_create: cluster_limit %d / nominal_cache %d beyond 2**24" % (cluster_limit, nominal_cache))
     if cluster_limit < 0 or nominal_cache < 0:
         raise ValueError("objcache_create: cluster_limit %d / nominal_cache %d < 0" % (cluster_limit, nominal_cache))
     ncpus = intr.ncpu
@@ -212,6 +224,9 @@ def _oc_free(oc, o):
 
 def objcache_get(oc, ocflags):
     """A constructed object, or None (M_NOWAIT / M_NULLOK at the limit, ctor failure)."""
+    if oc.__class__ is not objcache or ocflags.__class__ is not int:
+        _occhk("objcache_get", oc)
+        raise TypeError("objcache_get: ocflags must be an int, not %s" % type(ocflags).__name__)
     if oc.dead:
         raise _E_DEAD_GET
     if ocflags & _km.M_ZERO:
@@ -253,6 +268,8 @@ def _wait(oc, ocflags):
 
 def objcache_put(oc, o):
     """Return a constructed object to the cache (magazines, else dtor + free)."""
+    if oc.__class__ is not objcache:
+        _occhk("objcache_put", oc)
     if oc.dead:
         raise _E_DEAD_PUT
     if o is None:
@@ -265,11 +282,13 @@ def objcache_put(oc, o):
 
 def _untrack(fn, oc, o):
     if oc.out.pop(o, None) is None:
-        raise ValueError("%s: 0x%x is not an object of cache '%s' that is out (put twice or foreign)" % (fn, o, oc.name))
+        raise ValueError("%s: %s is not an object of cache '%s' that is out (put twice or foreign)"
+                         % (fn, ("0x%x" % o) if isinstance(o, int) else repr(o), oc.name))
 
 
 def objcache_dtor(oc, o):
     """o is no longer in a constructed state: destruct it and give it back to free."""
+    _occhk("objcache_dtor", oc)
     if oc.dead:
         raise _E_DEAD_DTOR
     if o is None:
@@ -277,7 +296,10 @@ def objcache_dtor(oc, o):
     if oc.out is not None:
         _untrack("objcache_dtor", oc, o)
     oc.exhausted = False
-    _pc.pool_cache_destruct_object(oc.pc, o)
+    try:
+        _pc.pool_cache_destruct_object(oc.pc, o)
+    except (TypeError, ValueError) as e:  # the back end's (kfree's) message, under this name
+        raise type(e)("objcache_dtor: %s" % (e.args[0] if e.args else e))
 
 
 def objcache_reclaimlist(oclist, nlist, ocflags):
@@ -301,6 +323,7 @@ def objcache_reclaimlist(oclist, nlist, ocflags):
 
 def objcache_destroy(oc):
     """Destruct and free every cached object; no object may be out."""
+    _occhk("objcache_destroy", oc)
     if oc.dead:
         raise ValueError("objcache_destroy: cache '%s' already destroyed" % oc.name)
     _pc.pool_cache_invalidate(oc.pc)
@@ -320,7 +343,9 @@ class objcache_malloc_args:
     """struct objcache_malloc_args: objects of objsize bytes from kmalloc type mtype."""
 
     def __init__(self, objsize, mtype):
-        if objsize < 1:
+        if not isinstance(objsize, int):
+            raise TypeError("objcache_malloc_args: objsize must be an int, not %s" % type(objsize).__name__)
+        if objsize < 1 or objsize > 1 << 20:
             raise ValueError("objcache_malloc_args: objsize %d < 1" % objsize)
         if not _km.malloc_type_live(mtype):
             raise ValueError("objcache_malloc_args: not a live malloc type: %r" % (mtype,))
@@ -346,11 +371,19 @@ def objcache_nop_free(obj, allocator_args):
 
 def objcache_create_mbacked(mtype, objsize, cluster_limit, nominal_cache, ctor, dtor, privdata):
     """A kmalloc-backed cache named after the type's short description."""
+    if not _km.malloc_type_live(mtype):
+        raise ValueError("objcache_create_mbacked: not a live malloc type: %r" % (mtype,))
+    if not isinstance(objsize, int) or not 1 <= objsize <= 1 << 20:
+        raise ValueError("objcache_create_mbacked: objsize %r not an int in 1..2**20" % (objsize,))
     return objcache_create(mtype.ks_shortdesc, cluster_limit, nominal_cache, ctor, dtor, privdata,
                            objcache_malloc_alloc, objcache_malloc_free, objcache_malloc_args(objsize, mtype))
 
 
 def objcache_create_simple(mtype, objsize):
+    if not _km.malloc_type_live(mtype):
+        raise ValueError("objcache_create_simple: not a live malloc type: %r" % (mtype,))
+    if not isinstance(objsize, int) or not 1 <= objsize <= 1 << 20:
+        raise ValueError("objcache_create_simple: objsize %r not an int in 1..2**20" % (objsize,))
     return objcache_create_mbacked(mtype, objsize, 0, 0, None, None, None)
 
 
@@ -358,6 +391,7 @@ def objcache_stats(oc):
     """name, size, cluster_limit, mag_capacity, unallocated (-1 = no limit), nalloc,
     nfree, live (objects in existence), cached (in magazines), gets, puts, hits,
     gets_null, nexhausted."""
+    _occhk("objcache_stats", oc)
     st = _pc.pool_cache_stats(oc.pc)
     gets = puts = hits = 0
     for c in st["cpus"]:

@@ -151,6 +151,23 @@ class _Pool:
     cache = None
 
 
+E_TYPE = TypeError("pool: an argument of the wrong type with the heap locked (pool_get/pool_put)")
+
+
+def _tchk(fn, pp):
+    # a public function's pp: a pool, else a TypeError naming fn
+    if type(pp) is not _Pool:
+        _terr(fn, "pp must be a pool", pp)
+
+
+def _terr(fn, what, v):
+    try:
+        m = "%s: %s, not %s" % (fn, what, type(v).__name__)
+    except MemoryError:
+        raise E_TYPE
+    raise TypeError(m)
+
+
 def _err(pre, fmt, a, b):
     # A formatted message where the heap allows it, else the preallocated `pre`.
     pool_lasterr[0] = a
@@ -163,6 +180,13 @@ def _err(pre, fmt, a, b):
 
 def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
+    for v in (size, align, align_offset, flags, ipl):
+        if not isinstance(v, int):
+            raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
+    if not (palloc is None or hasattr(palloc, "pa_pagesz")):
+        raise TypeError("pool_init: palloc must be a pool_allocator or None, not %s" % type(palloc).__name__)
+    if size > 1 << 30 or align > 1 << 30:
+        raise ValueError("pool_init: item size %d or align %d beyond 2**30" % (size, align))
     if size <= 0:
         raise ValueError("pool_init: item size %d must be > 0" % size)
     if align == 0:
@@ -385,6 +409,8 @@ def pool_get(pp, flags):
     # Hot path. Every function on it keeps arguments + locals + value stack
     # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
     # taken from the heap (and freed) at every call. Rare work is in _get_more.
+    if flags != PR_NOWAIT and flags != PR_WAITOK:
+        _get_type(pp, flags)  # other bits, or no int: checked there
     f = flags & 3
     if f == 0 or f == 3:
         raise E_GET_FLAGS
@@ -408,6 +434,12 @@ def pool_get(pp, flags):
     if flags & PR_ZERO:
         _zero(f, pp.reqsize)
     return f
+
+
+def _get_type(pp, flags):
+    _tchk("pool_get", pp)
+    if type(flags) is not int:
+        _terr("pool_get", "flags must be an int", flags)
 
 
 def _get_more(pp, flags):
@@ -529,6 +561,8 @@ def _slot_of(pp, a):
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
     # Hot path: frames within 11 words (see pool_get).
+    if a is None:  # (another non-int: _bit's -3, under the lock, released before the error)
+        _put_err(pp, a, -3)
     s = intr.mutex_enter(pp.lock)
     b = _bit(pp, a)
     if b < 0:
@@ -555,6 +589,15 @@ def _bit(pp, a):
     if not (pp.bmap[sl >> 3] >> (sl & 7)) & 1:
         return -2
     return sl
+
+
+def _out(pp, a):
+    # _bit's verdict on a, taken under the pool lock (no change made)
+    s = intr.mutex_enter(pp.lock)
+    try:
+        return _bit(pp, a)
+    finally:
+        intr.mutex_exit(pp.lock, s)
 
 
 def _put_err(pp, a, e):
@@ -598,6 +641,7 @@ def _shrink(pp, sl):
 
 def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
+    _tchk("pool_destroy", pp)
     if pp.nout:
         raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
     if pp.cache is not None:
@@ -615,6 +659,7 @@ def pool_destroy(pp):
 
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
+    _tchk("pool_prime", pp)
     _count("pool_prime", n)
     ipp = pp.ipp
     pp.minpages = (n + ipp - 1) // ipp
@@ -627,6 +672,7 @@ def pool_prime(pp, n):
 
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    _tchk("pool_setlowat", pp)
     _count("pool_setlowat", n)
     pp.minitems = n
     while pp.nitems < n:
@@ -636,6 +682,7 @@ def pool_setlowat(pp, n):
 
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    _tchk("pool_sethiwat", pp)
     _count("pool_sethiwat", n)
     pp.maxitems = n
     pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
@@ -643,6 +690,8 @@ def pool_sethiwat(pp, n):
 
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
     """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    _tchk("pool_sethardlimit", pp)
+    _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
     if limit < 0:
         raise ValueError("pool_sethardlimit: limit %d < 0" % limit)
     pp.hardlimit = limit
@@ -652,12 +701,29 @@ def pool_sethardlimit(pp, limit, warnmess, ratecap):
     pp.lastwarn = None
 
 
+def _limit_chk(fn, limit, warnmess, ratecap):
+    _count(fn, limit)
+    if not (warnmess is None or isinstance(warnmess, str)):
+        raise TypeError("%s: warnmess must be a str or None, not %s" % (fn, type(warnmess).__name__))
+    if not isinstance(ratecap, int) or ratecap < 0:
+        raise ValueError("%s: ratecap %r must be an int >= 0" % (fn, ratecap))
+
+
+def _call_chk(fn, f):
+    if not callable(f):
+        raise TypeError("%s: fn must be callable, not %s" % (fn, type(f).__name__))
+
+
 def _count(fn, n):
-    if not isinstance(n, int) or n < 0:
-        raise ValueError("%s: item count %r must be an int >= 0" % (fn, n))
+    if not isinstance(n, int):
+        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
+    if n < 0 or n > 1 << 30:
+        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
 
 
 def pool_set_drain_hook(pp, fn, arg):
+    _tchk("pool_set_drain_hook", pp)
+    _call_chk("pool_set_drain_hook", fn)
     if pp.drain is not None:
         raise ValueError("pool_set_drain_hook: pool '%s' already has one" % pp.name)
     pp.drain = fn
@@ -666,6 +732,7 @@ def pool_set_drain_hook(pp, fn, arg):
 
 def pool_reclaim(pp):
     """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    _tchk("pool_reclaim", pp)
     if intr.cpu_intr_p():
         raise ValueError("pool_reclaim: not from interrupt context")
     if pp.drain is not None:
@@ -732,6 +799,8 @@ def pool_debug(on):
 
 def _dbg_get(pp, flags):
     # pool_get in debug mode (see above).
+    if type(flags) is not int:
+        _get_type(pp, flags)
     a = _pool_get(pp, flags & ~PR_ZERO)
     if a is None:
         return None
@@ -860,19 +929,23 @@ _pool_put = pool_put
 
 
 def pool_nget(pp):
+    _tchk("pool_nget", pp)
     return pp.nget
 
 
 def pool_nput(pp):
+    _tchk("pool_nput", pp)
     return pp.nput
 
 
 def pool_paddr(pp, a):
     """The physical (DMA) address of item a: the address itself (see the header)."""
+    _tchk("pool_paddr", pp)
     return a
 
 
 def pool_stats(pp):
+    _tchk("pool_stats", pp)
     return {
         "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
         "nget": pp.nget, "nfail": pp.nfail, "nput": pp.nput,
@@ -885,6 +958,7 @@ def pool_stats(pp):
 
 
 def pool_pages(pp):
+    _tchk("pool_pages", pp)
     r = []
     for sl in range(pp.nslots):
         if pp.pg_state[sl] != _UNUSED:
@@ -895,6 +969,7 @@ def pool_pages(pp):
 
 def pool_chk(pp):
     """Check every invariant written next to the data; raises AssertionError."""
+    _tchk("pool_chk", pp)
     ipp = pp.ipp
     npages = nidle = nout = 0
     for sl in range(pp.nslots):

@@ -84,6 +84,15 @@
 #    (leaving objects cached: pool_cache_destroy would fail busy) or guess
 #    (and corrupt). Interrupt contexts would also need magazines of their own,
 #    as their thread runs beside the CPU's thread, not instead of it.
+# Checks on the hit (issue 16): get compares flags with PR_NOWAIT and
+# PR_WAITOK (anything else goes to _get_flags, which refuses what pool_get
+# refuses); put tests `not o` (_put_odd refuses None and 0 and counts d.nbad). Nothing else is looked at: a class test costs ~1 cu on
+# MicroPython, a lookup of the object's item more; a foreign, non-int or
+# doubly put object is named when the objects go back to the pool
+# (pool_cache_invalidate; counted as suspicious). MODE_THREAD reads pc[_META]
+# before taking its magazine lock, so a pc that is no cache fails unlocked.
+# A thread that never called intr.cpu_attach finds _cl[_NOCPU], whose
+# acquire() raises intr.E_NOCPU.
 # On boards the hit path is machine.disable_irq()/enable_irq() around the same
 # list operations (two native calls, like the lock pair; _get_irq, and
 # _get_sio which also reads the core's id): that keeps hard
@@ -108,6 +117,9 @@ except ImportError:  # CPython
 
 MAXCPU = const(8)
 _META = const(8)
+_NOCPU = const(8)  # intr._NOCPU
+_NOWAIT = const(0x2)  # PR_NOWAIT, PR_WAITOK as constants the hit test inlines
+_WAITOK = const(0x1)
 _SIO_CPUID = const(-0x30000000)
 MAGSIZE = const(15)  # NetBSD LP64 group size; PR_LARGECACHE: 63
 MAGSIZE_LARGE = const(63)
@@ -115,6 +127,8 @@ MAGSIZE_LARGE = const(63)
 pool_cache_list = []
 E_FLAGS = ValueError("pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT")
 E_NULL = ValueError("pool_cache_put: object is None")
+E_PUT = ValueError("pool_cache_put: not an object of this cache (0, negative or not an int) with the heap locked")
+E_TYPE = TypeError("pool_cache: an argument of the wrong type with the heap locked")
 
 # _POS[k] = 1 if k > 0 else 0 (k <= 128, objcache's largest magazine): what a
 # get hit takes, as an int without a jump (a bool in arithmetic takes
@@ -151,11 +165,25 @@ _mem32 = None
 _cl = None  # MODE_THREAD: per-CPU magazine locks (see the header)
 
 
+class _NoCpu:
+    # _cl's entry for a thread that never called intr.cpu_attach: taking it
+    # raises intr.E_NOCPU (a hit costs nothing more for the check)
+    def acquire(self, *a):
+        raise intr.E_NOCPU
+
+    def release(self):
+        pass
+
+    def locked(self):
+        return False
+
+
 def _sync():
     global _thr, _dis, _en, _sio, _mem32, _cl
     _thr = intr.mode == intr.MODE_THREAD
     if _thr and _cl is None:
         _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
+        _cl.append(_NoCpu())  # _cl[intr._NOCPU]: what a thread with no CPU finds
     m = intr._machine
     _dis = m.disable_irq if m is not None else None
     _en = m.enable_irq if m is not None else None
@@ -173,11 +201,19 @@ class _Meta:
     ctor = None
     dtor = None
     arg = None
+    nbad = 0  # puts refused: None, 0, a negative or non-int object (see _put_odd)
 
 
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
     """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
-    pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
+    if not isinstance(flags, int):
+        raise TypeError("pool_cache_init: flags must be an int, not %s" % type(flags).__name__)
+    if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
+        raise TypeError("pool_cache_init: ctor and dtor must be callable or None")
+    try:
+        pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
+    except (TypeError, ValueError) as e:  # pool_init's message, under this function's name
+        raise type(e)("pool_cache_init: " + str(e.args[0] if e.args else e)[len("pool_init: "):])
     d = _Meta()
     d.name = wchan
     d.pp = pp
@@ -231,6 +267,8 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
 
 def _get_up(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    if flags != _NOWAIT and flags != _WAITOK:
+        _get_flags(pc, flags)
     # one CPU, nothing to exclude (unix MODE_UP, webassembly, micro:bit):
     # 30 bytecodes on a hit (magazine 4, count 4, step 4, store 6, hit count 8, object 4)
     mag = pc[0]
@@ -246,6 +284,8 @@ def _get_up(pc, flags):
 
 def _put_up(pc, o):
     """Return object o (still constructed) to the cache."""
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
+        return _put_odd(pc, o)
     # a put hit counts nothing (see the header)
     mag = pc[0]
     n = mag[0]
@@ -259,8 +299,11 @@ def _put_up(pc, o):
 
 def _get_thr(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    if flags != _NOWAIT and flags != _WAITOK:
+        _get_flags(pc, flags)
+    pc[_META]  # a pc that is no cache fails here, before the lock (unnamed: see the header)
     # MODE_THREAD: the caller's CPU (handlers too) and its magazine lock
-    c = _cpuget(_ident(), 0) & 0xFF
+    c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
     m.acquire()
     mag = pc[c]
@@ -277,7 +320,10 @@ def _get_thr(pc, flags):
 
 def _put_thr(pc, o):
     """Return object o (still constructed) to the cache."""
-    c = _cpuget(_ident(), 0) & 0xFF
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
+        return _put_odd(pc, o)
+    pc[_META]  # as in _get_thr
+    c = _cpuget(_ident(), _NOCPU) & 0xFF
     m = _cl[c]
     m.acquire()
     mag = pc[c]
@@ -293,6 +339,8 @@ def _put_thr(pc, o):
 
 def _get_irq(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    if flags != _NOWAIT and flags != _WAITOK:
+        _get_flags(pc, flags)
     # one CPU with an interrupt mask (machine.disable_irq: esp32)
     m = _dis()
     mag = pc[0]
@@ -309,6 +357,8 @@ def _get_irq(pc, flags):
 
 def _put_irq(pc, o):
     """Return object o (still constructed) to the cache."""
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
+        return _put_odd(pc, o)
     m = _dis()
     mag = pc[0]
     n = mag[0]
@@ -323,6 +373,8 @@ def _put_irq(pc, o):
 
 def _get_sio(pc, flags):
     """A constructed object's address, or None (PR_NOWAIT, hard limit, ctor failure)."""
+    if flags != _NOWAIT and flags != _WAITOK:
+        _get_flags(pc, flags)
     # RP2040 (MODE_SIO): this core's mask, then its id from the SIO CPUID register
     m = _dis()
     mag = pc[_mem32[_SIO_CPUID]]
@@ -339,6 +391,8 @@ def _get_sio(pc, flags):
 
 def _put_sio(pc, o):
     """Return object o (still constructed) to the cache."""
+    if not o:  # None, 0 (an objcache's falsy object too: _put_odd takes it the general way)
+        return _put_odd(pc, o)
     m = _dis()
     mag = pc[_mem32[_SIO_CPUID]]
     n = mag[0]
@@ -349,6 +403,51 @@ def _put_sio(pc, o):
     if c:
         return
     _put_slow(pc, o)
+
+
+def _cchk(fn, pc):
+    # a public function's pc: a cache made by pool_cache_init, else TypeError
+    if pc.__class__ is not list or len(pc) != _META + 1 or pc[_META].__class__ is not _Meta:
+        try:
+            m = "%s: pc must be a pool cache (from pool_cache_init), not %s" % (fn, type(pc).__name__)
+        except MemoryError:
+            raise E_TYPE
+        raise TypeError(m)
+
+
+def _get_flags(pc, flags):
+    # a get whose flags are not exactly PR_NOWAIT or PR_WAITOK (or, in
+    # MODE_THREAD, whose pc is no list): returns if the hit may go on,
+    # raises as pool_get does otherwise (before any lock)
+    _cchk("pool_cache_get", pc)
+    if flags.__class__ is not int:
+        try:
+            m = "pool_cache_get: flags must be an int, not %s" % type(flags).__name__
+        except MemoryError:
+            raise E_TYPE
+        raise TypeError(m)
+    f = flags & 3
+    if f == 0 or f == 3:
+        raise E_FLAGS
+
+
+def _put_odd(pc, o):
+    # a put of a false object (the hit's one test, `not o`: None and 0, and
+    # no compare an objcache object could refuse): None and 0 are refused and
+    # counted (d.nbad); objcache's caches hold any object but None
+    _cchk("pool_cache_put", pc)
+    d = pc[_META]
+    if o is not None and d.pget is not _pool.pool_get:
+        _put_slow(pc, o)
+        return
+    d.nbad += 1
+    if o is None:
+        raise E_NULL
+    try:
+        m = "pool_cache_put: %r is not an object of cache '%s' (a pool item's address)" % (o, d.name)
+    except MemoryError:
+        raise E_PUT
+    raise ValueError(m)
 
 
 pool_cache_get = _get_up  # _bind() (at the end of the module) sets the pair of the mode
@@ -714,6 +813,7 @@ _pool._debug_hooks.append(_repoint)
 
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
+    _cchk("pool_cache_get_paddr", pc)
     o = pool_cache_get(pc, flags)
     if o is None:
         return None
@@ -721,12 +821,17 @@ def pool_cache_get_paddr(pc, flags):
 
 
 def pool_cache_put_paddr(pc, o, pa):
+    _cchk("pool_cache_put_paddr", pc)
     pool_cache_put(pc, o)
 
 
 def pool_cache_destruct_object(pc, o):
     """Destruct o and give it straight back to the pool."""
+    _cchk("pool_cache_destruct_object", pc)
     d = pc[_META]
+    if d.pget is _pool.pool_get and _pool._out(d.pp, o) < 0:  # before the destructor sees it
+        d.nbad += 1
+        raise ValueError("pool_cache_destruct_object: %r is not an object of cache '%s' that is out" % (o, d.name))
     if d.dtor is not None:
         d.dtor(d.arg, o)
     d.pput(d.pp, o)
@@ -757,6 +862,7 @@ def _cpu_exit(c, s):
 
 def pool_cache_invalidate(pc):
     """Destruct every cached object: per-CPU magazines and the depot's full ones."""
+    _cchk("pool_cache_invalidate", pc)
     if intr.cpu_intr_p():
         raise ValueError("pool_cache_invalidate: not from interrupt context")
     d = pc[_META]
@@ -791,12 +897,20 @@ def pool_cache_invalidate(pc):
         d.empty[d.nempty] = mag
         d.nempty += 1
     _depot_exit(d)
+    bad = []
     for o in objs:
-        pool_cache_destruct_object(pc, o)
+        try:
+            pool_cache_destruct_object(pc, o)
+        except ValueError:  # a foreign object a put hit let in: the others still go down
+            bad.append(o)
+    if bad:
+        raise ValueError("pool_cache_invalidate: cache '%s' held %d object(s) that are not its own (put without a check on a hit): %r"
+                         % (d.name, len(bad), bad[:4]))
 
 
 def pool_cache_destroy(pc):
     """Invalidate, then destroy the pool (objects still out are an error)."""
+    _cchk("pool_cache_destroy", pc)
     pool_cache_invalidate(pc)
     d = pc[_META]
     d.pp.cache = None
@@ -810,47 +924,62 @@ def pool_cache_destroy(pc):
 
 
 def pool_cache_setlowat(pc, n):
+    _cchk("pool_cache_setlowat", pc)
+    _pool._count("pool_cache_setlowat", n)
     _pool.pool_setlowat(pc[_META].pp, n)
 
 
 def pool_cache_sethiwat(pc, n):
+    _cchk("pool_cache_sethiwat", pc)
+    _pool._count("pool_cache_sethiwat", n)
     _pool.pool_sethiwat(pc[_META].pp, n)
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
+    _cchk("pool_cache_sethardlimit", pc)
+    _pool._limit_chk("pool_cache_sethardlimit", limit, warnmess, ratecap)
     _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
 
 
 def pool_cache_prime(pc, n):
     """Pages for n objects, and empty magazines in the depot for every CPU, so
     that interrupt handlers (which cannot make a magazine) find caches ready."""
+    _cchk("pool_cache_prime", pc)
+    _pool._count("pool_cache_prime", n)
     d = pc[_META]
     _pool.pool_prime(d.pp, n)
     _mag_reserve(d, 2 * intr.ncpu)
 
 
 def pool_cache_reclaim(pc):
+    _cchk("pool_cache_reclaim", pc)
     return _pool.pool_reclaim(pc[_META].pp)
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
+    _cchk("pool_cache_set_drain_hook", pc)
+    _pool._call_chk("pool_cache_set_drain_hook", fn)
     _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
 
 
 def pool_cache_pool(pc):
     """The pool under the cache."""
+    _cchk("pool_cache_pool", pc)
     return pc[_META].pp
 
 
 def pool_cache_nget(pc):
+    _cchk("pool_cache_nget", pc)
     return _pool.pool_nget(pc[_META].pp)
 
 
 def pool_cache_nput(pc):
+    _cchk("pool_cache_nput", pc)
     return _pool.pool_nput(pc[_META].pp)
 
 
 def pool_cache_stats(pc):
+    _cchk("pool_cache_stats", pc)
     d = pc[_META]
     cpus = []
     for c in range(intr.ncpu):
@@ -865,12 +994,13 @@ def pool_cache_stats(pc):
         "name": d.name, "size": d.pp.size, "pool": d.pp.name, "ncpu": intr.ncpu, "cpus": cpus,
         "depot": {"full": d.nfull, "empty": d.nempty, "gets": d.dgets, "puts": d.dputs,
                   "contention": d.contention, "hits": d.dgets, "misses": sum(d.gmiss)},
-        "magsize": d.magsize, "nconstructed": d.nconstructed,
+        "magsize": d.magsize, "nconstructed": d.nconstructed, "suspicious": d.nbad,
     }
 
 
 def pool_cache_cached(pc):
     """Number of objects sitting in magazines (CPUs and depot)."""
+    _cchk("pool_cache_cached", pc)
     d = pc[_META]
     n = 0
     for c in range(MAXCPU):

@@ -108,6 +108,19 @@ def _new_map(arena, name, lo, size, flags, parent):
     return mi
 
 
+_LIMIT = const(1 << 40)  # sizes and alignments beyond this are refused up front
+
+
+def _ints(fn, what, a, b, c):
+    # TypeError naming fn unless a, b and c are ints; ValueError for sizes
+    # beyond _LIMIT (a: the size, b: an alignment or address, c: flags)
+    # (no tuple: pool pages come and go here from interrupt handlers, heap locked)
+    if not isinstance(a, int) or not isinstance(b, int) or not isinstance(c, int):
+        raise TypeError("%s: %s must be ints, got %s, %s, %s" % (fn, what, type(a).__name__, type(b).__name__, type(c).__name__))
+    if a > _LIMIT or b > _LIMIT << 8 or b < -_LIMIT:
+        raise ValueError("%s: %s out of range (%d, %d)" % (fn, what, a, b))
+
+
 def _mi(vm, fn):
     mi = _maps.get(id(vm))
     if mi is None:
@@ -226,6 +239,7 @@ def _unlock(mi, s):
 def uvm_km_alloc(map, size, align, flags):
     """Page-granular memory from map: an address, or 0 on failure."""
     mi = _mi(map, "uvm_km_alloc")
+    _ints("uvm_km_alloc", "size, align and flags", size, align, flags)
     t = flags & _TYPES
     if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
         raise ValueError("uvm_km_alloc: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
@@ -250,7 +264,11 @@ def uvm_km_alloc(map, size, align, flags):
         s = _lock(mi, flags)
         if s is None:
             return 0
-        a = _va_alloc(mi, sz, align)
+        try:
+            a = _va_alloc(mi, sz, align)
+        except BaseException:  # MemoryError, KeyboardInterrupt: not with the map locked
+            _unlock(mi, s)
+            raise
         if a is not None:
             break
         _unlock(mi, s)
@@ -264,21 +282,23 @@ def uvm_km_alloc(map, size, align, flags):
         if now - t0 > _WAIT_MS:
             raise MemoryError("uvm_km_alloc: map '%s': UVM_KMF_WAITVA waited %d ms for %d bytes" % (mi.name, _WAIT_MS, sz))
         time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
-    p = (a - mi.lo) // ps
-    npg = sz // ps
-    mi.rec[p] = (npg << _RSHIFT) | t | (_RPOOL if flags & UVM_KMF_POOLPAGE else 0)
-    if t == UVM_KMF_PAGEABLE:
-        u = mi.untouched
-        for i in range(p, p + npg):
-            u[i] = 1
-        _bytes[1] += sz
-    elif t == UVM_KMF_WIRED:
-        _bytes[0] += sz
-    else:
-        _bytes[2] += sz
-    if _debug[0]:
-        _chk_locked(mi, s, a)
-    _unlock(mi, s)
+    try:
+        p = (a - mi.lo) // ps
+        npg = sz // ps
+        mi.rec[p] = (npg << _RSHIFT) | t | (_RPOOL if flags & UVM_KMF_POOLPAGE else 0)
+        if t == UVM_KMF_PAGEABLE:
+            u = mi.untouched
+            for i in range(p, p + npg):
+                u[i] = 1
+            _bytes[1] += sz
+        elif t == UVM_KMF_WIRED:
+            _bytes[0] += sz
+        else:
+            _bytes[2] += sz
+        if _debug[0]:
+            _chk_locked(mi, s, a)
+    finally:
+        _unlock(mi, s)
     if flags & UVM_KMF_ZERO:
         _zero(a, sz)
     return a
@@ -306,6 +326,8 @@ def _owner(map, addr, fn):
 
 def uvm_km_free(map, addr, size, flags):
     """Free what uvm_km_alloc(map, size, ..., flags) returned: same size and type."""
+    _mi(map, "uvm_km_free")
+    _ints("uvm_km_free", "addr, size and flags", size, addr, flags)
     mi = _owner(map, addr, "uvm_km_free")
     t = flags & _TYPES
     if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
@@ -315,6 +337,15 @@ def uvm_km_free(map, addr, size, flags):
         _free_err(mi, addr, size, flags, 0)
     sz = (size + ps - 1) & -ps
     s = _lock(mi, 0)
+    try:
+        _free_locked(mi, addr, size, sz, flags, t, s)
+    finally:
+        _unlock(mi, s)
+
+
+def _free_locked(mi, addr, size, sz, flags, t, s):
+    # uvm_km_free's part under the map lock (the caller releases it)
+    ps = PAGE_SIZE
     p = (addr - mi.lo) // ps
     r = mi.rec[p]
     # the check under the lock, the message (which allocates) after it
@@ -328,7 +359,6 @@ def uvm_km_free(map, addr, size, flags):
     elif (r >> _RSHIFT) * ps != sz or size <= 0:
         e = 4
     if e:
-        _unlock(mi, s)
         _free_err(mi, addr, size, flags, r if e > 1 else 0)
     mi.rec[p] = 0
     u = mi.untouched
@@ -338,7 +368,6 @@ def uvm_km_free(map, addr, size, flags):
     _vmem.vmem_xfree(mi.arena, addr, sz)
     if _debug[0]:
         _chk_locked(mi, s, addr)
-    _unlock(mi, s)
 
 
 uvm_km_lasterr = [0]
@@ -379,20 +408,26 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     max is exclusive (min + size). Failure raises MemoryError (NetBSD panics).
     """
     mi = _mi(map, "uvm_km_suballoc")
+    _ints("uvm_km_suballoc", "size, min and flags", size, min, flags)
+    if not (submap is None or isinstance(submap, str)):
+        raise TypeError("uvm_km_suballoc: submap (its name) must be a str or None, not %s" % type(submap).__name__)
     ps = PAGE_SIZE
     if size <= 0:
         raise ValueError("uvm_km_suballoc: size %d must be > 0" % size)
     if flags & ~(VM_MAP_PAGEABLE | VM_MAP_INTRSAFE | VM_MAP_TOPDOWN):
         raise ValueError("uvm_km_suballoc: flags 0x%x: only VM_MAP_PAGEABLE, VM_MAP_INTRSAFE, VM_MAP_TOPDOWN" % flags)
     sz = (size + ps - 1) & -ps
+    if fixed and min % ps:
+        raise ValueError("uvm_km_suballoc: fixed min 0x%x not page aligned" % min)
     s = _lock(mi, 0)
-    if fixed:
-        if min % ps:
-            _unlock(mi, s)
-            raise ValueError("uvm_km_suballoc: fixed min 0x%x not page aligned" % min)
-        a = _xalloc(mi, sz, 0, min, min + sz - 1)
-    else:
-        a = _va_alloc(mi, sz, 0)
+    try:
+        if fixed:
+            a = _xalloc(mi, sz, 0, min, min + sz - 1)
+        else:
+            a = _va_alloc(mi, sz, 0)
+    except BaseException:
+        _unlock(mi, s)
+        raise
     if a is None:
         _unlock(mi, s)
         raise MemoryError("uvm_km_suballoc: no %d bytes%s in map '%s'" % (sz, " at 0x%x" % min if fixed else "", mi.name))
@@ -409,7 +444,9 @@ def uvm_km_buf(addr, size):
     """The bytes at [addr, addr + size) as a memoryview; zeroes untouched PAGEABLE pages first."""
     from mpalloc import mem
 
-    if mem.ram is None or not isinstance(addr, int) or size < 0 or addr < mem.base or addr + size > mem.base + mem.size:
+    if not isinstance(addr, int) or not isinstance(size, int):
+        raise TypeError("uvm_km_buf: addr and size must be ints, got %s, %s" % (type(addr).__name__, type(size).__name__))
+    if mem.ram is None or size < 0 or addr < mem.base or addr + size > mem.base + mem.size:
         raise ValueError("uvm_km_buf: %r+%r is not inside the managed window" % (addr, size))
     ps = PAGE_SIZE
     for mi in _maps.values():
@@ -443,11 +480,10 @@ def uvm_km_debug(on):
 
 
 def _chk_locked(mi, s, a):
-    # Debug check after an operation at address a; the lock is released
-    # before a failure is raised.
+    # Debug check after an operation at address a (the caller's finally
+    # releases the lock when this raises).
     e = _chk_map(mi)
     if e >= 0:
-        _unlock(mi, s)
         uvm_km_lasterr[0] = a
         try:
             m = "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)" % (

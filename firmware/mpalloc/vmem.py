@@ -106,6 +106,10 @@
 # wherever they do something (MODE_THREAD, or a board with machine.disable_irq);
 # with one CPU and nothing to mask (unix MODE_UP, webassembly) they are no-ops
 # and the hot paths skip the two calls (_lk, refreshed by intr.setup()).
+# Arguments are checked before the lock is taken (sizes beyond 2**40 or 2**29
+# quanta, bad types on the cold paths; on the hit paths the arithmetic refuses a
+# non-int first); the general path's locked sections release the lock on any
+# exception (try/finally), MemoryError and KeyboardInterrupt included.
 # M_WAITOK is refused in interrupt context; it waits (polling, 1 ms sleeps) for
 # frees for at most `wait_ms` milliseconds (module variable, default 2000),
 # then raises MemoryError. Constrained requests (align, phase, nocross, minaddr
@@ -189,7 +193,8 @@ _QCAP = const(31)  # items per quantum-cache class (stack slots 1..31 of 32)
 _QBATCH = const(16)
 _NREL = const(8)
 _BN = const(0xA000)  # M_BESTFIT | M_NEXTFIT
-_NOWAIT_IF = const(0x1002)  # M_NOWAIT | M_FIRSTFIT
+_NOWAIT_IF = const(0x1002)
+_XLIM = const(1 << 40)  # sizes, alignments beyond this are refused up front  # M_NOWAIT | M_FIRSTFIT
 _QS_CACHED = const(0x80)  # _qst: a parked quantum-cache item (1..16: handed out)
 
 # Quantum-cache window: at most this many quanta (= bytes of state) above
@@ -763,15 +768,16 @@ def _release_pending(vm):
     m = vm._lock
     while True:
         s = _enter(m)
-        n = vm._nrel
-        if not n:
+        try:
+            n = vm._nrel
+            if n:
+                vm._nrel = n - 1
+                q = vm._rel[2 * n - 2]
+                sz = vm._rel[2 * n - 1]
+        finally:
             _exit(m, s)
+        if not n:
             return
-        n -= 1
-        vm._nrel = n
-        q = vm._rel[2 * n]
-        sz = vm._rel[2 * n + 1]
-        _exit(m, s)
         vm._releasefn(vm._arg, vm._org + (q << vm._qsh), sz << vm._qsh)
 
 
@@ -779,6 +785,8 @@ def _release_pending(vm):
 
 
 def _chk_flags(fn, flags):
+    if not isinstance(flags, int):
+        raise TypeError("%s: flags must be an int, not %s" % (fn, type(flags).__name__))
     w = flags & _WAITMASK
     if w == 0:
         raise ValueError("%s: flags 0x%x have no wait flag (need M_WAITOK or M_NOWAIT)" % (fn, flags))
@@ -799,6 +807,8 @@ def _chk_arena(fn, vm):
 def _chk_alloc(vm, size, flags):
     # vmem_alloc's checks past its one-comparison fast test (size > 0 and
     # flags == M_NOWAIT): raises on misuse, returns for a valid request
+    if flags.__class__ is not int:
+        _bad_alloc("vmem_alloc", vm, size, flags)
     f = flags & _FITMASK
     if size <= 0 or not (flags + 1) & 2 or f & (f - 1) or vm._dead or (flags & M_WAITOK and intr.cpu_intr_p()):
         _bad_alloc("vmem_alloc", vm, size, flags)
@@ -954,8 +964,8 @@ def _qc_drain_all(vm):
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
-    qs = (size + vm._qm) >> vm._qsh
-    if qs <= 0 or flags | M_FIRSTFIT != _NOWAIT_IF:
+    qs = (size + vm._qm) >> vm._qsh  # a non-int size or arena fails here, before the lock
+    if qs <= 0 or (flags != M_NOWAIT and flags != _NOWAIT_IF):
         _chk_alloc(vm, size, flags)
     if qs > vm._qcmax:
         return _ialloc(vm, qs, flags)
@@ -1063,6 +1073,8 @@ def _galloc(vm, qs, flags):
 
 
 def _xgen(vm, qs, flags):
+    if qs > _QLIM:  # refused before any lock: no span is that big
+        _bad_alloc("vmem_alloc", vm, qs << vm._qsh, flags)
     return _xalloc(vm, qs, 1, 0, 0, _QMIN, _QMAX, flags, _T_BUSY, "vmem_alloc")
 
 
@@ -1110,13 +1122,18 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
     (maxaddr inclusive). align 0 = the quantum, nocross 0 = none. Never from
     the quantum cache. The address or None."""
     fname = "vmem_xalloc"
-    f = flags & _FITMASK
-    if vm._dead or size <= 0 or not (flags + 1) & 2 or f & (f - 1):
+    if vm.__class__ is not vmem or size.__class__ is not int or flags.__class__ is not int:
         _bad_alloc(fname, vm, size, flags)
+    f = flags & _FITMASK
+    if vm._dead or size <= 0 or not (flags + 1) & 2 or f & (f - 1) or size > _XLIM:
+        _bad_alloc(fname, vm, size, flags)
+    _chk_xargs(align, phase, nocross, minaddr, maxaddr)
     Q = vm.quantum
     qm = vm._qm
     qsh = vm._qsh
     qs = (size + qm) >> qsh
+    if qs > _QLIM:
+        _bad_alloc(fname, vm, size, flags)
     if align == 0:
         align = Q
     if align < 0 or align & (align - 1):
@@ -1154,6 +1171,17 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
         if maxq < -_QLIM:
             maxq = _QMIN
     return _xalloc(vm, qs, align >> qsh, phase >> qsh, nocross >> qsh, minq, maxq, flags, _T_XBUSY, fname)
+
+
+def _chk_xargs(align, phase, nocross, minaddr, maxaddr):
+    # vmem_xalloc's constraints: ints, and none beyond what an address can be
+    # (minaddr and maxaddr may be VMEM_ADDR_MIN / VMEM_ADDR_MAX)
+    # (no tuple, no loop: vmem_xalloc runs from interrupt handlers, heap locked)
+    if (align.__class__ is not int or phase.__class__ is not int or nocross.__class__ is not int
+            or minaddr.__class__ is not int or maxaddr.__class__ is not int):
+        _xerr("vmem_xalloc: align, phase, nocross, minaddr and maxaddr must be ints (got %r, %r, %r)", align, phase, nocross)
+    if not (0 <= align <= _XLIM and 0 <= phase <= _XLIM and 0 <= nocross <= _XLIM):
+        _xerr("vmem_xalloc: align %d, phase %d and nocross %d must be in 0..2**40", align, phase, nocross)
 
 
 def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
@@ -1257,19 +1285,22 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
     tried_reclaim = False
     while True:
         s = _enter(m)
-        t = 0
-        if vm._ntf >= 2 or _bt_refill(vm, 2):
-            t = _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype)
-        if t:
-            q = vm._st[t]
+        try:  # whatever raises in here (MemoryError, KeyboardInterrupt) drops the lock
+            t = 0
+            if vm._ntf >= 2 or _bt_refill(vm, 2):
+                t = _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype)
+            if t:
+                q = vm._st[t]
+            else:
+                gen = vm._nfreeop
+                # drain the quantum caches before giving up
+                drained = _qc_drain_all(vm) if vm._qcmax else False
+        finally:
             _exit(m, s)
+        if t:
             if _debug:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
-        gen = vm._nfreeop
-        # drain the quantum caches before giving up
-        drained = _qc_drain_all(vm) if vm._qcmax else False
-        _exit(m, s)
         if vm._nrel:
             _release_pending(vm)
         if drained:
@@ -1329,7 +1360,7 @@ def _import(vm, qs, flags):
 
 def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
-    q = addr - vm._org
+    q = addr - vm._org  # a non-int address or arena fails here, before the lock (so does a size below)
     qs = (size + vm._qm) >> vm._qsh
     if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_free(vm, addr, size)
@@ -1378,7 +1409,7 @@ def _qc_after(vm):
 
 def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
-    q = addr - vm._org
+    q = addr - vm._org  # as in vmem_free
     qs = (size + vm._qm) >> vm._qsh
     if q & vm._qm:  # (a size <= 0 fails the size check below)
         _bad_xfree(vm, addr, size)
@@ -1400,6 +1431,9 @@ def vmem_xfree(vm, addr, size):
 
 def vmem_create(name, base, size, quantum, qcache_max, flags):
     """A new arena named `name` managing [base, base+size) (size 0: none yet)."""
+    for v in (base, size, quantum, qcache_max, flags):
+        if not isinstance(v, int):
+            raise TypeError("vmem_create: base, size, quantum, qcache_max and flags must be ints (got %r)" % (v,))
     if not isinstance(name, str):
         raise TypeError("vmem_create: name %r is not a str" % (name,))
     if not isinstance(quantum, int) or not _pow2(quantum):
@@ -1408,12 +1442,14 @@ def vmem_create(name, base, size, quantum, qcache_max, flags):
         raise ValueError("vmem_create: qcache_max %d is not a multiple of the quantum %d" % (qcache_max, quantum))
     if size < 0:
         raise ValueError("vmem_create: size %d < 0" % size)
+    if quantum > _XLIM or qcache_max > _XLIM:
+        raise ValueError("vmem_create: quantum %d or qcache_max %d beyond 2**40" % (quantum, qcache_max))
     _chk_flags("vmem_create", flags)
     if qcache_max > _QCLASSES * quantum:
         qcache_max = _QCLASSES * quantum  # clamped as NetBSD does
     vm = vmem(name[:16], quantum, qcache_max, flags)
     if size:
-        vmem_add(vm, base, size, flags)
+        _add(vm, base, size, _T_SSPAN, "vmem_create")
     vmem_list.append(vm)
     return vm
 
@@ -1421,6 +1457,8 @@ def vmem_create(name, base, size, quantum, qcache_max, flags):
 def _add(vm, addr, size, stype, fname):
     # add span [addr, addr+size) (lock taken here; allocates)
     qm = vm._qm
+    if not isinstance(addr, int) or not isinstance(size, int):
+        raise TypeError("%s: addr and size must be ints (got %r, %r)" % (fname, addr, size))
     if size <= 0:
         raise ValueError("%s: size %d must be > 0" % (fname, size))
     if addr < 0 or addr & qm or size & qm:
@@ -1534,6 +1572,10 @@ def vmem_destroy(vm):
 def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
     """importfn(arg, size, flags) -> addr|None; releasefn(arg, addr, size)."""
     _chk_arena("vmem_set_import", vm)
+    if not (importfn is None or callable(importfn)) or not (releasefn is None or callable(releasefn)):
+        raise TypeError("vmem_set_import: importfn and releasefn must be callable or None")
+    if not isinstance(import_quantum, int):
+        raise TypeError("vmem_set_import: import_quantum must be an int, not %s" % type(import_quantum).__name__)
     if import_quantum == 0:
         import_quantum = vm.quantum
     if import_quantum < 0 or import_quantum & vm._qm:
@@ -1549,24 +1591,32 @@ def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
 def vmem_set_reclaim(vm, reclaimfn):
     """reclaimfn(vm, flags) is called once before an M_WAITOK request waits."""
     _chk_arena("vmem_set_reclaim", vm)
+    if not (reclaimfn is None or callable(reclaimfn)):
+        raise TypeError("vmem_set_reclaim: reclaimfn must be callable or None")
     vm._reclaimfn = reclaimfn
 
 
 def vmem_set_limit(vm, limit):
     """Import no span that would bring the arena above `limit` bytes (0: none)."""
     _chk_arena("vmem_set_limit", vm)
+    if not isinstance(limit, int):
+        raise TypeError("vmem_set_limit: limit must be an int, not %s" % type(limit).__name__)
     if limit < 0:
         raise ValueError("vmem_set_limit: limit %d < 0" % limit)
     vm._limit = limit
 
 
 def vmem_roundup_size(vm, size):
+    _chk_arena("vmem_roundup_size", vm)
+    if not isinstance(size, int):
+        raise TypeError("vmem_roundup_size: size must be an int, not %s" % type(size).__name__)
     return (size + vm._qm) & ~vm._qm
 
 
 def vmem_size(vm, typemask):
     """VMEM_ALLOC: bytes allocated; VMEM_FREE: bytes free; both: total;
     VMEM_MAXFREE: the largest free segment."""
+    _chk_arena("vmem_size", vm)
     qsh = vm._qsh
     if typemask == VMEM_ALLOC:
         return vm._inuse << qsh
@@ -1576,6 +1626,8 @@ def vmem_size(vm, typemask):
         return vm._size << qsh
     if typemask == VMEM_MAXFREE:
         return _largest(vm) << qsh
+    if not isinstance(typemask, int):
+        raise TypeError("vmem_size: typemask must be an int, not %s" % type(typemask).__name__)
     raise ValueError("vmem_size: typemask 0x%x is not VMEM_ALLOC, VMEM_FREE, both or VMEM_MAXFREE" % typemask)
 
 
@@ -1621,11 +1673,14 @@ def vmem_debug(on):
 def vmem_check(vm):
     """VMEM_SANITY: check every invariant of the arena; AssertionError if not.
     Allocates nothing once vmem_diag is loaded (vmem_debug(True) loads it)."""
+    if vm.__class__ is not vmem:
+        _chk_arena("vmem_check", vm)
     return (_diag or _load_diag()).check(vm)
 
 
 def vmem_spans(vm):
     """[("span", addr, size, imported), ...] in segment-list order."""
+    _chk_arena("vmem_spans", vm)
     from mpalloc import vmem_diag
 
     return vmem_diag.spans(vm)
@@ -1634,6 +1689,7 @@ def vmem_spans(vm):
 def vmem_segments(vm):
     """[(addr, size, "free"|"alloc"), ...] in address order (quantum-cached
     items count as "alloc": the arena has handed them to its caches)."""
+    _chk_arena("vmem_segments", vm)
     from mpalloc import vmem_diag
 
     return vmem_diag.segments(vm)
@@ -1642,6 +1698,7 @@ def vmem_segments(vm):
 def vmem_stats(vm):
     """The statistics of STATS_CONTRACT.md (plus qcached, qhits, qfills,
     qdrains, tags)."""
+    _chk_arena("vmem_stats", vm)
     from mpalloc import vmem_diag
 
     return vmem_diag.stats(vm)

@@ -41,12 +41,16 @@ _NOSPAN = const(-0x40000000)  # no span seen yet (below every quantum offset)
 def bad_alloc(fn, vm, size, flags):
     _chk_arena(fn, vm)
     if not isinstance(size, int):
-        raise TypeError("%s: size %r is not an int" % (fn, size))
+        raise TypeError("%s: size must be an int, not %s" % (fn, type(size).__name__))
+    if not isinstance(flags, int):
+        raise TypeError("%s: flags must be an int, not %s" % (fn, type(flags).__name__))
     if size <= 0:
         raise ValueError("%s: size %d must be > 0" % (fn, size))
     _chk_flags(fn, flags)
     if flags & M_WAITOK and intr.cpu_intr_p():
         raise ValueError("%s: M_WAITOK in interrupt context (use M_NOWAIT)" % fn)
+    if size > 1 << 40 or (size + vm._qm) >> vm._qsh > 0x1FFFFFFF:
+        raise ValueError("%s: size %d exceeds what arena '%s' can ever hold (%d bytes now)" % (fn, size, vm.name, vm._size << vm._qsh))
     raise ValueError("%s: bad arguments" % fn)
 
 

@@ -80,6 +80,19 @@ _E_DEAD_A = ValueError("zalloc: zone was destroyed")
 _E_DEAD_F = ValueError("zfree: zone was destroyed")
 
 
+_E_TYPE = TypeError("zone: an argument of the wrong type with the heap locked (zalloc/zfree)")
+
+
+def _zchk(fn, z, item=0):
+    # z a vm_zone and item an int, else a TypeError naming fn (before any lock)
+    if z.__class__ is not vm_zone or item.__class__ is not int:
+        try:
+            m = "%s: z must be a vm_zone and item an int, not %s, %s" % (fn, type(z).__name__, type(item).__name__)
+        except MemoryError:
+            raise _E_TYPE
+        raise TypeError(m)
+
+
 def _raise(pre, fmt, a, b):
     """Raise ValueError(fmt % (a, b)); the preallocated `pre` if the heap is locked."""
     try:
@@ -283,6 +296,11 @@ def zinitna(z, obj, name, size, nentries, flags):
     """
     if not isinstance(z, vm_zone):
         raise TypeError("zinitna: z must be a vm_zone")
+    for v in (size, nentries, flags):
+        if not isinstance(v, int):
+            raise TypeError("zinitna: size, nentries and flags must be ints, not %s" % type(v).__name__)
+    if size > 1 << 20 or nentries > 1 << 20:
+        raise ValueError("zinitna: size %d or nentries %d beyond 2**20" % (size, nentries))
     if flags & ~(ZONE_INTERRUPT | ZONE_DESTROYABLE):
         raise ValueError("zinitna: unknown flags 0x%x" % flags)
     if not z.zflags & ZONE_BOOT:
@@ -309,13 +327,19 @@ def zinitna(z, obj, name, size, nentries, flags):
 def zinit(name, size, nentries, flags):
     """A zone on uvm_km pages; None if an interrupt zone's pages cannot be had."""
     z = vm_zone()
-    if zinitna(z, None, name, size, nentries, flags) == 0:
+    try:
+        r = zinitna(z, None, name, size, nentries, flags)
+    except (TypeError, ValueError) as e:  # zinitna's message, under this function's name
+        raise type(e)("zinit: " + str(e.args[0] if e.args else e)[len("zinitna: "):])
+    if r == 0:
         return None
     return z
 
 
 def zalloc(z):
     """An item's address, or None when the zone is used up and cannot grow."""
+    if z.__class__ is not vm_zone:
+        _zchk("zalloc", z)
     if z._dead:
         raise _E_DEAD_A
     s = intr.mutex_enter(z.zlock)
@@ -362,6 +386,8 @@ def _index_of(z, item):
 
 def zfree(z, item):
     """Give the item at address `item` back to zone z."""
+    if z.__class__ is not vm_zone or item.__class__ is not int:
+        _zchk("zfree", z, item)
     if z._dead:
         raise _E_DEAD_F
     s = intr.mutex_enter(z.zlock)
@@ -385,6 +411,7 @@ def zfree(z, item):
 
 def zdestroy(z):
     """Release every page of a ZONE_DESTROYABLE zinit zone. No items may be in use."""
+    _zchk("zdestroy", z)
     if z._dead:
         raise ValueError("zdestroy: zone '%s' already destroyed" % z.zname)
     if z.zflags & ZONE_BOOT or not z.zflags & ZONE_DESTROYABLE:
@@ -401,6 +428,7 @@ def zdestroy(z):
 
 def zbuf(z, item):
     """A memoryview of the zsize bytes of `item` (allocates)."""
+    _zchk("zbuf", z, item)
     i = _index_of(z, item)
     if i < 0:
         raise ValueError("zbuf: 0x%x is not an item of zone '%s'" % (item, z.zname))
@@ -411,6 +439,7 @@ def zbuf(z, item):
 
 def zone_stats(z):
     """vmstat -z: name, size, max (0 = none), used, free, total, nalloc, nfree, nfail, pages, flags."""
+    _zchk("zone_stats", z)
     return {
         "name": z.zname,
         "size": z.zsize,

@@ -226,11 +226,15 @@ def test_print_shows_owners(capsys):
 
 
 def test_waitspace_wakes_on_free():
+    from mpalloc import intr
+
+    intr.setup(2)  # the waiter is a CPU of its own (a thread with none is refused)
     ex = mk(0, 15)
     extent_alloc_region(ex, 0, 16, 0, owner="first")
     got = []
 
     def waiter():
+        intr.cpu_attach(1)
         got.append(extent_alloc(ex, 4, 1, 0, EX_WAITSPACE, owner="second"))
 
     t = threading.Thread(target=waiter)

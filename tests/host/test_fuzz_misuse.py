@@ -551,6 +551,16 @@ def _pc_put(kind):
             PC.pool_cache_put(c, o + 8)
         elif kind == "paddr":
             PC.pool_cache_put_paddr(c, None, 0)
+        elif kind == "zero":
+            PC.pool_cache_put(c, o)  # a loaded magazine: the next put is a hit
+            PC.pool_cache_put(c, 0)
+        elif kind == "float":
+            PC.pool_cache_put(c, o)
+            PC.pool_cache_put(c, 1.5)  # not looked at on a hit ...
+            PC.pool_cache_invalidate(c)  # ... named here
+        elif kind == "hitflags":
+            PC.pool_cache_put(c, o)
+            PC.pool_cache_get(c, 0)  # the magazine holds o: a hit but for the flags
     return f
 
 
@@ -1053,15 +1063,20 @@ CASES = [
     ("pool_set_drain_hook", "a second hook", ValueError, "pool_set_drain_hook", _pool_drain_twice),
     ("pool_reclaim", "from an interrupt handler", ValueError, "pool_reclaim", _pool_reclaim_intr),
     # pool_cache
-    ("pool_cache_init", "item size 0", ValueError, "pool_init",
+    ("pool_cache_init", "item size 0", ValueError, "pool_cache_init",
      lambda: _m("pool_cache").pool_cache_init(0, 8, 0, 0, "x", None, 0, None, None, None)),
-    ("pool_cache_destruct_object", "an address that is not an item (reaches the pool)",
-     ValueError, "pool_put", lambda: (lambda PC, c: [PC.pool_cache_invalidate(c), PC.pool_cache_destruct_object(c, 0x123)])(*pc())),
+    ("pool_cache_destruct_object", "an address that is not an item (refused before the destructor)",
+     ValueError, "pool_cache_destruct_object", lambda: (lambda PC, c: [PC.pool_cache_invalidate(c), PC.pool_cache_destruct_object(c, 0x123)])(*pc())),
     ("pool_cache_get", "flags without PR_WAITOK / PR_NOWAIT (seen when the magazines are empty)", ValueError,
      "pool_cache_get", _pc_get_flags("pool_cache_get")),
     ("pool_cache_get_paddr", "flags without PR_WAITOK / PR_NOWAIT", ValueError, "pool_cache_get",
      _pc_get_flags("pool_cache_get_paddr")),
     ("pool_cache_put", "None", ValueError, "pool_cache_put", _pc_put("none")),
+    ("pool_cache_put", "0 (null), on a magazine hit too", ValueError, "pool_cache_put", _pc_put("zero")),
+    ("pool_cache_put", "a float (found when the objects go back to the pool)", ValueError, "pool_cache_invalidate",
+     _pc_put("float")),
+    ("pool_cache_get", "flags without PR_WAITOK / PR_NOWAIT on a magazine hit", ValueError, "pool_cache_get",
+     _pc_put("hitflags")),
     ("pool_cache_put", "double put into the cache (pool_cache_debug)", ValueError, "pool_cache_put",
      _with_debug(("pool_cache", "pool_cache_debug"), _pc_put("double"))),
     ("pool_cache_put", "an address inside an object (pool_cache_debug)", ValueError, "pool_cache_put",
@@ -1069,9 +1084,9 @@ CASES = [
     ("pool_cache_put_paddr", "None", ValueError, "pool_cache_put", _pc_put("paddr")),
     ("pool_cache_invalidate", "from an interrupt handler", ValueError, "pool_cache_invalidate", _pc_invalidate_intr),
     ("pool_cache_destroy", "objects still out", ValueError, "pool_cache_destroy", _pc_destroy_busy),
-    ("pool_cache_setlowat", "a negative count", ValueError, "pool_setlowat", _pc_call("pool_cache_setlowat", -1)),
-    ("pool_cache_sethiwat", "a negative count", ValueError, "pool_sethiwat", _pc_call("pool_cache_sethiwat", -1)),
-    ("pool_cache_sethardlimit", "a negative limit", ValueError, "pool_sethardlimit",
+    ("pool_cache_setlowat", "a negative count", ValueError, "pool_cache_setlowat", _pc_call("pool_cache_setlowat", -1)),
+    ("pool_cache_sethiwat", "a negative count", ValueError, "pool_cache_sethiwat", _pc_call("pool_cache_sethiwat", -1)),
+    ("pool_cache_sethardlimit", "a negative limit", ValueError, "pool_cache_sethardlimit",
      _pc_call("pool_cache_sethardlimit", -1, None, 0)),
     ("pool_cache_prime", "more objects than the allocator has pages for", MemoryError, "pool_prime",
      _pc_call("pool_cache_prime", 10000)),
@@ -1127,11 +1142,11 @@ CASES = [
     ("kfree", "NULL", ValueError, "kfree", _kfree("null")),
     ("kfree", "an address inside a block", ValueError, "kfree", _kfree("inside")),
     ("krealloc", "M_ZERO", ValueError, "krealloc", _krealloc_zero),
-    ("kmalloc_create", "empty shortdesc", ValueError, "MALLOC_DEFINE", lambda: _m("kmalloc").kmalloc_create("")),
+    ("kmalloc_create", "empty shortdesc", ValueError, "kmalloc_create", lambda: _m("kmalloc").kmalloc_create("")),
     ("kmalloc_limit", "a destroyed type", ValueError, "kmalloc_limit", _kmalloc_dead_call("kmalloc_limit")),
     ("kmalloc_raise_limit", "a destroyed type", ValueError, "kmalloc_raise_limit",
      _kmalloc_dead_call("kmalloc_raise_limit", 4096)),
-    ("kstrdup", "a destroyed type", ValueError, "kmalloc", _kstrdup_dead),
+    ("kstrdup", "a destroyed type", ValueError, "kstrdup", _kstrdup_dead),
     ("kmalloc_usable", "an address inside a block", ValueError, "kmalloc_usable", _kmalloc_usable_inside),
     # objcache
     ("objcache_get", "M_ZERO", ValueError, "objcache_get", _oc("zero")),
@@ -1141,9 +1156,9 @@ CASES = [
     ("objcache_put", "double put (objcache_debug)", ValueError, "objcache_put", _oc_debug_double),
     ("objcache_create", "no alloc/free functions", ValueError, "objcache_create", _oc_create("noalloc")),
     ("objcache_create", "a negative cluster_limit", ValueError, "objcache_create", _oc_create("negative")),
-    ("objcache_create_mbacked", "objsize 0", ValueError, "objcache_malloc_args", _oc_mbacked(0, False)),
-    ("objcache_create_mbacked", "a destroyed malloc type", ValueError, "objcache_malloc_args", _oc_mbacked(16, True)),
-    ("objcache_create_simple", "a destroyed malloc type", ValueError, "objcache_malloc_args", _oc_simple_dead),
+    ("objcache_create_mbacked", "objsize 0", ValueError, "objcache_create_mbacked", _oc_mbacked(0, False)),
+    ("objcache_create_mbacked", "a destroyed malloc type", ValueError, "objcache_create_mbacked", _oc_mbacked(16, True)),
+    ("objcache_create_simple", "a destroyed malloc type", ValueError, "objcache_create_simple", _oc_simple_dead),
     ("objcache_dtor", "None", ValueError, "objcache_dtor", _oc_dtor_none),
     ("objcache_dtor", "after objcache_destroy", ValueError, "objcache_dtor", _oc_dead("objcache_dtor")),
     ("objcache_destroy", "objects still out", ValueError, "objcache_destroy", _oc_destroy_busy),
@@ -1161,7 +1176,7 @@ CASES = [
     ("mpipe_done", "buffers still out", ValueError, "mpipe_done", _mp("busy")),
     ("mpipe_alloc_waitok", "after mpipe_done", ValueError, "mpipe_alloc_waitok", _mp_waitok_done),
     # zone
-    ("zinit", "unknown flags", ValueError, "zinitna", _z_flags),
+    ("zinit", "unknown flags", ValueError, "zinit", _z_flags),
     ("zfree", "double free", ValueError, "zfree", _z("double")),
     ("zfree", "an address that is not an item", ValueError, "zfree", _z("foreign")),
     ("zalloc", "after zdestroy", ValueError, "zalloc", _z("dead")),
@@ -1324,6 +1339,18 @@ def render():
         "zalloc, mpipe_free, objcache_get/put, vmem_free/xfree/alloc). Extent failures",
         "extent(9) reports with an errno are",
         "`OSError(errno, message)` (EAGAIN: no space or busy; ENOMEM: no descriptor).",
+        "",
+        "Hostile arguments (issue 16): every public function is also called with huge,",
+        "negative, zero, float, str, bytes and None arguments by `firmware/mphostile.py`",
+        "(`tests/host/test_fuzz_hostile.py`, `tests/device/test_hostile.py`): each call",
+        "returns or raises an error naming the function, no lock stays held, and the",
+        "allocator still works. Two documented exceptions (README, Reliability): the hit",
+        "paths (vmem_alloc/free/xfree, pool_get/put, pool_cache_get/put, kmem_*alloc/free)",
+        "leave a wrong *type* to the interpreter's own TypeError/AttributeError, raised",
+        "before any lock or change; and a pool_cache put hit looks only at None and 0, so",
+        "another bad object (a foreign address, a double put, a float) is named when the",
+        "cache gives its objects back to the pool (pool_cache_invalidate, destroy), and",
+        "counted in `pool_cache_stats(pc)[\"suspicious\"]`; debug mode names it at the put.",
         "",
     ]
     by = {}

@@ -29,13 +29,13 @@ MP = ROOT / ".venv" / "bin" / "micropython"
 WASM_MJS = ROOT / "host_tools" / "node" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
 SUITES = sorted(p.name for p in (ROOT / "tests" / "device").glob("test_*.py"))
 DEBUG_ON = "import mpalloc.debug\nmpalloc.debug.on()\n"
-# test_replay takes its 32 KB window (mpfuzz.reserve) before debug.on() compiles
+# test_replay and test_hostile take their 32 KB window (mpfuzz.reserve) before debug.on() compiles
 # every allocator from source and leaves the heap in pieces
 RESERVE = "import mpfuzz\nmpfuzz.reserve()\n"
 
 
 def _debug_preamble(suite):
-    return (RESERVE if suite == "test_replay.py" else "") + DEBUG_ON
+    return (RESERVE if suite in ("test_replay.py", "test_hostile.py") else "") + DEBUG_ON
 CI = os.environ.get("CI") == "true"
 LONG = os.environ.get("MPALLOC_FUZZ") == "long"
 

@@ -301,9 +301,19 @@ def test_pool_cache_ctor_failure_and_destruct():
     with pytest.raises(ValueError, match="pool_cache_destroy: cache 'cf' busy"):
         PC.pool_cache_destroy(pc)
     PC.pool_cache_put_paddr(pc, o, o)
-    PC.pool_cache_put(pc, None)  # not checked on the magazine path (NetBSD: KASSERT) ...
-    with pytest.raises(ValueError, match="pool_put: None is not an item of pool 'cf'"):
-        PC.pool_cache_invalidate(pc)  # ... but caught when the cache gives it to the pool
+    with pytest.raises(ValueError, match="pool_cache_put: object is None"):
+        PC.pool_cache_put(pc, None)  # refused on the hit too (issue 16)
+    with pytest.raises(ValueError, match="pool_cache_put: 0 is not an object of cache 'cf'"):
+        PC.pool_cache_put(pc, 0)
+    assert PC.pool_cache_stats(pc)["suspicious"] == 2
+    PC.pool_cache_invalidate(pc)  # nothing foreign went in
+    # the hit looks at nothing else: another non-address goes into the magazine
+    # and is named when the cache gives its objects back to the pool
+    for bad in (-8, 1.5, "x", b"x"):
+        PC.pool_cache_put(pc, bad)
+    with pytest.raises(ValueError, match=r"pool_cache_invalidate: cache 'cf' held 4 object\(s\) that are not its own"):
+        PC.pool_cache_invalidate(pc)
+    assert PC.pool_cache_stats(pc)["suspicious"] == 6
 
 
 def test_pool_cache_flags_and_foreign():
@@ -320,10 +330,24 @@ def test_pool_cache_flags_and_foreign():
     PC.pool_cache_put(pc, a)
     PC.pool_cache_put(pc, b)
     PC.pool_cache_invalidate(pc)
-    # a foreign object reaches the pool when the cache destructs it
+    # the hit refuses flags pool_get refuses, a loaded magazine or not (issue 16)
+    a = PC.pool_cache_get(pc, pool.PR_NOWAIT)
+    PC.pool_cache_put(pc, a)
+    for f in (0, 3, pool.PR_ZERO):
+        with pytest.raises(ValueError, match="pool_cache_get: flags need exactly one of PR_WAITOK, PR_NOWAIT"):
+            PC.pool_cache_get(pc, f)
+    with pytest.raises(TypeError, match="pool_cache_get: flags must be an int, not float"):
+        PC.pool_cache_get(pc, 1.5)
+    assert PC.pool_cache_get(pc, pool.PR_NOWAIT | pool.PR_ZERO) == a  # other bits beside one wait flag: a hit
+    PC.pool_cache_put(pc, a)
+    # a foreign int address is not looked up on a put hit: it is found when the
+    # cache gives its objects back to the pool, and the others still go back
     PC.pool_cache_put(pc, 12345)
-    with pytest.raises(ValueError, match="pool_put: 0x3039 is not an item"):
+    with pytest.raises(ValueError, match=r"pool_cache_invalidate: cache 'ff' held 1 object\(s\) that are not its own.*12345"):
         PC.pool_cache_invalidate(pc)
+    assert PC.pool_cache_stats(pc)["suspicious"] == 1
+    assert pool.pool_stats(PC.pool_cache_pool(pc))["nout"] == 0
+    PC.pool_cache_destroy(pc)
 
 
 def test_noalign_pages_at_odd_addresses():

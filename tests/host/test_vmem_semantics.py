@@ -224,10 +224,14 @@ def test_destroy_reports_outstanding():
 
 
 def test_waitok_waits_for_a_free():
+    from mpalloc import intr
+
+    intr.setup(2)  # the freeing thread is a CPU of its own (one with none is refused)
     vm = vmem_create("w", 0x20000000, 256, 16, 0, NW)
     a = vmem_alloc(vm, 256, NW)
 
     def later():
+        intr.cpu_attach(1)
         time.sleep(0.05)
         vmem_free(vm, a, 256)
 
