@@ -10,6 +10,7 @@ spec (the ``--port`` value):
     wasm32:<board>                          32-bit webassembly port (wasm.py) kind "wasm32"
     qemu:microbit                           micro:bit firmware in QEMU (qemu.py) kind "qemu"
     qemu:microbit-frozen                    the same rebuilt with mpalloc frozen (flash/microbit_frozen.py)
+    emu:rp2040                              the RP2040's MicroPython in rp2040js (emu_rp2040.py) kind "emu"
     rfc2217://host:port, socket://host:port a remote board (pyserial URL)  kind "url"
     labgrid:<place>                         a labgrid place (labgrid_target.py)
 
@@ -41,7 +42,7 @@ from . import profiles
 BAUDRATE = 115200
 SHORTCUTS = {"a": "/dev/ttyACM", "u": "/dev/ttyUSB", "c": "COM"}   # as mpremote's a0/u0/c0
 QEMU_PACE = (4, 0.0005)    # bytes per write, seconds between writes (qemu.QemuMicrobit.pace)
-DEADLINES = {"vboard": 15.0, "wasm32": 30.0, "qemu": 20.0, "url": 5.0}
+DEADLINES = {"vboard": 15.0, "wasm32": 30.0, "qemu": 20.0, "url": 5.0, "emu": 30.0}
 
 
 class TargetError(Exception):
@@ -200,6 +201,18 @@ def open_qemu(spec, rest, board, timeout):
     return _launch(spec, "qemu", name, profile, make, caps, timeout)
 
 
+def open_emu(spec, rest, board, timeout, firmware=None):
+    """emu:rp2040: the RP2040's own MicroPython in rp2040js (emu_rp2040.py); one core: no threads."""
+    from .emu_rp2040 import EmuRp2040
+
+    if rest != "rp2040":
+        raise TargetError("%s: the emulator runs only the RP2040: use emu:rp2040" % spec)
+    name = _implied(spec, "rp2040", board)
+    profile = _profile(spec, name)
+    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32"}
+    return _launch(spec, "emu", name, profile, lambda: EmuRp2040(name, firmware=firmware), caps, timeout)
+
+
 def _holders(path):
     """Names and pids of processes that have `path` open (from /proc)."""
     found = []
@@ -281,7 +294,8 @@ def open_labgrid(spec, rest, board, timeout):
     return t
 
 
-OPENERS = {"vboard": open_vboard, "wasm32": open_wasm, "qemu": open_qemu, "labgrid": open_labgrid}
+OPENERS = {"vboard": open_vboard, "wasm32": open_wasm, "qemu": open_qemu, "labgrid": open_labgrid,
+           "emu": open_emu}
 URL_SCHEMES = ("rfc2217", "socket", "loop", "spy", "hwgrep", "alt", "cp2110")
 
 
