@@ -5,9 +5,7 @@
 # then four puts):
 #   hard_timer_pool        pool_get(PR_NOWAIT) / pool_put
 #   hard_timer_pool_cache  pool_cache_get / pool_cache_put
-# Not here yet: kmem_intr_alloc(64)/kmem_intr_free from the same handler locks the
-# emulated chip up even after a warm-up in thread context (open, see issue 18's
-# report); before any warm-up, kmem_intr_alloc from the handler raised MemoryError.
+#   hard_timer_kmem        kmem_intr_alloc(64) / kmem_intr_free (open: skipped, see there)
 # Nothing handed out twice (every live object is compared with the others),
 # nothing lost (statistics balance once everything is back), the hard limit
 # held. One operation per interrupt (a pool_get or pool_put costs ~40,000
@@ -176,18 +174,32 @@ def _window_pool(limit):
 
 
 @s.test
-def board_init_binds_sio():
-    _rp2()
+def board_init_binds_mode():
+    # rp2: MODE_SIO and the _get_sio/_put_sio hit pair; elsewhere the platform's
+    # mode, and MODE_SIO (which reads RP2040 registers) refused.
     from mpalloc import board, intr
     from mpalloc import pool_cache as PC
 
     board.init()
-    eq(intr.mode, intr.MODE_SIO, "intr mode after board.init()")
-    eq(PC.pool_cache_get.__name__, "_get_sio", "pool_cache hit pair (get)")
-    eq(PC.pool_cache_put.__name__, "_put_sio", "pool_cache hit pair (put)")
-    eq(intr.curcpu(), 0, "CPU from the SIO CPUID register")
-    s.metric("board_init_binds_sio", "mode", "MODE_SIO")
-    s.metric("board_init_binds_sio", "hit_pair", PC.pool_cache_get.__name__ + "/" + PC.pool_cache_put.__name__)
+    pair = PC.pool_cache_get.__name__ + "/" + PC.pool_cache_put.__name__
+    s.metric("board_init_binds_mode", "mode", intr.mode)
+    s.metric("board_init_binds_mode", "hit_pair", pair)
+    if sys.platform == "rp2":
+        eq(intr.mode, intr.MODE_SIO, "intr mode after board.init()")
+        eq(pair, "_get_sio/_put_sio", "pool_cache hit pair")
+        eq(intr.curcpu(), 0, "CPU from the SIO CPUID register")
+        return
+    if intr.mode == intr.MODE_SIO or pair == "_get_sio/_put_sio":
+        raise AssertionError("MODE_SIO bound on %s" % sys.platform)
+    try:
+        intr.setup(1, intr.MODE_SIO)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("intr.setup(MODE_SIO) accepted on %s" % sys.platform)
+    finally:
+        board._state[0] = False
+        board.init()
 
 
 @s.test
@@ -273,6 +285,33 @@ def hard_timer_pool_cache():
     PC.pool_cache_invalidate(pc)
     eq(pool.pool_stats(pp)["nout"], 0, "pool nout after invalidate")
     PC.pool_cache_destroy(pc)
+
+
+@s.test
+def hard_timer_kmem():
+    _rp2()
+    # Open (issue 18): from this handler kmem_intr_alloc raises RuntimeError with no
+    # message (most likely MicroPython's C-stack check: the handler's kmem -> pool_cache
+    # -> pool -> uvm_km -> vmem calls on top of the main program's stack), and with the
+    # suite pasted (a deeper main stack) the emulated chip locks up. Left out of the
+    # figures until fixed; run it with MPALLOC_LONG=1 to see it.
+    if not has("long"):
+        skip("open: kmem_intr_alloc from a hard Timer handler raises RuntimeError (C stack?) on rp2")
+    from mpalloc import board, kmem
+
+    board.init()
+    kmem.kmem_init()
+
+    def inuse():
+        for c in kmem.kmem_stats()["classes"]:
+            if c["size"] == 64:
+                return c["inuse"]
+        return 0
+
+    before = inuse()
+    _churn("hard_timer_kmem", lambda z: kmem.kmem_intr_alloc(64, kmem.KM_NOSLEEP),
+           lambda z, o: kmem.kmem_intr_free(o, 64), 64)
+    eq(inuse(), before, "kmem 64-byte class in use before and after")
 
 
 s.run()
