@@ -27,7 +27,7 @@ setup-frozen:   ## .venv and what the frozen micro:bit build needs (ARM toolchai
 demo: setup-demo  ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOARD=rp2040)
 	$(MPALLOC) demo --port $(PORT) $(BOARD_ARG)
 
-test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp32, wasm32:rp2040, qemu:microbit
+test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp32, wasm32:rp2040, qemu:microbit, emu:rp2040
 	$(PYTEST) tests/host
 
 test-host: setup  ## host tests only (no device suites)

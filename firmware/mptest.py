@@ -105,6 +105,8 @@ def _heap_total():
 def has(need):
     """True if the board offers `need` (see the header)."""
     if need == "threads":
+        if CAPS and "threads" not in CAPS:
+            return False  # the host knows better: _thread there hangs the chip (emu:rp2040, one core)
         try:
             import _thread  # noqa: F401
 

@@ -248,6 +248,13 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     d.ds = 0  # mask token of the depot lock holder (_depot_enter)
     pc = [_DUMMY] * MAXCPU
     pc.append(d)
+    # One empty magazine in the depot from the start: a hard interrupt that comes
+    # before the thread's first put can load it (it cannot make one, the heap is
+    # locked). Without it every handler call took the back end both ways, a
+    # pool_get and a pool_put (~190,000 cycles on an RP2040): longer than a 1 ms
+    # machine.Timer period, which then ran back to back and never let the thread
+    # in to make the magazine (emu:rp2040, tests/device/test_isr.py rp2_hard_timer).
+    _mag_reserve(d, 1)
     pp.cache = pc
     pool_cache_list.append(pc)
     return pc

@@ -139,6 +139,8 @@ def board_caps(board):
     mp = (board.profile or {}).get("micropython") or {}
     if mp.get("hard_irq") and board.target.is_physical:
         caps.add("hard_irq")
+    if os.environ.get("MPALLOC_LONG"):
+        caps.add("long")        # full figures where the board cannot read the environment (rp2)
     return caps
 
 

@@ -15,10 +15,10 @@ conflicting one is an error. Every failure is a TargetError (errors.py) whose
 message is one line naming the spec.
 """
 from ..errors import EmulatorError, TargetError  # noqa: F401 (re-exported)
-from . import labgrid, qemu, serial, url, vboard, wasm32
+from . import emu, labgrid, qemu, serial, url, vboard, wasm32
 from .base import CAPS, EmulatedTarget, Target, TargetKind, profile_caps  # noqa: F401
 
-KINDS = (serial.KIND, url.KIND, vboard.KIND, wasm32.KIND, qemu.KIND, labgrid.KIND)
+KINDS = (serial.KIND, url.KIND, vboard.KIND, wasm32.KIND, qemu.KIND, emu.KIND, labgrid.KIND)
 BY_NAME = {k.name: k for k in KINDS}
 BY_SCHEME = {k.scheme: k for k in KINDS if k.scheme}
 DEFAULT_DEADLINE = 10.0

@@ -1,0 +1,27 @@
+"""emu:rp2040: the RP2040's own MicroPython (RPI_PICO v1.28.0) in the npm emulator
+rp2040js, behind a pty (mpalloc_host/emu_rp2040.py, host_tools/node/emu_rp2040.mjs).
+32-bit, armv6m native code, real hard Timer interrupts, littlefs on flash; one
+core: no threads (the SIO FIFOs that start core 1 are not emulated). Time there is
+emulated: ticks_us() counts 125 cycles per us of a 125 MHz chip."""
+from ..errors import TargetError
+from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profile
+
+
+class EmuTarget(EmulatedTarget):
+    kind = "emu"
+    deadline = 30.0
+
+
+def open_emu(spec, rest, board, timeout, firmware=None):
+    from ..emu_rp2040 import EmuRp2040
+
+    if rest != "rp2040":
+        raise TargetError("the emulator runs only the RP2040: use emu:rp2040", where=spec)
+    name = implied_board(spec, "rp2040", board)
+    profile = load_profile(spec, name)
+    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32"}
+    return launch(EmuTarget, spec, name, profile, lambda: EmuRp2040(name, firmware=firmware), caps, timeout)
+
+
+KIND = TargetKind("emu", "emu:rp2040", "the RP2040's own MicroPython (v1.28.0) in the rp2040js emulator: 32-bit, "
+                  "real hard IRQs, one core (no threads), emulated time", EmuTarget.deadline, open_emu, scheme="emu")

@@ -1,0 +1,317 @@
+# Real hard interrupts on rp2 (emu:rp2040, a Pico under `make hil`): the board's
+# own paths after board.init() (MODE_SIO, the _get_sio/_put_sio hit pair), and a
+# machine.Timer(period=1, hard=True) handler that gets and puts through
+# intr.run_hard while the main program churns the same allocator (four gets,
+# then four puts):
+#   hard_timer_pool        pool_get(PR_NOWAIT) / pool_put
+#   hard_timer_pool_cache  pool_cache_get / pool_cache_put
+#   hard_timer_kmem        kmem_intr_alloc(64) / kmem_intr_free (open: skipped, see there)
+# Nothing handed out twice (every live object is compared with the others),
+# nothing lost (statistics balance once everything is back), the hard limit
+# held. One operation per interrupt (a pool_get or pool_put costs ~40,000
+# cycles at 125 MHz: both in one 1 ms period leave the main program little).
+# Figures: 20,000 interrupt-context operations per allocator with the host's
+# "long" cap (MPALLOC_LONG=1), 1,500 otherwise (make test).
+# heap_locked_in_handler: the control: bytearray() in the handler raises MemoryError.
+import gc
+import sys
+
+from mptest import Suite, skip, has, eq
+
+s = Suite("rp2_irq", needs=("heap:60000",))
+
+_N = [0]  # interrupt-context operations wanted
+_PAGE = 256
+_H = [0, 0, 0, 0, 0, 0]  # 0 ops, 1 fails, 2 dups, 3 held count, 4 calls, 5 errors
+_HELD = [0, 0, 0]  # objects the handler holds
+_MAIN = [0, 0, 0, 0]  # objects the main program holds (0: none)
+_OPS = [None, None, None, 0]  # get(obj), put(obj, o), obj, limit check pool
+_ERR = [None]
+
+
+def _rp2():
+    if sys.platform != "rp2" or not has("hard_irq"):
+        skip("rp2 hard machine.Timer only (this is %s)" % sys.platform)
+
+
+def _dup(o, skip_i):
+    # o equal to another live object? (main's four, the handler's others)
+    d = 0
+    for i in range(4):
+        if _MAIN[i] == o:
+            d += 1
+    for i in range(_H[3]):
+        if i != skip_i and _HELD[i] == o:
+            d += 1
+    return d
+
+
+def _op(arg):
+    n = _H[3]
+    _H[4] += 1
+    if n == 0 or (n < 2 and _H[4] & 1):
+        o = _OPS[0](_OPS[2])
+        if o is None:
+            _H[1] += 1
+            return 0
+        if _dup(o, -1):
+            _H[2] += 1
+        _HELD[n] = o
+        _H[3] = n + 1
+    else:
+        n -= 1
+        o = _HELD[n]
+        _HELD[n] = 0
+        _H[3] = n
+        _OPS[1](_OPS[2], o)
+    _H[0] += 1
+    return 0
+
+
+def _make_cb(intr):
+    run = intr.run_hard
+
+    def cb(t):
+        if _H[0] >= _N[0]:
+            return
+        try:
+            run(_op, 0)
+        except Exception as e:  # noqa: BLE001 - kept for the main program to raise
+            _H[5] += 1
+            _ERR[0] = e
+
+    return cb
+
+
+def _churn(name, get, put, obj, check=None):
+    import machine
+    import time
+
+    from mpalloc import intr
+
+    _N[0] = 20000 if has("long") else 1500
+    for i in range(6):
+        _H[i] = 0
+    for i in range(4):
+        _MAIN[i] = 0
+    _OPS[0] = get
+    _OPS[1] = put
+    _OPS[2] = obj
+    _ERR[0] = None
+    # warm up in thread context: what a class or cache makes on first use exists
+    # before the heap is locked (kmem makes a size class's cache on its first
+    # allocation: kmem_intr_alloc from a hard IRQ before that raised MemoryError)
+    for i in range(4):
+        _MAIN[i] = get(obj)
+    for i in range(4):
+        put(obj, _MAIN[i])
+        _MAIN[i] = 0
+    gc.collect()
+    cb = _make_cb(intr)
+    mg = mf = 0
+    t0 = time.ticks_ms()
+    limit_ms = _N[0] * 4 + 2000  # emulated ms; ~1 ms per operation expected
+    tim = machine.Timer(mode=machine.Timer.PERIODIC, period=1, hard=True, callback=cb)
+    try:
+        while _H[0] < _N[0] and time.ticks_diff(time.ticks_ms(), t0) < limit_ms:
+            for i in range(4):
+                o = get(obj)
+                mg += 1
+                if o is None:
+                    mf += 1
+                    continue
+                m = intr.splhigh()  # the handler compares with _MAIN: no change under its feet
+                if _dup(o, -1):
+                    _H[2] += 1000
+                _MAIN[i] = o
+                intr.splx(m)
+            if check is not None:
+                check()
+            for i in range(4):
+                o = _MAIN[i]
+                if o:
+                    m = intr.splhigh()
+                    _MAIN[i] = 0
+                    intr.splx(m)
+                    put(obj, o)
+    finally:
+        tim.deinit()
+    ms = time.ticks_diff(time.ticks_ms(), t0)
+    while _H[3]:  # the handler's objects back, as the handler
+        intr.run_hard(_drain, 0)
+    if _ERR[0] is not None:
+        raise _ERR[0]
+    s.metric(name, "isr_ops", _H[0])
+    s.metric(name, "isr_fails", _H[1])
+    s.metric(name, "interrupts", _H[4])
+    s.metric(name, "main_ops", 2 * mg - mf)
+    s.metric(name, "emulated_ms", ms)
+    eq(_H[2], 0, "objects handed out twice")
+    eq(_H[5], 0, "handler exceptions")
+    if _H[0] < _N[0]:
+        raise AssertionError("%s: only %d interrupt-context operations in %d ms" % (name, _H[0], ms))
+    return mg, mf
+
+
+def _drain(arg):
+    n = _H[3] - 1
+    o = _HELD[n]
+    _HELD[n] = 0
+    _H[3] = n
+    _OPS[1](_OPS[2], o)
+    return 0
+
+
+def _window_pool(limit):
+    from mpalloc import mem, pool
+    from mptest_pages import pool_window
+
+    pa = pool_window(mem, pool.pool_allocator, 0x10000000, _PAGE, 32)
+    pp = pool.pool_init(32, 8, 0, 0, "irq32", pa, pool.IPL_VM)
+    pool.pool_sethardlimit(pp, limit, None, 0)
+    pool.pool_prime(pp, limit)
+    return pool, pp
+
+
+@s.test
+def board_init_binds_mode():
+    # rp2: MODE_SIO and the _get_sio/_put_sio hit pair; elsewhere the platform's
+    # mode, and MODE_SIO (which reads RP2040 registers) refused.
+    from mpalloc import board, intr
+    from mpalloc import pool_cache as PC
+
+    board.init()
+    pair = PC.pool_cache_get.__name__ + "/" + PC.pool_cache_put.__name__
+    s.metric("board_init_binds_mode", "mode", intr.mode)
+    s.metric("board_init_binds_mode", "hit_pair", pair)
+    if sys.platform == "rp2":
+        eq(intr.mode, intr.MODE_SIO, "intr mode after board.init()")
+        eq(pair, "_get_sio/_put_sio", "pool_cache hit pair")
+        eq(intr.curcpu(), 0, "CPU from the SIO CPUID register")
+        return
+    if intr.mode == intr.MODE_SIO or pair == "_get_sio/_put_sio":
+        raise AssertionError("MODE_SIO bound on %s" % sys.platform)
+    try:
+        intr.setup(1, intr.MODE_SIO)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("intr.setup(MODE_SIO) accepted on %s" % sys.platform)
+    finally:
+        board._state[0] = False
+        board.init()
+
+
+@s.test
+def heap_locked_in_handler():
+    _rp2()
+    import machine
+    import time
+
+    from mpalloc import board, intr
+
+    board.init()
+    got = [0, 0]
+
+    def h(arg):
+        try:
+            bytearray(16)
+            got[0] += 1
+        except MemoryError:
+            got[1] += 1
+        return 0
+
+    def cb(t):
+        if got[0] + got[1] < 20:
+            intr.run_hard(h, 0)
+
+    tim = machine.Timer(mode=machine.Timer.PERIODIC, period=1, hard=True, callback=cb)
+    t0 = time.ticks_ms()
+    while got[0] + got[1] < 20 and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+        pass
+    tim.deinit()
+    eq(got, [0, 20], "[allocations that worked, MemoryErrors] in a hard Timer handler")
+
+
+@s.test
+def hard_timer_pool():
+    _rp2()
+    from mpalloc import board
+
+    board.init()
+    pool, pp = _window_pool(12)
+    lim = [0]
+
+    def check():
+        if pp.nout > 12:
+            lim[0] += 1
+
+    mg, mf = _churn("hard_timer_pool", lambda p: pool.pool_get(p, pool.PR_NOWAIT), pool.pool_put, pp, check)
+    eq(lim[0], 0, "hard limit exceeded")
+    st = pool.pool_stats(pp)
+    eq(st["nout"], 0, "pool nout after everything came back")
+    eq(st["nget"] - st["nput"], 0, "pool nget - nput")
+    pool.pool_chk(pp)
+    pool.pool_destroy(pp)
+
+
+@s.test
+def hard_timer_pool_cache():
+    _rp2()
+    from mpalloc import board
+    from mpalloc import pool_cache as PC
+
+    board.init()
+    from mpalloc import mem, pool
+    from mptest_pages import pool_window
+
+    pa = pool_window(mem, pool.pool_allocator, 0x10000000, _PAGE, 32)
+    pc = PC.pool_cache_init(32, 8, 0, 0, "irqc32", pa, pool.IPL_VM, None, None, None)
+    pp = PC.pool_cache_pool(pc)
+    pool.pool_sethardlimit(pp, 40, None, 0)
+    pool.pool_prime(pp, 40)
+    lim = [0]
+
+    def check():
+        if pp.nout > 40:
+            lim[0] += 1
+
+    get = PC.pool_cache_get
+    mg, mf = _churn("hard_timer_pool_cache", lambda c: get(c, 2), PC.pool_cache_put, pc, check)
+    eq(lim[0], 0, "hard limit exceeded")
+    st = PC.pool_cache_stats(pc)
+    c0 = st["cpus"][0]
+    eq(c0["nget"] - c0["nput"], 0, "pool_cache gets - puts on CPU 0")
+    PC.pool_cache_invalidate(pc)
+    eq(pool.pool_stats(pp)["nout"], 0, "pool nout after invalidate")
+    PC.pool_cache_destroy(pc)
+
+
+@s.test
+def hard_timer_kmem():
+    _rp2()
+    # Open (issue 18): from this handler kmem_intr_alloc raises RuntimeError with no
+    # message (most likely MicroPython's C-stack check: the handler's kmem -> pool_cache
+    # -> pool -> uvm_km -> vmem calls on top of the main program's stack), and with the
+    # suite pasted (a deeper main stack) the emulated chip locks up. Left out of the
+    # figures until fixed; run it with MPALLOC_LONG=1 to see it.
+    if not has("long"):
+        skip("open: kmem_intr_alloc from a hard Timer handler raises RuntimeError (C stack?) on rp2")
+    from mpalloc import board, kmem
+
+    board.init()
+    kmem.kmem_init()
+
+    def inuse():
+        for c in kmem.kmem_stats()["classes"]:
+            if c["size"] == 64:
+                return c["inuse"]
+        return 0
+
+    before = inuse()
+    _churn("hard_timer_kmem", lambda z: kmem.kmem_intr_alloc(64, kmem.KM_NOSLEEP),
+           lambda z, o: kmem.kmem_intr_free(o, 64), 64)
+    eq(inuse(), before, "kmem 64-byte class in use before and after")
+
+
+s.run()
