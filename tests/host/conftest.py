@@ -5,7 +5,7 @@ MPALLOC_DEBUG=1: every allocator's debug checks on for the whole run
 poisoning, double-free and wrong-size checks, extent and zone checks, objcache
 tracking), switched on again before each test (tests may reset modules).
 
-The fuzzing harness's operation counts (tests/host/test_fuzz.py) are printed
+The fuzzing harness's operation counts (tests/host/allocators/test_fuzz.py) are printed
 at the end of the run.
 """
 import os

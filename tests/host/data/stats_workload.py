@@ -1,4 +1,4 @@
-# A fixed workload whose statistics are known exactly (tests/host/test_stats.py).
+# A fixed workload whose statistics are known exactly (tests/host/tools/test_stats.py).
 # Runs on CPython (firmware on sys.path) and on the unix MicroPython port.
 from mpalloc import mem, intr, pool, pool_cache, extent, stats
 
