@@ -60,9 +60,10 @@ def test_cli_refuses_bad_numbers(run_cli, argv, option):
 def test_plugin_refuses_bad_device_timeout(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     for bad in ("nan", "inf", "-5", "0"):
-        p = pytest_run(["test_x.py", "--device-timeout", bad], cwd=tmp_path, timeout=60)
+        p = pytest_run(["test_x.py", "--mpalloc-timeout", bad], cwd=tmp_path, timeout=60)
         assert p.returncode == 4, (bad, p.stdout, p.stderr)       # pytest's usage error
-        assert "argument --device-timeout: %r: a deadline must be a finite number of seconds > 0" % bad in p.stderr
+        assert "argument --mpalloc-timeout/--device-timeout: %r: a deadline must be a finite number of seconds > 0" \
+            % bad in p.stderr
         assert "Traceback" not in p.stdout + p.stderr
 
 
