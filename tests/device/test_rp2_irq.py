@@ -191,6 +191,7 @@ def board_init_binds_mode():
         return
     if intr.mode == intr.MODE_SIO or pair == "_get_sio/_put_sio":
         raise AssertionError("MODE_SIO bound on %s" % sys.platform)
+    m, n = intr.mode, intr.ncpu
     try:
         intr.setup(1, intr.MODE_SIO)
     except ValueError:
@@ -198,8 +199,7 @@ def board_init_binds_mode():
     else:
         raise AssertionError("intr.setup(MODE_SIO) accepted on %s" % sys.platform)
     finally:
-        board._state[0] = False
-        board.init()
+        intr.setup(n, m)
 
 
 @s.test

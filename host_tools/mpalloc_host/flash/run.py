@@ -79,7 +79,15 @@ def open_link(port, board, firmware=None):
     """A Link to `port`: a device path or pyserial URL, vboard:<b>, qemu:microbit
     (booting `firmware` if given)."""
     target = None
-    if port.startswith("qemu:"):
+    if port.startswith("emu:"):
+        from ..emu_rp2040 import EmuRp2040
+        from ..vboard import VBoardError
+
+        try:  # the image given, on a fresh flash (the user's cached flash image is left alone)
+            target = EmuRp2040(board or "rp2040", firmware=firmware, keep=False).start(60)
+        except VBoardError as e:
+            raise FlashError("%s: %s" % (port, str(e).splitlines()[0])) from None
+    elif port.startswith("qemu:"):
         from .. import qemu
         from ..targets.qemu import PACE
 
@@ -241,6 +249,8 @@ def _flash_uf2(port, board, profile, fl, path, verify_only, force, drive_roots, 
     say("%s: UF2 for %s, %d blocks, %d bytes at 0x%08x" % (path.name, uf2.family_name(img.family),
                                                            img.nblocks, len(img.payload), img.lo))
     exp = _expected(profile, img.payload, port, virtual)
+    if port.startswith("emu:"):
+        return _boot_in_emu(port, board, path, exp, say)
     if verify_only:
         return _verify_only(port, board, exp, say)
     ident, serial = _pre_check(port, board, profile, exp, force, say, virtual)
@@ -367,6 +377,18 @@ def _flash_microbit(port, board, profile, fl, path, verify_only, force, drive_ro
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _boot_in_emu(port, board, uf2_path, exp, say):
+    """emu:rp2040: "flashing" is booting exactly that UF2 in the emulated RP2040
+    (fresh flash); the board lives for this command. Its identity is checked."""
+    say("booting %s in the emulated RP2040 (%s)" % (uf2_path, port))
+    link = open_link(port, board, firmware=uf2_path)
+    try:
+        ident = _verify(link, exp, say, soft_reset=False)
+    finally:
+        link.close()
+    return Result("flashed", ident, exp, port)
 
 
 def _boot_in_qemu(port, board, hex_path, exp, say):

@@ -170,3 +170,23 @@ def test_threads_are_not_a_cap_and_no_process_is_left(tmp_path):
     finally:
         t.close()
     assert not Path("/proc/%d" % pid).exists() or "zombie" in Path("/proc/%d/status" % pid).read_text()
+
+
+def test_mpalloc_flash_boots_and_verifies(tmp_path):
+    try:
+        fw = E.find_firmware()
+    except E.EmuError as e:
+        if in_ci():
+            pytest.fail(str(e), pytrace=False)
+        pytest.skip(str(e))
+    mpalloc = str(Path(sys.executable).with_name("mpalloc"))
+    r = subprocess.run([mpalloc, "flash", "--port", "emu:rp2040", "--board", "rp2040", str(fw)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified: micropython 1.28.0" in r.stdout and "Raspberry Pi Pico with RP2040" in r.stdout
+    bad = tmp_path / "rp2350.uf2"
+    bad.write_bytes(uf2.make(b"\x00" * 600, 0x10000000, 0xE48BFF59))
+    r = subprocess.run([mpalloc, "flash", "--port", "emu:rp2040", "--board", "rp2040", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "is for another chip" in r.stderr
