@@ -19,8 +19,9 @@ Limits: running code cannot be interrupted by Ctrl-C (``runPython`` /
 ``replProcessChar`` are synchronous; node does not read stdin meanwhile): the
 host must kill the target on its deadline. Its output streams as it comes
 (wasm_board.mjs writes it synchronously), so the runner's per-test deadlines
-hold here too. The gc heap is the board's: the profile's
-``micropython.heap_bytes`` is what gc.mem_free() + gc.mem_alloc() gives (the
+hold here too. The gc heap is the board's (heaps.py: the profile's
+``micropython.heap_bytes`` plus what this port's bigger code takes, so the free
+heap after mpalloc's set-up is the board's) as gc.mem_free() + gc.mem_alloc() gives it (the
 port's ``heapsize`` adds the gc's own tables, GC_TABLE_NUM/GC_TABLE_DEN), and
 wasm_board.mjs stops the port's heap from growing past it (this build would
 otherwise add heap areas on demand, up to 128 MiB), so a program that does not
@@ -32,7 +33,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import NODE_DIR, profiles
+from . import NODE_DIR, heaps, profiles
 from .vboard import Child, PtyBridge, VBoardError, _Cooker, board_json
 
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
@@ -78,8 +79,7 @@ class WasmBoard(PtyBridge):
         self.name = "wasm32:%s" % board
         self.node = node_exe()
         self.mjs = micropython_mjs()
-        mp = self.profile.get("micropython", {})
-        self.heap_bytes = int(heap_bytes or mp.get("heap_bytes") or 1048576)   # the gc pool a program sees
+        self.heap_bytes = int(heap_bytes or heaps.target_heap("wasm32", self.profile))   # the gc pool a program sees
         self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-wasm-%s-" % board))
         self._board_json = self._tmp / "board.json"
         self._board_json.write_bytes(board_json(self.profile))

@@ -1,0 +1,38 @@
+"""The gc heap each kind of emulated target gets for a board profile (issue #19).
+
+One job: turn a profile's ``micropython.heap_bytes`` (the board's gc pool:
+gc.mem_free() + gc.mem_alloc() on the board) into the pool a target runs with,
+so that a program has the free heap it would have on the board.
+
+The runtimes do not hold mpalloc's code as compactly as the boards' firmware:
+the same core (.mpy: vmem, uvm_km, pool, pool_cache, kmem, intr, mem, board
+imported, then board.init()) takes more heap on the webassembly port (qstrs the
+rp2 firmware has in ROM, bigger objects) and on the 64-bit unix port (every
+object in 8-byte words; bytecode and strings do not double). Each target gets
+the board's heap plus that difference, measured with footprint.py against the
+RP2040's own firmware (emu:rp2040, the reference); docs/DEVELOPING.md "Heap
+sizes" has the figures and how to measure them again. So the free heap after
+set-up is the board's on every target, where doubling the heap for 64-bit
+words (as before) gave the vboard about twice the headroom, and the webassembly
+port's growable heap (134 MB) hid everything.
+
+A 64-bit profile (unix) is the host itself: its heap is taken as it is.
+"""
+
+# base + code + setup bytes (gc.mem_alloc deltas, .mpy core, footprint.py) of
+# each runtime minus the reference's: emu:rp2040 113664, wasm32 151776, vboard 155680
+EXTRA = {"wasm32": 151776 - 113664, "vboard": 155680 - 113664}
+REFERENCE = "emu:rp2040"
+
+
+def board_heap(profile):
+    """The board's gc pool in bytes (profile micropython.heap_bytes)."""
+    return int((profile.get("micropython") or {}).get("heap_bytes") or 196608)
+
+
+def target_heap(kind, profile):
+    """The gc pool (bytes) target `kind` ("wasm32", "vboard", ...) runs with for `profile`."""
+    heap = board_heap(profile)
+    if int(profile.get("word_bits") or 32) == 64:
+        return heap
+    return heap + EXTRA.get(kind, 0)
