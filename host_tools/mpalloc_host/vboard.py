@@ -544,14 +544,14 @@ class PtyBridge:
 HOST_WORD_BITS = 8 * ctypes.sizeof(ctypes.c_void_p)
 
 
-def scaled_heap_bytes(profile):
+def scaled_heap_bytes(profile, scale=None):
     """The -X heapsize giving the vboard the board's free heap after mpalloc's
     set-up (heaps.target_heap: the board's pool plus what 64-bit objects add to
     mpalloc's core), with the gc's tables (3/256 of the pool on 64-bit) on top.
     A 64-bit profile's heap is taken as it is."""
     from . import heaps
 
-    pool = heaps.target_heap("vboard", profile)
+    pool = heaps.target_heap("vboard", profile, scale)
     if int(profile.get("word_bits") or HOST_WORD_BITS) >= HOST_WORD_BITS:
         return pool
     return pool * 259 // 256 + 256

@@ -51,3 +51,12 @@ def _check(b, want):
         b.exec("x = bytearray(%d)" % (total + 4096))
     free = b.eval("__import__('gc').mem_free()")
     assert 0 < free <= total
+
+
+def test_heap_factor_scales_every_target_and_refuses_nonsense(monkeypatch):
+    rp = profiles.load("rp2040")
+    monkeypatch.setenv("MPALLOC_HEAP_FACTOR", "2")
+    assert heaps.target_heap("vboard", rp) == 2 * (233024 + heaps.EXTRA["vboard"])
+    monkeypatch.setenv("MPALLOC_HEAP_FACTOR", "lots")
+    with pytest.raises(ValueError, match=r"MPALLOC_HEAP_FACTOR='lots': must be a number from 0.25 to 64"):
+        heaps.target_heap("wasm32", rp)
