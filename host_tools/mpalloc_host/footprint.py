@@ -21,31 +21,27 @@ from .errors import BoardError
 
 CORE_IMPORTS = ("vmem", "uvm_km", "pool", "pool_cache", "kmem", "intr", "mem", "board")
 
-_CODE = r"""
-import gc
-gc.collect()
-_t = gc.mem_free() + gc.mem_alloc()
-_a0 = gc.mem_alloc()
-import %s
-gc.collect()
-_a1 = gc.mem_alloc()
-print('@@fp', repr({'base': _a0, 'code': _a1 - _a0, 'total': _t, 'free': gc.mem_free()}))
-import mpalloc.board as _b
-_b.init()
-gc.collect()
-_a2 = gc.mem_alloc()
-print('@@fp', repr({'base': _a0, 'code': _a1 - _a0, 'setup': _a2 - _a1 - _b.window[1], 'window': _b.window[1],
-                    'total': _t, 'free': gc.mem_free(), 'platform': __import__('sys').platform}))
-"""
+# Four steps, each its own REPL command: the webassembly port collects garbage
+# only between commands (its gc_collect() is a no-op while Python runs: wasm
+# locals cannot be scanned), so one command would count the imports' garbage.
+_STEPS = (
+    "import gc\ngc.collect()\n_fp = {'total': gc.mem_free() + gc.mem_alloc(), 'base': gc.mem_alloc()}\n",
+    "import %s\n",
+    "gc.collect()\n_fp['code'] = gc.mem_alloc() - _fp['base']\n_fp['free'] = gc.mem_free()\n"
+    "print('@@fp', repr(_fp))\nimport mpalloc.board as _b\n_b.init()\n",
+    "gc.collect()\n_fp['window'] = _b.window[1]\n"
+    "_fp['setup'] = gc.mem_alloc() - _fp['base'] - _fp['code'] - _fp['window']\n_fp['free'] = gc.mem_free()\n"
+    "_fp['platform'] = __import__('sys').platform\nprint('@@fp', repr(_fp))\n",
+)
 
 
 class FootprintError(BoardError):
     """The footprint could not be measured on a board."""
 
 
-def code(modules=CORE_IMPORTS):
-    """The device code measuring `modules` (names inside the mpalloc package)."""
-    return _CODE % ", ".join("mpalloc." + m for m in modules)
+def steps(modules=CORE_IMPORTS):
+    """The device code measuring `modules` (names inside the mpalloc package), one command each."""
+    return [_STEPS[0], _STEPS[1] % ", ".join("mpalloc." + m for m in modules), _STEPS[2], _STEPS[3]]
 
 
 def parse(out, where="board"):
@@ -67,10 +63,12 @@ def measure(board, modules=CORE_IMPORTS, timeout=120):
     returns the figures (module docstring). The modules must be on the board."""
     if "soft_reset" in board.caps:
         board.soft_reset()
+    out = ""
     try:
-        out = board.exec(board.delivery.adapt(code(modules)), timeout=timeout)
+        for step in steps(modules):
+            out += board.exec(board.delivery.adapt(step), timeout=timeout)
     except BoardError as e:
-        got = getattr(e, "output", "") or ""
+        got = out + (getattr(e, "output", "") or "")
         if "@@fp" in got:
             d = parse(got, board.name)
             d["error"] = str(e).splitlines()[-1]

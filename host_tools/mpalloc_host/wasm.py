@@ -93,7 +93,8 @@ class WasmBoard(PtyBridge):
                               ("; %s (virtual, wasm32) with %s" % (title, mcu)).encode())
 
     def _spawn(self, raw):
-        argv = [self.node, str(MJS), self.mjs.as_uri(), str(port_heapsize(self.heap_bytes)), str(self._board_json)]
+        cap = "grow" if heaps.grows("wasm32") else "cap"
+        argv = [self.node, str(MJS), self.mjs.as_uri(), str(port_heapsize(self.heap_bytes)), str(self._board_json), cap]
         if self.keep_dir is not None:
             argv.append(str(self.keep_dir.resolve()))
         return Child(argv, cwd=str(self._tmp), tty_=False)

@@ -1,6 +1,6 @@
 // wasm32 board: the 32-bit MicroPython webassembly port as a board on stdin/stdout.
 //
-// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH [KEEP_DIR]
+// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH cap|grow [KEEP_DIR]
 //
 // Bytes on stdin go one by one to MicroPython's event-driven REPL
 // (replInit/replProcessChar: friendly REPL, raw REPL); its output goes to
@@ -19,7 +19,10 @@
 //    growth refused) and gives back a small reserve for the port's own small
 //    mallocs, smaller than any area the gc could add (at least the current
 //    heap's size). gc.mem_free() + gc.mem_alloc() is then HEAP_BYTES, and an
-//    allocation that does not fit is a MemoryError, as on the board.
+//    allocation that does not fit is a MemoryError, as on the board. "grow"
+//    instead of "cap": the port's own growable heap. The port collects garbage
+//    only between REPL commands (gc_collect() is a no-op while Python runs),
+//    so under a cap one long command's garbage counts against the heap too.
 //    The port's gc.mem_free() adds what it could still add (its 128 MiB
 //    max_new_split): sys.modules["gc"] is a stand-in whose mem_free() leaves
 //    that out, so programs (and board.init) see the board's free heap.
@@ -31,7 +34,7 @@
 // (stdin is not read meanwhile); the host kills and restarts on its deadline.
 // Its output is written as it comes (collect), so the host sees it live.
 
-const [mjsPath, heapArg, boardJsonPath, keepDir] = process.argv.slice(2);
+const [mjsPath, heapArg, boardJsonPath, capArg, keepDir] = process.argv.slice(2);
 const { loadMicroPython } = await import(mjsPath);
 const fs = await import("node:fs");
 
@@ -202,7 +205,7 @@ async function boot(files, enterRaw) {
   mp = null;
   capped = false;
   mp = await loadMicroPython({ heapsize: HEAP, linebuffer: false, stdout: collect, stderr: collect });
-  capHeap(mp._module);
+  if (capArg !== "grow") capHeap(mp._module);
   mp.runPython(HONEST_GC);
   const FS = mp.FS;
   for (const [p, data] of files) {

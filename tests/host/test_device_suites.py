@@ -41,7 +41,7 @@ def suites_heap():
     board's heap: a suite brings mptest and its own code on top of mpalloc's
     core, which today leaves a board too little for that (heaps.py)."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("MPALLOC_HEAP_FACTOR", str(heaps.SUITES_FACTOR))
+    mp.setenv("MPALLOC_HEAP_FACTOR", heaps.SUITES_FACTOR)
     yield
     mp.undo()
 

@@ -60,3 +60,26 @@ def test_heap_factor_scales_every_target_and_refuses_nonsense(monkeypatch):
     monkeypatch.setenv("MPALLOC_HEAP_FACTOR", "lots")
     with pytest.raises(ValueError, match=r"MPALLOC_HEAP_FACTOR='lots': must be a number from 0.25 to 64"):
         heaps.target_heap("wasm32", rp)
+
+
+def test_heap_factor_per_kind_and_grow(monkeypatch):
+    rp = profiles.load("rp2040")
+    monkeypatch.setenv("MPALLOC_HEAP_FACTOR", "vboard:2,wasm32:grow")
+    assert heaps.target_heap("vboard", rp) == 2 * (233024 + heaps.EXTRA["vboard"])
+    assert heaps.target_heap("wasm32", rp) == 233024 and heaps.grows("wasm32")
+    monkeypatch.setenv("MPALLOC_HEAP_FACTOR", "vboard:3")
+    assert not heaps.grows("wasm32") and heaps.target_heap("wasm32", rp) == 233024
+
+
+def test_wasm32_heap_fills_with_one_commands_garbage_as_documented():
+    """The webassembly port collects only between REPL commands: garbage of one
+    command counts against the capped heap; the next command has it back."""
+    t = open_or_fail("wasm32:rp2040")
+    with t:
+        b = Board(t)
+        try:
+            with pytest.raises(BoardExecError, match="MemoryError"):
+                b.exec("for i in range(2000):\n b = bytearray(1000)\n")
+            assert b.eval("__import__('gc').mem_free()") > 200000
+        finally:
+            b.close()

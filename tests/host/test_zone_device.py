@@ -2,7 +2,7 @@
 MicroPython port with a board-sized heap; every test must pass.
 
 The heap is the virtual RP2040's: as many words as the board's heap has (the
-project rule, vboard.scaled_heap_bytes at heaps.SUITES_FACTOR, as the device suites get), not a
+project rule, vboard.scaled_heap_bytes at heaps.SUITES_VBOARD, as the device suites get), not a
 hand-picked figure that goes stale as the modules grow."""
 import os
 import re
@@ -13,10 +13,10 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "host_tools"))
 
 from mpalloc_host import profiles  # noqa: E402
-from mpalloc_host.heaps import SUITES_FACTOR  # noqa: E402
+from mpalloc_host.heaps import SUITES_VBOARD  # noqa: E402
 from mpalloc_host.vboard import scaled_heap_bytes  # noqa: E402
 
-HEAP = scaled_heap_bytes(profiles.load("rp2040"), SUITES_FACTOR)
+HEAP = scaled_heap_bytes(profiles.load("rp2040"), SUITES_VBOARD)
 
 
 def test_dragonfly_suite_on_unix_micropython():
