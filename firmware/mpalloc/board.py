@@ -248,7 +248,7 @@ def init(window=None):
             # free heap in pieces: the default halves (at least 4 pages), an asked size is an error
             if window is not None or size // 2 < 4 * ps:
                 raise ValueError("board.init: no room for a %d-byte managed window in one piece: %s bytes of heap "
-                                 "free, fragmented; ask for less (board.init(window=N)) or load mpalloc as .mpy"
+                                 "free, fragmented; ask for less: board.init(window=N)"
                                  % (size, free))
             size = size // 2 // ps * ps
     m, ncpu = _mode(p)
