@@ -12,6 +12,14 @@
 #                                 bytearray from the gc heap at its real address,
 #                                 on the virtual board / webassembly an emulated
 #                                 one at the profile's managed.virtual_base;
+#                                 its size (window_size): by default the profile's
+#                                 managed.bytes but at most a quarter (1/SHARE)
+#                                 of the heap free once the modules are in, in
+#                                 whole pages; init(window=N) asks for N bytes,
+#                                 at most managed.bytes and at most 3/4 of the
+#                                 free heap (a quarter stays the program's).
+#                                 A window that does not fit: ValueError naming
+#                                 the sizes, nothing set up;
 #                              4. uvm_km_bootstrap over the window (kernel_map);
 #                              5. two extent(9) maps: peripheral space and SRAM,
 #                                 with what MicroPython itself uses claimed
@@ -54,6 +62,7 @@ _VIRTUAL_PLATFORMS = ("linux", "darwin", "win32", "webassembly")
 _OWN = "micropython"
 _HOLE = "(unmapped)"
 _MPALLOC = "mpalloc"
+SHARE = 4  # the default window: at most 1/SHARE of the free heap
 
 
 def _n(v):
@@ -179,35 +188,83 @@ def booted():
     return _state[0]
 
 
-def startup(p=None):
-    """What mpalloc.stats calls: use(p) if given, then init()."""
+def startup(p=None, window=None):
+    """What mpalloc.stats calls: use(p) if given, then init(window)."""
     if p is not None:
         use(p)
-    return init()
+    return init(window)
 
 
-def init():
-    """Set the board up from its profile (idempotent). Returns the profile."""
-    global profile, name, virtual, window, periph_map, sram_map
+def window_size(most, ps, free, want=None):
+    """Bytes of the managed window: `most` (the profile's managed.bytes) capped
+    at free // SHARE, in whole pages of ps; or `want` bytes if asked (at most
+    `most` and 3/4 of `free`). => most, ps > 0; free: bytes of heap free (None:
+    unknown, no cap). A window that does not fit raises ValueError with the sizes."""
+    if want is None:
+        n = most if free is None else min(most, free // SHARE)
+        n = n // ps * ps
+        if n < ps:
+            raise ValueError("board.init: no room for a managed window: %d bytes of heap free, a quarter is "
+                             "less than one %d-byte page" % (free, ps))
+        return n
+    if not isinstance(want, int) or want < ps:
+        raise ValueError("board.init: window must be an int of at least one page (%d bytes), not %r" % (ps, want))
+    n = (want + ps - 1) // ps * ps
+    if n > most:
+        raise ValueError("board.init: a %d-byte window is larger than the profile's managed.bytes (%d)" % (n, most))
+    if free is not None and n > free - free // SHARE:
+        raise ValueError("board.init: a %d-byte window does not fit: %d bytes of heap free, at most %d may go "
+                         "to the window (a quarter stays the program's)" % (n, free, free - free // SHARE))
+    return n
+
+
+def init(window=None):
+    """Set the board up from its profile (idempotent). Returns the profile.
+    window: bytes of managed window wanted (default: window_size's share)."""
+    global profile, name, virtual, periph_map, sram_map
     if _state[0]:
         return profile
     p = detect()
-    m, ncpu = _mode(p)
-    intr.setup(ncpu, m)
-    virtual = sys.platform in _VIRTUAL_PLATFORMS
-    profile = p
-    name = p["name"]
     ps = p.get("page_size", 256)
-    size = _n(p["managed"]["bytes"])
     from mpalloc import mem
     from mpalloc import uvm_km  # before the window: compiling it needs heap
 
+    free = None
     try:
         import gc
 
         gc.collect()
-    except ImportError:
+        free = gc.mem_free()
+    except (ImportError, AttributeError):  # CPython: no gc.mem_free
         pass
+    size = window_size(_n(p["managed"]["bytes"]), ps, free, window)
+    virtual = sys.platform in _VIRTUAL_PLATFORMS
+    name = p["name"]
+    while True:
+        try:
+            base = _attach(p, ps, size)
+            break
+        except MemoryError:
+            # free heap in pieces: the default halves (at least 4 pages), an asked size is an error
+            if window is not None or size // 2 < 4 * ps:
+                raise ValueError("board.init: no room for a %d-byte managed window in one piece: %s bytes of heap "
+                                 "free, fragmented; ask for less: board.init(window=N)"
+                                 % (size, free))
+            size = size // 2 // ps * ps
+    m, ncpu = _mode(p)
+    intr.setup(ncpu, m)
+    profile = p
+    uvm_km.uvm_km_bootstrap(base, size, ps, _exec_regions(p, ps))
+    _maps(p)
+    _dma.clear()
+    _state[0] = True
+    return profile
+
+
+def _attach(p, ps, size):
+    global window
+    from mpalloc import mem
+
     real = None
     if not virtual:
         real, buf = mem.alloc_backing(size, ps)
@@ -220,11 +277,7 @@ def init():
         base = real
     mem.attach(base, buf)
     window = (base, size, real is not None)
-    uvm_km.uvm_km_bootstrap(base, size, ps, _exec_regions(p, ps))
-    _maps(p)
-    _dma.clear()
-    _state[0] = True
-    return profile
+    return base
 
 
 def _exec_regions(p, ps):

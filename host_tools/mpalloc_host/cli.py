@@ -31,6 +31,7 @@ COMMANDS = {
     "map": "cmd_map",
     "bench": "cmd_bench",
     "demo": "cmd_demo",
+    "footprint": "cmd_footprint",
     "flash": "cmd_flash",
     "vboard": "cmd_vboard",
 }

@@ -1,5 +1,10 @@
 """`mpalloc boards`: the board profiles (boards/*.json) as a table.
 
+"heap B" is the board's gc heap (the profile's micropython.heap_bytes);
+"wasm32 B" and "vboard B" the heap those targets give the board: the board's plus
+what each runtime's bigger code takes of it, so a program has the board's free
+heap after mpalloc's set-up (heaps.py; docs/DEVELOPING.md "Heap sizes").
+
 A profile that does not load is named on stderr (file, field, problem) and the
 others are listed; the exit status is then 1. Any command's --board also takes a
 profile file of your own: --board my_board.json."""
@@ -8,7 +13,7 @@ import sys
 
 from rich.table import Table
 
-from . import profiles
+from . import heaps, profiles
 from .output import Output
 
 
@@ -30,7 +35,9 @@ def _rows(bad):
         cpu = pr.get("cpu") or {}
         man = pr.get("managed") or {}
         yield pr, [name, pr.get("title", ""), "%s x%s" % (cpu.get("core", "?"), cpu.get("cores", "?")),
-                   "%d" % (mp.get("heap_bytes") or 0), str(mp.get("march", "")),
+                   "%d" % (mp.get("heap_bytes") or 0),
+                   "%d" % heaps.target_heap("wasm32", pr), "%d" % heaps.target_heap("vboard", pr),
+                   str(mp.get("march", "")),
                    ",".join(k for k in ("threads", "hard_irq") if mp.get(k)) or "-",
                    "%s @ %s" % (man.get("bytes", "?"), man.get("virtual_base", "?")),
                    "vboard:%s" % name if name != "microbit" else "qemu:microbit"]
@@ -46,7 +53,7 @@ def run(args):
         print(json.dumps({r[0]["name"]: r[0] for r in rows}, indent=2))
         return status
     out = Output()
-    head = ["board", "title", "cpu", "heap B", "march", "caps", "managed B @ base", "without hardware"]
+    head = ["board", "title", "cpu", "heap B", "wasm32 B", "vboard B", "march", "caps", "managed B @ base", "without hardware"]
     if out.tty:
         t = Table(*head)
         for _, r in rows:

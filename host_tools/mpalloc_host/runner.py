@@ -349,7 +349,10 @@ class Runner:
             if err:
                 text = err.decode("utf-8", "replace").replace("\r\n", "\n")
                 last = shorten(text.strip().splitlines()[-1] if text.strip() else "error", 200)
-                framing = "Traceback (most recent call last)" not in text
+                # a MemoryError with no room left for its traceback prints only its line
+                framing = "Traceback (most recent call last)" not in text and not text.lstrip().startswith("MemoryError")
+                if text.lstrip().startswith("MemoryError") and "Traceback" not in text:
+                    last = "MemoryError: the heap is exhausted (no room for a traceback)"
                 if framing:
                     # MicroPython prints a traceback for every uncaught exception: this
                     # is output that a \x04 the board never sent (garbled or injected

@@ -34,13 +34,13 @@ on a second pty and makes it look like a board:
   reset (``main.py`` is not run). This is not a security boundary: the
   process runs as the host user, and code on the board can still use the
   network (``socket``);
-* the gc heap holds as many machine words as the board's: the profile's
-  ``micropython.heap_bytes`` scaled by host word size / board word size
-  (``word_bits``), so a 32-bit board's 233024 bytes become 466048 on the 64-bit
-  unix port. Every object (a list slot, a frame, a boundary-tag array entry of
-  type 'L') takes twice the bytes there, so equal bytes would make the virtual
-  board a board with half the memory. Byte-exact heap figures come from the
-  32-bit runtime (``wasm32:``) and real boards.
+* the gc heap gives a program the board's free heap after mpalloc's set-up:
+  the profile's ``micropython.heap_bytes`` plus what the 64-bit port's bigger
+  objects add to mpalloc's core (heaps.py, measured against the RP2040's own
+  firmware; docs/DEVELOPING.md "Heap sizes"). Code and strings do not double on
+  64-bit, so doubling the heap for the word size (as before) gave about twice
+  the board's headroom. Byte-exact heap figures come from the 32-bit runtimes
+  (``wasm32:``, ``emu:rp2040``) and real boards.
 
 A child killed by a signal other than SIGINT (or restarting in a loop) leaves the board dead:
 ``alive()`` is False and the client sees no more output. ``close()`` kills the
@@ -544,11 +544,17 @@ class PtyBridge:
 HOST_WORD_BITS = 8 * ctypes.sizeof(ctypes.c_void_p)
 
 
-def scaled_heap_bytes(profile):
-    """The -X heapsize giving the vboard as many heap words as the real board."""
-    heap = int(profile.get("micropython", {}).get("heap_bytes") or 196608)
-    board_bits = int(profile.get("word_bits") or HOST_WORD_BITS)
-    return heap * HOST_WORD_BITS // board_bits
+def scaled_heap_bytes(profile, scale=None):
+    """The -X heapsize giving the vboard the board's free heap after mpalloc's
+    set-up (heaps.target_heap: the board's pool plus what 64-bit objects add to
+    mpalloc's core), with the gc's tables (3/256 of the pool on 64-bit) on top.
+    A 64-bit profile's heap is taken as it is."""
+    from . import heaps
+
+    pool = heaps.target_heap("vboard", profile, scale)
+    if int(profile.get("word_bits") or HOST_WORD_BITS) >= HOST_WORD_BITS:
+        return pool
+    return pool * 259 // 256 + 256
 
 
 class VirtualBoard(PtyBridge):

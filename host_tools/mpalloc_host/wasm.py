@@ -19,9 +19,13 @@ Limits: running code cannot be interrupted by Ctrl-C (``runPython`` /
 ``replProcessChar`` are synchronous; node does not read stdin meanwhile): the
 host must kill the target on its deadline. Its output streams as it comes
 (wasm_board.mjs writes it synchronously), so the runner's per-test deadlines
-hold here too. ``heapsize`` is the *initial* gc
-heap: this pyscript build grows its heap on demand, so the board's heap size is
-not a hard limit here (use the vboard for that). No threads, no filesystem on
+hold here too. The gc heap is the board's (heaps.py: the profile's
+``micropython.heap_bytes`` plus what this port's bigger code takes, so the free
+heap after mpalloc's set-up is the board's) as gc.mem_free() + gc.mem_alloc() gives it (the
+port's ``heapsize`` adds the gc's own tables, GC_TABLE_NUM/GC_TABLE_DEN), and
+wasm_board.mjs stops the port's heap from growing past it (this build would
+otherwise add heap areas on demand, up to 128 MiB), so a program that does not
+fit a board's heap does not fit here either. No threads, no filesystem on
 the host side (files live in node's memory and die with it).
 """
 import os
@@ -29,11 +33,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import NODE_DIR, profiles
+from . import NODE_DIR, heaps, profiles
 from .vboard import Child, PtyBridge, VBoardError, _Cooker, board_json
 
 NPM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 MJS = Path(__file__).with_name("wasm_board.mjs")
+# The gc's tables beside its pool (py/gc.c, 16-byte blocks): an allocation table
+# byte per 4 blocks and a finaliser bit per block, 3/128 of the pool; the port's
+# heapsize is pool + tables (233024 gave a 227648-byte pool: 2.4 % less).
+GC_TABLE_NUM, GC_TABLE_DEN = 131, 128
+
+
+def port_heapsize(pool_bytes):
+    """The port's heapsize giving a gc pool of `pool_bytes` (gc.mem_free() + gc.mem_alloc())."""
+    return pool_bytes * GC_TABLE_NUM // GC_TABLE_DEN + 256
 
 
 class WasmError(VBoardError):
@@ -66,8 +79,7 @@ class WasmBoard(PtyBridge):
         self.name = "wasm32:%s" % board
         self.node = node_exe()
         self.mjs = micropython_mjs()
-        mp = self.profile.get("micropython", {})
-        self.heap_bytes = int(heap_bytes or mp.get("heap_bytes") or 1048576)
+        self.heap_bytes = int(heap_bytes or heaps.target_heap("wasm32", self.profile))   # the gc pool a program sees
         self._tmp = Path(tempfile.mkdtemp(prefix="mpalloc-wasm-%s-" % board))
         self._board_json = self._tmp / "board.json"
         self._board_json.write_bytes(board_json(self.profile))
@@ -81,7 +93,8 @@ class WasmBoard(PtyBridge):
                               ("; %s (virtual, wasm32) with %s" % (title, mcu)).encode())
 
     def _spawn(self, raw):
-        argv = [self.node, str(MJS), self.mjs.as_uri(), str(self.heap_bytes), str(self._board_json)]
+        cap = "grow" if heaps.grows("wasm32") else "cap"
+        argv = [self.node, str(MJS), self.mjs.as_uri(), str(port_heapsize(self.heap_bytes)), str(self._board_json), cap]
         if self.keep_dir is not None:
             argv.append(str(self.keep_dir.resolve()))
         return Child(argv, cwd=str(self._tmp), tty_=False)

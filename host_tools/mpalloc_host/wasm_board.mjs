@@ -1,6 +1,6 @@
 // wasm32 board: the 32-bit MicroPython webassembly port as a board on stdin/stdout.
 //
-// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH [KEEP_DIR]
+// node wasm_board.mjs MICROPYTHON_MJS HEAP_BYTES BOARD_JSON_PATH cap|grow [KEEP_DIR]
 //
 // Bytes on stdin go one by one to MicroPython's event-driven REPL
 // (replInit/replProcessChar: friendly REPL, raw REPL); its output goes to
@@ -13,6 +13,19 @@
 //    in-memory filesystem over (a board keeps its files), re-enter the raw REPL
 //    if that is where the reset came from.
 //  * the filesystem root "/" holds board.json (the profile) and lib/; cwd is "/".
+//  * the gc heap is the board's: this port grows its gc heap on demand (split
+//    heap, more areas malloc'd as needed), so after loading, capHeap() takes
+//    every free byte of the C heap (malloc until it fails, WebAssembly memory
+//    growth refused) and gives back a small reserve for the port's own small
+//    mallocs, smaller than any area the gc could add (at least the current
+//    heap's size). gc.mem_free() + gc.mem_alloc() is then HEAP_BYTES, and an
+//    allocation that does not fit is a MemoryError, as on the board. "grow"
+//    instead of "cap": the port's own growable heap. The port collects garbage
+//    only between REPL commands (gc_collect() is a no-op while Python runs),
+//    so under a cap one long command's garbage counts against the heap too.
+//    The port's gc.mem_free() adds what it could still add (its 128 MiB
+//    max_new_split): sys.modules["gc"] is a stand-in whose mem_free() leaves
+//    that out, so programs (and board.init) see the board's free heap.
 //  * KEEP_DIR (optional): the filesystem is kept there between runs: loaded at
 //    start, written back (changed files written, removed ones deleted) after
 //    every raw-REPL execution, before its end marker goes out (so the host never
@@ -21,7 +34,7 @@
 // (stdin is not read meanwhile); the host kills and restarts on its deadline.
 // Its output is written as it comes (collect), so the host sees it live.
 
-const [mjsPath, heapArg, boardJsonPath, keepDir] = process.argv.slice(2);
+const [mjsPath, heapArg, boardJsonPath, capArg, keepDir] = process.argv.slice(2);
 const { loadMicroPython } = await import(mjsPath);
 const fs = await import("node:fs");
 
@@ -31,6 +44,7 @@ const PYEXEC_FORCED_EXIT = 0x100;
 const SKIP = new Set(["/dev", "/proc", "/tmp", "/home"]);
 
 let mp = null;
+let capped = false;     // WebAssembly memory may not grow (capHeap)
 let out = [];           // output bytes of the current batch
 let tail = "";          // last output, to follow friendly/raw mode
 let raw = false;
@@ -140,9 +154,59 @@ function keepSync() {
   }
 }
 
+const wasmGrow = WebAssembly.Memory.prototype.grow;
+WebAssembly.Memory.prototype.grow = function (pages) {
+  if (capped) throw new RangeError("wasm_board: the gc heap is capped at the board's");
+  return wasmGrow.call(this, pages);
+};
+const consoleError = console.error;
+console.error = (...a) => {             // emscripten's growMemory complains when refused
+  if (capped && typeof a[0] === "string" && /^(growMemory:|Failed to grow the heap)/.test(a[0])) return;
+  consoleError(...a);
+};
+
+const MAX_NEW_SPLIT = 128 * 1024 * 1024;   // gc_get_max_new_split() of the webassembly port
+const HONEST_GC = `
+def _honest_gc():
+    import sys, gc as g
+    class gc:
+        collect = g.collect
+        enable = g.enable
+        disable = g.disable
+        isenabled = g.isenabled
+        threshold = g.threshold
+        mem_alloc = g.mem_alloc
+        def mem_free():
+            f = g.mem_free()
+            return f - ${MAX_NEW_SPLIT} if f >= ${MAX_NEW_SPLIT} else f
+    sys.modules["gc"] = gc
+    g.collect()
+_honest_gc()
+del _honest_gc
+`;
+
+function capHeap(M) {
+  capped = true;
+  const held = [];
+  for (let size = 1 << 26; size >= 16;) {
+    const p = M._malloc(size);
+    if (p) held.push([p, size]); else size >>= 1;
+  }
+  const reserve = Math.min(16384, HEAP >> 1);
+  let back = 0;
+  while (held.length && back < reserve) {
+    const [p, size] = held.pop();
+    M._free(p);
+    back += size;
+  }
+}
+
 async function boot(files, enterRaw) {
   mp = null;
+  capped = false;
   mp = await loadMicroPython({ heapsize: HEAP, linebuffer: false, stdout: collect, stderr: collect });
+  if (capArg !== "grow") capHeap(mp._module);
+  mp.runPython(HONEST_GC);
   const FS = mp.FS;
   for (const [p, data] of files) {
     if (data === null) {

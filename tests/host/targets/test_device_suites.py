@@ -13,6 +13,7 @@ import re
 import pytest
 
 from board_doubles import need_target
+from mpalloc_host import heaps
 from mpalloc_host.board import Board
 from mpalloc_host.flash import microbit_frozen
 from mpalloc_host.runner import Runner, discover
@@ -30,6 +31,19 @@ SUITES = discover()
 # quantum_cache ~45 s, and replay's extent and softint's soft_stress_pool past
 # their 60 s deadline. They stay on the four other targets and under `make hil`.
 EMU_SLOW = {"test_vmem.py", "test_replay.py", "test_softint.py"}
+
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def suites_heap():
+    """The emulated targets (vboard, wasm32) with heaps.SUITES_FACTOR times the
+    board's heap: a suite brings mptest and its own code on top of mpalloc's
+    core, which today leaves a board too little for that (heaps.py)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MPALLOC_HEAP_FACTOR", heaps.SUITES_FACTOR)
+    yield
+    mp.undo()
 
 
 class _Boards:

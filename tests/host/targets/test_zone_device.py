@@ -2,7 +2,7 @@
 MicroPython port with a board-sized heap; every test must pass.
 
 The heap is the virtual RP2040's: as many words as the board's heap has (the
-project rule, vboard.scaled_heap_bytes: 233024 B x 64/32 = 466048 B here), not a
+project rule, vboard.scaled_heap_bytes at heaps.SUITES_VBOARD, as the device suites get), not a
 hand-picked figure that goes stale as the modules grow."""
 import os
 import re
@@ -11,9 +11,10 @@ import subprocess
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 
 from mpalloc_host import profiles  # noqa: E402
+from mpalloc_host.heaps import SUITES_VBOARD  # noqa: E402
 from mpalloc_host.vboard import scaled_heap_bytes  # noqa: E402
 
-HEAP = scaled_heap_bytes(profiles.load("rp2040"))
+HEAP = scaled_heap_bytes(profiles.load("rp2040"), SUITES_VBOARD)
 
 
 def test_dragonfly_suite_on_unix_micropython():

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from board_doubles import need_target
+from mpalloc_host.errors import BoardExecError
 from mpalloc_host import ROOT, dist
 from mpalloc_host.board import Board
 
@@ -47,7 +48,11 @@ def run_example(spec, name):
 @pytest.mark.parametrize("spec,name", [
     ("vboard:rp2040", "pico_packets.py"),
     ("wasm32:rp2040", "pico_packets.py"),
-    ("vboard:esp32", "esp32_packets.py"),
+    pytest.param("vboard:esp32", "esp32_packets.py", marks=pytest.mark.xfail(
+        strict=True, raises=BoardExecError,
+        reason="issue #19: with the ESP32's own heap (111,936 B; vboard adds only what 64-bit objects take) "
+               "mpalloc's core from .mpy and its set-up take 111 KB of it and the example runs out (MemoryError); "
+               "it fits once the lean core lands: then drop this mark")),
 ])
 def test_example_runs_with_the_core_package(spec, name):
     have, out = run_example(spec, name)

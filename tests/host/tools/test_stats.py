@@ -14,6 +14,7 @@ import pytest
 from mpalloc_host import profiles
 from mpalloc_host import stats as st
 from mpalloc_host import tables
+from mpalloc_host.heaps import SUITES_VBOARD
 from mpalloc_host.vboard import scaled_heap_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,7 +23,7 @@ MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 WORKLOAD = Path(__file__).parents[1] / "data" / "stats_workload.py"
 # The virtual RP2040's heap: the board's heap in as many 64-bit words (the rule of
 # vboard.scaled_heap_bytes), not a hand-picked size.
-HEAP = "heapsize=%d" % scaled_heap_bytes(profiles.load("rp2040"))
+HEAP = "heapsize=%d" % scaled_heap_bytes(profiles.load("rp2040"), SUITES_VBOARD)
 
 
 def run_device(script, runtime):
