@@ -69,7 +69,7 @@ def bind(g):
 
 
 @micropython.viper
-def get_up(pc, flags):
+def _get_up(pc, flags):
     # one CPU, nothing to exclude (unix MODE_UP)
     if flags != _F2 and flags != _F1:
         _get_flags(pc, flags)
@@ -83,7 +83,7 @@ def get_up(pc, flags):
 
 
 @micropython.viper
-def put_up(pc, o):
+def _put_up(pc, o):
     if not o:
         return _put_odd(pc, o)
     mag = pc[0]
@@ -98,7 +98,7 @@ def put_up(pc, o):
 
 
 @micropython.viper
-def get_thr(pc, flags):
+def _get_thr(pc, flags):
     # MODE_THREAD: the caller's CPU and its magazine lock (pool_cache's header)
     if flags != _F2 and flags != _F1:
         _get_flags(pc, flags)
@@ -119,7 +119,7 @@ def get_thr(pc, flags):
 
 
 @micropython.viper
-def put_thr(pc, o):
+def _put_thr(pc, o):
     if not o:
         return _put_odd(pc, o)
     pc[8]
@@ -140,7 +140,7 @@ def put_thr(pc, o):
 
 
 @micropython.viper
-def get_irq(pc, flags):
+def _get_irq(pc, flags):
     # one CPU with an interrupt mask (machine.disable_irq: esp32)
     if flags != _F2 and flags != _F1:
         _get_flags(pc, flags)
@@ -158,7 +158,7 @@ def get_irq(pc, flags):
 
 
 @micropython.viper
-def put_irq(pc, o):
+def _put_irq(pc, o):
     if not o:
         return _put_odd(pc, o)
     s = _dis()
@@ -176,7 +176,7 @@ def put_irq(pc, o):
 
 
 @micropython.viper
-def get_sio(pc, flags):
+def _get_sio(pc, flags):
     # RP2040 (MODE_SIO): this core's mask, then its id from SIO CPUID (0xd0000000)
     if flags != _F2 and flags != _F1:
         _get_flags(pc, flags)
@@ -194,7 +194,7 @@ def get_sio(pc, flags):
 
 
 @micropython.viper
-def put_sio(pc, o):
+def _put_sio(pc, o):
     if not o:
         return _put_odd(pc, o)
     s = _dis()
