@@ -816,7 +816,8 @@ _nat = None
 def _native_load():
     try:
         return __import__("mpalloc.pool_cache_native", None, None, ("bind",))
-    except (ImportError, SyntaxError, NotImplementedError):
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
         return False
 
 
