@@ -814,8 +814,16 @@ _nat = None
 
 
 def _native_load():
+    # collections around the import: the module's objects (~2.3 KB) go low in
+    # the heap and the compiler's temporaries leave no holes between them
+    # (a 110 KB heap then still gives the 32 KB a program asks next)
     try:
-        return __import__("mpalloc.pool_cache_native", None, None, ("bind",))
+        import gc
+
+        gc.collect()
+        m = __import__("mpalloc.pool_cache_native", None, None, ("bind",))
+        gc.collect()
+        return m
     except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
         # no module, no emitter, an .mpy of another arch (ValueError), no room
         return False
