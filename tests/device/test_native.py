@@ -184,8 +184,6 @@ def misuse_errors_both_paths():
             check_msg(raises(TypeError, PC.pool_cache_get, [0], 7), "pool_cache_get", "pool cache")
             check_msg(raises(ValueError, PC.pool_cache_put, pc, None), "pool_cache_put", "None")
             check_msg(raises(ValueError, PC.pool_cache_put, pc, 0), "pool_cache_put", "0")
-            o = PC.pool_cache_get(pc, True)  # True == PR_WAITOK, as in the bytecode test
-            PC.pool_cache_put(pc, o)
     finally:
         _back()
         PC.pool_cache_destroy(pc)
