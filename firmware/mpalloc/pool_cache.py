@@ -725,6 +725,7 @@ def _bind():
         _pc_get, _pc_put = _get_sio, _put_sio
     else:
         _pc_get, _pc_put = _get_irq, _put_irq
+    _native_bind()  # issue 20 hook: the native pair of the mode where the runtime has one
     pool_cache_get = _dbg_get if _debug[0] else _pc_get
     pool_cache_put = _dbg_put if _debug[0] else _pc_put
 
@@ -800,6 +801,58 @@ def _dbg_fail(pc, o, e):
     except MemoryError:
         raise E_DEBUG
     raise ValueError(m)
+
+
+# -- issue 20 hook: native hit paths (pool_cache_native.py) ----------------
+# _native[0]: 1 = use them where the runtime compiles viper code (the
+# default), 0 = bytecode (mpalloc.native.off()). _nat: the loaded module,
+# None before the first try, False where it cannot load (CPython, no native
+# emitter: webassembly, micro:bit). Loaded by __import__ so that the flat
+# filesystem's dependency scan (micro:bit) does not copy it there.
+_native = [1]
+_nat = None
+
+
+def _native_load():
+    # collections around the import: the module's objects (~2.3 KB) go low in
+    # the heap and the compiler's temporaries leave no holes between them
+    # (a 110 KB heap then still gives the 32 KB a program asks next)
+    try:
+        import gc
+
+        gc.collect()
+        m = __import__("mpalloc.pool_cache_native", None, None, ("bind",))
+        gc.collect()
+        return m
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _native_bind():
+    global _nat, _pc_get, _pc_put
+    if not _native[0]:
+        return
+    if _nat is None:
+        _nat = _native_load()
+    if not _nat:
+        return
+    _nat.bind(globals())
+    if _thr:
+        _pc_get, _pc_put = _nat._get_thr, _nat._put_thr
+    elif _dis is None:
+        _pc_get, _pc_put = _nat._get_up, _nat._put_up
+    elif _sio:
+        _pc_get, _pc_put = _nat._get_sio, _nat._put_sio
+    else:
+        _pc_get, _pc_put = _nat._get_irq, _nat._put_irq
+
+
+def native_path():
+    """'native' if the hit pair bound now is pool_cache_native's, else 'bytecode'
+    (the native functions have the bytecode ones' names: tests that name the
+    mode's pair hold on both paths)."""
+    return "native" if _nat and _pc_get in (_nat._get_up, _nat._get_thr, _nat._get_irq, _nat._get_sio) else "bytecode"
 
 
 _pc_get = _get_up  # the plain pair of the mode (_bind)

@@ -7,7 +7,7 @@
 # The host (host_tools/mpalloc_host/stats.py) picks these lines out of the serial
 # output; anything else on the line is device log. Kinds (version 1):
 #
-#   begin       {"v", "platform", "impl", "board", "heap_free", "heap_alloc", "ticks_ms"}
+#   begin       {"v", "platform", "impl", "board", "heap_free", "heap_alloc", "ticks_ms", "hot_path"}
 #   vmem        vmem_stats(vm)                          one per arena in vmem_list
 #   segs        {"arena", "spans": [[addr, size, imported]], "segs": [[addr, size, state]]}
 #   uvm_km      uvm_km_stats()
@@ -142,7 +142,16 @@ def _begin(gc_free, gc_alloc, t0):
         "heap_free": gc_free,
         "heap_alloc": gc_alloc,
         "ticks_ms": t0,
+        "hot_path": _hot_path(),
     }
+
+
+def _hot_path():
+    # issue 20: "native" or "bytecode", the pool_cache hit pair bound now; None
+    # where pool_cache is not imported (or predates the switch)
+    m = _mod("pool_cache")
+    f = getattr(m, "native_path", None) if m is not None else None
+    return f() if f is not None else None
 
 
 def _detail(out, kind, obj, m):

@@ -269,7 +269,10 @@ class Board:
         out_dir = ROOT / "out" / "mpy" / (self.profile.get("name") or "board")
         res = []
         for dest, data in items:
-            if not dest.endswith(".py") or dest.endswith("__init__.py") or dest == "board.json":
+            if (not dest.endswith(".py") or dest.endswith("__init__.py") or dest == "board.json"
+                    or (not arch and dest.endswith("_native.py"))):
+                # native code (viper) compiles only for an arch: without one it goes as
+                # source, and a runtime without the emitter keeps the bytecode path
                 res.append((dest, data))
                 continue
             src = out_dir / "src" / dest

@@ -15,6 +15,10 @@ _backing = [bytearray(65536)]  # the managed window's bytes, before anything fra
 
 from mpalloc import mem, intr, pool  # noqa: E402
 from mpalloc import pool_cache as PC
+try:
+    from mpalloc import native as NATIVE  # issue 20: native/bytecode switch
+except ImportError:  # firmware before issue 20
+    NATIVE = None
 
 A = bench_args(globals())
 QUICK = A.get("quick", 0)
@@ -38,6 +42,12 @@ def l_pc22(pc, n):
         b = g(pc, 2)
         p(pc, a)
         p(pc, b)
+
+
+def l_ba64(arg, n):
+    # MicroPython's own allocator, the peer a pool_cache hit is weighed against
+    for _ in range(n):
+        bytearray(64)
 
 
 def l_pool(pp, n):
@@ -165,6 +175,14 @@ def run(mode):
     emit("%s.magsize" % mode, M)
     measure("%s.pool_cache_hit" % mode, l_pc, pc, 2)
     depot_rate("%s.pool_cache_hit" % mode, l_pc, pc, pc, 2)
+    # issue 20: which path that was, the other path in the same run, and bytearray(64)
+    emit("%s.pool_cache_path" % mode, PC.native_path() if hasattr(PC, "native_path") else "bytecode")
+    if NATIVE is not None:
+        NATIVE.off()
+        measure("%s.pool_cache_hit_bytecode" % mode, l_pc, pc, 2)
+        NATIVE.on()
+    n = pick_n(l_ba64, None, TARGET)
+    emit_costs("%s.bytearray64" % mode, costs(l_ba64, None, n, 1, REPS))
     measure("%s.pool_cache_2get2put" % mode, l_pc22, pc, 4)
     depot_rate("%s.pool_cache_2get2put" % mode, l_pc22, pc, pc, 4)
     measure("%s.pool_get_put" % mode, l_pool, pp, 2)

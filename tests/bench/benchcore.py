@@ -98,7 +98,11 @@ def _t(f, arg, n):
     return ticks_diff(ticks_us(), t0)
 
 
-CU_NS = []  # every call-loop calibration of the run, ns per call
+CU_NS = []  # the call-loop calibrations of the run, ns per call: the first _CU_MAX
+# (a list growing past 512 entries asks for 8 KB in one piece: a MemoryError on
+# the vboard heap in bench_fixed's thread mode); _CU_LOHI: min and max of all
+_CU_MAX = 500
+_CU_LOHI = [None, None]
 
 
 def _clock_step():
@@ -179,7 +183,12 @@ def costs(f, arg, n, per, reps, base=None, reset=None):
         cc = (c + c2) / 2 / nc  # us per call
         if cc <= 0:
             continue
-        CU_NS.append(cc * 1000)
+        if len(CU_NS) < _CU_MAX:
+            CU_NS.append(cc * 1000)
+        if _CU_LOHI[0] is None or cc * 1000 < _CU_LOHI[0]:
+            _CU_LOHI[0] = cc * 1000
+        if _CU_LOHI[1] is None or cc * 1000 > _CU_LOHI[1]:
+            _CU_LOHI[1] = cc * 1000
         out.append((t - b) / n / cc / per)
         if lo[0] is None or t < lo[0]:
             lo[0] = t
@@ -234,8 +243,8 @@ def emit_calibration():
     emit("calib.clock_us", CLOCK_US)
     if CU_NS:
         emit("calib.cu_ns", median(CU_NS))
-        emit("calib.cu_ns_min", min(CU_NS))
-        emit("calib.cu_ns_max", max(CU_NS))
+        emit("calib.cu_ns_min", _CU_LOHI[0])
+        emit("calib.cu_ns_max", _CU_LOHI[1])
 
 
 # -- heap -----------------------------------------------------------------------------

@@ -52,6 +52,16 @@ def evaluate(doc):
                     "(stand-ins for a CPUID read and disable_irq/enable_irq)" % (cl, lp))
         rows.append(_row("G1" + mode[0], "pool_cache magazine hit, cu per get or put (%s)" % label, "pool_cache",
                          v, 4, 3, detail=det))
+    # issue 20: the hit against MicroPython's own bytearray(64), same run, per path
+    for mode, label, stretch in (("up", "1 CPU", 0.5), ("thread", "2 CPUs, vboard threads", None)):
+        hit, ba = _get(runs, "%s.pool_cache_hit.cu" % mode), _get(runs, "%s.bytearray64.cu" % mode)
+        bc = _get(runs, "%s.pool_cache_hit_bytecode.cu" % mode)
+        path = runs.get(MP, {}).get("%s.pool_cache_path" % mode) or "bytecode"
+        det = "path bound: %s; hit %s cu, bytearray(64) %s cu; bytecode path %s cu (%s x bytearray(64))" % (
+            path, "-" if hit is None else "%.3g" % hit, "-" if ba is None else "%.3g" % ba,
+            "-" if bc is None else "%.3g" % bc, "-" if bc is None or not ba else "%.3g" % (bc / ba))
+        rows.append(_row("G20" + mode[0], "pool_cache hit / bytearray(64), ratio (%s)" % label, "pool_cache",
+                         hit / ba if hit is not None and ba else None, 1.0, stretch, detail=det))
     # zero heap bytes per op (asked of the heap, mem_total; garbage is a separate column)
     for name, keys, owner in (
             ("pool", ["up.pool_get_put"], "pool"),

@@ -143,6 +143,9 @@ def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "
         "runs": runs,
         "notes": notes,
     }
+    from .native_size import sizes as _native_sizes  # issue 20
+
+    doc["native_size"] = _native_sizes()
     doc["goals"] = evaluate(doc)
     return doc
 

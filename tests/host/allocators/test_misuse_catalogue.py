@@ -1268,6 +1268,7 @@ NOMISUSE = {
     "pool_cache_nput": _GETTER,
     "pool_cache_stats": _GETTER,
     "pool_cache_cached": _GETTER,
+    "native_path": "takes no argument: which hit pair is bound (issue 20)",
     "kmem_reset": "a test helper: forgets the caches; callable at any time",
     "kmem_debug": _SWITCH,
     "kmem_roundup_size": "pure arithmetic (the size rounded up to 8)",

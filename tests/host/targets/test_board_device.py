@@ -34,7 +34,9 @@ def mpy_fw(tmp_path_factory):
         rel = src.relative_to(ROOT / "firmware")
         dst = out / rel.with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(MPY_CROSS), "-o", str(dst), "-s", str(rel), str(src)], check=True, capture_output=True)
+        arch = ["-march=x64"] if src.name.endswith("_native.py") else []  # viper code: the unix port's arch
+        subprocess.run([str(MPY_CROSS)] + arch + ["-o", str(dst), "-s", str(rel), str(src)], check=True,
+                       capture_output=True)
     return out
 
 

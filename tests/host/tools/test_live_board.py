@@ -41,9 +41,9 @@ def test_stats_deploys_what_it_needs_says_so_and_no_deploy_copies_nothing():
         assert board_files(vb) == []
         rc, out, err = cli("stats", "--port", vb.device, "--board", "rp2040")
         assert rc == 0, err
-        assert "checking mpalloc's runtime modules" in out and "deployed 14 firmware files" in out
         want = sorted("mpalloc/%s.%s" % (m.split(".")[1], "py" if m.endswith("__init__") else "mpy")
                       for m in dist.runtime_modules(("stats",)))
+        assert "checking mpalloc's runtime modules" in out and "deployed %d firmware files" % len(want) in out
         assert board_files(vb) == want and "mptest.mpy" not in board_files(vb)
         rc, out, err = cli("stats", "--port", vb.device, "--board", "rp2040", "--no-deploy", "--json")
         assert rc == 0, err
