@@ -12,7 +12,7 @@ RING = 16  # queue between the handler and the main loop
 board.init()  # first: the board's profile, its CPUs, the managed window, kernel_map
 
 # The driver's arena: 16 KB of the managed window, handed out a page at a time.
-base = uvm_km.uvm_km_alloc(uvm_km.kernel_map, 16384, 0, uvm_km.UVM_KMF_WIRED)
+base = uvm_km.uvm_km_alloc(uvm_km.kernel_map, 16384, PAGE, uvm_km.UVM_KMF_WIRED)  # aligned: the arena's quantum
 arena = vmem.vmem_create("rx", base, 16384, PAGE, 0, vmem.M_WAITOK)  # M_WAITOK or M_NOWAIT
 
 

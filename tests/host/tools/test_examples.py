@@ -37,6 +37,9 @@ def run_example(spec, name):
     with target:
         b = Board(target)
         try:
+            # emu:rp2040 keeps its flash between sessions: start from an empty /mpalloc
+            b.exec("import os\ntry:\n for f in os.listdir('mpalloc'):\n  os.remove('mpalloc/' + f)\n"
+                   "except OSError:\n pass")
             b.deploy(only=["mpalloc." + m for m in dist.CORE])  # .mpy where the heap is small (ESP32)
             have = b.eval("sorted(__import__('os').listdir('mpalloc'))")
             out = b.run_file(EXAMPLES / name, timeout=120)
@@ -48,6 +51,7 @@ def run_example(spec, name):
 @pytest.mark.parametrize("spec,name", [
     ("vboard:rp2040", "pico_packets.py"),
     ("wasm32:rp2040", "pico_packets.py"),
+    ("emu:rp2040", "pico_packets.py"),   # the RP2040's own firmware: a real hard Timer
     pytest.param("vboard:esp32", "esp32_packets.py", marks=pytest.mark.xfail(
         strict=True, raises=BoardExecError,
         reason="issue #19: with the ESP32's own heap (111,936 B; vboard adds only what 64-bit objects take) "
