@@ -114,3 +114,33 @@ def test_mip_install_on_the_board_itself():
         assert sorted(vb.fs.listdir("/lib/mpalloc")) == \
             sorted("%s.py" % m for m in dist.CORE)
         check_program(mpremote(vb.device, "run", str(ROOT / "examples" / "pico_packets.py")))
+
+
+_CLEAN = ("import os\n"
+          "def _rm(d):\n"
+          " try:\n"
+          "  for f in os.listdir(d):\n"
+          "   os.remove(d + '/' + f)\n"
+          "  os.rmdir(d)\n"
+          " except OSError:\n"
+          "  pass\n"
+          "_rm('/mpalloc')\n_rm('/lib/mpalloc')\n")
+
+
+def test_mip_install_of_the_armv6m_build_on_the_picos_own_firmware(tmp_path):
+    # emu:rp2040 runs MicroPython's RPI_PICO firmware: the armv6m .mpy files mip installs are
+    # the ones a Pico loads (its flash persists between sessions: start and end without mpalloc)
+    dist.build(tmp_path, archs=("armv6m",))
+    emu = open_or_fail("emu:rp2040")
+    with emu, http_server(tmp_path) as url:
+        mpremote(emu.device, "exec", _CLEAN)
+        try:
+            out = mpremote(emu.device, "mip", "install", url + "/armv6m/package.json", timeout=300)
+            assert "Installing: /lib/mpalloc/pool_cache.mpy" in out, out
+            lib = mpremote(emu.device, "exec", "import os; print(sorted(os.listdir('/lib/mpalloc')))")
+            assert sorted("%s.mpy" % m for m in dist.CORE) == eval(lib.strip().splitlines()[-1])
+            check_program(mpremote(emu.device, "run", str(ROOT / "examples" / "pico_packets.py"), timeout=300))
+            assert "/lib/mpalloc/vmem.mpy" in mpremote(emu.device, "exec",
+                                                       "from mpalloc import vmem; print(vmem.__file__)")
+        finally:
+            mpremote(emu.device, "exec", _CLEAN)
