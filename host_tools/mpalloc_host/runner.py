@@ -35,6 +35,7 @@ judge (``heap:<bytes>`` against the measured heap, ``threads``, ``hard_irq``,
 ``fs``) are checked before anything is sent, so a suite too big for the board is
 skipped with the reason instead of failing to compile.
 """
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
