@@ -36,21 +36,7 @@
 import sys
 import gc
 
-try:
-    import micropython
-except ImportError:
-    micropython = None
-
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from mpalloc.compat import ticks_ms, ticks_diff, micropython
 
 
 # Set by the host before a suite runs to run one test only (a name) or some (a tuple).

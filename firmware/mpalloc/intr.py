@@ -39,23 +39,13 @@
 # splx() that drops the last level calls softint's hook when _spend[0] is set.
 import sys
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, micropython
 
 
 try:
     import _thread
 except ImportError:
     _thread = None
-
-try:
-    import micropython
-except ImportError:  # CPython: nothing to lock, nothing to check
-    micropython = None
 
 MODE_UP = const(0)
 MODE_SIO = const(1)

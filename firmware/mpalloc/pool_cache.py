@@ -107,12 +107,7 @@ from mpalloc import intr
 from mpalloc import pool as _pool
 from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 MAXCPU = const(8)
@@ -415,11 +410,7 @@ def _put_sio(pc, o):
 def _cchk(fn, pc):
     # a public function's pc: a cache made by pool_cache_init, else TypeError
     if pc.__class__ is not list or len(pc) != _META + 1 or pc[_META].__class__ is not _Meta:
-        try:
-            m = "%s: pc must be a pool cache (from pool_cache_init), not %s" % (fn, type(pc).__name__)
-        except MemoryError:
-            raise E_TYPE
-        raise TypeError(m)
+        fail(E_TYPE, TypeError, "%s: pc must be a pool cache (from pool_cache_init), not %s", fn, type(pc).__name__)
 
 
 def _get_flags(pc, flags):
@@ -428,11 +419,7 @@ def _get_flags(pc, flags):
     # raises as pool_get does otherwise (before any lock)
     _cchk("pool_cache_get", pc)
     if flags.__class__ is not int:
-        try:
-            m = "pool_cache_get: flags must be an int, not %s" % type(flags).__name__
-        except MemoryError:
-            raise E_TYPE
-        raise TypeError(m)
+        fail(E_TYPE, TypeError, "pool_cache_get: flags must be an int, not %s%s", type(flags).__name__, "")
     f = flags & 3
     if f == 0 or f == 3:
         raise E_FLAGS
@@ -450,11 +437,7 @@ def _put_odd(pc, o):
     d.nbad += 1
     if o is None:
         raise E_NULL
-    try:
-        m = "pool_cache_put: %r is not an object of cache '%s' (a pool item's address)" % (o, d.name)
-    except MemoryError:
-        raise E_PUT
-    raise ValueError(m)
+    fail(E_PUT, ValueError, "pool_cache_put: %r is not an object of cache '%s' (a pool item's address)", o, d.name)
 
 
 pool_cache_get = _get_up  # _bind() (at the end of the module) sets the pair of the mode

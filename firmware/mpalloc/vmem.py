@@ -142,12 +142,7 @@
 # cannot, and its constraint search keeps larger frames.
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 from array import array
