@@ -36,7 +36,21 @@
 import sys
 import gc
 
-from mpalloc.compat import ticks_ms, ticks_diff, micropython
+try:
+    import micropython
+except ImportError:
+    micropython = None
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
 
 
 # Set by the host before a suite runs to run one test only (a name) or some (a tuple).
