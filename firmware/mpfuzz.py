@@ -561,7 +561,7 @@ class PoolCacheT(Target):
         self.PC = PC
         self.P = P
         n = rng.int(1, 3)  # drawn on every port, so the workload stays the same
-        self.ncpu = n if intr.default_mode() == intr.MODE_THREAD else 1
+        self.ncpu = n if intr._default_mode() == intr.MODE_THREAD else 1
         intr.setup(self.ncpu)
         ps = 128
         npg = rng.int(2, 24)

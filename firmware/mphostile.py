@@ -349,10 +349,10 @@ def locks_free():
     """None if no allocator lock is held, else what is held."""
     if intr.mode == intr.MODE_THREAD:
         for c in range(intr.ncpu):
-            if intr.spl_depth[c] or _locked(intr.cpu_mask[c]):
-                return "intr: CPU %d's interrupt mask (depth %d)" % (c, intr.spl_depth[c])
-    elif intr.spl_depth_main[0]:
-        return "intr: splhigh depth %d" % intr.spl_depth_main[0]
+            if intr._depth[c] or _locked(intr._mask[c]):
+                return "intr: CPU %d's interrupt mask (depth %d)" % (c, intr._depth[c])
+    elif intr._sdepth[0]:
+        return "intr: splhigh depth %d" % intr._sdepth[0]
     V = _m("vmem")
     for vm in V.vmem_list:
         if _locked(vm._lock):

@@ -23,7 +23,7 @@
 #                CPU (cpu_attach), a per-CPU lock plays the interrupt mask, and an
 #                emulated hard interrupt (run_hard) takes the mask of the CPU it
 #                interrupts, so a critical section really keeps it out.
-#                A thread that never called cpu_attach is no CPU (NOCPU): its
+#                A thread that never called cpu_attach is no CPU (_NOCPU): its
 #                first splhigh() raises E_NOCPU (it would otherwise share CPU
 #                0's mask with CPU 0's thread, and both would enter).
 #
@@ -31,17 +31,18 @@
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
 #
 # Invariants (MODE_THREAD):
-#   spl_depth[c] > 0  <=>  the thread running as CPU c holds cpu_mask[c]
-#   a thread in cpu_of_thread with the _ISR bit runs a handler and holds cpu_mask[c]
-# (MODE_UP, MODE_SIO): spl_depth_main[0] = splhigh() nesting of the main context.
+#   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
+#   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
+# (MODE_UP, MODE_SIO): _sdepth[0] = splhigh() nesting of the main context.
 #
 # Soft interrupts (softint.py) are held pending inside splhigh() .. splx():
-# splx() that drops the last level calls softint's hook when soft_pending[0] is set.
+# splx() that drops the last level calls softint's hook when _spend[0] is set.
 #
-# Package-internal API (read or set by softint, vmem, pool_cache and the test
-# helpers; not for programs): cpu_of_thread, cpu_mask, spl_depth,
-# spl_depth_main, soft_pending, softint_run, machine_mod, mem32, get_ident,
-# on_setup (callbacks run after every setup()), default_mode(), NOCPU.
+# Package-internal API: these underscored names are read or set by softint,
+# vmem, pool_cache and the test helpers (not for programs): _cpu_of, _mask,
+# _depth, _sdepth, _spend, _soft_run, _machine, _mem32, _get_ident, _on_setup
+# (callbacks run after every setup()), _default_mode(); _NOCPU is a const
+# (absent from the module on MicroPython: copy its value, as pool_cache does).
 import sys
 
 from mpalloc.compat import const, micropython
@@ -56,25 +57,25 @@ MODE_SIO = const(1)
 MODE_THREAD = const(2)
 
 MAXCPU = const(8)
-NOCPU = const(8)  # MODE_THREAD: what cpu_of_thread gives a thread never attached (a CPU no mask is for)
+_NOCPU = const(8)  # MODE_THREAD: what _cpu_of gives a thread never attached (a CPU no mask is for)
 _ISR = const(0x100)
 # SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
 _SIO_CPUID = const(-0x30000000)
 
 mode = MODE_UP
 ncpu = 1
-machine_mod = None
-mem32 = None
-cpu_of_thread = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
-cpu_mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
-spl_depth = [0] * (MAXCPU + 1)  # MODE_THREAD: splhigh nesting per CPU (+ NOCPU's, always 0)
-spl_depth_main = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
-soft_pending = [0]  # a soft interrupt waits for the mask to drop (softint.py)
-softint_run = None  # set by softint.py: runs what waits
-get_ident = None
+_machine = None
+_mem32 = None
+_cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
+_mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
+_depth = [0] * (MAXCPU + 1)  # MODE_THREAD: splhigh nesting per CPU (+ _NOCPU's, always 0)
+_sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
+_spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
+_soft_run = None  # set by softint.py: runs what waits
+_get_ident = None
 
 
-def default_mode():
+def _default_mode():
     p = sys.platform
     if p in ("linux", "darwin", "win32") and _thread is not None:
         return MODE_THREAD
@@ -83,9 +84,9 @@ def default_mode():
 
 def setup(n=1, m=None):
     """Configure for a board with n CPUs; m is MODE_* or None for the default."""
-    global mode, ncpu, machine_mod, mem32, get_ident
+    global mode, ncpu, _machine, _mem32, _get_ident
     if m is None:
-        m = default_mode()
+        m = _default_mode()
     if not 1 <= n <= MAXCPU:
         raise ValueError("intr.setup: ncpu %d not in 1..%d" % (n, MAXCPU))
     if m == MODE_SIO and sys.platform != "rp2":
@@ -94,33 +95,33 @@ def setup(n=1, m=None):
         raise ValueError("intr.setup: MODE_THREAD needs _thread")
     mode = m
     ncpu = n
-    machine_mod = None
+    _machine = None
     if m != MODE_THREAD and sys.platform not in ("linux", "darwin", "win32", "webassembly"):
         try:
             import machine
 
-            machine_mod = machine
+            _machine = machine
             if m == MODE_SIO:
-                mem32 = machine.mem32
+                _mem32 = machine.mem32
         except ImportError:
             pass
     if m == MODE_THREAD:
-        get_ident = _thread.get_ident
-        # in place: modules keep a reference to cpu_mask, spl_depth and cpu_of_thread
-        del cpu_mask[:]
+        _get_ident = _thread.get_ident
+        # in place: modules keep a reference to _mask, _depth and _cpu_of
+        del _mask[:]
         for _ in range(n):
-            cpu_mask.append(_thread.allocate_lock())
+            _mask.append(_thread.allocate_lock())
         for i in range(MAXCPU + 1):
-            spl_depth[i] = 0
-        cpu_of_thread.clear()
+            _depth[i] = 0
+        _cpu_of.clear()
         cpu_attach(0)
-    spl_depth_main[0] = 0
-    for f in on_setup:
+    _sdepth[0] = 0
+    for f in _on_setup:
         f()
 
 
 # Functions called after every setup() (modules that cache mode-dependent values).
-on_setup = []
+_on_setup = []
 
 
 def cpu_attach(c):
@@ -128,35 +129,35 @@ def cpu_attach(c):
     if not 0 <= c < ncpu:
         raise ValueError("intr.cpu_attach: cpu %d not in 0..%d" % (c, ncpu - 1))
     if mode == MODE_THREAD:
-        cpu_of_thread[_thread.get_ident()] = c
+        _cpu_of[_thread.get_ident()] = c
 
 
 def cpu_detach():
     if mode == MODE_THREAD:
-        cpu_of_thread.pop(_thread.get_ident(), None)
+        _cpu_of.pop(_thread.get_ident(), None)
 
 
 # A thread that never called cpu_attach (MODE_THREAD) is no CPU: its first
 # critical section (splhigh: every allocator's slow path, pool_cache's hit
-# through pool_cache._cl[NOCPU]) raises this rather than share CPU 0's mask
+# through pool_cache._cl[_NOCPU]) raises this rather than share CPU 0's mask
 # with CPU 0's own thread (issue 16). Preallocated: the heap may be locked.
 E_NOCPU = RuntimeError("intr: this thread has no CPU: call intr.cpu_attach(c) in it before it allocates")
 
 
 def curcpu():
     if mode == MODE_THREAD:
-        c = cpu_of_thread.get(get_ident(), NOCPU) & 0xFF
-        if c == NOCPU:
+        c = _cpu_of.get(_get_ident(), _NOCPU) & 0xFF
+        if c == _NOCPU:
             raise E_NOCPU
         return c
     if mode == MODE_SIO:
-        return mem32[_SIO_CPUID]
+        return _mem32[_SIO_CPUID]
     return 0
 
 
 def cpu_intr_p():
     if mode == MODE_THREAD:
-        return cpu_of_thread.get(get_ident(), NOCPU) >= _ISR
+        return _cpu_of.get(_get_ident(), _NOCPU) >= _ISR
     return _hard_depth[0] > 0
 
 
@@ -167,43 +168,43 @@ _hard_depth = [0]
 
 def splhigh():
     if mode == MODE_THREAD:
-        c = cpu_of_thread.get(get_ident(), NOCPU)
+        c = _cpu_of.get(_get_ident(), _NOCPU)
         if c >= _ISR:
             return 0  # handlers already run with their CPU masked
-        if spl_depth[c] == 0:
-            if c == NOCPU:
+        if _depth[c] == 0:
+            if c == _NOCPU:
                 raise E_NOCPU
-            cpu_mask[c].acquire()
-        spl_depth[c] += 1
+            _mask[c].acquire()
+        _depth[c] += 1
         return 1
-    # a hard IRQ between this read and write leaves spl_depth_main as it found it
-    spl_depth_main[0] += 1
-    if machine_mod is not None:
-        return machine_mod.disable_irq()
+    # a hard IRQ between this read and write leaves _sdepth as it found it
+    _sdepth[0] += 1
+    if _machine is not None:
+        return _machine.disable_irq()
     return 0
 
 
 def splx(s):
     if mode == MODE_THREAD:
         if s:
-            c = cpu_of_thread.get(get_ident(), NOCPU)
-            s = spl_depth[c] - 1
+            c = _cpu_of.get(_get_ident(), _NOCPU)
+            s = _depth[c] - 1
             if s:
-                spl_depth[c] = s
+                _depth[c] = s
                 return
             # no jump from here to the release: a soft interrupt taken at a
             # jump would see depth 0 with the mask still held (and hang on it)
-            spl_depth[c] = 0
-            cpu_mask[c].release()
-            if soft_pending[0]:
-                softint_run()
+            _depth[c] = 0
+            _mask[c].release()
+            if _spend[0]:
+                _soft_run()
         return
-    if machine_mod is not None:
-        machine_mod.enable_irq(s)
-    s = spl_depth_main[0] - 1
-    spl_depth_main[0] = s
-    if not s and soft_pending[0]:
-        softint_run()
+    if _machine is not None:
+        _machine.enable_irq(s)
+    s = _sdepth[0] - 1
+    _sdepth[0] = s
+    if not s and _spend[0]:
+        _soft_run()
 
 
 def mutex_init():
@@ -244,16 +245,16 @@ def run_hard(handler, arg, c=0):
     Returns what the handler returns; an exception propagates after unlocking.
     """
     if mode == MODE_THREAD:
-        me = get_ident()
-        cpu_mask[c].acquire()
-        cpu_of_thread[me] = c | _ISR
+        me = _get_ident()
+        _mask[c].acquire()
+        _cpu_of[me] = c | _ISR
         _heap_lock()
         try:
             return handler(arg)
         finally:
             _heap_unlock()
-            cpu_of_thread[me] = c
-            cpu_mask[c].release()
+            _cpu_of[me] = c
+            _mask[c].release()
     _hard_depth[0] += 1
     s = splhigh()
     _heap_lock()
@@ -276,7 +277,7 @@ def irq_source(handler, arg, c=0, count=1000, seed=1, maxgap=64):
     arbitrary points of what CPU c's thread is doing (and waits while that CPU
     is in a critical section, like a masked IRQ). Returns the state list
     [fired, done, error]; poll state[1]. The thread is attached to CPU c before
-    this returns (so cpu_of_thread is not changed while others run).
+    this returns (so _cpu_of is not changed while others run).
     """
     if mode != MODE_THREAD:
         raise ValueError("intr.irq_source: needs MODE_THREAD")

@@ -48,7 +48,7 @@ from mpalloc.compat import const, fail
 
 MAXCPU = const(8)
 _META = const(8)
-_NOCPU = const(8)  # intr.NOCPU
+_NOCPU = const(8)  # intr._NOCPU
 _NOWAIT = const(0x2)  # PR_NOWAIT, PR_WAITOK as constants the hit test inlines
 _WAITOK = const(0x1)
 _SIO_CPUID = const(-0x30000000)
@@ -85,7 +85,7 @@ _DUMMY = [0, 0, _room(0), 0, 0, 0]  # n, spare, room, n0, cap 0, gethits
 
 # Mode-dependent values, refreshed by intr.setup() through _sync().
 _thr = False
-_cpuget = intr.cpu_of_thread.get
+_cpuget = intr._cpu_of.get
 _ident = _thread.get_ident if _thread is not None else None
 _dis = None
 _en = None
@@ -114,15 +114,15 @@ def _sync():
     _thr = intr.mode == intr.MODE_THREAD
     if _thr and _cl is None:
         _cl = [_thread.allocate_lock() for _ in range(MAXCPU)]
-        _cl.append(_NoCpu())  # _cl[intr.NOCPU]: what a thread with no CPU finds
-    m = intr.machine_mod
+        _cl.append(_NoCpu())  # _cl[intr._NOCPU]: what a thread with no CPU finds
+    m = intr._machine
     _dis = m.disable_irq if m is not None else None
     _en = m.enable_irq if m is not None else None
     _sio = intr.mode == intr.MODE_SIO
-    _mem32 = intr.mem32
+    _mem32 = intr._mem32
 
 
-intr.on_setup.append(_sync)
+intr._on_setup.append(_sync)
 _sync()
 
 
@@ -937,4 +937,4 @@ def pool_cache_cached(pc):
 
 
 _bind()
-intr.on_setup.append(_bind)  # after _sync: the pair of the mode intr.setup() chose
+intr._on_setup.append(_bind)  # after _sync: the pair of the mode intr.setup() chose

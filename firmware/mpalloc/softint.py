@@ -22,13 +22,13 @@
 # an allocator from it can land inside a critical section (one CPU: corrupt
 # state; virtual board: a lock its own thread holds, i.e. a hang).
 #
-# Data (shared with intr's splx through intr.soft_pending and intr.softint_run):
+# Data (shared with intr's splx through intr._spend and intr._soft_run):
 #   _soft: [sih, func, arg, pending] per handler, in establish order
-#   intr.soft_pending[0] = 1  =>  some entry may have pending == 1
+#   intr._spend[0] = 1  =>  some entry may have pending == 1
 #   _sactive[0] > 0     <=>  a handler runs (and the others wait)
 from mpalloc import intr
 from mpalloc.compat import micropython
-from mpalloc.intr import MODE_THREAD, spl_depth, cpu_of_thread, spl_depth_main, soft_pending
+from mpalloc.intr import MODE_THREAD, _depth, _cpu_of, _sdepth, _spend
 
 _soft = []
 _sactive = [0]
@@ -38,8 +38,8 @@ _sheld = [0]  # handlers that arrived masked or during another (a statistic)
 def _soft_masked():
     # Is the context a soft interrupt would interrupt inside splhigh()?
     if intr.mode == MODE_THREAD:
-        return spl_depth[cpu_of_thread.get(intr.get_ident(), 0) & 0xFF] > 0
-    return spl_depth_main[0] > 0
+        return _depth[_cpu_of.get(intr._get_ident(), 0) & 0xFF] > 0
+    return _sdepth[0] > 0
 
 
 def softint_establish(func, arg=None):
@@ -52,7 +52,7 @@ def softint_establish(func, arg=None):
 
     def sih(_x=None):
         ent[3] = 1  # pending until _soft_take() runs it
-        soft_pending[0] = 1
+        _spend[0] = 1
         if _sactive[0] or _soft_masked():
             _sheld[0] += 1  # taken at the splx() that ends the section
             return
@@ -101,8 +101,8 @@ def _soft_take():
     # none is left; one at a time (_sactive), no iterator (the heap may be locked).
     _sactive[0] = 1
     try:
-        while soft_pending[0]:
-            soft_pending[0] = 0
+        while _spend[0]:
+            _spend[0] = 0
             i = 0
             while i < len(_soft):
                 ent = _soft[i]
@@ -111,7 +111,7 @@ def _soft_take():
                     ent[1](ent[2])
                 i += 1
     except BaseException:
-        soft_pending[0] = 1  # a handler raised: the others still pending stay so
+        _spend[0] = 1  # a handler raised: the others still pending stay so
         raise
     finally:
         _sactive[0] = 0
@@ -122,4 +122,4 @@ def cpu_softintr_p():
     return _sactive[0] > 0
 
 
-intr.softint_run = _soft_run
+intr._soft_run = _soft_run

@@ -136,7 +136,7 @@ def _sync():
     global _lk, _thr, _enter, _exit, _rel
     _enter = intr.mutex_enter
     _exit = intr.mutex_exit
-    _lk = intr.mode == intr.MODE_THREAD or intr.machine_mod is not None
+    _lk = intr.mode == intr.MODE_THREAD or intr._machine is not None
     _thr = False
     if intr.mode == intr.MODE_THREAD:
         for vm in vmem_list:  # arenas made in another mode get their lock
@@ -150,7 +150,7 @@ def _sync():
             _thr = True
 
 
-intr.on_setup.append(_sync)
+intr._on_setup.append(_sync)
 _sync()
 
 # floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256;

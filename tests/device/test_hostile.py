@@ -74,8 +74,8 @@ def every_function_once():
 def thread_without_cpu():
     if not has("threads"):
         skip("board lacks threads")
-    if intr.default_mode() != intr.MODE_THREAD:
-        skip("threads are no CPUs here (intr mode %d)" % intr.default_mode())
+    if intr._default_mode() != intr.MODE_THREAD:
+        skip("threads are no CPUs here (intr mode %d)" % intr._default_mode())
     import _thread
     from mpalloc import pool, pool_cache as PC
 
@@ -109,8 +109,8 @@ def thread_without_cpu():
         if "intr.cpu_attach" not in m:
             raise AssertionError("thread without a CPU: got %r, not an error naming intr.cpu_attach" % m)
     eq(res[2], True, "after cpu_attach the thread allocates")
-    eq(intr.spl_depth[0], 0, "CPU 0's mask depth")
-    eq(intr.cpu_mask[0].locked(), False, "CPU 0's mask")
+    eq(intr._depth[0], 0, "CPU 0's mask depth")
+    eq(intr._mask[0].locked(), False, "CPU 0's mask")
     eq(PC.pool_cache_get(c, pool.PR_NOWAIT), o, "CPU 0 still hits its magazine")
     intr.setup(1)
 

@@ -131,16 +131,16 @@ def _host_digests(threads):
     from mpalloc import intr
 
     want = {}
-    orig = intr.default_mode
+    orig = intr._default_mode
     if not threads:
-        intr.default_mode = lambda: intr.MODE_UP
+        intr._default_mode = lambda: intr.MODE_UP
     try:
         for name in mpfuzz.NAMES:
             for seed in (1, 2):
                 mpfuzz.run(name, seed, 300)
                 want[(name, seed)] = mpfuzz.DIGEST[0]
     finally:
-        intr.default_mode = orig
+        intr._default_mode = orig
         intr.setup(1)
     return want
 

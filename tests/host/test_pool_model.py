@@ -421,9 +421,9 @@ def board_mode(monkeypatch):
     def enter(mode, ncpu):
         monkeypatch.setattr(intr, "mode", mode)
         monkeypatch.setattr(intr, "ncpu", ncpu)
-        monkeypatch.setattr(intr, "machine_mod", mask)
-        monkeypatch.setattr(intr, "mem32", sio if mode == intr.MODE_SIO else None)
-        for f in intr.on_setup:
+        monkeypatch.setattr(intr, "_machine", mask)
+        monkeypatch.setattr(intr, "_mem32", sio if mode == intr.MODE_SIO else None)
+        for f in intr._on_setup:
             f()
         return mask, sio
 
