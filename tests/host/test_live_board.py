@@ -38,7 +38,7 @@ def test_stats_deploys_what_it_needs_says_so_and_no_deploy_copies_nothing():
         assert board_files(vb) == []
         rc, out, err = cli("stats", "--port", vb.device, "--board", "rp2040")
         assert rc == 0, err
-        assert "checking mpalloc's runtime modules" in out and "deployed 14 firmware files" in out
+        assert "checking mpalloc's runtime modules" in out and ("deployed %d firmware files" % len(dist.runtime_modules(("stats",)))) in out
         want = sorted("mpalloc/%s.py" % m.split(".")[1] for m in dist.runtime_modules(("stats",)))
         assert board_files(vb) == want and "mptest.py" not in board_files(vb)
         rc, out, err = cli("stats", "--port", vb.device, "--board", "rp2040", "--no-deploy", "--json")
