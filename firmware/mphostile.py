@@ -22,12 +22,7 @@ import sys
 from mpalloc import intr, mem
 import mpfuzz
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 _MP = sys.implementation.name == "micropython"

@@ -20,6 +20,10 @@
 # kmalloc and mpipe have no debug mode of their own: their misuse checks are
 # always on, and they sit on kmem (kmalloc) and kmalloc (mpipe), whose debug
 # checks then cover their memory.
+# One idiom in every module: a module-level `_debug = [False]`, set only by
+# <module>_debug(on), read as `if _debug[0]:` where a check may run. pool and
+# pool_cache, whose hit paths cannot afford even that test, rebind their public
+# get/put to the checking pair instead (pool_debug, pool_cache_debug).
 # The pool, pool_cache and kmem checks allocate nothing, so interrupt handlers
 # and heap_lock tests run with them on.
 _on = [False]

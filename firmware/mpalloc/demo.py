@@ -21,16 +21,12 @@ import gc
 
 from mpalloc import intr
 
+from mpalloc.compat import ticks_ms, ticks_diff
+
 try:
-    from time import ticks_ms, ticks_diff, sleep_ms
+    from time import sleep_ms
 except ImportError:  # CPython
     import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
 
     def sleep_ms(n):
         time.sleep(n / 1000)

@@ -53,12 +53,7 @@
 #   every descriptor is on exactly one of the region list and the free list
 #   ex.nregions == length of the region list
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 from array import array

@@ -37,25 +37,20 @@
 #
 # Soft interrupts (softint.py) are held pending inside splhigh() .. splx():
 # splx() that drops the last level calls softint's hook when _spend[0] is set.
+#
+# Package-internal API: these underscored names are read or set by softint,
+# vmem, pool_cache and the test helpers (not for programs): _cpu_of, _mask,
+# _depth, _sdepth, _spend, _soft_run, _machine, _mem32, _get_ident, _on_setup
+# (callbacks run after every setup()), _default_mode(); _NOCPU is a const
+# (absent from the module on MicroPython: copy its value, as pool_cache does).
 import sys
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from mpalloc.compat import const, micropython
 
 try:
     import _thread
 except ImportError:
     _thread = None
-
-try:
-    import micropython
-except ImportError:  # CPython: nothing to lock, nothing to check
-    micropython = None
 
 MODE_UP = const(0)
 MODE_SIO = const(1)

@@ -35,12 +35,7 @@
 from mpalloc import intr
 from mpalloc import mem
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 M_RNOWAIT = const(0x0001)
@@ -198,15 +193,6 @@ _E_KF_DOUBLE = ValueError("kfree: pointer already freed")
 _E_KF_WRONG = ValueError("kfree: pointer was allocated with another malloc type")
 
 
-def _raise(pre, exc, fn, fmt, a, b):
-    """Raise exc(fn + fmt % (a, b)), or the preallocated `pre` while the heap is locked."""
-    try:
-        e = exc(fn + fmt % (a, b))
-    except MemoryError:
-        e = pre
-    raise e
-
-
 _kmem = [None]  # kmem, imported at first use (an import under the heap lock allocates)
 
 
@@ -284,12 +270,12 @@ def kmalloc(size, t, flags):
     if not isinstance(t, malloc_type) or t.ks_magic != _KS_MAGIC:
         raise _E_TYPE
     if size.__class__ is not int or flags.__class__ is not int:
-        _raise(_E_ARGTYPE, TypeError, "kmalloc", ": size and flags must be ints, not %s, %s", type(size).__name__, type(flags).__name__)
+        fail(_E_ARGTYPE, TypeError, "kmalloc: size and flags must be ints, not %s, %s", type(size).__name__, type(flags).__name__)
     w = flags & (M_RNOWAIT | M_WAITOK)
     if w == 0 or w == (M_RNOWAIT | M_WAITOK) or flags & ~_KNOWN:
-        _raise(_E_FLAGS, ValueError, "kmalloc", ": flags 0x%x for type '%s': need exactly one of M_WAITOK, M_INTWAIT, M_NOWAIT", flags, t.ks_shortdesc)
+        fail(_E_FLAGS, ValueError, "kmalloc: flags 0x%x for type '%s': need exactly one of M_WAITOK, M_INTWAIT, M_NOWAIT", flags, t.ks_shortdesc)
     if size < 0 or size > _SIZE_LIMIT:
-        _raise(_E_FLAGS, ValueError, "kmalloc", ": size %d not in 0..2**40 (type '%s')", size, t.ks_shortdesc)
+        fail(_E_FLAGS, ValueError, "kmalloc: size %d not in 0..2**40 (type '%s')", size, t.ks_shortdesc)
     inintr = intr.cpu_intr_p()
     if inintr and w == M_WAITOK and not flags & M_USE_INTERRUPT_RESERVE:
         raise _E_INTRWAIT
@@ -311,7 +297,7 @@ def kmalloc(size, t, flags):
         intr.mutex_exit(_lock, s)
         if flags & M_NULLOK:
             return None
-        _raise(_E_LIMIT, RuntimeError, "kmalloc", ": %s: malloc limit exceeded (limit %d bytes)", t.ks_shortdesc, t.ks_limit)
+        fail(_E_LIMIT, RuntimeError, "kmalloc: %s: malloc limit exceeded (limit %d bytes)", t.ks_shortdesc, t.ks_limit)
     t.ks_memuse += chunk
     t.ks_inuse += 1
     if t.ks_memuse > t.ks_maxused:
@@ -328,7 +314,7 @@ def kmalloc(size, t, flags):
         t.ks_nfail += 1
         intr.mutex_exit(_lock, s)
         if w == M_WAITOK and not flags & M_NULLOK:
-            _raise(_E_NOMEM, MemoryError, "kmalloc", ": %d bytes for type '%s': no memory and nobody to wait for", size, t.ks_shortdesc)
+            fail(_E_NOMEM, MemoryError, "kmalloc: %d bytes for type '%s': no memory and nobody to wait for", size, t.ks_shortdesc)
         return None
     _put_hdr(a, t.ks_tid, _MAGIC_BUSY, chunk)
     p = a + KM_HDR
@@ -342,16 +328,16 @@ def kmalloc(size, t, flags):
 def _check_owned(fn, p, t, pre_foreign, pre_double, pre_wrong):
     """The chunk size of kmalloc block p of type t; raises on misuse."""
     if not _hdr_ok(p):
-        _raise(pre_foreign, ValueError, fn, ": 0x%x is not memory from kmalloc (type '%s')", p, t.ks_shortdesc)
+        fail(pre_foreign, ValueError, "%s: 0x%x is not memory from kmalloc (type '%s')", fn, p, t.ks_shortdesc)
     m = _hdr_magic(p)
     if m == _MAGIC_FREE or m == _MAGIC_POISON:
-        _raise(pre_double, ValueError, fn, ": 0x%x already freed (type '%s')", p, t.ks_shortdesc)
+        fail(pre_double, ValueError, "%s: 0x%x already freed (type '%s')", fn, p, t.ks_shortdesc)
     if m != _MAGIC_BUSY:
-        _raise(pre_foreign, ValueError, fn, ": 0x%x was not allocated by kmalloc or is already free (type '%s')", p, t.ks_shortdesc)
+        fail(pre_foreign, ValueError, "%s: 0x%x was not allocated by kmalloc or is already free (type '%s')", fn, p, t.ks_shortdesc)
     tid = _hdr_tid(p)
     if tid != t.ks_tid:
-        _raise(pre_wrong, ValueError, fn, ": 0x%x was allocated with another malloc type, freed with '%s'",
-               p, t.ks_shortdesc)
+        fail(pre_wrong, ValueError, "%s: 0x%x was allocated with another malloc type, freed with '%s'",
+             fn, p, t.ks_shortdesc)
     return _hdr_chunk(p)
 
 
@@ -360,7 +346,7 @@ def kfree(p, t):
     if p is None:
         raise _E_KF_NULL
     if p.__class__ is not int:
-        _raise(_E_KF_PTYPE, TypeError, "kfree", ": the pointer must be an int, not %s%s", type(p).__name__, "")
+        fail(_E_KF_PTYPE, TypeError, "kfree: the pointer must be an int, not %s%s", type(p).__name__, "")
     if not isinstance(t, malloc_type) or t.ks_magic != _KS_MAGIC:
         raise _E_KF_TYPE
     if p == ZERO_LENGTH_PTR:

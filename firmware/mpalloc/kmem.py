@@ -41,12 +41,7 @@
 # Items allocated before debug mode was switched on are freed without checks;
 # debug items stay checked after it is switched off. Large allocations have
 # no redzone.
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 import sys
@@ -274,11 +269,7 @@ def _free_other(p, size):
 
 
 def _free_type(p, size):
-    try:
-        m = "kmem_free: address and size must be ints, not %s, %s" % (type(p).__name__, type(size).__name__)
-    except MemoryError:
-        raise E_FREE_TYPE
-    raise TypeError(m)
+    fail(E_FREE_TYPE, TypeError, "kmem_free: address and size must be ints, not %s, %s", type(p).__name__, type(size).__name__)
 
 
 def _large_free(p, size):
@@ -404,11 +395,7 @@ def _dbg_rz(p, j, t):
 def _dbg_err(pre, fmt, a, b):
     # The item is left out of circulation (it is corrupt).
     kmem_lasterr[0] = a
-    try:
-        m = fmt % (a, b)
-    except MemoryError:
-        raise pre
-    raise ValueError(m)
+    fail(pre, ValueError, fmt, a, b)
 
 
 def _dbg_free(p, size):
@@ -456,12 +443,8 @@ def _dbg_redzone(p, size, t):
 
 def _dbg_size_err(p, n, size, c):
     kmem_lasterr[0] = p
-    try:
-        m = "kmem_free: size check: 0x%x was allocated with %d bytes, freed with %d (class kmem-%05d)" % (
-            p, n, size, c)
-    except MemoryError:
-        raise E_FREE
-    raise ValueError(m)
+    fail(E_FREE, ValueError, "kmem_free: size check: 0x%x was allocated with %d bytes, freed with %d (class kmem-%05d)",
+         p, n, size, c)
 
 
 def kmem_roundup_size(size):

@@ -30,12 +30,7 @@ from mpalloc import intr
 from mpalloc import mem
 from mpalloc import kmalloc as _km
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 MPF_NOZERO = const(0x0001)
@@ -55,14 +50,6 @@ _E_DONE_WAITOK = ValueError("mpipe_alloc_waitok: pipeline used after mpipe_done"
 _E_DONE_FREE = ValueError("mpipe_free: pipeline used after mpipe_done")
 _E_FOREIGN = ValueError("mpipe_free: buffer not from this pipeline")
 _E_DOUBLE = ValueError("mpipe_free: buffer already free")
-
-
-def _raise(pre, fn, fmt, a, b):
-    try:
-        e = ValueError(fn + fmt % (a, b))
-    except MemoryError:
-        e = pre
-    raise e
 
 
 class malloc_pipe:
@@ -109,11 +96,7 @@ def _tn(v):
 def _mchk(fn, mp, buf=0):
     # mp a malloc_pipe and buf an int, else a TypeError naming fn
     if mp.__class__ is not malloc_pipe or buf.__class__ is not int:
-        try:
-            m = "%s: mp must be a malloc_pipe and buf an int, not %s, %s" % (fn, _tn(mp), _tn(buf))
-        except MemoryError:
-            raise _E_TYPE
-        raise TypeError(m)
+        fail(_E_TYPE, TypeError, "%s: mp must be a malloc_pipe and buf an int, not %s, %s", fn, _tn(mp), _tn(buf))
 
 
 def mpipe_init(mpipe, type, bytes, nnom, nmax, flags, construct, deconstruct, priv):
@@ -309,8 +292,8 @@ def mpipe_free(mp, buf):
     if sl < 0 or st[sl] != _S_OUT:
         intr.mutex_exit(mp.mp_lock, s)
         if sl < 0:
-            _raise(_E_FOREIGN, "mpipe_free", ": 0x%x is not a buffer of the pipeline of type '%s'", buf, mp.type.ks_shortdesc)
-        _raise(_E_DOUBLE, "mpipe_free", ": 0x%x already free (pipeline of type '%s')", buf, mp.type.ks_shortdesc)
+            fail(_E_FOREIGN, ValueError, "mpipe_free: 0x%x is not a buffer of the pipeline of type '%s'", buf, mp.type.ks_shortdesc)
+        fail(_E_DOUBLE, ValueError, "mpipe_free: 0x%x already free (pipeline of type '%s')", buf, mp.type.ks_shortdesc)
     mp.nfree += 1
     if mp.free_count < mp.array_count:
         st[sl] = _S_FREE

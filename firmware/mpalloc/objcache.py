@@ -42,12 +42,7 @@ from mpalloc import pool as _pool
 from mpalloc import pool_cache as _pc
 from mpalloc import kmalloc as _km
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 OBJCACHE_WAIT_MS = const(2000)

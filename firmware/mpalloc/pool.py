@@ -38,26 +38,11 @@
 # in the page itself; this pool keeps all its metadata off the managed RAM).
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
 
 
 from mpalloc import intr
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000) & 0x3FFFFFFF
-
-    def ticks_diff(a, b):
-        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+from mpalloc.compat import const, ticks_ms, ticks_diff
 
 
 PR_WAITOK = const(0x1)
@@ -170,6 +155,8 @@ def _terr(fn, what, v):
 
 def _err(pre, fmt, a, b):
     # A formatted message where the heap allows it, else the preallocated `pre`.
+    # In-line version of compat.fail() (as _terr above): pool is the micro:bit
+    # frozen build's allocator, whose heap has no room for the shared helper.
     pool_lasterr[0] = a
     try:
         m = fmt % (a, b)

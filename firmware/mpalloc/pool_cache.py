@@ -4,100 +4,36 @@
 #   o = pool_cache_get(pc, PR_NOWAIT)    # an int address (constructed object) or None
 #   pool_cache_put(pc, o)
 #
-# Objects are buffers, as in pool: an int address whose bytes are reached with
-# mem.buf(o, n) (allocates) or mem.ram[o - mem.base + i] (from a handler).
-# pool_cache_get_paddr returns (obj, paddr) and so allocates a tuple: not for
-# interrupt handlers. paddr is the address itself (real on boards, emulated on
-# the virtual board).
+# Objects are int addresses as in pool (bytes via mem.buf(o, n), or mem.ram
+# from a handler). pool_cache_get_paddr allocates a tuple: not for handlers.
+# Constructors run when an object comes up from the pool (a get miss), never
+# on a hit; destructors when it goes down (invalidate, destruct_object, a put
+# that finds no magazine, destroy).
 #
-# Layers: every CPU has a loaded magazine and a previous one; a depot keeps full
-# and empty magazines. get pops from the loaded magazine, swaps in the previous
-# one if that is full, else trades with the depot (previous -> empty list,
-# loaded -> previous, a full one -> loaded); put mirrors this. The previous
-# magazine is always full or empty, so at most 1 in M operations reaches the
-# depot whatever the sequence (two gets then two puts included).
-# Constructors run when an object comes up from the pool (a get miss), never on
-# a magazine hit; destructors when it goes down (invalidate, destruct_object,
-# a put that finds no magazine, destroy).
+# Representation: pc is a list; pc[c] (c < MAXCPU) is CPU c's loaded magazine,
+# pc[_META] a _Meta with the rest (previous magazines, depot full/empty lists,
+# the pool). A magazine is a list
+#     [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits]
+# (fields from the end: _FT room, _N0, _CAP, _GH; objects at mag[1 .. n]).
 #
-# Data layout (for speed: the hit path is a few list operations):
-#   pc is a list: pc[c] for c < MAXCPU is CPU c's loaded magazine; pc[_META]
-#   holds the rest (a _Meta). A magazine is a list
-#       [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits]  (fields from the end: _FT, _N0, _CAP, _GH)
-#   Invariants: 0 <= n <= cap; objects at mag[1 .. n] (so a hit indexes with n
-#   itself); room is the list _room(cap), room[n] == 1 iff n < cap (a put hit
-#   reads what to add instead of comparing); spare (mag[cap + 1]) holds nothing
-#   of meaning: a put hit stores
-#   into mag[n + 1] before it knows whether there is room (the slow path it
-#   then takes clears it again, so no object stays referenced); a magazine is in exactly one place (a CPU's loaded or previous
-#   slot, depot full list when n == cap, depot empty list when n == 0);
-#   _DUMMY (cap 0) is both empty and full, starts as every CPU's loaded and
-#   previous magazine, and never holds anything. Hits are counted while the
-#   magazine sits on a CPU and added to that CPU's totals when it leaves
-#   (_fold): gethits counts get hits; put hits are not counted on the hit
-#   path but derived, puthits = gethits + n - n0, with n0 the count when the
-#   magazine came onto the CPU. Off a CPU, gethits == 0 and n0 == n.
+# Invariants: 0 <= n <= cap; room is _room(cap), room[n] == 1 iff n < cap;
+# spare holds no live reference after a put; a magazine is in exactly one
+# place (a CPU's loaded or previous slot, depot full list iff n == cap, depot
+# empty list iff n == 0); a CPU's previous magazine is full or empty, so at
+# most 1 in cap operations reaches the depot; _DUMMY (cap 0) holds nothing.
+# Off a CPU, gethits == 0 and n0 == n (puthits = gethits + n - n0).
 #
-# Soft interrupts (scheduled callbacks, softint.softint_establish) run only at a
-# jump: a hit reads, updates and writes its magazine with no jump in between
-# (get: c = 1 if n > 0 else 0 from a table, then n - c; the test comes after
-# the writes), so a callback lands
-# before or after it, never inside; the slow paths run masked (intr.splhigh,
-# which holds soft interrupts pending), the depot lock included.
+# Locking: a hit runs with nothing held on one-CPU boards, under the CPU's
+# interrupt mask where machine.disable_irq exists, under _cl[c] in MODE_THREAD;
+# misses take intr.splhigh() and the depot's spin mutex. Order: mask ->
+# _cl[c] -> depot lock; the back end is called with neither held.
 #
-# Interrupts and CPUs: the hit path allocates nothing. Per-CPU state is guarded
-# by the local CPU's interrupt mask on boards: machine.disable_irq()/enable_irq()
-# (on rp2 that also excludes the other core while core1 runs Python); one CPU
-# with nothing to interrupt it (webassembly, micro:bit, unix MODE_UP) needs
-# nothing; misses take the general path (intr.splhigh()). MODE_THREAD (virtual
-# board) guards CPU c's magazines with a lock of their own, _cl[c], taken by
-# everything that touches them: CPU c's thread, its emulated hard interrupts
-# (run_hard holds CPU c's mask, then takes _cl[c]) and cross-CPU invalidation.
-# That is one lock operation pair per hit, without the mask's nesting count
-# (intr._depth) on the hit path; the order is always mask -> _cl[c] -> depot
-# lock, and nothing takes the mask while holding _cl[c] (the back end is
-# called after it is released), so no deadlock.
-# The depot has its own spin mutex. CPU identity: intr._cpu_of[thread] in
-# MODE_THREAD, the SIO CPUID register (machine.mem32[-0x30000000], no big int)
-# in MODE_SIO, 0 otherwise.
-#
-# Hit cost (tests/bench/bench_fixed.py, cu = one empty call, unix port 64-bit,
-# medians of 41 batches, AMD EPYC): one CPU 3.6 cu per operation for get+put,
-# 3.9-4.0 for two gets then two puts (30 bytecodes per get, 24 per put).
-# Making the hit jump-free for soft interrupts cost ~0.45 cu (a test before
-# the writes let a scheduled callback in between). Taken off the hit since:
-# the mode test (each mode has its own pair, _bind: -0.17 cu) and, on puts,
-# the room comparison (a table read instead: with _POS a list, not bytes,
-# -0.3 cu); both were 4.2 cu on this machine. MODE_THREAD 6.4-6.6 cu: the
-# thread -> CPU lookup (_thread.get_ident() and a dict get) costs ~0.9 cu,
-# the lock pair ~1.1 cu.
-# A lockless MODE_THREAD hit path was evaluated and not taken:
-#  - measured with the lock simply left out (unsafe, for pricing only) it is
-#    still 4.8-5.0 cu: get_ident() alone is ~1.5 cu, so the 4 cu goal is out
-#    of reach for any design that has to find the caller's CPU per call;
-#  - it would need the owner thread to do every cross-CPU operation on its
-#    magazines (invalidate, destroy, the debug scan) when asked, as NetBSD
-#    does with a cross-call; an emulated CPU is a thread that may stop calling
-#    in or end without a word (tests/device/test_isr.py's race: CPU 1's thread
-#    ends, then CPU 0 destroys the cache). Nothing tells a finished thread from
-#    one preempted in the middle of a hit, so a bounded wait can only give up
-#    (leaving objects cached: pool_cache_destroy would fail busy) or guess
-#    (and corrupt). Interrupt contexts would also need magazines of their own,
-#    as their thread runs beside the CPU's thread, not instead of it.
-# Checks on the hit (issue 16): get compares flags with PR_NOWAIT and
-# PR_WAITOK (anything else goes to _get_flags, which refuses what pool_get
-# refuses); put tests `not o` (_put_odd refuses None and 0 and counts d.nbad). Nothing else is looked at: a class test costs ~1 cu on
-# MicroPython, a lookup of the object's item more; a foreign, non-int or
-# doubly put object is named when the objects go back to the pool
-# (pool_cache_invalidate; counted as suspicious). MODE_THREAD reads pc[_META]
-# before taking its magazine lock, so a pc that is no cache fails unlocked.
-# A thread that never called intr.cpu_attach finds _cl[_NOCPU], whose
-# acquire() raises intr.E_NOCPU.
-# On boards the hit path is machine.disable_irq()/enable_irq() around the same
-# list operations (two native calls, like the lock pair; _get_irq, and
-# _get_sio which also reads the core's id): that keeps hard
-# interrupts out; soft ones (esp32's only kind) cannot land inside a hit at
-# all, and are held off the slow paths by softint.py's deferral.
+# Hot path (get/put hit): allocates nothing, no jump between reading and
+# writing the magazine (so a soft interrupt lands before or after, never
+# inside), checks only flags (get) and `not o` (put). pool_cache_get and
+# pool_cache_put are rebound by _bind() (intr.setup(), pool_cache_debug()):
+# call them through the module, not a name imported before set-up.
+# Design notes and measurements: docs/DESIGN-NOTES.md#pool_cache.
 try:
     import _thread
 except ImportError:
@@ -107,12 +43,7 @@ from mpalloc import intr
 from mpalloc import pool as _pool
 from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 MAXCPU = const(8)
@@ -415,11 +346,7 @@ def _put_sio(pc, o):
 def _cchk(fn, pc):
     # a public function's pc: a cache made by pool_cache_init, else TypeError
     if pc.__class__ is not list or len(pc) != _META + 1 or pc[_META].__class__ is not _Meta:
-        try:
-            m = "%s: pc must be a pool cache (from pool_cache_init), not %s" % (fn, type(pc).__name__)
-        except MemoryError:
-            raise E_TYPE
-        raise TypeError(m)
+        fail(E_TYPE, TypeError, "%s: pc must be a pool cache (from pool_cache_init), not %s", fn, type(pc).__name__)
 
 
 def _get_flags(pc, flags):
@@ -428,11 +355,7 @@ def _get_flags(pc, flags):
     # raises as pool_get does otherwise (before any lock)
     _cchk("pool_cache_get", pc)
     if flags.__class__ is not int:
-        try:
-            m = "pool_cache_get: flags must be an int, not %s" % type(flags).__name__
-        except MemoryError:
-            raise E_TYPE
-        raise TypeError(m)
+        fail(E_TYPE, TypeError, "pool_cache_get: flags must be an int, not %s%s", type(flags).__name__, "")
     f = flags & 3
     if f == 0 or f == 3:
         raise E_FLAGS
@@ -450,11 +373,7 @@ def _put_odd(pc, o):
     d.nbad += 1
     if o is None:
         raise E_NULL
-    try:
-        m = "pool_cache_put: %r is not an object of cache '%s' (a pool item's address)" % (o, d.name)
-    except MemoryError:
-        raise E_PUT
-    raise ValueError(m)
+    fail(E_PUT, ValueError, "pool_cache_put: %r is not an object of cache '%s' (a pool item's address)", o, d.name)
 
 
 pool_cache_get = _get_up  # _bind() (at the end of the module) sets the pair of the mode

@@ -27,12 +27,8 @@
 #   intr._spend[0] = 1  =>  some entry may have pending == 1
 #   _sactive[0] > 0     <=>  a handler runs (and the others wait)
 from mpalloc import intr
+from mpalloc.compat import micropython
 from mpalloc.intr import MODE_THREAD, _depth, _cpu_of, _sdepth, _spend
-
-try:
-    import micropython
-except ImportError:  # CPython
-    micropython = None
 
 _soft = []
 _sactive = [0]

@@ -38,24 +38,9 @@
 import sys
 import gc
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
 
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from mpalloc.compat import const, ticks_ms, ticks_diff
 
 
 VERSION = const(1)

@@ -42,12 +42,7 @@
 # a pool page cannot give the page back under the pool's live items.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 import time
@@ -485,12 +480,8 @@ def _chk_locked(mi, s, a):
     e = _chk_map(mi)
     if e >= 0:
         uvm_km_lasterr[0] = a
-        try:
-            m = "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)" % (
-                mi.name, mi.lo + e * PAGE_SIZE, a)
-        except MemoryError:
-            raise E_DEBUG
-        raise AssertionError(m)
+        fail(E_DEBUG, AssertionError, "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)",
+             mi.name, mi.lo + e * PAGE_SIZE, a)
 
 
 def _chk_map(mi):

@@ -1,9 +1,5 @@
 # vmem: the vmem(9) general-purpose resource allocator (Bonwick & Adams 2001).
 #
-# Module-level functions carry the man-page names and parameter order
-# (FreeBSD's vmem(9) page, NetBSD's subr_vmem.c semantics); an out-parameter
-# becomes the return value and ENOMEM becomes None:
-#
 #   vmem_create(name, base, size, quantum, qcache_max, flags) -> arena
 #   vmem_add(vm, addr, size, flags) -> 0 | None
 #   vmem_alloc(vm, size, flags) -> addr | None
@@ -13,141 +9,44 @@
 #   vmem_set_import(vm, importfn, releasefn, arg, import_quantum)
 #   vmem_set_reclaim(vm, reclaimfn)    vmem_set_limit(vm, limit)
 #   vmem_size(vm, typemask)            vmem_roundup_size(vm, size)
+# Man-page names and parameter order (NetBSD subr_vmem.c semantics); an
+# out-parameter becomes the return value, ENOMEM becomes None. importfn(arg,
+# size, flags) -> addr | None, releasefn(arg, addr, size): a child imports with
+# vmem_set_import(child, vmem_alloc, vmem_free, parent, q). The arena's methods
+# ARE the module functions (vm.alloc is vmem_alloc). Flags: exactly one of
+# M_WAITOK/M_NOWAIT, at most one of M_FIRSTFIT/M_BESTFIT/M_NEXTFIT.
 #
-# importfn(arg, size, flags) -> addr | None and releasefn(arg, addr, size), so
-# an arena imports from a parent arena with
-#   vmem_set_import(child, vmem_alloc, vmem_free, parent, q).
-# The arena object offers the same functions as methods (vm.alloc(size, flags)
-# IS vmem_alloc: the class attributes are the module functions, no wrapper).
+# Representation: flat arrays, no per-segment object. Addresses are quanta
+# relative to the arena origin _org: q = (addr - _org) >> _qsh (small ints on
+# 32-bit ports). Boundary tag t indexes parallel arrays: _st/_sz start/size,
+# _sn/_sp segment list (circular through sentinel tag 0), _fn/_fp free-list
+# links (busy tags: _fn is the busy-hash chain; unused tags: the reserve
+# chain from _tf), _ty type (_T_SPAN, _T_SSPAN, _T_BUSY, _T_XBUSY, _T_QC,
+# _T_FREE + list). _fh[i] heads free list i, bit i of _fmap set iff non-empty.
+# _bk/_hm/_hb: busy hash buckets, mask, fold shift. Quantum caches (classes of
+# 1..16 quanta): stacks in _qcs/_qcn, per-quantum state in _qst.
 #
-# Flags: M_WAITOK (= VM_SLEEP) or M_NOWAIT (= VM_NOSLEEP), exactly one; at most
-# one of M_FIRSTFIT (= VM_INSTANTFIT), M_BESTFIT, M_NEXTFIT (none = instant fit).
+# Invariants: segments of a span tile it in address order after its marker;
+# no two FREE tags are neighbours; a free segment of n quanta on list i has
+# 2**i <= n < 2**(i+2); every busy tag is on exactly one hash chain;
+# _qst[q] != 0 iff a _T_QC tag starts at q, each parked item is on its
+# class's stack once. Full statement: vmem_diag.check (vmem_check).
 #
-# Representation (all metadata in flat arrays, no per-segment Python object):
-#   Addresses are kept as quantum numbers relative to the arena's origin `_org`
-#   (the first span's address): q = (addr - _org) >> _qsh. So no value on the
-#   hot path reaches 2**30 on a 32-bit port as long as the arena spans less than
-#   2**29 quanta around its origin and addr itself is a small int (< 2**30).
-#   Alignment and nocross are computed on "absolute" quanta q + _ol, where
-#   _ol = (_org >> _qsh) mod 2**29, so they hold for the real addresses.
+# Locking: one intr spin mutex per arena (skipped where it does nothing: _lk);
+# arguments are checked before the lock; locked sections release it on any
+# exception. M_WAITOK is refused in interrupt context and waits at most
+# wait_ms for frees. Debug: vmem_debug(True) runs vmem_check after every
+# operation but quantum-cache hits.
 #
-#   Boundary tag t (index into the parallel arrays; tag 0 is the segment-list
-#   sentinel; 16-bit links, so at most 65535 tags per arena):
-#     _st[t]  start (quanta, 'i')       _sz[t]  size (quanta, 'i')
-#             _st[0] = _NOQ, a start no segment has (ends hash-chain walks)
-#     _sn[t], _sp[t]   segment list next/prev ('H'), circular through tag 0.
-#                      Invariant: within a span, segments follow in address
-#                      order right after the span's marker tag and tile it
-#                      exactly; spans are appended in the order added.
-#     _fn[t], _fp[t]   ('H', 0 = none) FREE tag: free-list next/prev; busy tag
-#                      (BUSY, XBUSY, QC): _fn is the busy-hash chain link;
-#                      unused tag: _fn chains the reserve.
-#     _ty[t]  type (bytearray): _T_SPAN (imported span marker), _T_SSPAN
-#             (static span marker), _T_BUSY (vmem_alloc), _T_XBUSY
-#             (vmem_xalloc), _T_QC (busy, parked in a quantum cache),
-#             _T_FREE + i (free, on list i), 0 unused. So: span marker iff
-#             1 <= ty <= _T_SSPAN, busy iff _T_BUSY <= ty <= _T_QC, free iff
-#             ty >= _T_FREE.
-#   Free lists: _fh[i] heads (LIFO) the free segments of list i; bit i of _fmap
-#     is set iff list i is non-empty. Invariant: a segment of size n on list i
-#     has 2**i <= n < 2**(i+2). It goes on list floor(log2(n)); it moves when
-#     a split takes it below 2**i (hysteresis on the way down only: a split
-#     tail keeps its place); a coalesced segment is re-inserted at the head
-#     of list floor(log2(n)), as NetBSD does (instant fit sees it there: with
-#     growth hysteresis, coalesced segments hid one list below where
-#     instant fit looks and first-failure utilisation on the mixed trace fell
-#     from 0.887 to 0.814). So in fact n < 2**(i+1) after every coalescing.
-#     Instant fit takes the head of the first list whose every member
-#     is big enough (list ceil(log2(size))); best fit looks at lists
-#     floor(log2(size)) - 1 and up.
-#     Invariant: no two FREE tags are neighbours in the segment list.
-#   Busy hash: chained, _bk ('H', power-of-two buckets >= tag capacity / 2)
-#     heads the chain of the busy tags whose start q hashes to it, linked
-#     through _fn; key (q ^ (q >> _hb)) & _hm (the bits above the bucket
-#     range folded in). Invariant: every BUSY, XBUSY and QC tag is on exactly
-#     one chain, nothing else is. No dict keyed by raw addresses (those degrade
-#     on MicroPython, whose small ints hash to themselves). Metadata per tag:
-#     4+4+2+2+2+2+1 bytes + one 2-byte bucket per two tags = 18 bytes.
-#   Tag reserve: unused tags chained through _fn from _tf, _ntf of them. An
-#     allocation needs at most 2 new tags; when fewer than _BT_MINRESERVE are
-#     left, _bt_refill doubles the arrays (the only heap allocation, like
-#     NetBSD's bt_refill, done before the search and tolerated to fail: under
-#     heap_lock or in an interrupt the reserve carries the operation). In steady
-#     state (segment count no longer growing) nothing is allocated.
-#
-# Quantum caches (sizes <= qcache_max): deviation from NetBSD, which builds them
-# on pool_cache(9). pool_cache sits above vmem here, so each size class k
-# (k quanta, 1 <= k <= 16) has a stack of parked items in one flat 'H'
-# array: class k owns _qcs[(k-1)*32 + 1 .. (k-1)*32 + _QCAP] and _qcn[k] is the
-# index of its top item ((k-1)*32 when empty; so the stack is empty iff
-# _qcn[k] & 31 == 0, full iff it is _QCAP). An item is named by its start
-# quantum q (relative to _org). Every item is a busy segment of type _T_QC (in
-# the hash, counted in inuse) whether parked or handed out; which of the two
-# it is, is kept in the flat state array _qst, one byte per quantum of the
-# quantum-cache window [0, _qwn) (quanta above _org; _qwn = len(_qst) =
-# min(arena extent above _org, qcache_window), grown by vmem_add/import):
-#   _qst[q] = k (1..16)   a class-k item starting at q is handed out
-#   _qst[q] = _QS_CACHED  a parked item starts at q (it is on a stack)
-#   _qst[q] = 0           no quantum-cache item starts at q
-# Invariant: _qst[q] != 0 iff a _T_QC tag starts at q; each parked one is on
-# its class's stack exactly once. So a hit is pop + one state store, and a free
-# is validated by one state load (O(1), no hash lookup): only _qst[q] == the
-# freed size's class is accepted; anything else (a double free, a wrong size,
-# an address no cache handed out) takes the hash path, which rejects it or
-# frees a segment-path allocation. An empty stack is refilled with _QBATCH
-# items carved from one segment inside the window (one segment-list visit);
-# a full stack gives half of its items back. Quantum-cache hits skip the debug
-# check (like NetBSD, whose qcache hits are pool_cache hits). Not per-CPU (as
-# NetBSD's pool_caches are): in MODE_THREAD finding the CPU (_thread.get_ident
-# + a dict lookup) and its lock cost more than the arena's bare lock, which is
-# all a hit takes; on one-CPU boards there is no lock at all.
-#
-# Locking: one intr spin mutex per arena, taken as intr.mutex_enter/mutex_exit
-# wherever they do something (MODE_THREAD, or a board with machine.disable_irq);
-# with one CPU and nothing to mask (unix MODE_UP, webassembly) they are no-ops
-# and the hot paths skip the two calls (_lk, refreshed by intr.setup()).
-# Arguments are checked before the lock is taken (sizes beyond 2**40 or 2**29
-# quanta, bad types on the cold paths; on the hit paths the arithmetic refuses a
-# non-int first); the general path's locked sections release the lock on any
-# exception (try/finally), MemoryError and KeyboardInterrupt included.
-# M_WAITOK is refused in interrupt context; it waits (polling, 1 ms sleeps) for
-# frees for at most `wait_ms` milliseconds (module variable, default 2000),
-# then raises MemoryError. Constrained requests (align, phase, nocross, minaddr
-# or maxaddr given) never import and never wait.
-#
-# Debug: vmem_debug(True) runs vmem_check(vm) (the VMEM_SANITY-style full
-# consistency check) after every operation but quantum-cache hits. Off by default.
-# The check allocates nothing (vmem_diag: while loops over the flat arrays,
-# frames within 11 words), so debug mode keeps the hot paths usable under
-# heap_lock and in interrupt handlers; a failure found with the heap locked
-# raises the preallocated vmem_diag.E_CHECK (details in check_lasterr).
-#
-# Memory of the quantum caches: the stacks (64 bytes per class) and the state
-# array, one byte per quantum of the window (at most qcache_window = 4096
-# quanta); an arena without a quantum cache has neither.
-#
-# Hot path (zero heap allocation, M_NOWAIT, steady state): vmem_alloc,
-# vmem_xalloc, vmem_free, vmem_xfree. Misuse raises ValueError whose message
-# starts with the function name; where the heap is locked (interrupt context)
-# and the message cannot be formatted, a preallocated ValueError instead
-# (E_ALLOC_LOCKED, E_XALLOC_LOCKED, E_FREE_LOCKED, E_XFREE_LOCKED; the address
-# or size and the arena in vmem_lasterr).
-# MicroPython puts a call's frame on the heap (allocated and freed at once, but
-# counted by micropython.mem_total() and costing a gc_alloc) when arguments +
-# locals + value-stack depth exceed 11 words (VM_MAX_STATE_ON_STACK). So
-# vmem_alloc, vmem_free, vmem_xfree and every helper on their instant-fit and
-# quantum-cache paths stay within 11 words: arrays are read through the arena's
-# attributes rather than bound to locals, calls pass at most 3 arguments, and a
-# few locals are reused (noted where they are). vmem_xalloc (8 parameters)
-# cannot, and its constraint search keeps larger frames.
+# Hot paths (vmem_alloc, vmem_xalloc, vmem_free, vmem_xfree; M_NOWAIT, steady
+# state) allocate nothing: the tag reserve is refilled (_bt_refill) before a
+# search. Their frames stay within MicroPython's 11 stack words (no more
+# locals or arguments there). Misuse raises ValueError naming the function;
+# with the heap locked the preallocated E_*_LOCKED (details in vmem_lasterr).
+# Design notes and measurements: docs/DESIGN-NOTES.md#vmem.
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 from array import array
@@ -203,7 +102,7 @@ qcache_window = 4096
 
 wait_ms = 2000
 vmem_list = []
-_debug = False
+_debug = [False]  # the debug switch (every module's idiom: see mpalloc/debug.py)
 
 # The arena lock on the hot paths (refreshed after every intr.setup()):
 #   _lk False: intr's mutex does nothing here (one CPU, nothing to mask: unix
@@ -456,7 +355,7 @@ def _bt_put(vm, t):
 def _fl_insert(vm, t):
     # free tag t onto the head of list floor(log2(size)); its type records it
     n = vm._sz[t]
-    i = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))
+    i = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))  # in-line _flog2(n)
     vm._ty[t] = _T_FREE + i
     n = vm._fh[i]
     vm._fn[t] = n
@@ -575,14 +474,15 @@ def _split(vm, t, qs):
         if vm._fp[t]:
             _fl_move(vm, t)
             return b
-        # t heads list qs (instant fit's case): off it, onto the head of list q
+        # t heads list qs (instant fit's case): off it, onto the head of list q.
+        # In-line version of _fl_remove(vm, t) + _fl_insert(vm, t) (t a list head)
         c = vm._fn[t]
         vm._fh[qs] = c
         if c:
             vm._fp[c] = 0
         else:
             vm._fmap &= ~(1 << qs)
-        q = _L[q] if q < 0x100 else (_L[q >> 8] + 8 if q < 0x10000 else _flog2(q))
+        q = _L[q] if q < 0x100 else (_L[q >> 8] + 8 if q < 0x10000 else _flog2(q))  # in-line _flog2(q)
         vm._ty[t] = _T_FREE + q
         c = vm._fh[q]
         vm._fn[t] = c
@@ -716,11 +616,12 @@ def _free_seg(vm, t, s):
         vm._sz[p] = k
         if vm._ty[vm._sp[p]] != _T_SPAN or not _span_free(vm, p, True):
             # p to the head of list floor(log2(k)), as NetBSD
-            t = _L[k] if k < 0x100 else (_L[k >> 8] + 8 if k < 0x10000 else _flog2(k))
+            t = _L[k] if k < 0x100 else (_L[k >> 8] + 8 if k < 0x10000 else _flog2(k))  # in-line _flog2(k)
             n = vm._ty[p] - _T_FREE
             if vm._fp[p]:
                 _fl_move(vm, p)
             elif n != t:  # p heads list n: off it, onto the head of list t
+                # In-line version of _fl_remove(vm, p) + _fl_insert(vm, p) (p a list head)
                 k = vm._fn[p]
                 vm._fh[n] = k
                 if k:
@@ -758,7 +659,7 @@ def _free_seg(vm, t, s):
         _exit(vm._lock, s)
     if vm._nrel:
         _release_pending(vm)
-    if _debug:
+    if _debug[0]:
         vmem_check(vm)
 
 
@@ -1004,7 +905,7 @@ def _qc_miss(vm, qs, flags):
     t = vm._org + (t << vm._qsh)
     if _lk:
         _exit(vm._lock, s)
-    if _debug:
+    if _debug[0]:
         vmem_check(vm)
     return t
 
@@ -1023,6 +924,7 @@ def _ialloc(vm, qs, flags):
         if vm._sz[t] != qs:
             t = _split(vm, t, qs)
         else:  # exact: t leaves the head of list j
+            # In-line version of _fl_remove(vm, t) (t a list head)
             c = vm._fn[t]
             vm._fh[j] = c
             if c:
@@ -1038,7 +940,7 @@ def _ialloc(vm, qs, flags):
         c = vm._org + (c << vm._qsh)
         if _lk:
             _exit(vm._lock, s)
-        if _debug:
+        if _debug[0]:
             vmem_check(vm)
         return c
     if _lk:
@@ -1064,7 +966,7 @@ def _galloc(vm, qs, flags):
             t = vm._org + (vm._st[t] << vm._qsh)
             if _lk:
                 _exit(vm._lock, s)
-            if _debug:
+            if _debug[0]:
                 vmem_check(vm)
             return t
         if _lk:
@@ -1298,7 +1200,7 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
         finally:
             _exit(m, s)
         if t:
-            if _debug:
+            if _debug[0]:
                 vmem_check(vm)
             return vm._org + (q << vm._qsh)
         if vm._nrel:
@@ -1331,7 +1233,7 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
     s = _enter(m)
     vm._nfail += 1
     _exit(m, s)
-    if _debug:
+    if _debug[0]:
         vmem_check(vm)
     return None
 
@@ -1403,7 +1305,7 @@ def _qc_after(vm):
     # after a quantum-cache drain, unlocked: release spans, debug check
     if vm._nrel:
         _release_pending(vm)
-    if _debug:
+    if _debug[0]:
         vmem_check(vm)
 
 
@@ -1556,7 +1458,7 @@ def vmem_add(vm, addr, size, flags):
         if flags & M_WAITOK:
             raise
         return None
-    if _debug:
+    if _debug[0]:
         vmem_check(vm)
     return 0
 
@@ -1664,10 +1566,9 @@ def _load_diag():
 
 def vmem_debug(on):
     """Switch the full consistency check after every operation on or off."""
-    global _debug
     if on:
         _load_diag()  # now: the check must not import (heap_lock, interrupts)
-    _debug = bool(on)
+    _debug[0] = bool(on)
 
 
 def vmem_check(vm):

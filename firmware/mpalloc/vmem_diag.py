@@ -17,12 +17,7 @@ from mpalloc.vmem import (
     _release_pending,
 )
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const
 
 
 # the same values as in vmem.py (const names with a leading underscore are

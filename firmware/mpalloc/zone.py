@@ -31,12 +31,7 @@ from array import array
 
 from mpalloc import intr
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from mpalloc.compat import const, fail
 
 
 ZONE_INTERRUPT = const(0x0001)
@@ -91,15 +86,6 @@ def _zchk(fn, z, item=0):
         except MemoryError:
             raise _E_TYPE
         raise TypeError(m)
-
-
-def _raise(pre, fmt, a, b):
-    """Raise ValueError(fmt % (a, b)); the preallocated `pre` if the heap is locked."""
-    try:
-        e = ValueError(fmt % (a, b))
-    except MemoryError:
-        e = pre
-    raise e
 
 
 def _addressof(buf):
@@ -357,7 +343,7 @@ def zalloc(z):
         k = _chunk_of_index(z, i)
         if _debug[0]:
             if not _check_free(z, k, i):
-                _raise(_E_MODIFIED, "zalloc: zone '%s': free item %d's reserved words were modified (use after free)", z.zname, i)
+                fail(_E_MODIFIED, ValueError, "zalloc: zone '%s': free item %d's reserved words were modified (use after free)", z.zname, i)
             _clear_mark(z, k, i)
         z.zitems = z._next[i]
         z._next[i] = _BUSY
@@ -395,10 +381,10 @@ def zfree(z, item):
         i = _index_of(z, item)
         if i < 0:
             if i == -2:
-                _raise(_E_NOTZONE, "zfree: 0x%x is not the start of an item of zone '%s'", item, z.zname)
-            _raise(_E_NOTZONE, "zfree: 0x%x is not from zone '%s'", item, z.zname)
+                fail(_E_NOTZONE, ValueError, "zfree: 0x%x is not the start of an item of zone '%s'", item, z.zname)
+            fail(_E_NOTZONE, ValueError, "zfree: 0x%x is not from zone '%s'", item, z.zname)
         if z._next[i] != _BUSY:
-            _raise(_E_DOUBLE, "zfree: 0x%x already free in zone '%s'", item, z.zname)
+            fail(_E_DOUBLE, ValueError, "zfree: 0x%x already free in zone '%s'", item, z.zname)
         if _debug[0]:
             _mark_free(z, _chunk_of_index(z, i), i)
         z._next[i] = z.zitems

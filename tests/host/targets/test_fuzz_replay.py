@@ -192,7 +192,7 @@ def test_debug_preamble_switches_every_module():
     """What the preamble does, checked on the unix port: every module's switch is on,
     kmem's stays on across kmem_reset (it asks mpalloc.debug), and off() gives pool and
     pool_cache their plain functions back (no cost with debug off)."""
-    flags = ("print('@@dbg', vmem._debug, extent._debug[0], zone._debug[0], objcache._debug[0], kmem._debug[0], "
+    flags = ("print('@@dbg', vmem._debug[0], extent._debug[0], zone._debug[0], objcache._debug[0], kmem._debug[0], "
              "uvm_km._debug[0], pool._debug[0], pool_cache._debug[0])\n")
     code = DEBUG_ON + (
         "from mpalloc import vmem, extent, zone, objcache, kmem, uvm_km, mem, pool, pool_cache\n"

@@ -22,7 +22,7 @@ def test_pool_suite_closure_drops_what_it_never_reaches():
     # pool_cache is imported inside one test only, uvm_km inside pool_allocator_kmem:
     # neither comes along; mem and intr are imported at module level; mptest_pages
     # is the suite's page source
-    assert sorted(mods) == ["mpalloc.intr", "mpalloc.mem", "mpalloc.pool", "mptest", "mptest_pages"]
+    assert sorted(mods) == ["mpalloc.compat", "mpalloc.intr", "mpalloc.mem", "mpalloc.pool", "mptest", "mptest_pages"]
     pool = _defs(mods["mpalloc.pool"])
     assert {"pool_init", "pool_get", "pool_put", "pool_prime", "pool_stats", "pool_sethardlimit"} <= pool
     assert not {"pool_debug", "_dbg_get", "pool_reclaim", "pool_chk"} & pool
