@@ -59,7 +59,9 @@ def hostile_args():
 @s.test
 def every_function_once():
     H = mphostile.hostile()
-    if SLOW:
+    if sys.platform == "rp2":
+        H = (H[0], H[8])  # 2**36, None: a call costs ~0.3 s of emu:rp2040's wall time
+    elif SLOW:
         H = (H[0], H[2], H[5], H[8])  # 2**36, -1, 1.5, None
     st = {}
     n = 0
