@@ -1,5 +1,5 @@
 """mpalloc's own heap on a board: what its code, its set-up and its managed
-window take, beside the heap the program keeps (issue #19).
+window take, beside the heap the program keeps.
 
 One job: run the measuring code on a board that has the modules and parse its
 one line. Every figure is a gc.mem_alloc() delta after gc.collect() (what a

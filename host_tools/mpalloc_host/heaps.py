@@ -1,4 +1,4 @@
-"""The gc heap each kind of emulated target gets for a board profile (issue #19).
+"""The gc heap each kind of emulated target gets for a board profile.
 
 One job: turn a profile's ``micropython.heap_bytes`` (the board's gc pool:
 gc.mem_free() + gc.mem_alloc() on the board) into the pool a target runs with,
@@ -22,7 +22,7 @@ $MPALLOC_HEAP_FACTOR (a number, default 1) multiplies every target's heap. The
 device suites use SUITES_FACTOR: a suite brings mptest and its own code on top
 of mpalloc's core, and today's core leaves a board too little for that (13 of
 the suites on vboard:rp2040, vboard:esp32 and wasm32:rp2040 run out at factor 1,
-see docs/DEVELOPING.md "Heap sizes"); until the lean core (issue #19) shrinks
+see docs/DEVELOPING.md "Heap sizes"); until a leaner core shrinks
 it they run with twice the board's heap, as the vboard gave before. On wasm32
 they run with the port's growable heap ("wasm32:grow"): the webassembly port
 collects garbage only between REPL commands (its gc_collect() is a no-op while

@@ -440,7 +440,7 @@ class Runner:
         if isinstance(only, (list, tuple)):
             only = tuple(only)
         setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
-        if os.environ.get("MPALLOC_NATIVE") == "off":  # issue 20: the bytecode hit paths where native ones exist
+        if os.environ.get("MPALLOC_NATIVE") == "off":  # the bytecode hit paths where native ones exist
             setup += "import mpalloc.native\nmpalloc.native.off()\n"
         return board.delivery.suite_code(self, info, setup)
 

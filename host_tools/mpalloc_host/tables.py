@@ -280,7 +280,7 @@ def header(snap):
     b = snap.begin
     e = snap.end
     parts = [f"board {snap.board}", f"{b.get('impl', '?')} on {b.get('platform', '?')}"]
-    if "hot_path" in b:  # issue 20: which pool_cache hit pair runs (native / bytecode)
+    if "hot_path" in b:  # which pool_cache hit pair runs (native / bytecode)
         parts.append(f"hot paths {b['hot_path'] or '- (pool_cache not imported)'}")
     if b.get("heap_free", -1) >= 0:
         parts.append(f"MicroPython heap {b['heap_alloc']} B used, {b['heap_free']} B free")

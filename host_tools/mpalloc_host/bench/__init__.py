@@ -1,4 +1,4 @@
-"""mpalloc's benchmark suite (issue #8), host side.
+"""mpalloc's benchmark suite, host side.
 
     suite.py    which device scripts (tests/bench/*.py) run where, and running them
     runner.py   ways to run a script: the MicroPython unix port directly (vboard

@@ -52,7 +52,7 @@ def evaluate(doc):
                     "(stand-ins for a CPUID read and disable_irq/enable_irq)" % (cl, lp))
         rows.append(_row("G1" + mode[0], "pool_cache magazine hit, cu per get or put (%s)" % label, "pool_cache",
                          v, 4, 3, detail=det))
-    # issue 20: the hit against MicroPython's own bytearray(64), same run, per path
+    # the hit against MicroPython's own bytearray(64), same run, per path
     for mode, label, stretch in (("up", "1 CPU", 0.5), ("thread", "2 CPUs, vboard threads", None)):
         hit, ba = _get(runs, "%s.pool_cache_hit.cu" % mode), _get(runs, "%s.bytearray64.cu" % mode)
         bc = _get(runs, "%s.pool_cache_hit_bytecode.cu" % mode)

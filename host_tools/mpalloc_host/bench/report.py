@@ -111,7 +111,7 @@ def fixed_rows(doc):
         rows.append([label, _v(runs, "up.%s.cu" % p), _v(runs, "thread.%s.cu" % p),
                      _v(runs, "up.%s.heap_bytes_per_op" % p), _v(runs, "up.%s.garbage_bytes_per_op" % p),
                      _v(runs, "up.%s.heap_locked_ok" % p), _v(runs, "up.%s.depot_per_op" % p, fmt="%.4g")])
-    # issue 20: the path the rows above ran, the other path, and MicroPython's own allocator
+    # the path the rows above ran, the other path, and MicroPython's own allocator
     rows[0][0] += " [%s / %s]" % (mp.get("up.pool_cache_path", "bytecode"), mp.get("thread.pool_cache_path", "bytecode"))
     if "up.pool_cache_hit_bytecode.cu" in mp:
         rows.append(["pool_cache get+put, bytecode path", _v(runs, "up.pool_cache_hit_bytecode.cu"),
@@ -248,7 +248,7 @@ def markdown(doc, plot_path="docs/bench-cost.png"):
          "## Goals", "", _table(["#", "goal", "owner", "figure", "must", "stretch", "status", "detail"], goal_rows(doc)),
          "", "## Fixed-size churn (MicroPython)", "", _table(FIXED_HEAP_HEAD, fixed_rows(doc)),
          "", "depot/op for bursts: 1 CPU / 2 CPUs; the bound is 1/M = %s." % _v(runs, "up.depot_bound", fmt="%.4g"),
-         "", "## Native hot paths: code size (issue 20)", "",
+         "", "## Native hot paths: code size", "",
          _table(["module", "bytecode .mpy"] + ["%s .mpy" % a for a in ("armv6m", "xtensawin", "x64")],
                 [[k, v.get("bytecode", "-"), v.get("armv6m", "-"), v.get("xtensawin", "-"), v.get("x64", "-")]
                  for k, v in sorted(doc.get("native_size", {}).items())]),
