@@ -33,9 +33,21 @@ def register(subparsers):
     return p
 
 
+def out_of_heap(board, e):
+    """The one line for a MemoryError anywhere in the demo (set-up, workload, snapshot)."""
+    from .transport import BoardError
+
+    heap = (getattr(board, "info", None) or {}).get("heap_total")
+    last = e.error.strip().splitlines()[-1]
+    return BoardError("%s: the demo ran out of MicroPython heap (%s%s): mpalloc's modules loaded from the "
+                      "filesystem take most of it; freeze them into the firmware (docs/FLASHING.md) or use a "
+                      "board with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
+                                                if heap else ""))
+
+
 def run_workload(board, packets=None, timeout=90):
     """Run the demo workload on a prepared board; returns (its figures, device log)."""
-    from .transport import BoardError, BoardExecError
+    from .transport import BoardExecError
 
     arg = "" if packets is None else "packets=%d" % packets
     try:
@@ -43,12 +55,7 @@ def run_workload(board, packets=None, timeout=90):
     except BoardExecError as e:
         if "MemoryError" not in e.error:
             raise
-        heap = (getattr(board, "info", None) or {}).get("heap_total")
-        last = e.error.strip().splitlines()[-1]
-        raise BoardError("%s: the demo ran out of MicroPython heap (%s%s): mpalloc's modules loaded from the "
-                         "filesystem take most of it; freeze them into the firmware (docs/FLASHING.md) or use a "
-                         "board with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
-                                                   if heap else "")) from None
+        raise out_of_heap(board, e) from None
     s = st.parse(out, strict=False)
     figs = s.one("demo")
     if figs is None:
@@ -121,6 +128,7 @@ def live_hint(port, board):
 
 def run(args):
     from .cmd_stats import connect_and_prepare
+    from .transport import BoardExecError
     from . import memmap
 
     out = Output(quiet=args.quiet)
@@ -129,12 +137,17 @@ def run(args):
     outdir.mkdir(parents=True, exist_ok=True)
     with open_board(args) as board:
         out.note("connected to %s" % board.name)
-        connect_and_prepare(board, out)
-        st.prepare(board, modules=("mpalloc.demo",))  # flat boards copy per module
-        with out.status("running the demo workload on %s" % board.name):
-            figs, log = run_workload(board, args.packets)
-        with out.status("taking a snapshot"):
-            snap = st.take(board, segs=True)
+        try:
+            connect_and_prepare(board, out)
+            st.prepare(board, modules=("mpalloc.demo",))  # flat boards copy per module
+            with out.status("running the demo workload on %s" % board.name):
+                figs, log = run_workload(board, args.packets)
+            with out.status("taking a snapshot"):
+                snap = st.take(board, segs=True)
+        except BoardExecError as e:
+            if "MemoryError" not in e.error:
+                raise
+            raise out_of_heap(board, e) from None
     if not args.quiet:
         tables.render(snap, out.console)
     snap_path = outdir / "snapshot.json"
