@@ -41,9 +41,8 @@
 # for claims and for the managed window; peripheral registers are NOT emulated
 # (there is nothing behind them, and mem32() refuses).
 #
-# Addresses in the profile may be ints or "0x..." strings; _n() converts.
-# Lists may be dicts ({"name", "base", "size", ...}) or the compact rows the
-# host writes for small boards ([name, base, size, used_by/owner]).
+# Profile addresses: ints or "0x..." strings (_n()); lists: dicts or the
+# compact rows the host writes for small boards ([name, base, size, owner]).
 import sys
 
 from mpalloc import intr

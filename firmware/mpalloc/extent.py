@@ -16,28 +16,11 @@
 #   extent_print(ex)
 #   extent_list, extent_regions(ex)        statistics (STATS_CONTRACT.md)
 #
-# Adaptation to Python (docs/DEVELOPING.md):
-# * The out-parameter `result` is the return value of extent_alloc*.
-# * A failure extent(9) reports with an errno raises OSError(errno, message):
-#   EAGAIN (no space, or the region is busy), ENOMEM (no region descriptor
-#   with EX_NOWAIT), EINTR (an EX_CATCH wait was interrupted). The message
-#   starts with the function name; for a busy region it names the OWNER of the
-#   overlapping claim: "extent_alloc_region: 0x40034000-0x40037fff in 'periph'
-#   overlaps 0x40034000-0x40037fff claimed by 'uart-a'".
-# * What NetBSD panics on (DIAGNOSTIC or always: size 0, range outside the
-#   extent, bad subregion, alignment not a power of two, boundary < size,
-#   freeing a range that no single region covers) raises ValueError whose
-#   message starts with the function name. Nothing is changed by a failed call.
-# * owner (keyword, not in the man page): who makes the claim, e.g. a driver
-#   name. extent_print and extent_regions show it. Adjacent regions coalesce
-#   only if they have the same owner (with owner=None throughout this is plain
-#   extent(9) coalescing). extent_free(..., owner=x) also checks that x owns
-#   the range.
-# * Waiting (EX_WAITSPACE for space, EX_WAITOK for a fixed extent's
-#   descriptors): sleeps in 1 ms steps until an extent_free on this extent,
-#   for at most `maxwait_ms` (module setting, default 5000), then fails as if
-#   EX_NOWAIT; KeyboardInterrupt during an EX_CATCH wait gives EINTR. Without
-#   _thread nobody else could free, so there is no wait at all.
+# Adaptation to Python (the details: docs/DESIGN-NOTES.md, "extent"): results
+# are return values; extent(9)'s errnos raise OSError(errno) naming the function
+# and, for a busy region, the owner of the overlapping claim; what NetBSD panics
+# on raises ValueError; `owner=` (not in the man page) names who claims, and
+# only regions of one owner coalesce; waits sleep in 1 ms steps up to maxwait_ms.
 #
 # Region descriptors live in one flat array of 32-bit words (4 per descriptor:
 # start, end, owner index, next). A fixed extent uses the caller's storage (an

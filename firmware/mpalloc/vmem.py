@@ -40,9 +40,8 @@
 #
 # Hot paths (vmem_alloc, vmem_xalloc, vmem_free, vmem_xfree; M_NOWAIT, steady
 # state) allocate nothing: the tag reserve is refilled (_bt_refill) before a
-# search. Their frames stay within MicroPython's 11 stack words (no more
-# locals or arguments there). Misuse raises ValueError naming the function;
-# with the heap locked the preallocated E_*_LOCKED (details in vmem_lasterr).
+# search. Their frames stay within MicroPython's 11 stack words. Misuse raises
+# ValueError naming the function; heap locked: the preallocated E_*_LOCKED.
 # Design notes and measurements: docs/DESIGN-NOTES.md#vmem.
 import time
 
