@@ -9,6 +9,10 @@ BOARD ?=
 BOARD_ARG := $(if $(BOARD),--board $(BOARD),)
 
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+# make test on two pytest-xdist workers (conftest.py: a test file, or one target of
+# the device matrix, is one unit); JOBS=1 runs it in one process
+JOBS  ?= 2
+XDIST := $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadfile,)
 
 .PHONY: help setup setup-demo setup-frozen dist demo test test-host test-device hil bench fuzz lint clean microbit-frozen
 
@@ -33,13 +37,13 @@ demo: setup-demo  ## the main job on a virtual RP2040 (or PORT=/dev/ttyACM0 BOAR
 	MPALLOC_HEAP_FACTOR=$${MPALLOC_HEAP_FACTOR:-$(DEMO_HEAP_FACTOR)} $(MPALLOC) demo --port $(PORT) $(BOARD_ARG)
 
 test: setup     ## host tests + every device suite on vboard:rp2040, vboard:esp32, wasm32:rp2040, qemu:microbit, emu:rp2040
-	$(PYTEST) tests/host
+	$(PYTEST) $(XDIST) tests/host
 
 test-host: setup  ## host tests only (no device suites)
-	$(PYTEST) tests/host --ignore=tests/host/targets/test_device_suites.py
+	$(PYTEST) $(XDIST) tests/host --ignore=tests/host/targets/test_device_suites.py
 
 test-device: setup  ## the device suites on the four targets only
-	$(PYTEST) tests/host/targets/test_device_suites.py
+	$(PYTEST) $(XDIST) tests/host/targets/test_device_suites.py
 
 hil: setup      ## the device suites on a real board: make hil PORT=/dev/ttyACM0 BOARD=rp2040 [JUNIT=out/hil.xml]
 	@if [ "$(origin PORT)" = "file" ]; then echo "make hil needs the board: make hil PORT=/dev/ttyACM0 BOARD=rp2040" >&2; exit 2; fi

@@ -31,6 +31,7 @@ Python calls.
 
     python -m mpalloc_host.flash.microbit_frozen      # build (or find) it, print the path
 """
+import fcntl
 import hashlib
 import os
 import re
@@ -149,16 +150,26 @@ def _fetch_source(out, log):
 
 
 def build(out=OUT, suites=None, progress=None):
-    """Path of the frozen firmware .hex, built first when no cached one matches."""
+    """Path of the frozen firmware .hex, built first when no cached one matches.
+    One build at a time per `out` (a lock file there): a second process (another
+    pytest-xdist worker, a second `make microbit-frozen`) waits and uses its hex."""
     out = Path(out)
     sources = frozen_sources(suites)
     key = cache_key(sources)
     target = out / ("firmware-%s.hex" % key)
     if target.is_file():
         return target
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():  # built by the process that held the lock
+            return target
+        return _build(out, sources, key, target, progress)
+
+
+def _build(out, sources, key, target, progress):
     check_tools()
     say = progress or (lambda msg: None)
-    out.mkdir(parents=True, exist_ok=True)
     log = out / ("build-%s.log" % key)
     log.write_text("")
     t0 = time.monotonic()
