@@ -102,6 +102,12 @@ def main(argv=None):
     except MpallocError as e:
         print("mpalloc: error: %s" % one_line(e), file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").startswith("mpalloc"):
+            raise  # our own module missing: a bug, keep the traceback
+        print("mpalloc: error: the Python package '%s' is not installed in %s: run `make setup` "
+              "(it installs the pinned requirements.txt)" % (e.name, sys.prefix), file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 1
     except OSError as e:  # files named on the command line (--junit, ...)

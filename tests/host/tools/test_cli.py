@@ -168,3 +168,18 @@ def test_demo_out_of_heap_is_one_clear_line(run_cli, tmp_path):
     # today the workload does not fit there beside the modules (README, "Seeing the memory")
     line = error_line(run_cli(["demo", "--port", "vboard:esp32", "--out", str(tmp_path)], timeout=120))
     assert "the demo ran out of MicroPython heap (MemoryError" in line and "docs/FLASHING.md" in line
+
+
+def test_missing_python_package_says_make_setup(monkeypatch, capsys):
+    """A .venv older than requirements.txt (a pinned package added since): one
+    line naming the package and `make setup`, exit 2, no traceback."""
+    from mpalloc_host import cli, cmd_boards
+
+    def needs_littlefs(args):
+        import littlefs_not_installed_here  # noqa: F401
+
+    monkeypatch.setattr(cmd_boards, "run", needs_littlefs)
+    assert cli.main(["boards"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "'littlefs_not_installed_here' is not installed" in err[0] and "make setup" in err[0], err
