@@ -138,11 +138,18 @@ class RomfsDelivery(FsDelivery):
         return super().plan(board, mpy=True, only=only)
 
     def deploy(self, board, mpy=None, progress=None, only=None):
-        if only is None:
-            only = self.default_only(board)
-        items = self.plan(board, only=only)
-        rom = [(d, data) for d, data in items if d.startswith("mpalloc/")]
-        rest = [(d, data) for d, data in items if not d.startswith("mpalloc/")]
+        # The image always holds every runtime module (one image, whatever a command
+        # asks for: not rewritten from one command to the next); other modules asked
+        # for (mptest, ...) and board.json go to the filesystem.
+        from ..dist import runtime_modules
+
+        only = list(only) if only is not None else []
+        rom_only = set(runtime_modules()) | {m for m in only if m.startswith("mpalloc.")}
+        fs_only = [m for m in only if not m.startswith("mpalloc.")]
+        rom = [(d, data) for d, data in self.plan(board, only=rom_only) if d.startswith("mpalloc/")]
+        rest = [(d, data) for d, data in FsDelivery.plan(self, board, mpy=False, only=fs_only)
+                if not d.startswith("mpalloc/")]
+        items = rom
         image = build_image(rom)
         size, block = self.partition(board)
         if len(image) > size:
@@ -167,7 +174,8 @@ class RomfsDelivery(FsDelivery):
                 result["bytes"] += len(data)
             else:
                 result["skipped"].append(dest)
-        board.soft_reset()   # the firmware mounts the new image on /rom
+        if result["copied"] or result["removed"]:
+            board.soft_reset()   # the firmware mounts the new image on /rom; modules imported before are gone
         where = board.eval("__import__('mpalloc').__file__")
         if not str(where).startswith("/rom/"):
             raise RomfsError("after the ROMFS deploy mpalloc is imported from %s, not from /rom" % where,
