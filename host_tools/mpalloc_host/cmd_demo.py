@@ -52,8 +52,9 @@ def out_of_heap(board, e):
     heap = (getattr(board, "info", None) or {}).get("heap_total")
     last = e.error.strip().splitlines()[-1]
     return BoardError("%s: the demo ran out of MicroPython heap (%s%s): mpalloc's modules loaded from the "
-                      "filesystem take most of it; freeze them into the firmware (docs/FLASHING.md) or use a "
-                      "board with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
+                      "filesystem take most of it; put them in flash: ROMFS (mpalloc demo --romfs, on a firmware "
+                      "with a ROMFS partition) or frozen into the firmware (docs/FLASHING.md), or use a board "
+                      "with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
                                                 if heap else ""))
 
 
