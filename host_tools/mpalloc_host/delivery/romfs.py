@@ -21,6 +21,7 @@ without ROMFS (no vfs.rom_ioctl, or no partition 0), an image larger than the
 partition. An unchanged image (sha256 of the partition's first bytes) is not
 written again.
 """
+import base64
 import hashlib
 
 from ..errors import BoardError
@@ -149,7 +150,6 @@ class RomfsDelivery(FsDelivery):
         rom = [(d, data) for d, data in self.plan(board, only=rom_only) if d.startswith("mpalloc/")]
         rest = [(d, data) for d, data in FsDelivery.plan(self, board, mpy=False, only=fs_only)
                 if not d.startswith("mpalloc/")]
-        items = rom
         image = build_image(rom)
         size, block = self.partition(board)
         if len(image) > size:
@@ -164,9 +164,10 @@ class RomfsDelivery(FsDelivery):
             self.write_image(board, image, block, progress)
             result["copied"].append("romfs")
             result["bytes"] += len(image)
-        names = sorted({d.split("/", 1)[1] for d, _ in items if d.startswith("mpalloc/")}
-                       | {d.split("/", 1)[1][:-4] + ".py" for d, _ in rom if d.endswith(".mpy")}
-                       | {d.split("/", 1)[1][:-3] + ".mpy" for d, _ in rom if d.endswith(".py")})
+        # the image's files and their other flavour (.py / .mpy), as the filesystem may have them
+        base = [d.split("/", 1)[1] for d, _ in rom]
+        names = sorted(set(base) | {n[:-4] + ".py" for n in base if n.endswith(".mpy")}
+                       | {n[:-3] + ".mpy" for n in base if n.endswith(".py")})
         result["removed"] = board.eval_block(_REMOVE_SHADOW % (names,), timeout=60)
         for dest, data in rest:
             if board.deploy_file(dest, data):
@@ -196,7 +197,7 @@ class RomfsDelivery(FsDelivery):
                 continue
             piece += b"\xff" * (-len(piece) % 256)  # flash programs whole 256-byte pages
             board.exec("_d.writeblocks(%d, binascii.a2b_base64(%r), %d)"
-                       % (off // block, __import__("base64").b64encode(piece).decode(), off % block), timeout=30)
+                       % (off // block, base64.b64encode(piece).decode(), off % block), timeout=30)
             done += len(piece)
             if progress:
                 progress(min(done, len(image)), len(image), "romfs")
