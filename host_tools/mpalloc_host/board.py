@@ -161,11 +161,12 @@ class Board:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, spec, board=None, **kw):
-        """Open the target named by `spec` (--port) and connect; closes both."""
+    def open(cls, spec, board=None, firmware=None, **kw):
+        """Open the target named by `spec` (--port) and connect; closes both.
+        firmware: the image emu:rp2040 boots (targets.open_target)."""
         from .targets import open_target
 
-        with open_target(spec, board=board) as target:
+        with open_target(spec, board=board, firmware=firmware) as target:
             b = cls(target, **kw)
             try:
                 yield b

@@ -5,6 +5,10 @@
 
 Figures are ratios to an empty Python call (cu) and exact counts; goals are shown as
 met / not met, never as a failure of the command.
+
+On a board with a small heap (a Pico, an ESP32, emu:rp2040) the suite is the
+board-sized bench (bench/board_report.py): --markdown then replaces only that
+port's section of the file, and the full suite's report keeps those sections.
 """
 import sys
 
@@ -30,7 +34,7 @@ def register(subparsers):
 def run(args):
     import os
 
-    from .bench import report, suite
+    from .bench import board_report, report, suite
     from .output import Output
 
     out = Output(quiet=args.quiet)
@@ -48,6 +52,22 @@ def run(args):
     if args.json:
         doc["meta"]["json"] = args.json
         suite.save(doc, args.json)
+    if board_report.is_board(doc):
+        if args.markdown:
+            try:
+                with open(args.markdown) as f:
+                    old = f.read()
+            except FileNotFoundError:
+                old = ""
+            with open(args.markdown, "w") as f:
+                f.write(board_report.splice(old, board_report.markdown(doc), doc["meta"].get("port")))
+        if not args.quiet:
+            board_report.render(doc, out.console)
+            for w in (args.json, args.markdown):
+                if w:
+                    out.note("wrote %s" % w)
+        sys.stdout.flush()
+        return 0
     # the plot goes beside the report it belongs to (BENCHMARKS.md -> docs/bench-cost.png)
     plot = args.plot or (os.path.join(os.path.dirname(args.markdown), "docs", "bench-cost.png")
                          if args.markdown else None)
@@ -58,8 +78,13 @@ def run(args):
         report.plot(doc, plot)
     if args.markdown:
         rel = os.path.relpath(plot, os.path.dirname(os.path.abspath(args.markdown)) or ".") if plot else None
+        try:
+            with open(args.markdown) as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = ""
         with open(args.markdown, "w") as f:
-            f.write(report.markdown(doc, plot_path=rel or "docs/bench-cost.png"))
+            f.write(board_report.keep_sections(old, report.markdown(doc, plot_path=rel or "docs/bench-cost.png")))
     if not args.quiet:
         report.render(doc, out.console)
         for w in (args.json, args.markdown, plot):

@@ -18,6 +18,7 @@ from . import stats as st
 from . import tables
 
 DEMO_CODE = "import mpalloc.demo as _demo\n_demo.run(%s)\n"
+DEMO_STARTUP = "import mpalloc.demo as _demo\n_demo.startup()\n"
 
 
 def register(subparsers):
@@ -28,9 +29,20 @@ def register(subparsers):
                    help="where the picture and snapshot go (default out/demo)")
     p.add_argument("--packets", type=count, default=None, metavar="N",
                    help="packets the interrupt handler moves (default: what suits the board)")
+    p.add_argument("--romfs", action="store_true",
+                   help="mpalloc's modules from the firmware's ROMFS partition (written first if they differ; "
+                        "see mpalloc deploy --romfs): code runs from flash, not from the heap")
+    p.add_argument("--firmware", metavar="FILE.uf2", help="emu:rp2040 only: the firmware it boots")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     p.set_defaults(func=run)
     return p
+
+
+def _no_memory(e):
+    """A board error that is the heap running out: a MemoryError, or an allocator
+    of mpalloc's set-up (extent, vmem) refusing with ENOMEM because it could not get
+    heap for its descriptors."""
+    return "MemoryError" in e.error or "[Errno 12] ENOMEM" in e.error
 
 
 def out_of_heap(board, e):
@@ -40,8 +52,9 @@ def out_of_heap(board, e):
     heap = (getattr(board, "info", None) or {}).get("heap_total")
     last = e.error.strip().splitlines()[-1]
     return BoardError("%s: the demo ran out of MicroPython heap (%s%s): mpalloc's modules loaded from the "
-                      "filesystem take most of it; freeze them into the firmware (docs/FLASHING.md) or use a "
-                      "board with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
+                      "filesystem take most of it; put them in flash: ROMFS (mpalloc demo --romfs, on a firmware "
+                      "with a ROMFS partition) or frozen into the firmware (docs/FLASHING.md), or use a board "
+                      "with more heap" % (board.name, last[:80], "; %d bytes of heap in all" % heap
                                                 if heap else ""))
 
 
@@ -53,7 +66,7 @@ def run_workload(board, packets=None, timeout=90):
     try:
         out = board.exec(st.adapt(board, DEMO_CODE % arg), timeout=timeout)
     except BoardExecError as e:
-        if "MemoryError" not in e.error:
+        if not _no_memory(e):
             raise
         raise out_of_heap(board, e) from None
     s = st.parse(out, strict=False)
@@ -97,6 +110,9 @@ def summary_lines(port, figs, snap, files, secs):
                  % (len(pools), tot["nget"], tot["nput"], tot["npages"], summ["util"]))
     if km:
         lines.append("  - kmem: %d size classes" % len(km.get("classes") or []))
+    if figs.get("heap_total"):
+        lines.append("  - MicroPython heap still free for the program after the demo: %d of %d B (%.0f%%)"
+                     % (figs["heap_free"], figs["heap_total"], 100.0 * figs["heap_free"] / figs["heap_total"]))
     if figs.get("irq_heap_allocs") is not None:
         lines.append("  - MicroPython heap allocations inside the interrupt handler: %d" % figs["irq_heap_allocs"])
     cost = snap.end.get("heap_cost", -1)
@@ -135,17 +151,27 @@ def run(args):
     t0 = time.monotonic()
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    with open_board(args) as board:
+    with open_board(args, firmware=args.firmware) as board:
         out.note("connected to %s" % board.name)
+        if args.romfs:
+            from .delivery.romfs import RomfsDelivery
+
+            board.delivery = RomfsDelivery()
         try:
-            connect_and_prepare(board, out)
+            # on a board with a filesystem the demo starts mpalloc itself (demo.startup:
+            # a window sized for its workload); elsewhere stats' start-up does
+            own = board.delivery.dirs
+            connect_and_prepare(board, out, start=not own)
             st.prepare(board, modules=("mpalloc.demo",))  # flat boards copy per module
+            if own:
+                with out.status("mpalloc start-up on %s" % board.name):
+                    board.exec(st.adapt(board, DEMO_STARTUP), timeout=60)
             with out.status("running the demo workload on %s" % board.name):
                 figs, log = run_workload(board, args.packets)
             with out.status("taking a snapshot"):
                 snap = st.take(board, segs=True)
         except BoardExecError as e:
-            if "MemoryError" not in e.error:
+            if not _no_memory(e):
                 raise
             raise out_of_heap(board, e) from None
     if not args.quiet:

@@ -37,8 +37,9 @@ def register(subparsers):
     return p
 
 
-def connect_and_prepare(board, out, deploy=True):
-    """Deploy/send what is missing and run mpalloc's start-up; notes what it does."""
+def connect_and_prepare(board, out, deploy=True, start=True):
+    """Deploy/send what is missing and run mpalloc's start-up (start=False: the
+    caller runs its own); notes what it does."""
     if deploy and getattr(board, "mode", "fs") == "fs":
         out.note("checking mpalloc's runtime modules on %s (core + stats: %d files; --no-deploy skips this)"
                  % (board.name, len(st_runtime())))
@@ -48,8 +49,9 @@ def connect_and_prepare(board, out, deploy=True):
         out.note("deployed %d firmware files to %s" % (len(done["copied"]), board.name))
     if done["sent"]:
         out.note("sent %d modules to %s through RAM (no filesystem)" % (len(done["sent"]), board.name))
-    with out.status("mpalloc start-up on %s" % board.name):
-        st.startup(board)
+    if start:
+        with out.status("mpalloc start-up on %s" % board.name):
+            st.startup(board)
     return done
 
 

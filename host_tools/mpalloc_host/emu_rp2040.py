@@ -257,14 +257,19 @@ class EmuRp2040(PtyBridge):
         if self._closed:
             return
         alive = self.alive()
-        self._stop.set()
         child = self.child
         if child is not None and child.poll() is None:
-            try:              # SIGTERM: the emulator saves the flash image and exits
+            # SIGTERM: the emulator saves the flash image and exits. Sent while the
+            # pump thread that spawned it still runs: that thread's end SIGKILLs the
+            # emulator (PR_SET_PDEATHSIG follows the spawning thread), and a save
+            # cut off that way lost the last writes before close (a file created,
+            # its contents not).
+            try:
                 os.kill(child.pid, signal.SIGTERM)
                 child.proc.wait(timeout=3)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+        self._stop.set()
         super().close()       # SIGKILL to what is left
         if save and alive and self._cache is not None and self.flash_image.is_file():
             try:

@@ -270,10 +270,38 @@ def tables(snap, verbose=False, wide=False):
                                                                       "Free", "Used%"),
                           [[h.get("platform"), h.get("version"), tot, h.get("alloc"), h.get("free"),
                             _pct(h.get("alloc") or 0, tot)]], left=2))
+    rows = own_heap_rows(snap)
+    if rows:
+        out.append(_table("mpalloc's own heap beside what it manages (bytes of the gc heap)",
+                          ("Part", "Bytes", "% of heap"), rows, left=1))
     if snap.errors:
         out.append(_table("readers that failed on the board", ("Kind", "Error"),
                           [[e.get("kind"), e.get("error")] for e in snap.errors]))
     return out
+
+
+def own_heap_rows(snap):
+    """The gc heap split into the managed window (a bytearray in the heap: the memory
+    the allocators manage), the part of it handed out, and the rest of the used heap
+    (mpalloc's code and metadata with the program's own objects: not told apart in a
+    snapshot; `mpalloc footprint` measures them). [] without a heap or window record."""
+    h = dict(snap.heap or {})
+    b = snap.begin or {}
+    if h.get("alloc") is None and b.get("heap_free", -1) >= 0:   # the begin record's figures
+        h = {"alloc": b["heap_alloc"], "free": b["heap_free"], "total": b["heap_alloc"] + b["heap_free"]}
+    mm = snap.memmap or {}
+    win = (mm.get("managed") or {}).get("size")
+    tot = h.get("total") or 0
+    if not tot or not isinstance(win, int) or h.get("alloc") is None:
+        return []
+    km = [a for a in snap.vmem if a.get("name") == "kernel_map"]
+    rows = [["managed window (what the allocators manage)", win, _pct(win, tot)]]
+    if km:
+        rows.append(["  of it handed out now (kernel_map in use)", km[0].get("inuse", 0), _pct(km[0].get("inuse", 0), tot)])
+    rest = h["alloc"] - win
+    rows.append(["code, metadata and the program (used - window)", rest, _pct(rest, tot)])
+    rows.append(["free for the program", h.get("free"), _pct(h.get("free") or 0, tot)])
+    return rows
 
 
 def header(snap):

@@ -56,7 +56,9 @@ class WasmError(VBoardError):
 def node_exe():
     exe = os.environ.get("MPALLOC_NODE") or shutil.which("node") or shutil.which("nodejs")
     if not exe or not os.access(exe, os.X_OK):
-        raise WasmError("node not found: install the Debian package nodejs (apt-get install nodejs)")
+        named = os.environ.get("MPALLOC_NODE")
+        raise WasmError("Node.js not found%s: run `make setup` (it installs the Debian package nodejs and the "
+                        "npm packages)" % (" at $MPALLOC_NODE=%s" % named if named else " (node)"))
     return exe
 
 

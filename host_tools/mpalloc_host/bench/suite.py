@@ -8,6 +8,12 @@ Targets:
                port goes through a Board session (firmware deployed, scripts sent).
   cpython      the same vmem and fragmentation scripts on CPython, and the CPython
                peers (tlsfallocator, virtual-allocator) on the same traces.
+
+A board whose heap is under BOARD_HEAP (in 32-bit bytes: the Pico, the ESP32, and
+their emulated and webassembly stand-ins) cannot hold the suite's 64 KB windows
+and 4,096-hole arenas beside mpalloc: it gets board_jobs() instead, one script
+(tests/bench/bench_board.py) sized from its free heap, and the result is a board
+run (meta.kind "board", reported by board_report.py), no CPython side.
 """
 import datetime
 import json
@@ -45,6 +51,28 @@ def jobs(quick=False, board_heap=None, on_board=False):
         ("cpython", "bench_peers.py", q + ["holes=16,256,4096"], {}),
     ]
     return out
+
+
+BOARD_HEAP = 1024 * 1024
+
+
+def board_jobs(quick=False, mhz=None):
+    """The board-sized bench: one fresh interpreter, figures in cu and, with the
+    board's clock in MHz, in its cycles."""
+    args = (["quick=1"] if quick else []) + (["mhz=%g" % mhz] if mhz else [])
+    return [("micropython", "bench_board.py", args, {"fresh": True})]
+
+
+def small_board(info):
+    """True for a board whose heap (in 32-bit bytes) is under BOARD_HEAP."""
+    heap = info.get("heap_total") or 0
+    return 0 < heap * 32 // (info.get("word_bits") or 32) < BOARD_HEAP
+
+
+def board_mhz(profile):
+    """The board's clock in MHz from its profile (cpu.clock_hz), or None."""
+    hz = ((profile or {}).get("cpu") or {}).get("clock_hz")
+    return hz / 1e6 if isinstance(hz, (int, float)) and hz > 0 else None
 
 
 def merge_runs(each):
@@ -112,7 +140,12 @@ def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "
                 mp = OnBoard(stack.enter_context(open_board()))
                 heap = heap or mp.board.info.get("heap_total")
         cp = Local("cpython")
-        todo = [j for j in jobs(quick, heap, on_board=not direct) if j[0] in targets]
+        kind = "board" if (mp is not None and not direct and small_board(mp.board.info)) else "suite"
+        if kind == "board":
+            mhz = board_mhz(mp.board.profile)
+            todo = board_jobs(quick, mhz)
+        else:
+            todo = [j for j in jobs(quick, heap, on_board=not direct) if j[0] in targets]
         for i, (tgt, script, args, opt) in enumerate(todo):
             if progress:
                 progress(i, len(todo), "%s %s %s" % (tgt, script, " ".join(args)))
@@ -138,16 +171,37 @@ def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "
         "meta": {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "port": port, "board": pname, "quick": bool(quick), "seconds": round(time.time() - t0, 1),
-            "machine": machine(), "host_python": platform.python_version(),
+            "machine": machine(), "host_python": platform.python_version(), "kind": kind,
+            "commit": _commit(),
         },
         "runs": runs,
         "notes": notes,
     }
+    if kind == "board":
+        doc["meta"]["mhz"] = mhz
+        doc["goals"] = []
+        return doc
     from .native_size import sizes as _native_sizes  # issue 20
 
     doc["native_size"] = _native_sizes()
     doc["goals"] = evaluate(doc)
     return doc
+
+
+def _commit():
+    """The checkout's commit (short), with "+" when it has uncommitted changes; None outside git."""
+    import subprocess
+
+    from .. import ROOT
+
+    try:
+        c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (c + ("+" if dirty else "")) if c else None
 
 
 def save(doc, path):

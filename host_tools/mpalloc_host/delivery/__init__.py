@@ -5,6 +5,8 @@ what a strategy does):
     flat    a flat flash filesystem, modules renamed mpalloc_<name>.py (flat.py)
     frozen  flat, with the suites' code frozen into the firmware (frozen.py)
     ram     no filesystem: sources sent through the REPL (ram.py)
+    romfs   .mpy in the firmware's ROMFS partition, run in place (romfs.py;
+            only when asked: `mpalloc deploy --romfs`)
 
 choose(board) picks one from what the board said at connect (os functions)
 and the target's caps; Board keeps it as board.delivery.
@@ -14,6 +16,7 @@ from .flat import FlatDelivery
 from .frozen import FrozenDelivery
 from .fs import FsDelivery
 from .ram import RamDelivery
+from .romfs import RomfsDelivery
 
 
 def choose(caps, info):
@@ -29,4 +32,5 @@ def choose(caps, info):
 
 def by_name(name):
     """A strategy by name (tests and fakes)."""
-    return {"fs": FsDelivery, "flat": FlatDelivery, "frozen": FrozenDelivery, "ram": RamDelivery}[name]()
+    return {"fs": FsDelivery, "flat": FlatDelivery, "frozen": FrozenDelivery, "ram": RamDelivery,
+            "romfs": RomfsDelivery}[name]()

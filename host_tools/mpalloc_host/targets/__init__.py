@@ -53,12 +53,18 @@ def kinds_table():
     return rows + ["| `%s` | %s |" % ("`, `".join(k.syntax.split(", ")), k.help) for k in KINDS]
 
 
-def open_target(spec, board=None, timeout=None):
-    """Open what `spec` names (see the module docstring); returns a Target."""
+def open_target(spec, board=None, timeout=None, firmware=None):
+    """Open what `spec` names (see the module docstring); returns a Target.
+    firmware: the image an emulator that boots one (emu:rp2040) boots instead of its default."""
     if not spec or not isinstance(spec, str):
         raise TargetError("no port given: use " + ", ".join(k.syntax for k in KINDS))
     spec = spec.strip()
     kind = kind_of(spec)
     if kind is None:
         raise TargetError("unknown port: use " + ", ".join(k.syntax for k in KINDS), where=spec)
-    return kind.open(spec, spec.partition(":")[2], board, timeout)
+    if firmware is None:
+        return kind.open(spec, spec.partition(":")[2], board, timeout)
+    if kind is not emu.KIND:
+        raise TargetError("--firmware names the image emu:rp2040 boots; a board on this port runs what is "
+                          "flashed on it (mpalloc flash)", where=spec)
+    return kind.open(spec, spec.partition(":")[2], board, timeout, firmware=firmware)

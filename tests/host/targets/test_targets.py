@@ -98,7 +98,8 @@ def test_url_target_opens_without_probing_loop():
 
 @pytest.mark.parametrize("var,spec,words", [
     ("MPALLOC_QEMU", "qemu:microbit", ["qemu:microbit", "qemu-system-arm"]),
-    ("MPALLOC_NODE", "wasm32:rp2040", ["wasm32:rp2040", "nodejs"]),
+    ("MPALLOC_NODE", "wasm32:rp2040", ["wasm32:rp2040", "nodejs", "make setup"]),
+    ("MPALLOC_NODE", "emu:rp2040", ["emu:rp2040", "Node.js", "make setup"]),
     ("MPALLOC_MICROPYTHON", "vboard:rp2040", ["vboard:rp2040", "MPALLOC_MICROPYTHON"]),
 ])
 def test_missing_runtime_says_what_to_install(monkeypatch, var, spec, words):
@@ -107,6 +108,7 @@ def test_missing_runtime_says_what_to_install(monkeypatch, var, spec, words):
         open_target(spec)
     for w in words:
         assert w in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_runtime_that_never_answers_hits_the_deadline(tmp_path, monkeypatch):

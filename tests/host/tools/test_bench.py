@@ -215,3 +215,64 @@ def test_batches_last_fifty_steps_of_a_coarse_clock(monkeypatch):
     monkeypatch.setattr(B, "CLOCK_US", 1)
     n = B.pick_n(work, 0, 2000)
     assert 1500 <= n * 10 <= 2500  # a fine clock: the batch asked for
+
+
+# ---- the board-sized bench (a Pico's heap: emu:rp2040, a real Pico, an ESP32) ------------
+from mpalloc_host.bench import board_report  # noqa: E402
+
+
+def board_doc(**mp):
+    figs = {"env.version": "1.28.0", "env.platform": "rp2", "env.word_bits": 32, "calib.cu_ns": 6903.0,
+            "board.mode": "sio", "board.hit_path": "native", "board.window_bytes": 32512,
+            "board.pool_cache_hit.cu": 3.09, "board.pool_cache_hit.cycles": 2670.4,
+            "board.bytearray64.cu": 16.5, "board.bytearray64.cycles": 14220.0}
+    figs.update(mp)
+    return {"schema": 1, "meta": {"port": "emu:rp2040", "kind": "board", "mhz": 125, "date": "d", "seconds": 28.0,
+                                  "machine": {"cpu": "x", "cores": 2}, "commit": "abc1234"},
+            "runs": {"micropython": figs}, "notes": [], "goals": []}
+
+
+def test_small_boards_get_the_board_bench_with_their_clock():
+    assert suite.small_board({"heap_total": 245888, "word_bits": 32})          # a Pico
+    assert suite.small_board({"heap_total": 300000, "word_bits": 64})          # the vboard's, in 32-bit bytes
+    assert not suite.small_board({"heap_total": 2 * 1024 * 1024, "word_bits": 32})
+    assert suite.board_mhz({"cpu": {"clock_hz": 125000000}}) == 125
+    assert suite.board_mhz({}) is None
+    (job,) = suite.board_jobs(quick=True, mhz=125)
+    assert job[1] == "bench_board.py" and job[2] == ["quick=1", "mhz=125"] and job[3] == {"fresh": True}
+    assert (runner.BENCH_DIR / "bench_board.py").is_file()
+
+
+def test_board_section_has_cu_and_cycles_and_is_spliced_in_place():
+    doc = board_doc()
+    md = board_report.markdown(doc)
+    assert md.startswith("<!-- board-bench emu:rp2040 -->\n") and md.rstrip().endswith("<!-- /board-bench -->")
+    assert "| pool_cache_get + pool_cache_put, magazine hit (the pair this board binds) | 3.09 |" in md
+    assert "| 2,670 |" in md and "| 14,220 |" in md          # cycles / op
+    assert "pool_get + pool_put" in md and "| - |" in md      # not measured: a dash, never a made-up figure
+    assert "mode sio, hit pair native" in md and "commit abc1234" in md
+    full = "# Benchmarks\n\nbody\n"
+    once = board_report.splice(full, md, "emu:rp2040")
+    assert once.startswith(full.rstrip("\n")) and once.count("board-bench emu:rp2040") == 1
+    md2 = board_report.markdown(board_doc(**{"board.pool_cache_hit.cu": 2.5}))
+    twice = board_report.splice(once, md2, "emu:rp2040")
+    assert twice.count("board-bench emu:rp2040") == 1 and "| 2.5 |" in twice and "| 3.09 |" not in twice
+    # the full suite's report (make bench) keeps the board sections of the old file
+    kept = board_report.keep_sections(twice, "# Benchmarks\n\nnew body\n")
+    assert "new body" in kept and "body\n" in kept and board_report.sections(kept)["emu:rp2040"] == md2
+
+
+def test_bench_board_script_runs_on_the_unix_port():
+    # the script itself (figures not judged: the unix port's time is the host's)
+    env = dict(os.environ, MICROPYPATH="%s:%s" % (ROOT / "firmware", runner.BENCH_DIR))
+    p = subprocess.run([runner.micropython_exe(), "-X", "heapsize=400000", str(runner.BENCH_DIR / "bench_board.py"),
+                        "quick=1", "mhz=125", "batch_us=1000"], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=str(ROOT))
+    assert p.returncode == 0, p.stdout[-800:] + p.stderr
+    r = runner.parse(p.stdout)
+    for key, _ in board_report.ROWS:   # (a cheap pair's median may dip under noise: present, a number)
+        assert all(isinstance(r["board.%s.%s" % (key, f)], (int, float)) for f in ("cu", "cycles")), (key, r)
+    for key in ("pool_get_put", "kmem64", "vmem"):
+        assert r["board.%s.cu" % key] > 0, (key, r)
+    assert r["board.pool_cache_hit.heap_bytes_per_op"] == 0 and r["board.pool_cache_hit.heap_locked_ok"] is True
+    assert r["board.window_bytes"] > 0 and r["board.free_after_init"] < r["board.free_at_start"]

@@ -167,7 +167,11 @@ def test_demo_out_of_heap_is_one_clear_line(run_cli, tmp_path):
     # the ESP32's heap, on a 64-bit port, with mpalloc loaded from the filesystem:
     # today the workload does not fit there beside the modules (README, "Seeing the memory")
     line = error_line(run_cli(["demo", "--port", "vboard:esp32", "--out", str(tmp_path)], timeout=120))
-    assert "the demo ran out of MicroPython heap (MemoryError" in line and "docs/FLASHING.md" in line
+    # (where it runs out depends on the heap's layout: the set-up's extent maps
+    # refuse with ENOMEM when their descriptors find no heap, the rest raise MemoryError)
+    assert ("the demo ran out of MicroPython heap (MemoryError" in line
+            or "the demo ran out of MicroPython heap (OSError: [Errno 12] ENOMEM" in line), line
+    assert "docs/FLASHING.md" in line
 
 
 def test_missing_python_package_says_make_setup(monkeypatch, capsys):

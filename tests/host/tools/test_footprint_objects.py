@@ -1,5 +1,5 @@
 """mpalloc's own heap on the 32-bit wasm32 runtime (issue 19's footprint report):
-tests/bench/bench_footprint.py through mpalloc_host.bench.footprint, from .mpy.
+tests/bench/bench_footprint.py through mpalloc_host.footprint.objects, from .mpy.
 
 A memory check, not a timing check. It asserts the report is whole and adds up
 (every figure measured, per-module imports summing to the core, the arena's
@@ -8,7 +8,7 @@ issue's goals. The goals themselves are not met yet (see docs/DESIGN-NOTES.md,
 "footprint"), so they are reported, not asserted.
 """
 from board_doubles import need_target
-from mpalloc_host.bench.footprint import measure
+from mpalloc_host.footprint import objects as measure
 from mpalloc_host.board import Board
 
 GOALS = {"fp.import_core": 40 * 1024, "fp.pool": 512, "fp.pool_cache": 512, "fp.kmem_class": 1024,

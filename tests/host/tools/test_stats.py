@@ -217,3 +217,20 @@ def test_snapshot_file_round_trip(snap, tmp_path):
         st.Snapshot.load(p)
     with pytest.raises(st.StreamError, match="no such file"):
         st.Snapshot.load(tmp_path / "missing.json")
+
+
+def test_own_heap_beside_what_it_manages():
+    # the gc heap split: the managed window (a bytearray in the heap), what of it is
+    # handed out, the rest of the used heap, what is free (begin record's figures)
+    out = ("@@mps 1 begin {\"v\":1,\"heap_free\":97280,\"heap_alloc\":178688}\n"
+           "@@mps 1 vmem {\"name\":\"kernel_map\",\"size\":47104,\"inuse\":1024}\n"
+           "@@mps 1 memmap {\"managed\":{\"base\":536936448,\"size\":47104,\"real_address\":false}}\n"
+           "@@mps 1 end {\"records\":4}\n")
+    snap = st.parse(out)
+    assert tables.own_heap_rows(snap) == [
+        ["managed window (what the allocators manage)", 47104, "17.1"],
+        ["  of it handed out now (kernel_map in use)", 1024, "0.4"],
+        ["code, metadata and the program (used - window)", 131584, "47.7"],
+        ["free for the program", 97280, "35.3"]]
+    assert "mpalloc's own heap beside what it manages" in tables.render_text(snap)
+    assert tables.own_heap_rows(st.parse("@@mps 1 begin {\"v\":1}\n@@mps 1 end {\"records\":2}\n")) == []
