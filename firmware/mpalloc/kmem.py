@@ -79,6 +79,8 @@ E_ARG = ValueError("kmem_alloc: size must be > 0 (and <= 2**40) and flags exactl
 E_TYPE = TypeError("kmem_alloc: size and kmflags must be ints")
 E_FREE_TYPE = TypeError("kmem_free: address and size must be ints")
 _SIZE_LIMIT = const(1 << 40)
+_NOT_ITEM = const(-1)  # pool._item_index's codes (pool's consts of the same names)
+_ALREADY_FREE = const(-2)
 
 _tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index
 # Class index -> pool_cache (None until first use). _dcaches: the debug caches,
@@ -221,12 +223,13 @@ def _large_alloc(size, kmflags):
 
 
 def _owns(pc, p):
-    # pool._bit's code for p in class cache pc's pool: >= 0 when p is an item
-    # handed out (in use or in a magazine); -1 no item (another class, inside
-    # an item, never allocated), -2 already back in the pool, -3 not an int.
+    # pool._item_index's code for p in class cache pc's pool: >= 0 when p is an item
+    # handed out (in use or in a magazine); < 0 (pool's _NOT_ITEM: another
+    # class, inside an item, never allocated; _ALREADY_FREE: back in the
+    # pool; _NOT_INT) otherwise.
     pc = pc[_PCMETA].pp
     s = intr.mutex_enter(pc.lock)
-    p = _pool._bit(pc, p)
+    p = _pool._item_index(pc, p)
     intr.mutex_exit(pc.lock, s)
     return p
 
@@ -325,9 +328,9 @@ def _free_msg(p, size, e):
     if own is None:
         return "kmem_free: 0x%x is not from size class %s (size %d): never allocated, or a large allocation" % (
             p, cl, size)
-    if code == -2:
+    if code == _ALREADY_FREE:
         return "kmem_free: 0x%x already free (double free) in %s; freed with size %d" % (p, own, size)
-    if code == -1:
+    if code == _NOT_ITEM:
         return "kmem_free: 0x%x is inside an item of %s, not its start (size %d, class %s)" % (p, own, size, cl)
     return "kmem_free: 0x%x is not from size class %s (size %d): it is an item of %s" % (p, cl, size, own)
 
@@ -404,7 +407,7 @@ def _dbg_free(p, size):
     if pc is None:
         return False
     i = _owns(pc, p)
-    if i == -2:
+    if i == _ALREADY_FREE:
         _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d): already back in its pool",
                  p, pc[_PCMETA].pp.reqsize)
     if i < 0:

@@ -64,6 +64,18 @@ _FULL = const(2)
 _UNUSED = const(3)  # page slot holds no page
 _NOLIMIT = const(0x3FFFFFFF)
 _WAIT_MS = const(2000)  # PR_WAITOK at the hard limit waits at most this long
+_NOT_ITEM = const(-1)  # _item_index: the address is no item of the pool
+_ALREADY_FREE = const(-2)  # _item_index: an item, but free
+_NOT_INT = const(-3)  # _item_index: not an int
+# What a debug check found broken (_chk_page, _dbg_get; _dbg_fail's messages)
+_BAD_NUSED = const(1)  # items marked out in the bitmap != the page's count
+_BAD_FREE_OUT = const(2)  # a free item marked out, or a chain off the page
+_BAD_LOOP = const(3)  # the free chain loops
+_BAD_TOTAL = const(4)  # items out + free items != items per page
+_BAD_LIST = const(5)  # the page is on the wrong list
+_BAD_LOOKUP = const(6)  # page lookup, or nget - nput != nout
+_BAD_HANDED_OUT = const(9)  # pool_get handed out an item it does not count as out
+_BAD_POISON = const(16)  # + n: byte n of an item written after pool_put
 
 pool_list = []
 # Misuse found where no message can be built: [address, pool]
@@ -548,10 +560,10 @@ def _slot_of(pp, a):
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
     # Hot path: frames within 11 words (see pool_get).
-    if a is None:  # (another non-int: _bit's -3, under the lock, released before the error)
-        _put_err(pp, a, -3)
+    if a is None:  # (another non-int: _item_index's _NOT_INT, under the lock, released before the error)
+        _put_err(pp, a, _NOT_INT)
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b < 0:
         intr.mutex_exit(pp.lock, s)
         _put_err(pp, a, b)
@@ -561,38 +573,39 @@ def pool_put(pp, a):
         pp.palloc.pa_free(pp, b)
 
 
-def _bit(pp, a):
+def _item_index(pp, a):
     # Lock held. The pool-wide index (slot * ipp + item) of item a, which is
-    # out; -1: a is no item of pp, -2: an item already free, -3: not an int.
+    # out; _NOT_ITEM: a is no item of pp, _ALREADY_FREE: an item already
+    # free, _NOT_INT: not an int.
     if not isinstance(a, int):
-        return -3
+        return _NOT_INT
     sl = _slot_of(pp, a)
     if sl < 0:
-        return -1
+        return _NOT_ITEM
     a -= _item0(pp, pp.pg_addr[sl])
     if a < 0 or a >= pp.ipp * pp.size or a % pp.size:
-        return -1
+        return _NOT_ITEM
     sl = sl * pp.ipp + a // pp.size
     if not (pp.bmap[sl >> 3] >> (sl & 7)) & 1:
-        return -2
+        return _ALREADY_FREE
     return sl
 
 
 def _out(pp, a):
-    # _bit's verdict on a, taken under the pool lock (no change made)
+    # _item_index's verdict on a, taken under the pool lock (no change made)
     s = intr.mutex_enter(pp.lock)
     try:
-        return _bit(pp, a)
+        return _item_index(pp, a)
     finally:
         intr.mutex_exit(pp.lock, s)
 
 
 def _put_err(pp, a, e):
-    # pool_put misuse (_bit's code e): raise, preallocated where the heap is locked.
+    # pool_put misuse (_item_index's code e): raise, preallocated where the heap is locked.
     pool_lasterr[1] = pp
-    if e == -3:
+    if e == _NOT_INT:
         _err(E_PUT_INTR, "pool_put: %r is not an item of pool '%s'", a, pp.name)
-    if e == -2:
+    if e == _ALREADY_FREE:
         _err(E_PUT_INTR, "pool_put: 0x%x already free (double put) in pool '%s'", a, pp.name)
     _err(E_PUT_INTR, "pool_put: 0x%x is not an item of pool '%s'", a, pp.name)
 
@@ -792,11 +805,11 @@ def _dbg_get(pp, flags):
     if a is None:
         return None
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b >= 0:
         b = _chk_page(pp, b // pp.ipp)
     else:
-        b = 9  # handed out, yet not marked out
+        b = _BAD_HANDED_OUT  # handed out, yet not marked out
     intr.mutex_exit(pp.lock, s)
     if b:
         _dbg_fail(pp, a, b)
@@ -810,7 +823,7 @@ def _dbg_put(pp, a):
     # pool_put in debug mode: checks, poison, then the plain put (which
     # reports misuse as usual). The item is poisoned while still ours.
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b >= 0:
         b = _chk_page(pp, b // pp.ipp)
         intr.mutex_exit(pp.lock, s)
@@ -823,26 +836,26 @@ def _dbg_put(pp, a):
 
 
 def _chk_page(pp, sl):
-    # Lock held. 0 if page sl keeps its invariants, else what broke (1..6).
+    # Lock held. 0 if page sl keeps its invariants, else what broke (_BAD_*).
     b = sl * pp.ipp
     n = _chk_bits(pp, b)
     if n != pp.pg_nused[sl]:
-        return 1
+        return _BAD_NUSED
     i = pp.pg_free[sl]
     while i != _END:
         if i >= pp.ipp or (pp.bmap[(b + i) >> 3] >> ((b + i) & 7)) & 1:
-            return 2  # a free item marked out, or a chain off the page
+            return _BAD_FREE_OUT
         n += 1
         if n > pp.ipp:
-            return 3  # the free chain loops
+            return _BAD_LOOP
         i = pp.inext[b + i]
     if n != pp.ipp:
-        return 4  # items out + free items != items per page
+        return _BAD_TOTAL
     n = pp.pg_nused[sl]
     if pp.pg_state[sl] != (_EMPTY if n == 0 else (_FULL if n == pp.ipp else _PARTIAL)):
-        return 5
+        return _BAD_LIST
     if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.nget - pp.nput != pp.nout:
-        return 6
+        return _BAD_LOOKUP
     return 0
 
 
@@ -880,7 +893,7 @@ def _unpoison(pp, a):
     if r[o] == _POISON and r[o + 1] == _POISON and r[o + 2] == _POISON and r[o + 3] == _POISON:
         o = _poison_bad(r, o, pp.size)
         if o >= 0:
-            _dbg_fail(pp, a, o + 16)
+            _dbg_fail(pp, a, o + _BAD_POISON)
 
 
 def _poison_bad(r, o, n):
@@ -892,14 +905,14 @@ def _poison_bad(r, o, n):
 
 
 def _dbg_fail(pp, a, e):
-    # A debug check failed (e: _chk_page's code, 9: a bad item handed out,
-    # 16 + n: byte n written after pool_put).
+    # A debug check failed (e: _BAD_NUSED .. _BAD_LOOKUP from _chk_page,
+    # _BAD_HANDED_OUT, _BAD_POISON + n: byte n written after pool_put).
     pool_lasterr[0] = a
     pool_lasterr[1] = pp
     try:
-        if e >= 16:
-            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - 16)
-        elif e == 9:
+        if e >= _BAD_POISON:
+            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - _BAD_POISON)
+        elif e == _BAD_HANDED_OUT:
             m = "pool_get: pool '%s' handed out 0x%x, which it does not count as out" % (pp.name, a)
         else:
             m = "pool_chk: pool '%s', page of 0x%x: invariant %d broken (%s)" % (

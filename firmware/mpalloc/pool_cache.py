@@ -14,7 +14,8 @@
 # pc[_META] a _Meta with the rest (previous magazines, depot full/empty lists,
 # the pool). A magazine is a list
 #     [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits]
-# (fields from the end: _FT room, _N0, _CAP, _GH; objects at mag[1 .. n]).
+# (objects at mag[1 .. n]; the fields from the end are at offsets _MAG_ROOM,
+# _MAG_N0, _MAG_CAP, _MAG_GETHITS).
 #
 # Invariants: 0 <= n <= cap; room is _room(cap), room[n] == 1 iff n < cap;
 # spare holds no live reference after a put; a magazine is in exactly one
@@ -65,10 +66,14 @@ E_TYPE = TypeError("pool_cache: an argument of the wrong type with the heap lock
 # get hit takes, as an int without a jump (a bool in arithmetic takes
 # MicroPython's slow path; a list subscript is cheaper than a bytes one).
 _POS = [0] + [1] * 128
-_FT = const(-4)  # magazine fields, from the end (see the header)
-_N0 = const(-3)
-_CAP = const(-2)
-_GH = const(-1)
+_MAG_ROOM = const(-4)  # magazine fields, from the end (see the header)
+_MAG_N0 = const(-3)
+_MAG_CAP = const(-2)
+_MAG_GETHITS = const(-1)
+_DBG_GET_FOREIGN = const(1)  # debug checks' findings (_dbg_fail's messages)
+_DBG_GET_CACHED = const(2)
+_DBG_PUT_FOREIGN = const(3)
+_DBG_PUT_CACHED = const(4)
 _rooms = {}  # cap -> its room table: [1] * cap + [0], shared by the magazines of that size
 
 
@@ -213,7 +218,7 @@ def _get_up(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     if n:
         return c
@@ -228,7 +233,7 @@ def _put_up(pc, o):
     mag = pc[0]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     if c:
         return
@@ -248,7 +253,7 @@ def _get_thr(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     m.release()
     if n:
@@ -267,7 +272,7 @@ def _put_thr(pc, o):
     mag = pc[c]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     m.release()
     if c:
@@ -285,7 +290,7 @@ def _get_irq(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     _en(m)
     if n:
@@ -301,7 +306,7 @@ def _put_irq(pc, o):
     mag = pc[0]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     _en(m)
     if c:
@@ -319,7 +324,7 @@ def _get_sio(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     _en(m)
     if n:
@@ -335,7 +340,7 @@ def _put_sio(pc, o):
     mag = pc[_mem32[_SIO_CPUID]]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     _en(m)
     if c:
@@ -382,11 +387,11 @@ pool_cache_put = _put_up
 
 def _fold(d, c, mag):
     # Magazine leaves CPU c: its hit counts go to c's totals (see the header).
-    g = mag[_GH]
+    g = mag[_MAG_GETHITS]
     d.ghits[c] += g
-    d.phits[c] += g + mag[0] - mag[_N0]
-    mag[_GH] = 0
-    mag[_N0] = mag[0]
+    d.phits[c] += g + mag[0] - mag[_MAG_N0]
+    mag[_MAG_GETHITS] = 0
+    mag[_MAG_N0] = mag[0]
 
 
 def _depot_enter(d):
@@ -421,7 +426,7 @@ def _get_slow(pc, flags):
         f = mag[0]
         if f:
             mag[0] = f - 1
-            mag[_GH] += 1
+            mag[_MAG_GETHITS] += 1
             f = mag[f]
             _cpu_exit(c, s)
             return f
@@ -435,7 +440,7 @@ def _get_swap(pc, c):
     # it is full, else trade with the depot. False: no full magazine anywhere.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[_CAP] and prev[0] == prev[_CAP]:
+    if prev[_MAG_CAP] and prev[0] == prev[_MAG_CAP]:
         d.prev[c] = pc[c]  # previous is full: swap (no depot access)
         pc[c] = prev
         return True
@@ -451,7 +456,7 @@ def _get_swap(pc, c):
     d.full[i] = None
     d.nfull = i
     d.dgets += 1
-    if prev[_CAP]:
+    if prev[_MAG_CAP]:
         _fold(d, c, prev)
         d.empty[d.nempty] = prev
         d.nempty += 1
@@ -493,11 +498,11 @@ def _mag_new(d):
     # d.want asks the next depot access outside it to make a spare one).
     try:
         mag = [0] * (d.magsize + 6)
-        mag[_FT] = _room(d.magsize)
+        mag[_MAG_ROOM] = _room(d.magsize)
     except MemoryError:
         d.want = 1
         return None
-    mag[_CAP] = d.magsize
+    mag[_MAG_CAP] = d.magsize
     _depot_enter(d)
     ok = _depot_grow(d)
     _depot_exit(d)
@@ -547,11 +552,11 @@ def _put_slow(pc, o):
     c = _cpu()
     s = _cpu_enter(c)
     mag = pc[c]  # the hit found it full and left o in its spare slot:
-    mag[mag[_CAP] + 1] = 0  # drop that reference (objcache objects may be any object)
+    mag[mag[_MAG_CAP] + 1] = 0  # drop that reference (objcache objects may be any object)
     while True:
         mag = pc[c]
         n = mag[0]
-        if n < mag[_CAP]:
+        if n < mag[_MAG_CAP]:
             n += 1
             mag[n] = o
             mag[0] = n
@@ -572,7 +577,7 @@ def _put_swap(pc, c):
     # it is empty, else trade with the depot. False: no empty magazine to be had.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[_CAP] and prev[0] == 0:
+    if prev[_MAG_CAP] and prev[0] == 0:
         d.prev[c] = pc[c]  # previous is empty: swap
         pc[c] = prev
         return True
@@ -591,7 +596,7 @@ def _put_swap(pc, c):
             return False
     elif d.want:
         _mag_reserve(d)
-    if not prev[_CAP]:
+    if not prev[_MAG_CAP]:
         d.prev[c] = e  # previous is the dummy: the empty magazine becomes previous
         return True
     _fold(d, c, prev)
@@ -653,26 +658,26 @@ def _dbg_get(pc, flags):
     o = _pc_get(pc, flags)
     if o is not None and pc[_META].pget is _pool.pool_get:
         if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, 1)
+            _dbg_fail(pc, o, _DBG_GET_FOREIGN)
         if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, 2)
+            _dbg_fail(pc, o, _DBG_GET_CACHED)
     return o
 
 
 def _dbg_put(pc, o):
     if o is not None and pc[_META].pget is _pool.pool_get:
         if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, 3)
+            _dbg_fail(pc, o, _DBG_PUT_FOREIGN)
         if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, 4)
+            _dbg_fail(pc, o, _DBG_PUT_CACHED)
     _pc_put(pc, o)
 
 
 def _dbg_pool(pc, o):
-    # pool._bit's code for o in the cache's pool (>= 0: handed out by it).
+    # pool._item_index's code for o in the cache's pool (>= 0: handed out by it).
     pc = pc[_META].pp
     s = intr.mutex_enter(pc.lock)
-    o = _pool._bit(pc, o)
+    o = _pool._item_index(pc, o)
     intr.mutex_exit(pc.lock, s)
     return o
 
@@ -707,12 +712,12 @@ def _dbg_fail(pc, o, e):
     pool_cache_lasterr[1] = pc
     try:
         n = pc[_META].name
-        if e == 1:
+        if e == _DBG_GET_FOREIGN:
             m = "pool_cache_get: cache '%s' handed out 0x%x, which its pool does not count as out" % (n, o)
-        elif e == 2:
+        elif e == _DBG_GET_CACHED:
             m = "pool_cache_get: cache '%s' handed out 0x%x, which is still in a magazine (an earlier double put)" % (
                 n, o)
-        elif e == 3:
+        elif e == _DBG_PUT_FOREIGN:
             m = "pool_cache_put: %r is not an object of cache '%s' (foreign, inside an item, or already free)" % (
                 o, n)
         else:
@@ -849,13 +854,13 @@ def pool_cache_invalidate(pc):
     for c in range(MAXCPU):
         s = _cpu_enter(c)
         for mag in (pc[c], d.prev[c]):
-            if not mag[_CAP]:
+            if not mag[_MAG_CAP]:
                 continue
             _fold(d, c, mag)
             for i in range(1, mag[0] + 1):
                 objs.append(mag[i])
             mag[0] = 0
-            mag[_N0] = 0
+            mag[_MAG_N0] = 0
             _depot_enter(d)
             d.empty[d.nempty] = mag
             d.nempty += 1
@@ -872,7 +877,7 @@ def pool_cache_invalidate(pc):
         for j in range(1, mag[0] + 1):
             objs.append(mag[j])
         mag[0] = 0
-        mag[_N0] = 0
+        mag[_MAG_N0] = 0
         d.empty[d.nempty] = mag
         d.nempty += 1
     _depot_exit(d)
@@ -964,8 +969,8 @@ def pool_cache_stats(pc):
     for c in range(intr.ncpu):
         a = pc[c]
         b = d.prev[c]
-        gh = d.ghits[c] + a[_GH] + b[_GH]
-        ph = d.phits[c] + a[_GH] + a[0] - a[_N0] + b[_GH] + b[0] - b[_N0]
+        gh = d.ghits[c] + a[_MAG_GETHITS] + b[_MAG_GETHITS]
+        ph = d.phits[c] + a[_MAG_GETHITS] + a[0] - a[_MAG_N0] + b[_MAG_GETHITS] + b[0] - b[_MAG_N0]
         cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
                      "nget": gh + d.gmiss[c] - d.gfail[c], "nput": ph + d.pmiss[c],
                      "nfail": d.gfail[c]})
