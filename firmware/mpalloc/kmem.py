@@ -122,6 +122,7 @@ def _cache(i, dbg):
 def kmem_init(all_classes=False):
     """Set up the class table; with all_classes make every class cache now
     (and every debug cache too while debug mode is on)."""
+    # => thread context (allocates), at start-up (before handlers allocate).
     _init("kmem_init")
     if all_classes:
         for i in range(_NCL):
@@ -134,6 +135,7 @@ def kmem_init(all_classes=False):
 def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
     Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
+    # => thread context (allocates); no kmem allocation out that will still be freed.
     for pc in _caches + _dcaches:
         if pc is None:
             continue
@@ -151,6 +153,7 @@ def kmem_reset():
 
 def kmem_debug(on):
     """Switch debug mode (redzones, size check, poisoning, double free) on or off."""
+    # => thread context; allocations made before keep their mode.
     if on and not _dcaches:
         for i in range(_NCL + 1):
             _dcaches.append(None)
@@ -158,18 +161,23 @@ def kmem_debug(on):
 
 
 def kmem_alloc(size, kmflags):
+    # => thread context (interrupt: ValueError E_INTR, use kmem_intr_alloc). 0 < size <= 2**40;
+    # => kmflags KM_SLEEP or KM_NOSLEEP. failure: None (KM_NOSLEEP); KM_SLEEP: MemoryError.
     if intr.cpu_intr_p():
         raise E_INTR
     return kmem_intr_alloc(size, kmflags)
 
 
 def kmem_zalloc(size, kmflags):
+    # => as kmem_alloc; the bytes are zero.
     if intr.cpu_intr_p():
         raise E_INTR
     return kmem_intr_zalloc(size, kmflags)
 
 
 def kmem_free(p, size):
+    # => thread context (interrupt: ValueError E_FREE_INTR, use kmem_intr_free); p, size: an
+    # => allocation and the size it was asked with. Misuse: ValueError naming address and sizes.
     if intr.cpu_intr_p():
         raise E_FREE_INTR
     kmem_intr_free(p, size)
@@ -177,6 +185,8 @@ def kmem_free(p, size):
 
 def kmem_intr_alloc(size, kmflags):
     """size bytes (uninitialised) or None (KM_NOSLEEP)."""
+    # => any context (size <= 1024, KM_NOSLEEP: no heap in steady state); kmem_alloc's
+    # => arguments. failure: None (KM_NOSLEEP).
     f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
     if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
         raise E_ARG
@@ -193,6 +203,7 @@ def kmem_intr_alloc(size, kmflags):
 
 
 def kmem_intr_zalloc(size, kmflags):
+    # => as kmem_intr_alloc; the bytes are zero.
     p = kmem_intr_alloc(size, kmflags)
     if p is not None:
         _fill(p, 0, size, 0)
@@ -236,6 +247,7 @@ def _owns(pc, p):
 
 def kmem_intr_free(p, size):
     """Free p, allocated with this size."""
+    # => any context; as kmem_free (heap locked: preallocated E_FREE, kmem_lasterr).
     # Hot path (frame within 11 words, see pool_cache_get): a small size
     # outside debug mode; everything else in _free_other.
     if p is None:
@@ -451,6 +463,7 @@ def _dbg_size_err(p, n, size, c):
 
 
 def kmem_roundup_size(size):
+    # => any context; size an int.
     if not isinstance(size, int):
         raise TypeError("kmem_roundup_size: size must be an int, not %s" % type(size).__name__)
     return (size + 7) & -8
@@ -458,6 +471,7 @@ def kmem_roundup_size(size):
 
 def kmem_class(size):
     """The class size that serves a request of size bytes (0: from uvm_km)."""
+    # => any context; size an int.
     if not isinstance(size, int):
         raise TypeError("kmem_class: size must be an int, not %s" % type(size).__name__)
     if size <= 0:
@@ -469,6 +483,7 @@ def kmem_class(size):
 
 
 def kmem_stats():
+    # => thread context (allocates).
     cl = []
     for pc in _caches + _dcaches:
         if pc is None:

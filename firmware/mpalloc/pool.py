@@ -101,6 +101,7 @@ _kmem_allocators = {}
 
 def pool_allocator_kmem(itemsize):
     """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
+    # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
     from mpalloc import uvm_km
 
     if not isinstance(itemsize, int) or itemsize <= 0:
@@ -179,6 +180,8 @@ def _err(pre, fmt, a, b):
 
 def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
+    # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
+    # => bad arguments: TypeError/ValueError.
     for v in (size, align, align_offset, flags, ipl):
         if not isinstance(v, int):
             raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
@@ -405,6 +408,9 @@ def _page_remove(pp, sl):
 
 def pool_get(pp, flags):
     """An item's address, or None (PR_NOWAIT / PR_LIMITFAIL) when none can be had."""
+    # => any context with PR_NOWAIT (an IPL_NONE pool: thread context only); PR_WAITOK:
+    # => thread context. The pool lock not held. flags: PR_WAITOK or PR_NOWAIT (| PR_LIMITFAIL, PR_ZERO).
+    # => failure: None (PR_NOWAIT, PR_LIMITFAIL); misuse: ValueError (heap locked: preallocated).
     # Hot path. Every function on it keeps arguments + locals + value stack
     # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
     # taken from the heap (and freed) at every call. Rare work is in _get_more.
@@ -559,6 +565,8 @@ def _slot_of(pp, a):
 
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
+    # => any context; the pool lock not held. a: an item pool_get handed out and not yet put.
+    # => foreign, misaligned or free item: ValueError (heap locked: E_PUT_INTR, pool_lasterr).
     # Hot path: frames within 11 words (see pool_get).
     if a is None:  # (another non-int: _item_index's _NOT_INT, under the lock, released before the error)
         _put_err(pp, a, _NOT_INT)
@@ -641,6 +649,7 @@ def _shrink(pp, sl):
 
 def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
+    # => thread context; no item out, no pool_cache on the pool (else ValueError).
     _tchk("pool_destroy", pp)
     if pp.nout:
         raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
@@ -659,6 +668,7 @@ def pool_destroy(pp):
 
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
+    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
     _tchk("pool_prime", pp)
     _count("pool_prime", n)
     ipp = pp.ipp
@@ -672,6 +682,7 @@ def pool_prime(pp, n):
 
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    # => thread context (allocates); n >= 0.
     _tchk("pool_setlowat", pp)
     _count("pool_setlowat", n)
     pp.minitems = n
@@ -682,6 +693,7 @@ def pool_setlowat(pp, n):
 
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    # => thread context; n >= 0.
     _tchk("pool_sethiwat", pp)
     _count("pool_sethiwat", n)
     pp.maxitems = n
@@ -690,6 +702,7 @@ def pool_sethiwat(pp, n):
 
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
     """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
     _tchk("pool_sethardlimit", pp)
     _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
     if limit < 0:
@@ -722,6 +735,7 @@ def _count(fn, n):
 
 
 def pool_set_drain_hook(pp, fn, arg):
+    # => thread context; fn callable; one hook per pool (a second: ValueError).
     _tchk("pool_set_drain_hook", pp)
     _call_chk("pool_set_drain_hook", fn)
     if pp.drain is not None:
@@ -732,6 +746,7 @@ def pool_set_drain_hook(pp, fn, arg):
 
 def pool_reclaim(pp):
     """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    # => thread context (ValueError from an interrupt); the pool lock not held.
     _tchk("pool_reclaim", pp)
     if intr.cpu_intr_p():
         raise ValueError("pool_reclaim: not from interrupt context")
@@ -785,6 +800,7 @@ E_DEBUG = AssertionError("pool: debug check failed with the heap locked (address
 
 def pool_debug(on):
     """Switch pool's debug checks (page invariants, poisoning) on or off."""
+    # => thread context; no pool_get/pool_put under way.
     global pool_get, pool_put
     if on and _mem[0] is None:
         from mpalloc import mem
@@ -929,22 +945,26 @@ _pool_put = pool_put
 
 
 def pool_nget(pp):
+    # => any context.
     _tchk("pool_nget", pp)
     return pp.nget
 
 
 def pool_nput(pp):
+    # => any context.
     _tchk("pool_nput", pp)
     return pp.nput
 
 
 def pool_paddr(pp, a):
     """The physical (DMA) address of item a: the address itself (see the header)."""
+    # => any context; a an item of pp.
     _tchk("pool_paddr", pp)
     return a
 
 
 def pool_stats(pp):
+    # => thread context (allocates).
     _tchk("pool_stats", pp)
     return {
         "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
@@ -958,6 +978,7 @@ def pool_stats(pp):
 
 
 def pool_pages(pp):
+    # => thread context (allocates).
     _tchk("pool_pages", pp)
     r = []
     for sl in range(pp.nslots):
@@ -969,6 +990,7 @@ def pool_pages(pp):
 
 def pool_chk(pp):
     """Check every invariant written next to the data; raises AssertionError."""
+    # => thread context; the pool lock not held. A broken invariant: AssertionError.
     _tchk("pool_chk", pp)
     ipp = pp.ipp
     npages = nidle = nout = 0

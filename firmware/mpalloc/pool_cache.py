@@ -142,6 +142,8 @@ class _Meta:
 
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
     """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
+    # => thread context (allocates); pool_init's arguments; ctor, dtor callable or None.
+    # => bad arguments: TypeError/ValueError.
     if not isinstance(flags, int):
         raise TypeError("pool_cache_init: flags must be an int, not %s" % type(flags).__name__)
     if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
@@ -633,6 +635,7 @@ _debug = [False]
 
 def pool_cache_debug(on):
     """Switch pool_cache's debug checks (foreign, double and duplicate objects) on or off."""
+    # => thread context; no pool_cache_get/put under way (it rebinds them).
     _debug[0] = bool(on)
     _bind()
 
@@ -640,6 +643,13 @@ def pool_cache_debug(on):
 def _bind():
     # pool_cache_get / pool_cache_put: the hit pair of the current mode, or
     # the debug pair in front of it (_pc_get / _pc_put: the plain pair).
+    # pool_cache_get(pc, flags):
+    # => any context with PR_NOWAIT (a handler finds a magazine only after
+    #    pool_cache_prime); PR_WAITOK: thread context. No lock of pc held.
+    # => failure: None; bad flags: ValueError E_FLAGS.
+    # pool_cache_put(pc, o):
+    # => any context; o an object pool_cache_get(pc) handed out, not yet put.
+    # => None: ValueError E_NULL; debug mode: foreign or double put ValueError.
     global pool_cache_get, pool_cache_put, _pc_get, _pc_put
     if _thr:
         _pc_get, _pc_put = _get_thr, _put_thr
@@ -776,6 +786,7 @@ def native_path():
     """'native' if the hit pair bound now is pool_cache_native's, else 'bytecode'
     (the native functions have the bytecode ones' names: tests that name the
     mode's pair hold on both paths)."""
+    # => any context.
     return "native" if _nat and _pc_get in (_nat._get_up, _nat._get_thr, _nat._get_irq, _nat._get_sio) else "bytecode"
 
 
@@ -797,6 +808,7 @@ _pool._debug_hooks.append(_repoint)
 
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
+    # => thread context (allocates) (a tuple); pool_cache_get's flags. failure: None.
     _cchk("pool_cache_get_paddr", pc)
     o = pool_cache_get(pc, flags)
     if o is None:
@@ -805,12 +817,14 @@ def pool_cache_get_paddr(pc, flags):
 
 
 def pool_cache_put_paddr(pc, o, pa):
+    # => as pool_cache_put; pa is ignored (the physical address is the address).
     _cchk("pool_cache_put_paddr", pc)
     pool_cache_put(pc, o)
 
 
 def pool_cache_destruct_object(pc, o):
     """Destruct o and give it straight back to the pool."""
+    # => thread context (runs the destructor); o an object of the cache, out.
     _cchk("pool_cache_destruct_object", pc)
     d = pc[_META]
     if d.pget is _pool.pool_get and _pool._out(d.pp, o) < 0:  # before the destructor sees it
@@ -846,6 +860,7 @@ def _cpu_exit(c, s):
 
 def pool_cache_invalidate(pc):
     """Destruct every cached object: per-CPU magazines and the depot's full ones."""
+    # => thread context; no lock of the cache held.
     _cchk("pool_cache_invalidate", pc)
     if intr.cpu_intr_p():
         raise ValueError("pool_cache_invalidate: not from interrupt context")
@@ -894,6 +909,7 @@ def pool_cache_invalidate(pc):
 
 def pool_cache_destroy(pc):
     """Invalidate, then destroy the pool (objects still out are an error)."""
+    # => thread context; no object out (else ValueError).
     _cchk("pool_cache_destroy", pc)
     pool_cache_invalidate(pc)
     d = pc[_META]
@@ -908,18 +924,21 @@ def pool_cache_destroy(pc):
 
 
 def pool_cache_setlowat(pc, n):
+    # => as pool_setlowat.
     _cchk("pool_cache_setlowat", pc)
     _pool._count("pool_cache_setlowat", n)
     _pool.pool_setlowat(pc[_META].pp, n)
 
 
 def pool_cache_sethiwat(pc, n):
+    # => as pool_sethiwat.
     _cchk("pool_cache_sethiwat", pc)
     _pool._count("pool_cache_sethiwat", n)
     _pool.pool_sethiwat(pc[_META].pp, n)
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
+    # => as pool_sethardlimit.
     _cchk("pool_cache_sethardlimit", pc)
     _pool._limit_chk("pool_cache_sethardlimit", limit, warnmess, ratecap)
     _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
@@ -928,6 +947,7 @@ def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
 def pool_cache_prime(pc, n):
     """Pages for n objects, and empty magazines in the depot for every CPU, so
     that interrupt handlers (which cannot make a magazine) find caches ready."""
+    # => thread context (allocates); n >= 0. Call before handlers use the cache.
     _cchk("pool_cache_prime", pc)
     _pool._count("pool_cache_prime", n)
     d = pc[_META]
@@ -936,11 +956,13 @@ def pool_cache_prime(pc, n):
 
 
 def pool_cache_reclaim(pc):
+    # => as pool_reclaim.
     _cchk("pool_cache_reclaim", pc)
     return _pool.pool_reclaim(pc[_META].pp)
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
+    # => as pool_set_drain_hook.
     _cchk("pool_cache_set_drain_hook", pc)
     _pool._call_chk("pool_cache_set_drain_hook", fn)
     _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
@@ -948,21 +970,25 @@ def pool_cache_set_drain_hook(pc, fn, arg):
 
 def pool_cache_pool(pc):
     """The pool under the cache."""
+    # => any context.
     _cchk("pool_cache_pool", pc)
     return pc[_META].pp
 
 
 def pool_cache_nget(pc):
+    # => any context.
     _cchk("pool_cache_nget", pc)
     return _pool.pool_nget(pc[_META].pp)
 
 
 def pool_cache_nput(pc):
+    # => any context.
     _cchk("pool_cache_nput", pc)
     return _pool.pool_nput(pc[_META].pp)
 
 
 def pool_cache_stats(pc):
+    # => thread context (allocates).
     _cchk("pool_cache_stats", pc)
     d = pc[_META]
     cpus = []
@@ -984,6 +1010,7 @@ def pool_cache_stats(pc):
 
 def pool_cache_cached(pc):
     """Number of objects sitting in magazines (CPUs and depot)."""
+    # => any context; counts without locks: a snapshot while other CPUs run.
     _cchk("pool_cache_cached", pc)
     d = pc[_META]
     n = 0

@@ -129,6 +129,8 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
     exec_regions: (base, size) pairs the board profile marks executable; those
     inside the window are carved out of kernel_map and form kernel_exec_map.
     """
+    # => thread context (allocates), at start-up or in tests: every map made before is forgotten.
+    # => page_size a power of two, base and size multiples of it.
     global PAGE_SIZE, kernel_map, kernel_exec_map
     if page_size <= 0 or page_size & (page_size - 1):
         raise ValueError("uvm_km_bootstrap: page size %d is not a power of two" % page_size)
@@ -233,6 +235,9 @@ def _unlock(mi, s):
 
 def uvm_km_alloc(map, size, align, flags):
     """Page-granular memory from map: an address, or 0 on failure."""
+    # => thread context; from an interrupt only a VM_MAP_INTRSAFE map with UVM_KMF_NOWAIT
+    # => (else ValueError). No map lock held by the caller. size > 0.
+    # => failure: 0 (UVM_KMF_WAITVA with nobody to free: MemoryError); misuse: ValueError.
     mi = _mi(map, "uvm_km_alloc")
     _ints("uvm_km_alloc", "size, align and flags", size, align, flags)
     t = flags & _TYPES
@@ -321,6 +326,8 @@ def _owner(map, addr, fn):
 
 def uvm_km_free(map, addr, size, flags):
     """Free what uvm_km_alloc(map, size, ..., flags) returned: same size and type."""
+    # => as uvm_km_alloc's context; addr, size, flags' type: what uvm_km_alloc took and returned.
+    # => anything else (other size, type, an address never returned): ValueError.
     _mi(map, "uvm_km_free")
     _ints("uvm_km_free", "addr, size and flags", size, addr, flags)
     mi = _owner(map, addr, "uvm_km_free")
@@ -402,6 +409,8 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     submap: the new map's name (or None); flags: VM_MAP_PAGEABLE / INTRSAFE / TOPDOWN.
     max is exclusive (min + size). Failure raises MemoryError (NetBSD panics).
     """
+    # => thread context (allocates); no map lock held. size a multiple of PAGE_SIZE.
+    # => failure: MemoryError (NetBSD panics); bad arguments: TypeError/ValueError.
     mi = _mi(map, "uvm_km_suballoc")
     _ints("uvm_km_suballoc", "size, min and flags", size, min, flags)
     if not (submap is None or isinstance(submap, str)):
@@ -437,6 +446,7 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
 
 def uvm_km_buf(addr, size):
     """The bytes at [addr, addr + size) as a memoryview; zeroes untouched PAGEABLE pages first."""
+    # => thread context (allocates) (a memoryview); addr, size ints inside mpalloc.mem's window.
     from mpalloc import mem
 
     if not isinstance(addr, int) or not isinstance(size, int):
@@ -471,6 +481,7 @@ E_DEBUG = AssertionError("uvm_km: page records broken (found with the heap locke
 
 def uvm_km_debug(on):
     """Switch the page-record checks after every alloc/free on or off."""
+    # => thread context.
     _debug[0] = bool(on)
 
 
@@ -515,6 +526,7 @@ def _chk_run(mi, p, e, pageable):
 
 
 def uvm_km_stats():
+    # => thread context (allocates).
     names = []
     for mi in _maps.values():
         if mi.parent is not None:
@@ -525,6 +537,7 @@ def uvm_km_stats():
 
 def uvm_km_allocations(map):
     """[(addr, size, type)] of map's live allocations (type: 'wired', 'pageable', 'vaonly', 'submap')."""
+    # => thread context (allocates); map a map of uvm_km's.
     mi = _mi(map, "uvm_km_allocations")
     r = []
     for p in range(len(mi.rec)):

@@ -867,6 +867,9 @@ def _qc_drain_all(vm):
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
+    # => any context with M_NOWAIT; M_WAITOK only in thread context. The arena lock not held.
+    # => size > 0; flags: one of M_WAITOK/M_NOWAIT, at most one of M_FIRSTFIT/M_BESTFIT/M_NEXTFIT.
+    # => failure: None (M_WAITOK: after wait_ms); misuse: ValueError/TypeError naming vmem_alloc.
     qs = (size + vm._qmask) >> vm._qshift  # a non-int size or arena fails here, before the lock
     if qs <= 0 or (flags != M_NOWAIT and flags != _NOWAIT_IF):
         _chk_alloc(vm, size, flags)
@@ -1026,6 +1029,8 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
     within one nocross-aligned block, minaddr <= a and a+size-1 <= maxaddr
     (maxaddr inclusive). align 0 = the quantum, nocross 0 = none. Never from
     the quantum cache. The address or None."""
+    # => as vmem_alloc; align, phase, nocross in 0..2**40 (align, nocross 0 or powers of two),
+    # => minaddr <= maxaddr. failure: None; misuse: ValueError naming vmem_xalloc.
     fname = "vmem_xalloc"
     if vm.__class__ is not vmem or size.__class__ is not int or flags.__class__ is not int:
         _bad_alloc(fname, vm, size, flags)
@@ -1265,6 +1270,8 @@ def _import(vm, qs, flags):
 
 def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
+    # => any context; the arena lock not held. addr, size: an allocation of vmem_alloc, its size.
+    # => foreign address, other size, double free: ValueError (heap locked: E_FREE_LOCKED).
     q = addr - vm._origin  # a non-int address or arena fails here, before the lock (so does a size below)
     qs = (size + vm._qmask) >> vm._qshift
     if q & vm._qmask:  # (a size <= 0 fails the size check below)
@@ -1315,6 +1322,8 @@ def _qc_after(vm):
 
 def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
+    # => any context; the arena lock not held. addr, size: an allocation of vmem_xalloc, its size.
+    # => foreign address, other size, double free: ValueError (heap locked: E_XFREE_LOCKED).
     q = addr - vm._origin  # as in vmem_free
     qs = (size + vm._qmask) >> vm._qshift
     if q & vm._qmask:  # (a size <= 0 fails the size check below)
@@ -1338,6 +1347,8 @@ def vmem_xfree(vm, addr, size):
 
 def vmem_create(name, base, size, quantum, qcache_max, flags):
     """A new arena named `name` managing [base, base+size) (size 0: none yet)."""
+    # => thread context (allocates). quantum a power of two, qcache_max a multiple of it, size >= 0.
+    # => bad arguments: TypeError/ValueError; no heap for the arrays: MemoryError.
     for v in (base, size, quantum, qcache_max, flags):
         if not isinstance(v, int):
             raise TypeError("vmem_create: base, size, quantum, qcache_max and flags must be ints (got %r)" % (v,))
@@ -1455,6 +1466,8 @@ def _qc_window(vm):
 
 def vmem_add(vm, addr, size, flags):
     """Add the static span [addr, addr+size) (never released). 0 or None."""
+    # => thread context (allocates); the arena lock not held. [addr, addr+size) overlaps no span of the arena.
+    # => returns 0; None when flags is M_NOWAIT and no boundary tag can be had.
     _chk_arena("vmem_add", vm)
     _chk_flags("vmem_add", flags)
     try:
@@ -1471,6 +1484,7 @@ def vmem_add(vm, addr, size, flags):
 def vmem_destroy(vm):
     """Destroy the arena. Outstanding allocations are reported (ValueError,
     the arena stays intact); imported spans go back through releasefn."""
+    # => thread context (allocates); nobody else uses the arena. Allocations still out: ValueError, arena intact.
     from mpalloc import vmem_diag
 
     vmem_diag.destroy(vm)
@@ -1478,6 +1492,8 @@ def vmem_destroy(vm):
 
 def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
     """importfn(arg, size, flags) -> addr|None; releasefn(arg, addr, size)."""
+    # => thread context (allocates), before the arena is shared. importfn, releasefn callable or None;
+    # => import_quantum a multiple of the quantum. Bad arguments: TypeError/ValueError.
     _chk_arena("vmem_set_import", vm)
     if not (importfn is None or callable(importfn)) or not (releasefn is None or callable(releasefn)):
         raise TypeError("vmem_set_import: importfn and releasefn must be callable or None")
@@ -1497,6 +1513,7 @@ def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
 
 def vmem_set_reclaim(vm, reclaimfn):
     """reclaimfn(vm, flags) is called once before an M_WAITOK request waits."""
+    # => thread context (allocates), before the arena is shared. reclaimfn callable or None.
     _chk_arena("vmem_set_reclaim", vm)
     if not (reclaimfn is None or callable(reclaimfn)):
         raise TypeError("vmem_set_reclaim: reclaimfn must be callable or None")
@@ -1505,6 +1522,7 @@ def vmem_set_reclaim(vm, reclaimfn):
 
 def vmem_set_limit(vm, limit):
     """Import no span that would bring the arena above `limit` bytes (0: none)."""
+    # => thread context; limit >= 0 (0: no limit). Bad arguments: TypeError/ValueError.
     _chk_arena("vmem_set_limit", vm)
     if not isinstance(limit, int):
         raise TypeError("vmem_set_limit: limit must be an int, not %s" % type(limit).__name__)
@@ -1514,6 +1532,7 @@ def vmem_set_limit(vm, limit):
 
 
 def vmem_roundup_size(vm, size):
+    # => any context; size an int. Returns size rounded up to the quantum.
     _chk_arena("vmem_roundup_size", vm)
     if not isinstance(size, int):
         raise TypeError("vmem_roundup_size: size must be an int, not %s" % type(size).__name__)
@@ -1523,6 +1542,7 @@ def vmem_roundup_size(vm, size):
 def vmem_size(vm, typemask):
     """VMEM_ALLOC: bytes allocated; VMEM_FREE: bytes free; both: total;
     VMEM_MAXFREE: the largest free segment."""
+    # => any context; the arena lock not held. typemask VMEM_ALLOC, VMEM_FREE, both, or VMEM_MAXFREE.
     _chk_arena("vmem_size", vm)
     qsh = vm._qshift
     if typemask == VMEM_ALLOC:
@@ -1571,6 +1591,7 @@ def _load_diag():
 
 def vmem_debug(on):
     """Switch the full consistency check after every operation on or off."""
+    # => thread context (loads vmem_diag the first time).
     if on:
         _load_diag()  # now: the check must not import (heap_lock, interrupts)
     _debug[0] = bool(on)
@@ -1579,6 +1600,8 @@ def vmem_debug(on):
 def vmem_check(vm):
     """VMEM_SANITY: check every invariant of the arena; AssertionError if not.
     Allocates nothing once vmem_diag is loaded (vmem_debug(True) loads it)."""
+    # => the arena lock not held; thread context unless vmem_diag is loaded (vmem_debug(True)).
+    # => a broken invariant: AssertionError.
     if vm.__class__ is not vmem:
         _chk_arena("vmem_check", vm)
     return (_diag or _load_diag()).check(vm)
@@ -1586,6 +1609,7 @@ def vmem_check(vm):
 
 def vmem_spans(vm):
     """[("span", addr, size, imported), ...] in segment-list order."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_spans", vm)
     from mpalloc import vmem_diag
 
@@ -1595,6 +1619,7 @@ def vmem_spans(vm):
 def vmem_segments(vm):
     """[(addr, size, "free"|"alloc"), ...] in address order (quantum-cached
     items count as "alloc": the arena has handed them to its caches)."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_segments", vm)
     from mpalloc import vmem_diag
 
@@ -1604,6 +1629,7 @@ def vmem_segments(vm):
 def vmem_stats(vm):
     """The statistics of STATS_CONTRACT.md (plus qcached, qhits, qfills,
     qdrains, tags)."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_stats", vm)
     from mpalloc import vmem_diag
 
