@@ -24,8 +24,7 @@
 # the spare chain from _spare_head), _seg_type (_T_SPAN .. _T_QC, _T_FREE +
 # list). _free_head[i] heads free list i, bit i of _free_map set iff it is
 # non-empty. Busy hash: heads in _hash_bucket, _hash_mask, _hash_shift.
-# Quantum caches (classes of 1..16 quanta): stacks in _qc_stack, _qc_top[c]
-# the index of class c's top, per-quantum state in _qc_state.
+# Quantum caches (1..16 quanta): _qc_stack, _qc_top, _qc_state per quantum.
 #
 # Invariants: segments of a span tile it in address order after its marker;
 # no two FREE tags are neighbours; a free segment of n quanta on list i has
