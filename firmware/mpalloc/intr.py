@@ -143,7 +143,7 @@ def cpu_detach():
 # A thread that never called cpu_attach (MODE_THREAD) is no CPU: its first
 # critical section (splhigh: every allocator's slow path, pool_cache's hit
 # through pool_cache._cl[_NOCPU]) raises this rather than share CPU 0's mask
-# with CPU 0's own thread (issue 16). Preallocated: the heap may be locked.
+# with CPU 0's own thread. Preallocated: the heap may be locked.
 E_NOCPU = RuntimeError("intr: this thread has no CPU: call intr.cpu_attach(c) in it before it allocates")
 
 

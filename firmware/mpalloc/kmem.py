@@ -4,43 +4,43 @@
 #   kmem_free(p, size)                   # the same size
 #   kmem_intr_alloc / kmem_intr_zalloc / kmem_intr_free from interrupt handlers
 #
-# What the caller gets: an address (int) of at least `size` bytes, 8-aligned;
-# reach the bytes with mem.buf(p, size) (allocates) or mem.ram[p - mem.base + i]
-# from a handler. Sizes up to 1024 come from the caches kmem-00008 ..
-# kmem-01024 (NetBSD's classes 8, 16, .., 64, 80, .., 128, 160, .., 256, 320,
-# .., 512, 768, 1024; uniform random 1..1024 byte requests waste 12.7 %);
-# larger ones are whole pages of uvm_km's kernel_map.
+# The caller gets an int address of at least `size` bytes, 8-aligned (bytes:
+# mem.buf(p, size), or mem.ram[p - mem.base + i] from a handler). Sizes up to
+# 1024 come from the pool caches kmem-00008 .. kmem-01024 (NetBSD's classes);
+# larger ones are whole pages of uvm_km's kernel_map (UVM_KMF_WIRED).
 #
-# kmem_alloc/zalloc/free refuse interrupt context (use kmem_intr_*). KM_SLEEP
-# never returns None: where nothing can be freed it raises MemoryError.
-# kmem_free checks what it can without debug mode: an address that is no item
-# of the size's class (another class, an address inside an item, never
-# allocated, or an item already back in its pool) is a ValueError naming the
-# address and both sizes; a small item freed with a large size is refused too
-# (uvm_km records pool pages apart from large allocations). The same class with
-# another size, and a double free of an item still in a magazine, are only
-# caught in debug mode.
+# Representation: _tab[(size - 1) >> 3] is the class index of a small size;
+# _caches[i] its pool_cache (None until first use), _dcaches[i] the debug
+# one; _large counts the page allocations. Nothing else is kept: an item's
+# class is found again from the size kmem_free is given.
+# Invariants: an item is out of exactly one class cache (the class of the
+# size it was asked with, or its debug class); a debug item ends in a trailer
+# [redzone 0xFE .. ][2-byte magic][2-byte size], magic 0xC0DE while live and
+# 0xDEAD (item poisoned with 0xDB) once freed.
+# Locking: kmem holds no lock of its own; the class caches and uvm_km take
+# theirs. kmem_alloc/zalloc/free refuse interrupt context (kmem_intr_*).
 #
-# Interrupts: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
+# Failure and misuse: KM_NOSLEEP returns None; KM_SLEEP never does (where
+# nothing can be freed it raises MemoryError). kmem_free refuses an address
+# that is no item of the size's class (another class, inside an item, never
+# allocated, already back in its pool) naming the address and both sizes, and
+# a small item freed with a large size (uvm_km records pool pages apart). The
+# same class with another size, and a double free of an item still in a
+# magazine, are only caught in debug mode.
+#
+# Hot path: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
 # allocate nothing from the heap in steady state (a magazine hit, or a pool
-# item when the class has pages), with debug mode on or off. A class cache is
-# made on its first use (allocates); call kmem_init(True) at start-up if a
-# handler may be first. Misuse seen with the heap locked raises a preallocated
-# ValueError (E_FREE, E_UAF) with the address in kmem_lasterr[0].
+# item when the class has pages), debug mode on or off; a class cache is made
+# on first use (allocates: kmem_init(True) at start-up if a handler may be
+# first). Misuse with the heap locked raises preallocated E_FREE / E_UAF, the
+# address in kmem_lasterr[0].
 #
-# Debug mode (kmem_debug(True), off by default; mpalloc.debug.on() switches it,
-# and kmem_reset() keeps what mpalloc.debug says): allocations up to 1024 bytes
-# made from then on come from separate caches kmem-dbg-NNNNN (the class of
-# size + 6, or the debug-only class 1360 for 1019..1024 bytes), each item laid
-# out as
-#     [size user bytes][redzone 0xFE .. ][2-byte magic][2-byte size]
-# The magic says live (0xC0DE) or free (0xDEAD). kmem_free checks the magic
-# (double free), the stored size (size check) and the redzone (overflow), then
-# poisons the item with 0xDB; the next allocation of that item checks the
-# poison (use after free). Every report names the size class and the address.
-# Items allocated before debug mode was switched on are freed without checks;
-# debug items stay checked after it is switched off. Large allocations have
-# no redzone.
+# Debug mode (kmem_debug(True); mpalloc.debug.on(); kmem_reset() keeps what
+# mpalloc.debug says): allocations up to 1024 bytes come from kmem-dbg-NNNNN
+# (the class of size + 6, or 1360 for 1019..1024 bytes); kmem_free checks
+# magic (double free), size and redzone (overflow) and poisons; the next
+# allocation of the item checks the poison (use after free). Items allocated
+# before it was switched on are freed unchecked; debug items stay checked.
 from mpalloc.compat import const, fail
 
 

@@ -10,6 +10,8 @@
 #
 # Invariant: base <= a < base + size for every address given out, and
 # ram[a - base] is its first byte.
+# Locking: none; the window is set once (attach, at board.init) and only
+# read after that, so any context may use buf/off/fill and ram.
 #
 # buf(a, n) makes a memoryview (allocates: not for interrupt handlers). From a
 # handler, index ram directly: ram[a - base + i] (small ints only: no allocation).

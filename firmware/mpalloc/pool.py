@@ -28,14 +28,17 @@
 # ValueError (E_PUT_INTR); the offending address is in pool_lasterr[0] and the
 # pool in pool_lasterr[1]. Elsewhere misuse raises ValueError("pool_put: ...").
 #
-# Metadata per item: one 'H' (next free item in its page) and one bit (item
-# out / free, catches double and foreign puts) = 2.125 bytes, < 1 word.
-# Per page slot: its address (a list word), 13 bytes of arrays and one entry
-# in the page lookup dict; item 0's address is computed, not kept. Slots grow
-# by a quarter. make bench (G9): 2.6 B per item and ~40 B per 256-byte page
-# on the 64-bit unix port, so ~0.95 words per item at 8 items a page; a page
-# of 2 items costs far more than a word per item (NetBSD keeps such headers
-# in the page itself; this pool keeps all its metadata off the managed RAM).
+# Representation: page slot sl (arrays indexed by slot): pg_addr, pg_nused,
+# pg_free (first free item of the page, _END: none), pg_next/pg_prev (links
+# of the page's list: hd[_EMPTY/_PARTIAL/_FULL]), pg_state, pg_idle; item i of
+# slot sl is pool-wide index b = sl * ipp + i: inext[b] chains the page's
+# free items, bit b of bmap is set iff the item is out. pg_of maps
+# address // pagesz to the slot. Item 0's address is computed, not kept.
+# Invariants (pool_chk): a page's out bits count pg_nused; its free chain
+# holds the other items once each; pg_state and the list it is on match
+# pg_nused (0: empty, ipp: full); nget - nput == nout.
+# Locking: one intr spin mutex per pool (pp.lock), taken inside get/put;
+# palloc is called with it released. Metadata cost: docs/DESIGN-NOTES.md.
 from array import array
 
 

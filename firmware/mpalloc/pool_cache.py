@@ -659,7 +659,7 @@ def _bind():
         _pc_get, _pc_put = _get_sio, _put_sio
     else:
         _pc_get, _pc_put = _get_irq, _put_irq
-    _native_bind()  # issue 20 hook: the native pair of the mode where the runtime has one
+    _native_bind()  # the native pair of the mode where the runtime has one
     pool_cache_get = _dbg_get if _debug[0] else _pc_get
     pool_cache_put = _dbg_put if _debug[0] else _pc_put
 
@@ -737,7 +737,7 @@ def _dbg_fail(pc, o, e):
     raise ValueError(m)
 
 
-# -- issue 20 hook: native hit paths (pool_cache_native.py) ----------------
+# -- native hit paths (pool_cache_native.py) ------------------------------
 # _native[0]: 1 = use them where the runtime compiles viper code (the
 # default), 0 = bytecode (mpalloc.native.off()). _nat: the loaded module,
 # None before the first try, False where it cannot load (CPython, no native

@@ -1,4 +1,4 @@
-# pool_cache_native: pool_cache's hit paths as @micropython.viper code (issue 20).
+# pool_cache_native: pool_cache's hit paths as @micropython.viper code.
 #
 # Same representation, invariants and locking as pool_cache.py (its header):
 # a magazine is the list [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits];

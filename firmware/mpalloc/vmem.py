@@ -45,7 +45,7 @@
 # Design notes and measurements: docs/DESIGN-NOTES.md#vmem.
 import time
 
-from mpalloc.compat import const
+from mpalloc.compat import const, ticks_ms, ticks_diff
 
 
 from array import array
@@ -175,13 +175,6 @@ def _flog2(n):
     if n < 0x1000000:
         return _L[n >> 16] + 16
     return _L[n >> 24] + 24
-
-
-def _ticks():
-    try:
-        return time.ticks_ms()
-    except AttributeError:
-        return int(time.monotonic() * 1000)
 
 
 def _sleep1():
@@ -1190,7 +1183,7 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
         _bad_alloc(fname, vm, qs << vm._qshift, flags)
     constrained = align > 1 or phase or nocross or minq != _QMIN or maxqx != _QMAX
     m = vm._lock
-    deadline = None
+    t0 = None  # ticks_ms when the first wait began
     tried_reclaim = False
     while True:
         s = _enter(m)
@@ -1225,17 +1218,17 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
             vm._reclaimfn(vm, flags)
             continue
         # M_WAITOK: wait for a free
-        now = _ticks()
-        if deadline is None:
-            deadline = now + wait_ms
-        if now - deadline >= 0:
+        now = ticks_ms()
+        if t0 is None:
+            t0 = now
+        if ticks_diff(now, t0) >= wait_ms:
             s = _enter(m)
             vm._nfail += 1
             _exit(m, s)
             raise MemoryError(
                 "%s: arena '%s' could not supply %d bytes within %d ms" % (fname, vm.name, qs << vm._qshift, wait_ms)
             )
-        while vm._nfreeop == gen and _ticks() - deadline < 0:
+        while vm._nfreeop == gen and ticks_diff(ticks_ms(), t0) < wait_ms:
             _sleep1()
     s = _enter(m)
     vm._nfail += 1
