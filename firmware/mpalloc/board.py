@@ -147,6 +147,7 @@ def _prune(v):
 
 def use(p):
     """Use profile dict p instead of board.json (before init(), or re-init)."""
+    # => thread context, before init() (or re-init after); p a profile dict.
     if not isinstance(p, dict) or "name" not in p or not isinstance(p.get("managed"), dict):
         raise ValueError("board.use: a profile dict with at least 'name' and 'managed' is needed")
     m = p["managed"]
@@ -158,6 +159,7 @@ def use(p):
 
 def detect():
     """The profile this board would use: board.use(), board.json, or built in."""
+    # => thread context (allocates).
     if _use[0] is not None:
         return _use[0]
     p = _read_json()
@@ -184,11 +186,13 @@ def _mode(p):
 
 
 def booted():
+    # => any context.
     return _state[0]
 
 
 def startup(p=None, window=None):
     """What mpalloc.stats calls: use(p) if given, then init(window)."""
+    # => thread context (allocates), once at boot (main.py).
     if p is not None:
         use(p)
     return init(window)
@@ -220,6 +224,7 @@ def window_size(most, ps, free, want=None):
 def init(window=None):
     """Set the board up from its profile (idempotent). Returns the profile.
     window: bytes of managed window wanted (default: window_size's share)."""
+    # => thread context (allocates), at start-up; no allocator of a previous init still in use.
     global profile, name, virtual, periph_map, sram_map
     if _state[0]:
         return profile
@@ -389,6 +394,8 @@ def _resolve(fn, base, size):
 def claim(name_, base, size=None):
     """Claim [base, base+size) for driver name_; returns (base, size).
     A clash raises OSError(EAGAIN) naming who holds the region."""
+    # => thread context; name_ a non-empty str, the range inside a region of the profile;
+    # => overlap: OSError(EAGAIN) naming the owner.
     _need()
     if not isinstance(name_, str) or not name_:
         raise ValueError("claim: the owner name must be a non-empty str, not %r" % (name_,))
@@ -401,6 +408,7 @@ def claim(name_, base, size=None):
 
 def release(name_, base, size=None):
     """Give back what claim() took (only its owner may)."""
+    # => thread context; a claim made by claim() with the same owner.
     _need()
     b, s = _resolve("release", base, size)
     from mpalloc.extent import extent_free
@@ -411,6 +419,7 @@ def release(name_, base, size=None):
 def mem32():
     """machine.mem32 for register access on a real board. Refused on the unix
     port (it maps the host's /dev/mem) and on the virtual board generally."""
+    # => any context.
     _need()
     if virtual:
         raise OSError(1, "board.mem32: refused on %s: machine.mem32 would reach the host's /dev/mem; "
@@ -443,6 +452,7 @@ def dma_alloc(size, align=0, owner=None, ring=False, nocross=None):
     (default the profile's dma.nocross, e.g. a 64 KiB bank) keeps it inside
     one such block. Free with dma_free(addr, size).
     """
+    # => thread context; size > 0. failure: None.
     _need()
     from mpalloc import vmem, uvm_km
 
@@ -485,6 +495,7 @@ def dma_alloc(size, align=0, owner=None, ring=False, nocross=None):
 
 
 def dma_free(addr, size):
+    # => thread context; addr, size: what dma_alloc returned and took (else ValueError).
     from mpalloc import vmem, uvm_km
 
     if not isinstance(addr, int) or not isinstance(size, int):
@@ -504,6 +515,7 @@ def dma_free(addr, size):
 def memory_map():
     """The board's map for mpalloc.stats: SRAM (aliases marked), flash, the
     managed window, peripherals with their current owner, both extent maps."""
+    # => thread context (allocates).
     _need()
     from mpalloc.extent import extent_regions
 

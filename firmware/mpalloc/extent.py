@@ -78,11 +78,13 @@ _debug = [False]
 
 def EXTENT_FIXED_STORAGE_SIZE(n):
     """Bytes of fixed storage for n region descriptors."""
+    # => any context; n >= 0.
     return n * _W * 4
 
 
 def extent_debug(on=True):
     """Switch the invariant check after every operation on or off."""
+    # => thread context.
     _debug[0] = bool(on)
 
 
@@ -133,6 +135,8 @@ def _setdesc(ex, lo, hi):
 
 
 def extent_create(name, start, end, storage, storagesize, flags):
+    # => thread context (storage None: allocates); start <= end; storage an array('I') of
+    # => storagesize bytes or None. Bad arguments: ValueError.
     fn = "extent_create"
     if not isinstance(name, str):
         raise ValueError(fn + ": name must be a str, not %r" % (name,))
@@ -181,6 +185,7 @@ def extent_create(name, start, end, storage, storagesize, flags):
 
 
 def extent_destroy(ex):
+    # => thread context; the extent lock not held; nobody else uses the extent.
     _valid("extent_destroy", ex)
     s = intr.mutex_enter(ex.lock)
     try:
@@ -318,6 +323,9 @@ def _insert(ex, start, size, oi, last, k):
 def extent_alloc_region(ex, start, size, flags, owner=None):
     """Claim exactly [start, start+size-1]. OSError(EAGAIN) names the owner
     of an overlapping claim."""
+    # => thread context with EX_WAITOK/EX_WAITSPACE, else any context (a fixed extent);
+    # => the extent lock not held; size > 0. Overlap: OSError(EAGAIN) naming the owner;
+    # => no descriptor: OSError(ENOMEM).
     fn = "extent_alloc_region"
     _valid(fn, ex)
     _int(fn, "start", start)
@@ -388,12 +396,15 @@ def _align(v, a):
 
 def extent_alloc(ex, size, alignment, boundary, flags, owner=None):
     """Allocate size units anywhere in the extent; returns the start."""
+    # => as extent_alloc_region; alignment a power of two, boundary 0 or a power of two >= size.
+    # => No space: OSError(EAGAIN) (EX_WAITSPACE: waits up to maxwait_ms); no descriptor: ENOMEM.
     _valid("extent_alloc", ex)
     return _alloc_sub("extent_alloc", ex, ex.start, ex.end, size, alignment, boundary, flags, owner)
 
 
 def extent_alloc_subregion(ex, substart, subend, size, alignment, boundary, flags, owner=None):
     """Allocate size units inside [substart, subend]; returns the start."""
+    # => as extent_alloc; ex.start <= substart <= subend <= ex.end.
     return _alloc_sub("extent_alloc_subregion", ex, substart, subend, size, alignment, boundary, flags, owner)
 
 
@@ -489,6 +500,8 @@ def _place_sub(fn, ex, k, a):
 def extent_free(ex, start, size, flags, owner=None):
     """Free all or part of one allocated region (a middle part splits it and
     needs a descriptor: ENOMEM with EX_NOWAIT on a full fixed extent)."""
+    # => as extent_alloc_region's context; [start, start+size-1] inside one region of owner.
+    # => misuse: ValueError; no descriptor for a split: OSError(ENOMEM).
     fn = "extent_free"
     _valid(fn, ex)
     _int(fn, "start", start)
@@ -563,6 +576,7 @@ def extent_free(ex, start, size, flags, owner=None):
 
 def extent_regions(ex):
     """[(start, end_inclusive, owner), ...] in address order (allocates)."""
+    # => thread context (allocates).
     _valid("extent_regions", ex)
     out = []
     s = intr.mutex_enter(ex.lock)
@@ -580,6 +594,7 @@ def extent_regions(ex):
 
 def extent_print(ex):
     """extent(9)'s listing, plus each region's owner."""
+    # => thread context (allocates).
     _valid("extent_print", ex)
     print("extent `%s' (0x%x - 0x%x), flags = 0x%x" % (ex.name, ex.start, ex.end, ex.flags))
     for rs, re, o in extent_regions(ex):

@@ -84,6 +84,7 @@ def _default_mode():
 
 def setup(n=1, m=None):
     """Configure for a board with n CPUs; m is MODE_* or None for the default."""
+    # => thread context (allocates), at start-up, before any allocator is shared; n >= 1, m a MODE_* or None.
     global mode, ncpu, _machine, _mem32, _get_ident
     if m is None:
         m = _default_mode()
@@ -126,6 +127,7 @@ _on_setup = []
 
 def cpu_attach(c):
     """MODE_THREAD: the calling thread runs as CPU c from now on (allocates)."""
+    # => thread context (allocates) (MODE_THREAD); 0 <= c < ncpu, no other thread attached as c.
     if not 0 <= c < ncpu:
         raise ValueError("intr.cpu_attach: cpu %d not in 0..%d" % (c, ncpu - 1))
     if mode == MODE_THREAD:
@@ -133,6 +135,7 @@ def cpu_attach(c):
 
 
 def cpu_detach():
+    # => thread context; the calling thread attached (cpu_attach).
     if mode == MODE_THREAD:
         _cpu_of.pop(_thread.get_ident(), None)
 
@@ -140,11 +143,12 @@ def cpu_detach():
 # A thread that never called cpu_attach (MODE_THREAD) is no CPU: its first
 # critical section (splhigh: every allocator's slow path, pool_cache's hit
 # through pool_cache._cl[_NOCPU]) raises this rather than share CPU 0's mask
-# with CPU 0's own thread (issue 16). Preallocated: the heap may be locked.
+# with CPU 0's own thread. Preallocated: the heap may be locked.
 E_NOCPU = RuntimeError("intr: this thread has no CPU: call intr.cpu_attach(c) in it before it allocates")
 
 
 def curcpu():
+    # => any context.
     if mode == MODE_THREAD:
         c = _cpu_of.get(_get_ident(), _NOCPU) & 0xFF
         if c == _NOCPU:
@@ -156,6 +160,7 @@ def curcpu():
 
 
 def cpu_intr_p():
+    # => any context.
     if mode == MODE_THREAD:
         return _cpu_of.get(_get_ident(), _NOCPU) >= _ISR
     return _hard_depth[0] > 0
@@ -167,6 +172,7 @@ _hard_depth = [0]
 
 
 def splhigh():
+    # => any context; returns the token for splx.
     if mode == MODE_THREAD:
         c = _cpu_of.get(_get_ident(), _NOCPU)
         if c >= _ISR:
@@ -185,6 +191,7 @@ def splhigh():
 
 
 def splx(s):
+    # => any context; s: the token of the matching splhigh, released in reverse order.
     if mode == MODE_THREAD:
         if s:
             c = _cpu_of.get(_get_ident(), _NOCPU)
@@ -209,6 +216,7 @@ def splx(s):
 
 def mutex_init():
     """A spin mutex (IPL_HIGH). None where the interrupt mask already excludes."""
+    # => thread context (allocates).
     if mode == MODE_THREAD:
         return _thread.allocate_lock()
     return None
@@ -216,6 +224,7 @@ def mutex_init():
 
 def mutex_enter(m):
     """Block interrupts on this CPU, then take m. Returns the token for mutex_exit."""
+    # => any context; m not held by this CPU (spin mutexes do not nest on the same lock).
     s = splhigh()
     if m is not None:
         m.acquire()
@@ -223,6 +232,7 @@ def mutex_enter(m):
 
 
 def mutex_exit(m, s):
+    # => any context; m held by this CPU, s: mutex_enter's token.
     if m is not None:
         m.release()
     splx(s)
@@ -244,6 +254,7 @@ def run_hard(handler, arg, c=0):
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
     """
+    # => thread context (it emulates the interrupt); 0 <= c < ncpu; handler must not allocate.
     if mode == MODE_THREAD:
         me = _get_ident()
         _mask[c].acquire()
@@ -279,6 +290,7 @@ def irq_source(handler, arg, c=0, count=1000, seed=1, maxgap=64):
     [fired, done, error]; poll state[1]. The thread is attached to CPU c before
     this returns (so _cpu_of is not changed while others run).
     """
+    # => thread context (allocates) (MODE_THREAD); 0 <= c < ncpu; handler must not allocate.
     if mode != MODE_THREAD:
         raise ValueError("intr.irq_source: needs MODE_THREAD")
     st = [0, False, None]

@@ -12,6 +12,10 @@
 # every allocation is one kmem block of KM_HDR + chunk bytes; the header records
 # the type and the chunk, so kfree needs no size and can tell a wrong type, a
 # double free and a foreign pointer apart.
+# Representation: the header (KM_HDR bytes before the address: u16 type id,
+# u16 magic _MAGIC_BUSY/_MAGIC_FREE, u32 chunk bytes); _types[id] the type.
+# Invariants: see malloc_type (ks_memuse, ks_inuse per type). Locking: one
+# spin mutex (_lock) over every type's counters; kmem takes its own.
 #
 # DragonFly semantics kept:
 #   * sizes are rounded to DragonFly's slab chunks (8-byte steps below 128, then

@@ -4,43 +4,43 @@
 #   kmem_free(p, size)                   # the same size
 #   kmem_intr_alloc / kmem_intr_zalloc / kmem_intr_free from interrupt handlers
 #
-# What the caller gets: an address (int) of at least `size` bytes, 8-aligned;
-# reach the bytes with mem.buf(p, size) (allocates) or mem.ram[p - mem.base + i]
-# from a handler. Sizes up to 1024 come from the caches kmem-00008 ..
-# kmem-01024 (NetBSD's classes 8, 16, .., 64, 80, .., 128, 160, .., 256, 320,
-# .., 512, 768, 1024; uniform random 1..1024 byte requests waste 12.7 %);
-# larger ones are whole pages of uvm_km's kernel_map.
+# The caller gets an int address of at least `size` bytes, 8-aligned (bytes:
+# mem.buf(p, size), or mem.ram[p - mem.base + i] from a handler). Sizes up to
+# 1024 come from the pool caches kmem-00008 .. kmem-01024 (NetBSD's classes);
+# larger ones are whole pages of uvm_km's kernel_map (UVM_KMF_WIRED).
 #
-# kmem_alloc/zalloc/free refuse interrupt context (use kmem_intr_*). KM_SLEEP
-# never returns None: where nothing can be freed it raises MemoryError.
-# kmem_free checks what it can without debug mode: an address that is no item
-# of the size's class (another class, an address inside an item, never
-# allocated, or an item already back in its pool) is a ValueError naming the
-# address and both sizes; a small item freed with a large size is refused too
-# (uvm_km records pool pages apart from large allocations). The same class with
-# another size, and a double free of an item still in a magazine, are only
-# caught in debug mode.
+# Representation: _tab[(size - 1) >> 3] is the class index of a small size;
+# _caches[i] its pool_cache (None until first use), _dcaches[i] the debug
+# one; _large counts the page allocations. Nothing else is kept: an item's
+# class is found again from the size kmem_free is given.
+# Invariants: an item is out of exactly one class cache (the class of the
+# size it was asked with, or its debug class); a debug item ends in a trailer
+# [redzone 0xFE .. ][2-byte magic][2-byte size], magic 0xC0DE while live and
+# 0xDEAD (item poisoned with 0xDB) once freed.
+# Locking: kmem holds no lock of its own; the class caches and uvm_km take
+# theirs. kmem_alloc/zalloc/free refuse interrupt context (kmem_intr_*).
 #
-# Interrupts: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
+# Failure and misuse: KM_NOSLEEP returns None; KM_SLEEP never does (where
+# nothing can be freed it raises MemoryError). kmem_free refuses an address
+# that is no item of the size's class (another class, inside an item, never
+# allocated, already back in its pool) naming the address and both sizes, and
+# a small item freed with a large size (uvm_km records pool pages apart). The
+# same class with another size, and a double free of an item still in a
+# magazine, are only caught in debug mode.
+#
+# Hot path: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
 # allocate nothing from the heap in steady state (a magazine hit, or a pool
-# item when the class has pages), with debug mode on or off. A class cache is
-# made on its first use (allocates); call kmem_init(True) at start-up if a
-# handler may be first. Misuse seen with the heap locked raises a preallocated
-# ValueError (E_FREE, E_UAF) with the address in kmem_lasterr[0].
+# item when the class has pages), debug mode on or off; a class cache is made
+# on first use (allocates: kmem_init(True) at start-up if a handler may be
+# first). Misuse with the heap locked raises preallocated E_FREE / E_UAF, the
+# address in kmem_lasterr[0].
 #
-# Debug mode (kmem_debug(True), off by default; mpalloc.debug.on() switches it,
-# and kmem_reset() keeps what mpalloc.debug says): allocations up to 1024 bytes
-# made from then on come from separate caches kmem-dbg-NNNNN (the class of
-# size + 6, or the debug-only class 1360 for 1019..1024 bytes), each item laid
-# out as
-#     [size user bytes][redzone 0xFE .. ][2-byte magic][2-byte size]
-# The magic says live (0xC0DE) or free (0xDEAD). kmem_free checks the magic
-# (double free), the stored size (size check) and the redzone (overflow), then
-# poisons the item with 0xDB; the next allocation of that item checks the
-# poison (use after free). Every report names the size class and the address.
-# Items allocated before debug mode was switched on are freed without checks;
-# debug items stay checked after it is switched off. Large allocations have
-# no redzone.
+# Debug mode (kmem_debug(True); mpalloc.debug.on(); kmem_reset() keeps what
+# mpalloc.debug says): allocations up to 1024 bytes come from kmem-dbg-NNNNN
+# (the class of size + 6, or 1360 for 1019..1024 bytes); kmem_free checks
+# magic (double free), size and redzone (overflow) and poisons; the next
+# allocation of the item checks the poison (use after free). Items allocated
+# before it was switched on are freed unchecked; debug items stay checked.
 from mpalloc.compat import const, fail
 
 
@@ -79,6 +79,8 @@ E_ARG = ValueError("kmem_alloc: size must be > 0 (and <= 2**40) and flags exactl
 E_TYPE = TypeError("kmem_alloc: size and kmflags must be ints")
 E_FREE_TYPE = TypeError("kmem_free: address and size must be ints")
 _SIZE_LIMIT = const(1 << 40)
+_NOT_ITEM = const(-1)  # pool._item_index's codes (pool's consts of the same names)
+_ALREADY_FREE = const(-2)
 
 _tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index
 # Class index -> pool_cache (None until first use). _dcaches: the debug caches,
@@ -120,6 +122,7 @@ def _cache(i, dbg):
 def kmem_init(all_classes=False):
     """Set up the class table; with all_classes make every class cache now
     (and every debug cache too while debug mode is on)."""
+    # => thread context (allocates), at start-up (before handlers allocate).
     _init("kmem_init")
     if all_classes:
         for i in range(_NCL):
@@ -132,6 +135,7 @@ def kmem_init(all_classes=False):
 def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
     Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
+    # => thread context (allocates); no kmem allocation out that will still be freed.
     for pc in _caches + _dcaches:
         if pc is None:
             continue
@@ -149,6 +153,7 @@ def kmem_reset():
 
 def kmem_debug(on):
     """Switch debug mode (redzones, size check, poisoning, double free) on or off."""
+    # => thread context; allocations made before keep their mode.
     if on and not _dcaches:
         for i in range(_NCL + 1):
             _dcaches.append(None)
@@ -156,18 +161,23 @@ def kmem_debug(on):
 
 
 def kmem_alloc(size, kmflags):
+    # => thread context (interrupt: ValueError E_INTR, use kmem_intr_alloc). 0 < size <= 2**40;
+    # => kmflags KM_SLEEP or KM_NOSLEEP. failure: None (KM_NOSLEEP); KM_SLEEP: MemoryError.
     if intr.cpu_intr_p():
         raise E_INTR
     return kmem_intr_alloc(size, kmflags)
 
 
 def kmem_zalloc(size, kmflags):
+    # => as kmem_alloc; the bytes are zero.
     if intr.cpu_intr_p():
         raise E_INTR
     return kmem_intr_zalloc(size, kmflags)
 
 
 def kmem_free(p, size):
+    # => thread context (interrupt: ValueError E_FREE_INTR, use kmem_intr_free); p, size: an
+    # => allocation and the size it was asked with. Misuse: ValueError naming address and sizes.
     if intr.cpu_intr_p():
         raise E_FREE_INTR
     kmem_intr_free(p, size)
@@ -175,6 +185,8 @@ def kmem_free(p, size):
 
 def kmem_intr_alloc(size, kmflags):
     """size bytes (uninitialised) or None (KM_NOSLEEP)."""
+    # => any context (size <= 1024, KM_NOSLEEP: no heap in steady state); kmem_alloc's
+    # => arguments. failure: None (KM_NOSLEEP).
     f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
     if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
         raise E_ARG
@@ -191,6 +203,7 @@ def kmem_intr_alloc(size, kmflags):
 
 
 def kmem_intr_zalloc(size, kmflags):
+    # => as kmem_intr_alloc; the bytes are zero.
     p = kmem_intr_alloc(size, kmflags)
     if p is not None:
         _fill(p, 0, size, 0)
@@ -221,18 +234,20 @@ def _large_alloc(size, kmflags):
 
 
 def _owns(pc, p):
-    # pool._bit's code for p in class cache pc's pool: >= 0 when p is an item
-    # handed out (in use or in a magazine); -1 no item (another class, inside
-    # an item, never allocated), -2 already back in the pool, -3 not an int.
+    # pool._item_index's code for p in class cache pc's pool: >= 0 when p is an item
+    # handed out (in use or in a magazine); < 0 (pool's _NOT_ITEM: another
+    # class, inside an item, never allocated; _ALREADY_FREE: back in the
+    # pool; _NOT_INT) otherwise.
     pc = pc[_PCMETA].pp
     s = intr.mutex_enter(pc.lock)
-    p = _pool._bit(pc, p)
+    p = _pool._item_index(pc, p)
     intr.mutex_exit(pc.lock, s)
     return p
 
 
 def kmem_intr_free(p, size):
     """Free p, allocated with this size."""
+    # => any context; as kmem_free (heap locked: preallocated E_FREE, kmem_lasterr).
     # Hot path (frame within 11 words, see pool_cache_get): a small size
     # outside debug mode; everything else in _free_other.
     if p is None:
@@ -325,9 +340,9 @@ def _free_msg(p, size, e):
     if own is None:
         return "kmem_free: 0x%x is not from size class %s (size %d): never allocated, or a large allocation" % (
             p, cl, size)
-    if code == -2:
+    if code == _ALREADY_FREE:
         return "kmem_free: 0x%x already free (double free) in %s; freed with size %d" % (p, own, size)
-    if code == -1:
+    if code == _NOT_ITEM:
         return "kmem_free: 0x%x is inside an item of %s, not its start (size %d, class %s)" % (p, own, size, cl)
     return "kmem_free: 0x%x is not from size class %s (size %d): it is an item of %s" % (p, cl, size, own)
 
@@ -404,7 +419,7 @@ def _dbg_free(p, size):
     if pc is None:
         return False
     i = _owns(pc, p)
-    if i == -2:
+    if i == _ALREADY_FREE:
         _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d): already back in its pool",
                  p, pc[_PCMETA].pp.reqsize)
     if i < 0:
@@ -448,6 +463,7 @@ def _dbg_size_err(p, n, size, c):
 
 
 def kmem_roundup_size(size):
+    # => any context; size an int.
     if not isinstance(size, int):
         raise TypeError("kmem_roundup_size: size must be an int, not %s" % type(size).__name__)
     return (size + 7) & -8
@@ -455,6 +471,7 @@ def kmem_roundup_size(size):
 
 def kmem_class(size):
     """The class size that serves a request of size bytes (0: from uvm_km)."""
+    # => any context; size an int.
     if not isinstance(size, int):
         raise TypeError("kmem_class: size must be an int, not %s" % type(size).__name__)
     if size <= 0:
@@ -466,6 +483,7 @@ def kmem_class(size):
 
 
 def kmem_stats():
+    # => thread context (allocates).
     cl = []
     for pc in _caches + _dcaches:
         if pc is None:

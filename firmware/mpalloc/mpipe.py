@@ -13,6 +13,9 @@
 # while the array is full is deconstructed (deconstruct(buf, priv)) and kfree'd.
 # The mpipe argument of mpipe_init is the out-parameter: pass None (or a
 # malloc_pipe to reinitialise after mpipe_done); the pipeline is returned.
+# Representation and invariants: malloc_pipe (slot states _st, addresses
+# _bufs, the free slots _free). Locking: mp_lock, a spin mutex per pipeline;
+# kmalloc, construct and deconstruct are called with it released.
 #
 # Interrupts: while fewer than nnom buffers are out, mpipe_alloc_nowait and
 # mpipe_free of those buffers allocate nothing from the MicroPython heap (the

@@ -1,4 +1,4 @@
-# native: which implementation of the hot paths runs (issue 20).
+# native: which implementation of the hot paths runs.
 #
 #   native.off()   bytecode hit paths from now on (before board.init(), or
 #                  any time: the pairs are rebound at once)

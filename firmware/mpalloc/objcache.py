@@ -33,6 +33,8 @@
 # depot) without allocating from the MicroPython heap, as DragonFly allows them in
 # interrupt context. The back end (alloc/free, ctor/dtor) may allocate; under the
 # heap lock a miss that cannot be served returns None.
+# Representation: oc.pc, the pool_cache; oc's counters (unallocated, nalloc,
+# nfree) under oc.lock, a spin mutex; the magazines under pool_cache's locks.
 # Misuse: M_ZERO, bad flags, use after objcache_destroy raise preallocated
 # exceptions. Like DragonFly and pool_cache, a double or foreign put is not
 # detected by default; objcache_debug(True) tracks outstanding objects (costs a

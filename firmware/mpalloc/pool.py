@@ -28,14 +28,17 @@
 # ValueError (E_PUT_INTR); the offending address is in pool_lasterr[0] and the
 # pool in pool_lasterr[1]. Elsewhere misuse raises ValueError("pool_put: ...").
 #
-# Metadata per item: one 'H' (next free item in its page) and one bit (item
-# out / free, catches double and foreign puts) = 2.125 bytes, < 1 word.
-# Per page slot: its address (a list word), 13 bytes of arrays and one entry
-# in the page lookup dict; item 0's address is computed, not kept. Slots grow
-# by a quarter. make bench (G9): 2.6 B per item and ~40 B per 256-byte page
-# on the 64-bit unix port, so ~0.95 words per item at 8 items a page; a page
-# of 2 items costs far more than a word per item (NetBSD keeps such headers
-# in the page itself; this pool keeps all its metadata off the managed RAM).
+# Representation: page slot sl (arrays indexed by slot): pg_addr, pg_nused,
+# pg_free (first free item of the page, _END: none), pg_next/pg_prev (links
+# of the page's list: hd[_EMPTY/_PARTIAL/_FULL]), pg_state, pg_idle; item i of
+# slot sl is pool-wide index b = sl * ipp + i: inext[b] chains the page's
+# free items, bit b of bmap is set iff the item is out. pg_of maps
+# address // pagesz to the slot. Item 0's address is computed, not kept.
+# Invariants (pool_chk): a page's out bits count pg_nused; its free chain
+# holds the other items once each; pg_state and the list it is on match
+# pg_nused (0: empty, ipp: full); nget - nput == nout.
+# Locking: one intr spin mutex per pool (pp.lock), taken inside get/put;
+# palloc is called with it released. Metadata cost: docs/DESIGN-NOTES.md.
 from array import array
 
 
@@ -64,6 +67,18 @@ _FULL = const(2)
 _UNUSED = const(3)  # page slot holds no page
 _NOLIMIT = const(0x3FFFFFFF)
 _WAIT_MS = const(2000)  # PR_WAITOK at the hard limit waits at most this long
+_NOT_ITEM = const(-1)  # _item_index: the address is no item of the pool
+_ALREADY_FREE = const(-2)  # _item_index: an item, but free
+_NOT_INT = const(-3)  # _item_index: not an int
+# What a debug check found broken (_chk_page, _dbg_get; _dbg_fail's messages)
+_BAD_NUSED = const(1)  # items marked out in the bitmap != the page's count
+_BAD_FREE_OUT = const(2)  # a free item marked out, or a chain off the page
+_BAD_LOOP = const(3)  # the free chain loops
+_BAD_TOTAL = const(4)  # items out + free items != items per page
+_BAD_LIST = const(5)  # the page is on the wrong list
+_BAD_LOOKUP = const(6)  # page lookup, or nget - nput != nout
+_BAD_HANDED_OUT = const(9)  # pool_get handed out an item it does not count as out
+_BAD_POISON = const(16)  # + n: byte n of an item written after pool_put
 
 pool_list = []
 # Misuse found where no message can be built: [address, pool]
@@ -89,6 +104,7 @@ _kmem_allocators = {}
 
 def pool_allocator_kmem(itemsize):
     """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
+    # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
     from mpalloc import uvm_km
 
     if not isinstance(itemsize, int) or itemsize <= 0:
@@ -167,6 +183,8 @@ def _err(pre, fmt, a, b):
 
 def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
+    # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
+    # => bad arguments: TypeError/ValueError.
     for v in (size, align, align_offset, flags, ipl):
         if not isinstance(v, int):
             raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
@@ -393,6 +411,9 @@ def _page_remove(pp, sl):
 
 def pool_get(pp, flags):
     """An item's address, or None (PR_NOWAIT / PR_LIMITFAIL) when none can be had."""
+    # => any context with PR_NOWAIT (an IPL_NONE pool: thread context only); PR_WAITOK:
+    # => thread context. The pool lock not held. flags: PR_WAITOK or PR_NOWAIT (| PR_LIMITFAIL, PR_ZERO).
+    # => failure: None (PR_NOWAIT, PR_LIMITFAIL); misuse: ValueError (heap locked: preallocated).
     # Hot path. Every function on it keeps arguments + locals + value stack
     # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
     # taken from the heap (and freed) at every call. Rare work is in _get_more.
@@ -547,11 +568,13 @@ def _slot_of(pp, a):
 
 def pool_put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
+    # => any context; the pool lock not held. a: an item pool_get handed out and not yet put.
+    # => foreign, misaligned or free item: ValueError (heap locked: E_PUT_INTR, pool_lasterr).
     # Hot path: frames within 11 words (see pool_get).
-    if a is None:  # (another non-int: _bit's -3, under the lock, released before the error)
-        _put_err(pp, a, -3)
+    if a is None:  # (another non-int: _item_index's _NOT_INT, under the lock, released before the error)
+        _put_err(pp, a, _NOT_INT)
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b < 0:
         intr.mutex_exit(pp.lock, s)
         _put_err(pp, a, b)
@@ -561,38 +584,39 @@ def pool_put(pp, a):
         pp.palloc.pa_free(pp, b)
 
 
-def _bit(pp, a):
+def _item_index(pp, a):
     # Lock held. The pool-wide index (slot * ipp + item) of item a, which is
-    # out; -1: a is no item of pp, -2: an item already free, -3: not an int.
+    # out; _NOT_ITEM: a is no item of pp, _ALREADY_FREE: an item already
+    # free, _NOT_INT: not an int.
     if not isinstance(a, int):
-        return -3
+        return _NOT_INT
     sl = _slot_of(pp, a)
     if sl < 0:
-        return -1
+        return _NOT_ITEM
     a -= _item0(pp, pp.pg_addr[sl])
     if a < 0 or a >= pp.ipp * pp.size or a % pp.size:
-        return -1
+        return _NOT_ITEM
     sl = sl * pp.ipp + a // pp.size
     if not (pp.bmap[sl >> 3] >> (sl & 7)) & 1:
-        return -2
+        return _ALREADY_FREE
     return sl
 
 
 def _out(pp, a):
-    # _bit's verdict on a, taken under the pool lock (no change made)
+    # _item_index's verdict on a, taken under the pool lock (no change made)
     s = intr.mutex_enter(pp.lock)
     try:
-        return _bit(pp, a)
+        return _item_index(pp, a)
     finally:
         intr.mutex_exit(pp.lock, s)
 
 
 def _put_err(pp, a, e):
-    # pool_put misuse (_bit's code e): raise, preallocated where the heap is locked.
+    # pool_put misuse (_item_index's code e): raise, preallocated where the heap is locked.
     pool_lasterr[1] = pp
-    if e == -3:
+    if e == _NOT_INT:
         _err(E_PUT_INTR, "pool_put: %r is not an item of pool '%s'", a, pp.name)
-    if e == -2:
+    if e == _ALREADY_FREE:
         _err(E_PUT_INTR, "pool_put: 0x%x already free (double put) in pool '%s'", a, pp.name)
     _err(E_PUT_INTR, "pool_put: 0x%x is not an item of pool '%s'", a, pp.name)
 
@@ -628,6 +652,7 @@ def _shrink(pp, sl):
 
 def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
+    # => thread context; no item out, no pool_cache on the pool (else ValueError).
     _tchk("pool_destroy", pp)
     if pp.nout:
         raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
@@ -646,6 +671,7 @@ def pool_destroy(pp):
 
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
+    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
     _tchk("pool_prime", pp)
     _count("pool_prime", n)
     ipp = pp.ipp
@@ -659,6 +685,7 @@ def pool_prime(pp, n):
 
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    # => thread context (allocates); n >= 0.
     _tchk("pool_setlowat", pp)
     _count("pool_setlowat", n)
     pp.minitems = n
@@ -669,6 +696,7 @@ def pool_setlowat(pp, n):
 
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    # => thread context; n >= 0.
     _tchk("pool_sethiwat", pp)
     _count("pool_sethiwat", n)
     pp.maxitems = n
@@ -677,6 +705,7 @@ def pool_sethiwat(pp, n):
 
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
     """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
     _tchk("pool_sethardlimit", pp)
     _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
     if limit < 0:
@@ -709,6 +738,7 @@ def _count(fn, n):
 
 
 def pool_set_drain_hook(pp, fn, arg):
+    # => thread context; fn callable; one hook per pool (a second: ValueError).
     _tchk("pool_set_drain_hook", pp)
     _call_chk("pool_set_drain_hook", fn)
     if pp.drain is not None:
@@ -719,6 +749,7 @@ def pool_set_drain_hook(pp, fn, arg):
 
 def pool_reclaim(pp):
     """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    # => thread context (ValueError from an interrupt); the pool lock not held.
     _tchk("pool_reclaim", pp)
     if intr.cpu_intr_p():
         raise ValueError("pool_reclaim: not from interrupt context")
@@ -772,6 +803,7 @@ E_DEBUG = AssertionError("pool: debug check failed with the heap locked (address
 
 def pool_debug(on):
     """Switch pool's debug checks (page invariants, poisoning) on or off."""
+    # => thread context; no pool_get/pool_put under way.
     global pool_get, pool_put
     if on and _mem[0] is None:
         from mpalloc import mem
@@ -792,11 +824,11 @@ def _dbg_get(pp, flags):
     if a is None:
         return None
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b >= 0:
         b = _chk_page(pp, b // pp.ipp)
     else:
-        b = 9  # handed out, yet not marked out
+        b = _BAD_HANDED_OUT  # handed out, yet not marked out
     intr.mutex_exit(pp.lock, s)
     if b:
         _dbg_fail(pp, a, b)
@@ -810,7 +842,7 @@ def _dbg_put(pp, a):
     # pool_put in debug mode: checks, poison, then the plain put (which
     # reports misuse as usual). The item is poisoned while still ours.
     s = intr.mutex_enter(pp.lock)
-    b = _bit(pp, a)
+    b = _item_index(pp, a)
     if b >= 0:
         b = _chk_page(pp, b // pp.ipp)
         intr.mutex_exit(pp.lock, s)
@@ -823,26 +855,26 @@ def _dbg_put(pp, a):
 
 
 def _chk_page(pp, sl):
-    # Lock held. 0 if page sl keeps its invariants, else what broke (1..6).
+    # Lock held. 0 if page sl keeps its invariants, else what broke (_BAD_*).
     b = sl * pp.ipp
     n = _chk_bits(pp, b)
     if n != pp.pg_nused[sl]:
-        return 1
+        return _BAD_NUSED
     i = pp.pg_free[sl]
     while i != _END:
         if i >= pp.ipp or (pp.bmap[(b + i) >> 3] >> ((b + i) & 7)) & 1:
-            return 2  # a free item marked out, or a chain off the page
+            return _BAD_FREE_OUT
         n += 1
         if n > pp.ipp:
-            return 3  # the free chain loops
+            return _BAD_LOOP
         i = pp.inext[b + i]
     if n != pp.ipp:
-        return 4  # items out + free items != items per page
+        return _BAD_TOTAL
     n = pp.pg_nused[sl]
     if pp.pg_state[sl] != (_EMPTY if n == 0 else (_FULL if n == pp.ipp else _PARTIAL)):
-        return 5
+        return _BAD_LIST
     if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.nget - pp.nput != pp.nout:
-        return 6
+        return _BAD_LOOKUP
     return 0
 
 
@@ -880,7 +912,7 @@ def _unpoison(pp, a):
     if r[o] == _POISON and r[o + 1] == _POISON and r[o + 2] == _POISON and r[o + 3] == _POISON:
         o = _poison_bad(r, o, pp.size)
         if o >= 0:
-            _dbg_fail(pp, a, o + 16)
+            _dbg_fail(pp, a, o + _BAD_POISON)
 
 
 def _poison_bad(r, o, n):
@@ -892,14 +924,14 @@ def _poison_bad(r, o, n):
 
 
 def _dbg_fail(pp, a, e):
-    # A debug check failed (e: _chk_page's code, 9: a bad item handed out,
-    # 16 + n: byte n written after pool_put).
+    # A debug check failed (e: _BAD_NUSED .. _BAD_LOOKUP from _chk_page,
+    # _BAD_HANDED_OUT, _BAD_POISON + n: byte n written after pool_put).
     pool_lasterr[0] = a
     pool_lasterr[1] = pp
     try:
-        if e >= 16:
-            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - 16)
-        elif e == 9:
+        if e >= _BAD_POISON:
+            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - _BAD_POISON)
+        elif e == _BAD_HANDED_OUT:
             m = "pool_get: pool '%s' handed out 0x%x, which it does not count as out" % (pp.name, a)
         else:
             m = "pool_chk: pool '%s', page of 0x%x: invariant %d broken (%s)" % (
@@ -916,22 +948,26 @@ _pool_put = pool_put
 
 
 def pool_nget(pp):
+    # => any context.
     _tchk("pool_nget", pp)
     return pp.nget
 
 
 def pool_nput(pp):
+    # => any context.
     _tchk("pool_nput", pp)
     return pp.nput
 
 
 def pool_paddr(pp, a):
     """The physical (DMA) address of item a: the address itself (see the header)."""
+    # => any context; a an item of pp.
     _tchk("pool_paddr", pp)
     return a
 
 
 def pool_stats(pp):
+    # => thread context (allocates).
     _tchk("pool_stats", pp)
     return {
         "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
@@ -945,6 +981,7 @@ def pool_stats(pp):
 
 
 def pool_pages(pp):
+    # => thread context (allocates).
     _tchk("pool_pages", pp)
     r = []
     for sl in range(pp.nslots):
@@ -956,6 +993,7 @@ def pool_pages(pp):
 
 def pool_chk(pp):
     """Check every invariant written next to the data; raises AssertionError."""
+    # => thread context; the pool lock not held. A broken invariant: AssertionError.
     _tchk("pool_chk", pp)
     ipp = pp.ipp
     npages = nidle = nout = 0

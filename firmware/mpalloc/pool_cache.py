@@ -14,7 +14,8 @@
 # pc[_META] a _Meta with the rest (previous magazines, depot full/empty lists,
 # the pool). A magazine is a list
 #     [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits]
-# (fields from the end: _FT room, _N0, _CAP, _GH; objects at mag[1 .. n]).
+# (objects at mag[1 .. n]; the fields from the end are at offsets _MAG_ROOM,
+# _MAG_N0, _MAG_CAP, _MAG_GETHITS).
 #
 # Invariants: 0 <= n <= cap; room is _room(cap), room[n] == 1 iff n < cap;
 # spare holds no live reference after a put; a magazine is in exactly one
@@ -65,10 +66,14 @@ E_TYPE = TypeError("pool_cache: an argument of the wrong type with the heap lock
 # get hit takes, as an int without a jump (a bool in arithmetic takes
 # MicroPython's slow path; a list subscript is cheaper than a bytes one).
 _POS = [0] + [1] * 128
-_FT = const(-4)  # magazine fields, from the end (see the header)
-_N0 = const(-3)
-_CAP = const(-2)
-_GH = const(-1)
+_MAG_ROOM = const(-4)  # magazine fields, from the end (see the header)
+_MAG_N0 = const(-3)
+_MAG_CAP = const(-2)
+_MAG_GETHITS = const(-1)
+_DBG_GET_FOREIGN = const(1)  # debug checks' findings (_dbg_fail's messages)
+_DBG_GET_CACHED = const(2)
+_DBG_PUT_FOREIGN = const(3)
+_DBG_PUT_CACHED = const(4)
 _rooms = {}  # cap -> its room table: [1] * cap + [0], shared by the magazines of that size
 
 
@@ -137,6 +142,8 @@ class _Meta:
 
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
     """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
+    # => thread context (allocates); pool_init's arguments; ctor, dtor callable or None.
+    # => bad arguments: TypeError/ValueError.
     if not isinstance(flags, int):
         raise TypeError("pool_cache_init: flags must be an int, not %s" % type(flags).__name__)
     if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
@@ -213,7 +220,7 @@ def _get_up(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     if n:
         return c
@@ -228,7 +235,7 @@ def _put_up(pc, o):
     mag = pc[0]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     if c:
         return
@@ -248,7 +255,7 @@ def _get_thr(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     m.release()
     if n:
@@ -267,7 +274,7 @@ def _put_thr(pc, o):
     mag = pc[c]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     m.release()
     if c:
@@ -285,7 +292,7 @@ def _get_irq(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     _en(m)
     if n:
@@ -301,7 +308,7 @@ def _put_irq(pc, o):
     mag = pc[0]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     _en(m)
     if c:
@@ -319,7 +326,7 @@ def _get_sio(pc, flags):
     n = mag[0]
     c = _POS[n]
     mag[0] = n - c
-    mag[_GH] += c
+    mag[_MAG_GETHITS] += c
     c = mag[n]
     _en(m)
     if n:
@@ -335,7 +342,7 @@ def _put_sio(pc, o):
     mag = pc[_mem32[_SIO_CPUID]]
     n = mag[0]
     mag[n + 1] = o
-    c = mag[_FT][n]
+    c = mag[_MAG_ROOM][n]
     mag[0] = n + c
     _en(m)
     if c:
@@ -382,11 +389,11 @@ pool_cache_put = _put_up
 
 def _fold(d, c, mag):
     # Magazine leaves CPU c: its hit counts go to c's totals (see the header).
-    g = mag[_GH]
+    g = mag[_MAG_GETHITS]
     d.ghits[c] += g
-    d.phits[c] += g + mag[0] - mag[_N0]
-    mag[_GH] = 0
-    mag[_N0] = mag[0]
+    d.phits[c] += g + mag[0] - mag[_MAG_N0]
+    mag[_MAG_GETHITS] = 0
+    mag[_MAG_N0] = mag[0]
 
 
 def _depot_enter(d):
@@ -421,7 +428,7 @@ def _get_slow(pc, flags):
         f = mag[0]
         if f:
             mag[0] = f - 1
-            mag[_GH] += 1
+            mag[_MAG_GETHITS] += 1
             f = mag[f]
             _cpu_exit(c, s)
             return f
@@ -435,7 +442,7 @@ def _get_swap(pc, c):
     # it is full, else trade with the depot. False: no full magazine anywhere.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[_CAP] and prev[0] == prev[_CAP]:
+    if prev[_MAG_CAP] and prev[0] == prev[_MAG_CAP]:
         d.prev[c] = pc[c]  # previous is full: swap (no depot access)
         pc[c] = prev
         return True
@@ -451,7 +458,7 @@ def _get_swap(pc, c):
     d.full[i] = None
     d.nfull = i
     d.dgets += 1
-    if prev[_CAP]:
+    if prev[_MAG_CAP]:
         _fold(d, c, prev)
         d.empty[d.nempty] = prev
         d.nempty += 1
@@ -493,11 +500,11 @@ def _mag_new(d):
     # d.want asks the next depot access outside it to make a spare one).
     try:
         mag = [0] * (d.magsize + 6)
-        mag[_FT] = _room(d.magsize)
+        mag[_MAG_ROOM] = _room(d.magsize)
     except MemoryError:
         d.want = 1
         return None
-    mag[_CAP] = d.magsize
+    mag[_MAG_CAP] = d.magsize
     _depot_enter(d)
     ok = _depot_grow(d)
     _depot_exit(d)
@@ -547,11 +554,11 @@ def _put_slow(pc, o):
     c = _cpu()
     s = _cpu_enter(c)
     mag = pc[c]  # the hit found it full and left o in its spare slot:
-    mag[mag[_CAP] + 1] = 0  # drop that reference (objcache objects may be any object)
+    mag[mag[_MAG_CAP] + 1] = 0  # drop that reference (objcache objects may be any object)
     while True:
         mag = pc[c]
         n = mag[0]
-        if n < mag[_CAP]:
+        if n < mag[_MAG_CAP]:
             n += 1
             mag[n] = o
             mag[0] = n
@@ -572,7 +579,7 @@ def _put_swap(pc, c):
     # it is empty, else trade with the depot. False: no empty magazine to be had.
     d = pc[_META]
     prev = d.prev[c]
-    if prev[_CAP] and prev[0] == 0:
+    if prev[_MAG_CAP] and prev[0] == 0:
         d.prev[c] = pc[c]  # previous is empty: swap
         pc[c] = prev
         return True
@@ -591,7 +598,7 @@ def _put_swap(pc, c):
             return False
     elif d.want:
         _mag_reserve(d)
-    if not prev[_CAP]:
+    if not prev[_MAG_CAP]:
         d.prev[c] = e  # previous is the dummy: the empty magazine becomes previous
         return True
     _fold(d, c, prev)
@@ -628,6 +635,7 @@ _debug = [False]
 
 def pool_cache_debug(on):
     """Switch pool_cache's debug checks (foreign, double and duplicate objects) on or off."""
+    # => thread context; no pool_cache_get/put under way (it rebinds them).
     _debug[0] = bool(on)
     _bind()
 
@@ -635,6 +643,13 @@ def pool_cache_debug(on):
 def _bind():
     # pool_cache_get / pool_cache_put: the hit pair of the current mode, or
     # the debug pair in front of it (_pc_get / _pc_put: the plain pair).
+    # pool_cache_get(pc, flags):
+    # => any context with PR_NOWAIT (a handler finds a magazine only after
+    #    pool_cache_prime); PR_WAITOK: thread context. No lock of pc held.
+    # => failure: None; bad flags: ValueError E_FLAGS.
+    # pool_cache_put(pc, o):
+    # => any context; o an object pool_cache_get(pc) handed out, not yet put.
+    # => None: ValueError E_NULL; debug mode: foreign or double put ValueError.
     global pool_cache_get, pool_cache_put, _pc_get, _pc_put
     if _thr:
         _pc_get, _pc_put = _get_thr, _put_thr
@@ -644,7 +659,7 @@ def _bind():
         _pc_get, _pc_put = _get_sio, _put_sio
     else:
         _pc_get, _pc_put = _get_irq, _put_irq
-    _native_bind()  # issue 20 hook: the native pair of the mode where the runtime has one
+    _native_bind()  # the native pair of the mode where the runtime has one
     pool_cache_get = _dbg_get if _debug[0] else _pc_get
     pool_cache_put = _dbg_put if _debug[0] else _pc_put
 
@@ -653,26 +668,26 @@ def _dbg_get(pc, flags):
     o = _pc_get(pc, flags)
     if o is not None and pc[_META].pget is _pool.pool_get:
         if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, 1)
+            _dbg_fail(pc, o, _DBG_GET_FOREIGN)
         if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, 2)
+            _dbg_fail(pc, o, _DBG_GET_CACHED)
     return o
 
 
 def _dbg_put(pc, o):
     if o is not None and pc[_META].pget is _pool.pool_get:
         if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, 3)
+            _dbg_fail(pc, o, _DBG_PUT_FOREIGN)
         if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, 4)
+            _dbg_fail(pc, o, _DBG_PUT_CACHED)
     _pc_put(pc, o)
 
 
 def _dbg_pool(pc, o):
-    # pool._bit's code for o in the cache's pool (>= 0: handed out by it).
+    # pool._item_index's code for o in the cache's pool (>= 0: handed out by it).
     pc = pc[_META].pp
     s = intr.mutex_enter(pc.lock)
-    o = _pool._bit(pc, o)
+    o = _pool._item_index(pc, o)
     intr.mutex_exit(pc.lock, s)
     return o
 
@@ -707,12 +722,12 @@ def _dbg_fail(pc, o, e):
     pool_cache_lasterr[1] = pc
     try:
         n = pc[_META].name
-        if e == 1:
+        if e == _DBG_GET_FOREIGN:
             m = "pool_cache_get: cache '%s' handed out 0x%x, which its pool does not count as out" % (n, o)
-        elif e == 2:
+        elif e == _DBG_GET_CACHED:
             m = "pool_cache_get: cache '%s' handed out 0x%x, which is still in a magazine (an earlier double put)" % (
                 n, o)
-        elif e == 3:
+        elif e == _DBG_PUT_FOREIGN:
             m = "pool_cache_put: %r is not an object of cache '%s' (foreign, inside an item, or already free)" % (
                 o, n)
         else:
@@ -722,7 +737,7 @@ def _dbg_fail(pc, o, e):
     raise ValueError(m)
 
 
-# -- issue 20 hook: native hit paths (pool_cache_native.py) ----------------
+# -- native hit paths (pool_cache_native.py) ------------------------------
 # _native[0]: 1 = use them where the runtime compiles viper code (the
 # default), 0 = bytecode (mpalloc.native.off()). _nat: the loaded module,
 # None before the first try, False where it cannot load (CPython, no native
@@ -771,6 +786,7 @@ def native_path():
     """'native' if the hit pair bound now is pool_cache_native's, else 'bytecode'
     (the native functions have the bytecode ones' names: tests that name the
     mode's pair hold on both paths)."""
+    # => any context.
     return "native" if _nat and _pc_get in (_nat._get_up, _nat._get_thr, _nat._get_irq, _nat._get_sio) else "bytecode"
 
 
@@ -792,6 +808,7 @@ _pool._debug_hooks.append(_repoint)
 
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
+    # => thread context (allocates) (a tuple); pool_cache_get's flags. failure: None.
     _cchk("pool_cache_get_paddr", pc)
     o = pool_cache_get(pc, flags)
     if o is None:
@@ -800,12 +817,14 @@ def pool_cache_get_paddr(pc, flags):
 
 
 def pool_cache_put_paddr(pc, o, pa):
+    # => as pool_cache_put; pa is ignored (the physical address is the address).
     _cchk("pool_cache_put_paddr", pc)
     pool_cache_put(pc, o)
 
 
 def pool_cache_destruct_object(pc, o):
     """Destruct o and give it straight back to the pool."""
+    # => thread context (runs the destructor); o an object of the cache, out.
     _cchk("pool_cache_destruct_object", pc)
     d = pc[_META]
     if d.pget is _pool.pool_get and _pool._out(d.pp, o) < 0:  # before the destructor sees it
@@ -841,6 +860,7 @@ def _cpu_exit(c, s):
 
 def pool_cache_invalidate(pc):
     """Destruct every cached object: per-CPU magazines and the depot's full ones."""
+    # => thread context; no lock of the cache held.
     _cchk("pool_cache_invalidate", pc)
     if intr.cpu_intr_p():
         raise ValueError("pool_cache_invalidate: not from interrupt context")
@@ -849,13 +869,13 @@ def pool_cache_invalidate(pc):
     for c in range(MAXCPU):
         s = _cpu_enter(c)
         for mag in (pc[c], d.prev[c]):
-            if not mag[_CAP]:
+            if not mag[_MAG_CAP]:
                 continue
             _fold(d, c, mag)
             for i in range(1, mag[0] + 1):
                 objs.append(mag[i])
             mag[0] = 0
-            mag[_N0] = 0
+            mag[_MAG_N0] = 0
             _depot_enter(d)
             d.empty[d.nempty] = mag
             d.nempty += 1
@@ -872,7 +892,7 @@ def pool_cache_invalidate(pc):
         for j in range(1, mag[0] + 1):
             objs.append(mag[j])
         mag[0] = 0
-        mag[_N0] = 0
+        mag[_MAG_N0] = 0
         d.empty[d.nempty] = mag
         d.nempty += 1
     _depot_exit(d)
@@ -889,6 +909,7 @@ def pool_cache_invalidate(pc):
 
 def pool_cache_destroy(pc):
     """Invalidate, then destroy the pool (objects still out are an error)."""
+    # => thread context; no object out (else ValueError).
     _cchk("pool_cache_destroy", pc)
     pool_cache_invalidate(pc)
     d = pc[_META]
@@ -903,18 +924,21 @@ def pool_cache_destroy(pc):
 
 
 def pool_cache_setlowat(pc, n):
+    # => as pool_setlowat.
     _cchk("pool_cache_setlowat", pc)
     _pool._count("pool_cache_setlowat", n)
     _pool.pool_setlowat(pc[_META].pp, n)
 
 
 def pool_cache_sethiwat(pc, n):
+    # => as pool_sethiwat.
     _cchk("pool_cache_sethiwat", pc)
     _pool._count("pool_cache_sethiwat", n)
     _pool.pool_sethiwat(pc[_META].pp, n)
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
+    # => as pool_sethardlimit.
     _cchk("pool_cache_sethardlimit", pc)
     _pool._limit_chk("pool_cache_sethardlimit", limit, warnmess, ratecap)
     _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
@@ -923,6 +947,7 @@ def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
 def pool_cache_prime(pc, n):
     """Pages for n objects, and empty magazines in the depot for every CPU, so
     that interrupt handlers (which cannot make a magazine) find caches ready."""
+    # => thread context (allocates); n >= 0. Call before handlers use the cache.
     _cchk("pool_cache_prime", pc)
     _pool._count("pool_cache_prime", n)
     d = pc[_META]
@@ -931,11 +956,13 @@ def pool_cache_prime(pc, n):
 
 
 def pool_cache_reclaim(pc):
+    # => as pool_reclaim.
     _cchk("pool_cache_reclaim", pc)
     return _pool.pool_reclaim(pc[_META].pp)
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
+    # => as pool_set_drain_hook.
     _cchk("pool_cache_set_drain_hook", pc)
     _pool._call_chk("pool_cache_set_drain_hook", fn)
     _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
@@ -943,29 +970,33 @@ def pool_cache_set_drain_hook(pc, fn, arg):
 
 def pool_cache_pool(pc):
     """The pool under the cache."""
+    # => any context.
     _cchk("pool_cache_pool", pc)
     return pc[_META].pp
 
 
 def pool_cache_nget(pc):
+    # => any context.
     _cchk("pool_cache_nget", pc)
     return _pool.pool_nget(pc[_META].pp)
 
 
 def pool_cache_nput(pc):
+    # => any context.
     _cchk("pool_cache_nput", pc)
     return _pool.pool_nput(pc[_META].pp)
 
 
 def pool_cache_stats(pc):
+    # => thread context (allocates).
     _cchk("pool_cache_stats", pc)
     d = pc[_META]
     cpus = []
     for c in range(intr.ncpu):
         a = pc[c]
         b = d.prev[c]
-        gh = d.ghits[c] + a[_GH] + b[_GH]
-        ph = d.phits[c] + a[_GH] + a[0] - a[_N0] + b[_GH] + b[0] - b[_N0]
+        gh = d.ghits[c] + a[_MAG_GETHITS] + b[_MAG_GETHITS]
+        ph = d.phits[c] + a[_MAG_GETHITS] + a[0] - a[_MAG_N0] + b[_MAG_GETHITS] + b[0] - b[_MAG_N0]
         cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
                      "nget": gh + d.gmiss[c] - d.gfail[c], "nput": ph + d.pmiss[c],
                      "nfail": d.gfail[c]})
@@ -979,6 +1010,7 @@ def pool_cache_stats(pc):
 
 def pool_cache_cached(pc):
     """Number of objects sitting in magazines (CPUs and depot)."""
+    # => any context; counts without locks: a snapshot while other CPUs run.
     _cchk("pool_cache_cached", pc)
     d = pc[_META]
     n = 0

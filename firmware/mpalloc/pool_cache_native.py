@@ -1,4 +1,4 @@
-# pool_cache_native: pool_cache's hit paths as @micropython.viper code (issue 20).
+# pool_cache_native: pool_cache's hit paths as @micropython.viper code.
 #
 # Same representation, invariants and locking as pool_cache.py (its header):
 # a magazine is the list [n, obj_1 .. obj_cap, spare, room, n0, cap, gethits];
@@ -14,7 +14,7 @@
 # Differences from the bytecode hit, none visible from outside:
 #   get: tests n before touching the magazine (the bytecode one computes
 #        c = _POS[n] without a jump for the soft-interrupt argument below);
-#   put: compares n with cap (mag[-2]) instead of reading the room table, and
+#   put: compares n with cap (mag[_MAG_CAP]) instead of reading the room table, and
 #        writes o only when it fits (the bytecode one writes the spare slot
 #        first; _put_slow clears that slot either way).
 #
@@ -37,6 +37,10 @@
 # Nothing here allocates: small ints only (mag counts < 2**30), no boxing of
 # anything larger, no tuples; a get returns the object the list holds.
 import micropython
+from micropython import const
+
+_MAG_CAP = const(-2)  # pool_cache's magazine fields, from the end (its header)
+_MAG_GETHITS = const(-1)
 
 # bound by bind() from pool_cache (its values for the current mode)
 _cl = None
@@ -77,7 +81,7 @@ def _get_up(pc, flags):
     n = int(mag[0])
     if n:
         mag[0] = n - 1
-        mag[-1] = int(mag[-1]) + 1
+        mag[_MAG_GETHITS] = int(mag[_MAG_GETHITS]) + 1
         return mag[n]
     return _get_slow(pc, flags)
 
@@ -88,7 +92,7 @@ def _put_up(pc, o):
         return _put_odd(pc, o)
     mag = pc[0]
     n = int(mag[0])
-    if n < int(mag[-2]):
+    if n < int(mag[_MAG_CAP]):
         n += 1
         mag[n] = o
         mag[0] = n
@@ -110,7 +114,7 @@ def _get_thr(pc, flags):
     n = int(mag[0])
     if n:
         mag[0] = n - 1
-        mag[-1] = int(mag[-1]) + 1
+        mag[_MAG_GETHITS] = int(mag[_MAG_GETHITS]) + 1
         o = mag[n]
         m.release()
         return o
@@ -128,7 +132,7 @@ def _put_thr(pc, o):
     m.acquire()
     mag = pc[c]
     n = int(mag[0])
-    if n < int(mag[-2]):
+    if n < int(mag[_MAG_CAP]):
         n += 1
         mag[n] = o
         mag[0] = n
@@ -149,7 +153,7 @@ def _get_irq(pc, flags):
     n = int(mag[0])
     if n:
         mag[0] = n - 1
-        mag[-1] = int(mag[-1]) + 1
+        mag[_MAG_GETHITS] = int(mag[_MAG_GETHITS]) + 1
         o = mag[n]
         _en(s)
         return o
@@ -164,7 +168,7 @@ def _put_irq(pc, o):
     s = _dis()
     mag = pc[0]
     n = int(mag[0])
-    if n < int(mag[-2]):
+    if n < int(mag[_MAG_CAP]):
         n += 1
         mag[n] = o
         mag[0] = n
@@ -185,7 +189,7 @@ def _get_sio(pc, flags):
     n = int(mag[0])
     if n:
         mag[0] = n - 1
-        mag[-1] = int(mag[-1]) + 1
+        mag[_MAG_GETHITS] = int(mag[_MAG_GETHITS]) + 1
         o = mag[n]
         _en(s)
         return o
@@ -200,7 +204,7 @@ def _put_sio(pc, o):
     s = _dis()
     mag = pc[ptr32(0xD0000000)[0]]
     n = int(mag[0])
-    if n < int(mag[-2]):
+    if n < int(mag[_MAG_CAP]):
         n += 1
         mag[n] = o
         mag[0] = n

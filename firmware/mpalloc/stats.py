@@ -132,7 +132,7 @@ def _begin(gc_free, gc_alloc, t0):
 
 
 def _hot_path():
-    # issue 20: "native" or "bytecode", the pool_cache hit pair bound now; None
+    # "native" or "bytecode", the pool_cache hit pair bound now; None
     # where pool_cache is not imported (or predates the switch)
     m = _mod("pool_cache")
     f = getattr(m, "native_path", None) if m is not None else None

@@ -7,42 +7,40 @@
 #
 # kernel_map is a vmem arena (quantum PAGE_SIZE) over [base, base + size); a
 # submap is a vmem arena over a range carved out of its parent. Addresses are
-# ints; uvm_km_buf(addr, size) gives the bytes (a memoryview through
-# mpalloc.mem, the same on boards and on the virtual board).
+# ints; uvm_km_buf(addr, size) gives the bytes through mpalloc.mem.
+# Types on a board without an MMU (virtual address = physical):
+#   UVM_KMF_WIRED     SRAM usable at once; UVM_KMF_ZERO zeroes it first.
+#   UVM_KMF_PAGEABLE  demand-zero: the range is reserved and its pages marked
+#                     untouched; the first uvm_km_buf() over a page zeroes it
+#                     (mem.ram or DMA before that shows old data). Nothing is
+#                     paged out: the reservation is SRAM, as WIRED.
+#   UVM_KMF_VAONLY    the address range only, never zeroed.
+#   UVM_KMF_EXEC      from an executable region of the profile (ESP32 IRAM).
+# Map flags: VM_MAP_PAGEABLE (may hand out PAGEABLE memory; kernel_map has
+# it), VM_MAP_INTRSAFE (handlers may allocate; kernel_map has it),
+# VM_MAP_TOPDOWN (highest addresses first).
 #
-# What the types mean on a board without an MMU (virtual address = physical):
-#   UVM_KMF_WIRED     the pages are SRAM, usable at once; with UVM_KMF_ZERO
-#                     they are zeroed before uvm_km_alloc returns.
-#   UVM_KMF_PAGEABLE  demand-zero: uvm_km_alloc only reserves the range and
-#                     marks its pages untouched; the first uvm_km_buf() that
-#                     covers an untouched page zeroes it. Reading the bytes by
-#                     any other way (mem.ram, DMA) before that shows old data.
-#                     Nothing is ever paged out and no RAM is saved: the
-#                     reservation is SRAM just like WIRED.
-#   UVM_KMF_VAONLY    the address range only: never zeroed; the caller owns it.
-#   UVM_KMF_EXEC      from an executable region the board profile names (ESP32
-#                     IRAM); an error where the board has none.
-# Map flags (uvm_km_suballoc): VM_MAP_PAGEABLE lets the map hand out
-# UVM_KMF_PAGEABLE memory (kernel_map has it; a submap without it refuses, as
-# NetBSD's uvm_km_alloc does); VM_MAP_INTRSAFE lets interrupt handlers allocate
-# from it (kernel_map has it); VM_MAP_TOPDOWN takes the highest addresses first.
-# Failure returns 0 (as uvm_km_alloc's vaddr_t 0). Without UVM_KMF_WAITVA a
-# shortage of space fails at once; with it (and neither NOWAIT nor CANFAIL)
-# the call waits while another CPU thread may free space (virtual board) and
-# raises MemoryError where nobody can (one CPU: it would wait forever).
-# UVM_KMF_TRYLOCK fails instead of waiting for the map lock.
+# Representation: per map a record (_maps[id(map)]): its vmem arena, range,
+# flags, lock, rec and untouched. rec[page] = (npages << 5) | pool | type at
+# the first page of every allocation (array('i'), one word per page,
+# preallocated); untouched[page] = 1 for a PAGEABLE page not yet zeroed.
+# Invariants: rec's non-zero entries are exactly the starts of the map's live
+# allocations, each covering npages busy pages of its arena; _bytes counts
+# the live bytes of each type. _RPOOL marks a pool(9) page (UVM_KMF_POOLPAGE):
+# uvm_km_free without the flag refuses it, so kmem_free(item, large size)
+# cannot give a page back under the pool's live items.
 #
-# Bookkeeping per map: rec[page] = (npages << 5) | pool | type at the first page
-# of every allocation (array('i'), one word per page, preallocated), so
-# uvm_km_free checks address, size and type without allocating: another size,
-# another type or an address uvm_km_alloc never returned is a ValueError.
-# pool (_RPOOL) marks a pool(9) page (UVM_KMF_POOLPAGE, mpalloc's own flag: the
-# default pool page allocator sets it): uvm_km_free of it without the flag is
-# refused, so kmem_free(item, large size) of a small item that happens to start
-# a pool page cannot give the page back under the pool's live items.
+# Locking: a map's spin lock at splhigh() around its arena and records;
+# UVM_KMF_TRYLOCK fails instead of waiting for it. A submap's lock is its own.
+# Failure returns 0 (as vaddr_t 0). Without UVM_KMF_WAITVA a shortage fails
+# at once; with it (and neither NOWAIT nor CANFAIL) the call waits while
+# another CPU thread may free (virtual board) and raises MemoryError where
+# nobody can. Misuse (another size or type, an address never returned) is a
+# ValueError. Hot path: uvm_km_alloc/free with NOWAIT on an INTRSAFE map
+# allocate nothing from the heap (pool pages come and go from handlers).
 from array import array
 
-from mpalloc.compat import const, fail
+from mpalloc.compat import const, fail, ticks_ms, ticks_diff
 
 
 import time
@@ -129,6 +127,8 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
     exec_regions: (base, size) pairs the board profile marks executable; those
     inside the window are carved out of kernel_map and form kernel_exec_map.
     """
+    # => thread context (allocates), at start-up or in tests: every map made before is forgotten.
+    # => page_size a power of two, base and size multiples of it.
     global PAGE_SIZE, kernel_map, kernel_exec_map
     if page_size <= 0 or page_size & (page_size - 1):
         raise ValueError("uvm_km_bootstrap: page size %d is not a power of two" % page_size)
@@ -233,6 +233,9 @@ def _unlock(mi, s):
 
 def uvm_km_alloc(map, size, align, flags):
     """Page-granular memory from map: an address, or 0 on failure."""
+    # => thread context; from an interrupt only a VM_MAP_INTRSAFE map with UVM_KMF_NOWAIT
+    # => (else ValueError). No map lock held by the caller. size > 0.
+    # => failure: 0 (UVM_KMF_WAITVA with nobody to free: MemoryError); misuse: ValueError.
     mi = _mi(map, "uvm_km_alloc")
     _ints("uvm_km_alloc", "size, align and flags", size, align, flags)
     t = flags & _TYPES
@@ -272,9 +275,8 @@ def uvm_km_alloc(map, size, align, flags):
         if intr.mode != intr.MODE_THREAD or intr.ncpu < 2 or intr.cpu_intr_p():
             raise MemoryError("uvm_km_alloc: map '%s': no %d bytes and UVM_KMF_WAITVA would wait forever (one CPU)" % (mi.name, sz))
         if t0 is None:
-            t0 = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
-        now = time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
-        if now - t0 > _WAIT_MS:
+            t0 = ticks_ms()
+        if ticks_diff(ticks_ms(), t0) > _WAIT_MS:
             raise MemoryError("uvm_km_alloc: map '%s': UVM_KMF_WAITVA waited %d ms for %d bytes" % (mi.name, _WAIT_MS, sz))
         time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
     try:
@@ -321,6 +323,8 @@ def _owner(map, addr, fn):
 
 def uvm_km_free(map, addr, size, flags):
     """Free what uvm_km_alloc(map, size, ..., flags) returned: same size and type."""
+    # => as uvm_km_alloc's context; addr, size, flags' type: what uvm_km_alloc took and returned.
+    # => anything else (other size, type, an address never returned): ValueError.
     _mi(map, "uvm_km_free")
     _ints("uvm_km_free", "addr, size and flags", size, addr, flags)
     mi = _owner(map, addr, "uvm_km_free")
@@ -402,6 +406,8 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     submap: the new map's name (or None); flags: VM_MAP_PAGEABLE / INTRSAFE / TOPDOWN.
     max is exclusive (min + size). Failure raises MemoryError (NetBSD panics).
     """
+    # => thread context (allocates); no map lock held. size a multiple of PAGE_SIZE.
+    # => failure: MemoryError (NetBSD panics); bad arguments: TypeError/ValueError.
     mi = _mi(map, "uvm_km_suballoc")
     _ints("uvm_km_suballoc", "size, min and flags", size, min, flags)
     if not (submap is None or isinstance(submap, str)):
@@ -437,6 +443,7 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
 
 def uvm_km_buf(addr, size):
     """The bytes at [addr, addr + size) as a memoryview; zeroes untouched PAGEABLE pages first."""
+    # => thread context (allocates) (a memoryview); addr, size ints inside mpalloc.mem's window.
     from mpalloc import mem
 
     if not isinstance(addr, int) or not isinstance(size, int):
@@ -471,6 +478,7 @@ E_DEBUG = AssertionError("uvm_km: page records broken (found with the heap locke
 
 def uvm_km_debug(on):
     """Switch the page-record checks after every alloc/free on or off."""
+    # => thread context.
     _debug[0] = bool(on)
 
 
@@ -515,6 +523,7 @@ def _chk_run(mi, p, e, pageable):
 
 
 def uvm_km_stats():
+    # => thread context (allocates).
     names = []
     for mi in _maps.values():
         if mi.parent is not None:
@@ -525,6 +534,7 @@ def uvm_km_stats():
 
 def uvm_km_allocations(map):
     """[(addr, size, type)] of map's live allocations (type: 'wired', 'pageable', 'vaonly', 'submap')."""
+    # => thread context (allocates); map a map of uvm_km's.
     mi = _mi(map, "uvm_km_allocations")
     r = []
     for p in range(len(mi.rec)):

@@ -17,19 +17,19 @@
 # M_WAITOK/M_NOWAIT, at most one of M_FIRSTFIT/M_BESTFIT/M_NEXTFIT.
 #
 # Representation: flat arrays, no per-segment object. Addresses are quanta
-# relative to the arena origin _org: q = (addr - _org) >> _qsh (small ints on
-# 32-bit ports). Boundary tag t indexes parallel arrays: _st/_sz start/size,
-# _sn/_sp segment list (circular through sentinel tag 0), _fn/_fp free-list
-# links (busy tags: _fn is the busy-hash chain; unused tags: the reserve
-# chain from _tf), _ty type (_T_SPAN, _T_SSPAN, _T_BUSY, _T_XBUSY, _T_QC,
-# _T_FREE + list). _fh[i] heads free list i, bit i of _fmap set iff non-empty.
-# _bk/_hm/_hb: busy hash buckets, mask, fold shift. Quantum caches (classes of
-# 1..16 quanta): stacks in _qcs/_qcn, per-quantum state in _qst.
+# from the arena origin: q = (addr - _origin) >> _qshift. Boundary tag t
+# indexes parallel arrays: _seg_start, _seg_size, _seg_next/_seg_prev (the
+# segment list, circular through sentinel tag 0), _free_next/_free_prev
+# (free-list links; busy tags: _free_next chains the busy hash; unused tags:
+# the spare chain from _spare_head), _seg_type (_T_SPAN .. _T_QC, _T_FREE +
+# list). _free_head[i] heads free list i, bit i of _free_map set iff it is
+# non-empty. Busy hash: heads in _hash_bucket, _hash_mask, _hash_shift.
+# Quantum caches (1..16 quanta): _qc_stack, _qc_top, _qc_state per quantum.
 #
 # Invariants: segments of a span tile it in address order after its marker;
 # no two FREE tags are neighbours; a free segment of n quanta on list i has
 # 2**i <= n < 2**(i+2); every busy tag is on exactly one hash chain;
-# _qst[q] != 0 iff a _T_QC tag starts at q, each parked item is on its
+# _qc_state[q] != 0 iff a _T_QC tag starts at q, each parked item is on its
 # class's stack once. Full statement: vmem_diag.check (vmem_check).
 #
 # Locking: one intr spin mutex per arena (skipped where it does nothing: _lk);
@@ -45,7 +45,7 @@
 # Design notes and measurements: docs/DESIGN-NOTES.md#vmem.
 import time
 
-from mpalloc.compat import const
+from mpalloc.compat import const, ticks_ms, ticks_diff
 
 
 from array import array
@@ -85,7 +85,7 @@ _MAXTAGS = const(65535)
 _QMIN = const(-0x3FFFFFFF)
 _QMAX = const(0x3FFFFFFF)
 _QLIM = const(0x1FFFFFFF)  # |quantum offsets| and span ends stay below this
-_NOQ = const(-0x40000000)  # _st[0]: no segment starts there
+_NOQ = const(-0x40000000)  # _seg_start[0]: no segment starts there
 _QCLASSES = const(16)
 _QCAP = const(31)  # items per quantum-cache class (stack slots 1..31 of 32)
 _QBATCH = const(16)
@@ -93,7 +93,7 @@ _NREL = const(8)
 _BN = const(0xA000)  # M_BESTFIT | M_NEXTFIT
 _NOWAIT_IF = const(0x1002)
 _XLIM = const(1 << 40)  # sizes, alignments beyond this are refused up front  # M_NOWAIT | M_FIRSTFIT
-_QS_CACHED = const(0x80)  # _qst: a parked quantum-cache item (1..16: handed out)
+_QS_CACHED = const(0x80)  # _qc_state: a parked quantum-cache item (1..16: handed out)
 
 # Quantum-cache window: at most this many quanta (= bytes of state) above
 # the arena's origin hold quantum-cache items (see the header).
@@ -177,13 +177,6 @@ def _flog2(n):
     return _L[n >> 24] + 24
 
 
-def _ticks():
-    try:
-        return time.ticks_ms()
-    except AttributeError:
-        return int(time.monotonic() * 1000)
-
-
 def _sleep1():
     try:
         time.sleep_ms(1)
@@ -208,24 +201,24 @@ class vmem:
         self.quantum = quantum
         self.qcache_max = qcache_max
         self.flags = flags
-        self._qsh = _flog2(quantum) if quantum < 0x40000000 else 30
-        self._qm = quantum - 1
+        self._qshift = _flog2(quantum) if quantum < 0x40000000 else 30
+        self._qmask = quantum - 1
         self._lock = intr.mutex_init()
-        self._org = 0  # address of quantum 0 (set by the first span)
-        self._ol = 0  # (_org >> _qsh) mod 2**29
+        self._origin = 0  # address of quantum 0 (set by the first span)
+        self._origin_q = 0  # (_origin >> _qshift) mod 2**29
         self._lo = None  # lowest span address (bytes)
         self._hi = None  # highest span address (inclusive, bytes)
         # boundary tags
         self._cap = 0
-        self._st = self._sz = self._sn = self._sp = self._fn = self._fp = None
-        self._ty = None
-        self._tf = 0
-        self._ntf = 0
-        self._bk = None
-        self._hm = 0
-        self._hb = 0
-        self._fh = _zeros("H", _NLISTS)
-        self._fmap = 0
+        self._seg_start = self._seg_size = self._seg_next = self._seg_prev = self._free_next = self._free_prev = None
+        self._seg_type = None
+        self._spare_head = 0
+        self._nspare = 0
+        self._hash_bucket = None
+        self._hash_mask = 0
+        self._hash_shift = 0
+        self._free_head = _zeros("H", _NLISTS)
+        self._free_map = 0
         # accounting (quanta)
         self._size = 0  # all spans
         self._inuse = 0  # busy segments (incl. quantum-cached items)
@@ -236,34 +229,34 @@ class vmem:
         self._xsteps = 0  # boundary-tag steps beyond the first of each operation
         self._maxsteps = 1  # worst steps of one operation
         self._ops = 0  # steps of the best-fit search under way
-        self._nfq = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
+        self._nextfit_cursor = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
         # import / reclaim / limit
         self._importfn = None
         self._releasefn = None
         self._arg = None
-        self._iq = quantum
+        self._import_quantum = quantum
         self._reclaimfn = None
         self._limit = 0
         self._rel = _zeros("i", 2 * _NREL)  # spans to release: (q, size) pairs
         self._nrel = 0
         # quantum caches (see the header for the stack layout)
-        self._qcmax = qcache_max >> self._qsh
-        self._qcs = _zeros("H", self._qcmax * 32) if self._qcmax else None
-        self._qcn = _zeros("H", self._qcmax + 1) if self._qcmax else None
+        self._qcmax = qcache_max >> self._qshift
+        self._qc_stack = _zeros("H", self._qcmax * 32) if self._qcmax else None
+        self._qc_top = _zeros("H", self._qcmax + 1) if self._qcmax else None
         for k in range(1, self._qcmax + 1):
-            self._qcn[k] = (k - 1) * 32
-        self._qst = bytearray(0)  # quantum-cache state per quantum of the window
-        self._qwn = 0  # window size in quanta (len(_qst))
+            self._qc_top[k] = (k - 1) * 32
+        self._qc_state = bytearray(0)  # quantum-cache state per quantum of the window
+        self._qc_nwindow = 0  # window size in quanta (len(_qc_state))
         self._qfills = 0
         self._qdrains = 0
         self._dead = False
         self._grow(32)
         # tag 0: the segment-list sentinel
-        self._tf = self._fn[0]
-        self._ntf -= 1
-        self._sn[0] = 0
-        self._sp[0] = 0
-        self._st[0] = _NOQ
+        self._spare_head = self._free_next[0]
+        self._nspare -= 1
+        self._seg_next[0] = 0
+        self._seg_prev[0] = 0
+        self._seg_start[0] = _NOQ
 
     def __repr__(self):
         return "<vmem %r>" % (self.name,)
@@ -280,13 +273,13 @@ class vmem:
         while hs < ncap // 2:
             hs <<= 1
         if old == 0:
-            self._st = _zeros("i", n)
-            self._sz = _zeros("i", n)
-            self._sn = _zeros("H", n)
-            self._sp = _zeros("H", n)
-            self._fn = _zeros("H", n)
-            self._fp = _zeros("H", n)
-            self._ty = bytearray(n)
+            self._seg_start = _zeros("i", n)
+            self._seg_size = _zeros("i", n)
+            self._seg_next = _zeros("H", n)
+            self._seg_prev = _zeros("H", n)
+            self._free_next = _zeros("H", n)
+            self._free_prev = _zeros("H", n)
+            self._seg_type = bytearray(n)
             bk = _zeros("H", hs)
         else:
             # build every new array before touching the arena: a MemoryError
@@ -299,26 +292,26 @@ class vmem:
             f = _zeros("H", n)
             g = bytearray(n)
             bk = _zeros("H", hs)
-            self._st.extend(a)
-            self._sz.extend(b)
-            self._sn.extend(c)
-            self._sp.extend(d)
-            self._fn.extend(e)
-            self._fp.extend(f)
-            self._ty.extend(g)
+            self._seg_start.extend(a)
+            self._seg_size.extend(b)
+            self._seg_next.extend(c)
+            self._seg_prev.extend(d)
+            self._free_next.extend(e)
+            self._free_prev.extend(f)
+            self._seg_type.extend(g)
         # chain the new tags into the reserve
-        fn = self._fn
+        fn = self._free_next
         for t in range(ncap - 1, old - 1, -1):
-            fn[t] = self._tf
-            self._tf = t
-        self._ntf += n
+            fn[t] = self._spare_head
+            self._spare_head = t
+        self._nspare += n
         self._cap = ncap
         # rehash the busy tags into the new buckets
-        self._bk = bk
-        self._hm = hm = hs - 1
-        self._hb = hb = _flog2(hs)
-        st = self._st
-        ty = self._ty
+        self._hash_bucket = bk
+        self._hash_mask = hm = hs - 1
+        self._hash_shift = hb = _flog2(hs)
+        st = self._seg_start
+        ty = self._seg_type
         for t in range(1, old):
             if _T_BUSY <= ty[t] <= _T_QC:
                 q = st[t]
@@ -334,51 +327,51 @@ def _bt_refill(vm, need):
         vm._grow(vm._cap * 2)
     except MemoryError:
         pass
-    return vm._ntf >= need
+    return vm._nspare >= need
 
 
 def _bt_get(vm):
-    t = vm._tf
-    vm._tf = vm._fn[t]
-    vm._ntf -= 1
+    t = vm._spare_head
+    vm._spare_head = vm._free_next[t]
+    vm._nspare -= 1
     return t
 
 
 def _bt_put(vm, t):
-    vm._ty[t] = 0
-    vm._fn[t] = vm._tf
-    vm._tf = t
-    vm._ntf += 1
+    vm._seg_type[t] = 0
+    vm._free_next[t] = vm._spare_head
+    vm._spare_head = t
+    vm._nspare += 1
 
 
 def _fl_insert(vm, t):
     # free tag t onto the head of list floor(log2(size)); its type records it
-    n = vm._sz[t]
+    n = vm._seg_size[t]
     i = _L[n] if n < 0x100 else (_L[n >> 8] + 8 if n < 0x10000 else _flog2(n))  # in-line _flog2(n)
-    vm._ty[t] = _T_FREE + i
-    n = vm._fh[i]
-    vm._fn[t] = n
-    vm._fp[t] = 0
+    vm._seg_type[t] = _T_FREE + i
+    n = vm._free_head[i]
+    vm._free_next[t] = n
+    vm._free_prev[t] = 0
     if n:
-        vm._fp[n] = t
-    vm._fh[i] = t
-    vm._fmap |= 1 << i
+        vm._free_prev[n] = t
+    vm._free_head[i] = t
+    vm._free_map |= 1 << i
 
 
 def _fl_remove(vm, t):
     # take free tag t off its list (its type still names the list)
-    p = vm._fp[t]
-    n = vm._fn[t]
+    p = vm._free_prev[t]
+    n = vm._free_next[t]
     if p:
-        vm._fn[p] = n
+        vm._free_next[p] = n
     else:
-        p = vm._ty[t] - _T_FREE
-        vm._fh[p] = n
+        p = vm._seg_type[t] - _T_FREE
+        vm._free_head[p] = n
         if not n:
-            vm._fmap &= ~(1 << p)
+            vm._free_map &= ~(1 << p)
         p = 0
     if n:
-        vm._fp[n] = p
+        vm._free_prev[n] = p
 
 
 def _fl_move(vm, t):
@@ -388,29 +381,29 @@ def _fl_move(vm, t):
 
 
 def _hash_insert(vm, t):
-    q = vm._st[t]
-    q = (q ^ (q >> vm._hb)) & vm._hm
-    vm._fn[t] = vm._bk[q]
-    vm._bk[q] = t
+    q = vm._seg_start[t]
+    q = (q ^ (q >> vm._hash_shift)) & vm._hash_mask
+    vm._free_next[t] = vm._hash_bucket[q]
+    vm._hash_bucket[q] = t
 
 
 def _hash_remove(vm, t):
     # take busy tag t off its chain
-    u = vm._st[t]
-    h = (u ^ (u >> vm._hb)) & vm._hm
-    u = vm._bk[h]
+    u = vm._seg_start[t]
+    h = (u ^ (u >> vm._hash_shift)) & vm._hash_mask
+    u = vm._hash_bucket[h]
     if u == t:
-        vm._bk[h] = vm._fn[t]
+        vm._hash_bucket[h] = vm._free_next[t]
         return
-    while vm._fn[u] != t:
-        u = vm._fn[u]
-    vm._fn[u] = vm._fn[t]
+    while vm._free_next[u] != t:
+        u = vm._free_next[u]
+    vm._free_next[u] = vm._free_next[t]
 
 
 def _hash_find(vm, q):
     # the busy tag starting at q, or 0
-    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
-    if vm._st[t] != q:
+    t = vm._hash_bucket[(q ^ (q >> vm._hash_shift)) & vm._hash_mask]
+    if vm._seg_start[t] != q:
         t = _hwalk(vm, t, q)
     return t
 
@@ -420,9 +413,9 @@ def _hwalk(vm, t, q):
     # the extra steps are counted
     n = 1
     while t:
-        t = vm._fn[t]
+        t = vm._free_next[t]
         n += 1
-        if vm._st[t] == q:
+        if vm._seg_start[t] == q:
             break
     vm._xsteps += n - 1
     if n > vm._maxsteps:
@@ -454,51 +447,52 @@ def _split(vm, t, qs):
     # Free tag t (on a list, bigger than qs): a new tag b (returned) takes its
     # first qs quanta; t keeps the tail and its free-list place unless its
     # list index drops. Lock held, a reserve tag available.
-    b = vm._tf
-    vm._tf = vm._fn[b]
-    vm._ntf -= 1
-    q = vm._st[t]
-    vm._st[b] = q
-    vm._sz[b] = qs
-    vm._st[t] = q + qs
-    q = vm._sp[t]
-    vm._sn[q] = b
-    vm._sp[b] = q
-    vm._sn[b] = t
-    vm._sp[t] = b
-    q = vm._sz[t] - qs
-    vm._sz[t] = q
-    qs = vm._ty[t] - _T_FREE
+    # In-line version of _bt_get(vm)
+    b = vm._spare_head
+    vm._spare_head = vm._free_next[b]
+    vm._nspare -= 1
+    q = vm._seg_start[t]
+    vm._seg_start[b] = q
+    vm._seg_size[b] = qs
+    vm._seg_start[t] = q + qs
+    q = vm._seg_prev[t]
+    vm._seg_next[q] = b
+    vm._seg_prev[b] = q
+    vm._seg_next[b] = t
+    vm._seg_prev[t] = b
+    q = vm._seg_size[t] - qs
+    vm._seg_size[t] = q
+    qs = vm._seg_type[t] - _T_FREE
     if not q >> qs:  # below its list's range: to the head of its list
-        if vm._fp[t]:
+        if vm._free_prev[t]:
             _fl_move(vm, t)
             return b
         # t heads list qs (instant fit's case): off it, onto the head of list q.
         # In-line version of _fl_remove(vm, t) + _fl_insert(vm, t) (t a list head)
-        c = vm._fn[t]
-        vm._fh[qs] = c
+        c = vm._free_next[t]
+        vm._free_head[qs] = c
         if c:
-            vm._fp[c] = 0
+            vm._free_prev[c] = 0
         else:
-            vm._fmap &= ~(1 << qs)
+            vm._free_map &= ~(1 << qs)
         q = _L[q] if q < 0x100 else (_L[q >> 8] + 8 if q < 0x10000 else _flog2(q))  # in-line _flog2(q)
-        vm._ty[t] = _T_FREE + q
-        c = vm._fh[q]
-        vm._fn[t] = c
+        vm._seg_type[t] = _T_FREE + q
+        c = vm._free_head[q]
+        vm._free_next[t] = c
         if c:
-            vm._fp[c] = t
-        vm._fh[q] = t
-        vm._fmap |= 1 << q
+            vm._free_prev[c] = t
+        vm._free_head[q] = t
+        vm._free_map |= 1 << q
     return b
 
 
 def _carve(vm, t, a, qs, btype):
     # Allocate [a, a+qs) out of free tag t (already off its free list).
     # Needs 2 reserve tags. Returns the busy tag (in the hash).
-    st = vm._st
-    sz = vm._sz
-    sn = vm._sn
-    sp = vm._sp
+    st = vm._seg_start
+    sz = vm._seg_size
+    sn = vm._seg_next
+    sp = vm._seg_prev
     s = st[t]
     if a > s:  # leading fragment stays free, as its own tag
         f = _bt_get(vm)
@@ -527,7 +521,7 @@ def _carve(vm, t, a, qs, btype):
         st[t] = a + qs
         sz[t] = n - qs
         _fl_insert(vm, t)
-    vm._ty[b] = btype
+    vm._seg_type[b] = btype
     _hash_insert(vm, b)
     vm._inuse += qs
     return b
@@ -537,27 +531,27 @@ def _free_tag(vm, t):
     # t (busy, already off the hash) becomes free and coalesces with its free
     # neighbours; a wholly free imported span is noted for release
     # (vm._rel, see _release_pending). Lock held.
-    vm._inuse -= vm._sz[t]
-    n = vm._sn[t]
-    if vm._ty[n] >= _T_FREE:  # t absorbs the next segment
+    vm._inuse -= vm._seg_size[t]
+    n = vm._seg_next[t]
+    if vm._seg_type[n] >= _T_FREE:  # t absorbs the next segment
         _fl_remove(vm, n)
-        vm._sz[t] += vm._sz[n]
-        p = vm._sn[n]
-        vm._sn[t] = p
-        vm._sp[p] = t
+        vm._seg_size[t] += vm._seg_size[n]
+        p = vm._seg_next[n]
+        vm._seg_next[t] = p
+        vm._seg_prev[p] = t
         _bt_put(vm, n)
-    p = vm._sp[t]
-    if vm._ty[p] >= _T_FREE:  # the previous segment absorbs t
-        vm._sz[p] += vm._sz[t]
-        n = vm._sn[t]
-        vm._sn[p] = n
-        vm._sp[n] = p
+    p = vm._seg_prev[t]
+    if vm._seg_type[p] >= _T_FREE:  # the previous segment absorbs t
+        vm._seg_size[p] += vm._seg_size[t]
+        n = vm._seg_next[t]
+        vm._seg_next[p] = n
+        vm._seg_prev[n] = p
         _bt_put(vm, t)
-        if vm._ty[vm._sp[p]] == _T_SPAN and _span_free(vm, p, True):
+        if vm._seg_type[vm._seg_prev[p]] == _T_SPAN and _span_free(vm, p, True):
             return
         _fl_move(vm, p)  # to the head of list floor(log2), as NetBSD
         return
-    if vm._ty[p] != _T_SPAN or not _span_free(vm, t, False):
+    if vm._seg_type[p] != _T_SPAN or not _span_free(vm, t, False):
         _fl_insert(vm, t)
 
 
@@ -565,19 +559,19 @@ def _span_free(vm, t, onlist):
     # Free tag t (on its free list if onlist): if it is a whole imported span,
     # take it off, unlink it and its marker, note the span for release and
     # return True.
-    p = vm._sp[t]
-    if vm._ty[p] != _T_SPAN or vm._sz[p] != vm._sz[t] or vm._releasefn is None or vm._nrel >= _NREL:
+    p = vm._seg_prev[t]
+    if vm._seg_type[p] != _T_SPAN or vm._seg_size[p] != vm._seg_size[t] or vm._releasefn is None or vm._nrel >= _NREL:
         return False
     if onlist:
         _fl_remove(vm, t)
     i = vm._nrel * 2
-    vm._rel[i] = vm._st[p]
-    vm._rel[i + 1] = vm._sz[p]
+    vm._rel[i] = vm._seg_start[p]
+    vm._rel[i + 1] = vm._seg_size[p]
     vm._nrel += 1
-    vm._size -= vm._sz[p]
-    i = vm._sn[t]
-    vm._sn[vm._sp[p]] = i
-    vm._sp[i] = vm._sp[p]
+    vm._size -= vm._seg_size[p]
+    i = vm._seg_next[t]
+    vm._seg_next[vm._seg_prev[p]] = i
+    vm._seg_prev[i] = vm._seg_prev[p]
     _bt_put(vm, t)
     _bt_put(vm, p)
     vm._nrelease += 1
@@ -587,72 +581,73 @@ def _span_free(vm, t, onlist):
 def _free_seg(vm, t, s):
     # vmem_free/vmem_xfree past validation, lock held (token s): busy tag t
     # leaves the hash and becomes free; drops the lock
-    n = vm._st[t]
-    p = (n ^ (n >> vm._hb)) & vm._hm
-    n = vm._bk[p]
+    # In-line version of _hash_remove(vm, t)
+    n = vm._seg_start[t]
+    p = (n ^ (n >> vm._hash_shift)) & vm._hash_mask
+    n = vm._hash_bucket[p]
     if n == t:
-        vm._bk[p] = vm._fn[t]
+        vm._hash_bucket[p] = vm._free_next[t]
     else:  # t is further down the chain (vmem_free walked it)
-        p = vm._fn[n]
+        p = vm._free_next[n]
         while p != t:
             n = p
-            p = vm._fn[n]
-        vm._fn[n] = vm._fn[t]
-    n = vm._sn[t]
-    p = vm._sp[t]
-    if vm._ty[p] >= _T_FREE and vm._ty[n] < _T_FREE:
+            p = vm._free_next[n]
+        vm._free_next[n] = vm._free_next[t]
+    n = vm._seg_next[t]
+    p = vm._seg_prev[t]
+    if vm._seg_type[p] >= _T_FREE and vm._seg_type[n] < _T_FREE:
         # common case (a ring of allocations freed oldest first): the free
         # previous neighbour p absorbs t; t goes to the reserve
-        k = vm._sz[t]
+        k = vm._seg_size[t]
         vm._inuse -= k
-        vm._sn[p] = n
-        vm._sp[n] = p
-        vm._ty[t] = 0
-        vm._fn[t] = vm._tf
-        vm._tf = t
-        vm._ntf += 1
-        k += vm._sz[p]
-        vm._sz[p] = k
-        if vm._ty[vm._sp[p]] != _T_SPAN or not _span_free(vm, p, True):
+        vm._seg_next[p] = n
+        vm._seg_prev[n] = p
+        vm._seg_type[t] = 0  # in-line version of _bt_put(vm, t)
+        vm._free_next[t] = vm._spare_head
+        vm._spare_head = t
+        vm._nspare += 1
+        k += vm._seg_size[p]
+        vm._seg_size[p] = k
+        if vm._seg_type[vm._seg_prev[p]] != _T_SPAN or not _span_free(vm, p, True):
             # p to the head of list floor(log2(k)), as NetBSD
             t = _L[k] if k < 0x100 else (_L[k >> 8] + 8 if k < 0x10000 else _flog2(k))  # in-line _flog2(k)
-            n = vm._ty[p] - _T_FREE
-            if vm._fp[p]:
+            n = vm._seg_type[p] - _T_FREE
+            if vm._free_prev[p]:
                 _fl_move(vm, p)
             elif n != t:  # p heads list n: off it, onto the head of list t
                 # In-line version of _fl_remove(vm, p) + _fl_insert(vm, p) (p a list head)
-                k = vm._fn[p]
-                vm._fh[n] = k
+                k = vm._free_next[p]
+                vm._free_head[n] = k
                 if k:
-                    vm._fp[k] = 0
+                    vm._free_prev[k] = 0
                 else:
-                    vm._fmap &= ~(1 << n)
-                vm._ty[p] = _T_FREE + t
-                k = vm._fh[t]
-                vm._fn[p] = k
+                    vm._free_map &= ~(1 << n)
+                vm._seg_type[p] = _T_FREE + t
+                k = vm._free_head[t]
+                vm._free_next[p] = k
                 if k:
-                    vm._fp[k] = p
-                vm._fh[t] = p
-                vm._fmap |= 1 << t
-    elif vm._ty[n] >= _T_FREE and _T_SPAN < vm._ty[p] < _T_FREE:
+                    vm._free_prev[k] = p
+                vm._free_head[t] = p
+                vm._free_map |= 1 << t
+    elif vm._seg_type[n] >= _T_FREE and _T_SPAN < vm._seg_type[p] < _T_FREE:
         # common case: the free next neighbour n absorbs t (keeping its
         # free-list place unless it outgrows its list); t goes to the reserve
-        k = vm._sz[t]
+        k = vm._seg_size[t]
         vm._inuse -= k
-        vm._st[n] = vm._st[t]
-        vm._sn[p] = n
-        vm._sp[n] = p
-        vm._ty[t] = 0
-        vm._fn[t] = vm._tf
-        vm._tf = t
-        vm._ntf += 1
-        k += vm._sz[n]
-        vm._sz[n] = k
+        vm._seg_start[n] = vm._seg_start[t]
+        vm._seg_next[p] = n
+        vm._seg_prev[n] = p
+        vm._seg_type[t] = 0  # in-line version of _bt_put(vm, t)
+        vm._free_next[t] = vm._spare_head
+        vm._spare_head = t
+        vm._nspare += 1
+        k += vm._seg_size[n]
+        vm._seg_size[n] = k
         _fl_move(vm, n)  # to the head of list floor(log2), as NetBSD
-    elif vm._ty[n] >= _T_FREE or vm._ty[p] >= _T_FREE or vm._ty[p] == _T_SPAN:
+    elif vm._seg_type[n] >= _T_FREE or vm._seg_type[p] >= _T_FREE or vm._seg_type[p] == _T_SPAN:
         _free_tag(vm, t)
     else:  # no free neighbour: t goes on its free list
-        vm._inuse -= vm._sz[t]
+        vm._inuse -= vm._seg_size[t]
         _fl_insert(vm, t)
     if _lk:
         _exit(vm._lock, s)
@@ -678,7 +673,7 @@ def _release_pending(vm):
             _exit(m, s)
         if not n:
             return
-        vm._releasefn(vm._arg, vm._org + (q << vm._qsh), sz << vm._qsh)
+        vm._releasefn(vm._arg, vm._origin + (q << vm._qshift), sz << vm._qshift)
 
 
 # ---------------------------------------------------------------- misuse
@@ -780,18 +775,18 @@ def _qc_fill(vm, qs):
     # (instant fit when the head it picks lies there, else a constrained
     # search), park all but the first, hand that one out. Its tag, or 0.
     nb = _QBATCH
-    if vm._ntf < nb + 2 and not _bt_refill(vm, nb + 2):
-        nb = vm._ntf - 2
+    if vm._nspare < nb + 2 and not _bt_refill(vm, nb + 2):
+        nb = vm._nspare - 2
         if nb < 1:
             return 0
     tot = qs * nb
-    w = len(vm._qst)
+    w = len(vm._qc_state)
     k = _flog2(tot - 1) + 1 if tot > 1 else 0
-    c = vm._fmap >> k
+    c = vm._free_map >> k
     b = 0
     if c:
-        b = vm._fh[k + _B37[(c & -c) % 37]]
-        a = vm._st[b]
+        b = vm._free_head[k + _B37[(c & -c) % 37]]
+        a = vm._seg_start[b]
         if 0 <= a and a + tot <= w:
             _fl_remove(vm, b)
             b = _carve(vm, b, a, tot, _T_QC)
@@ -803,14 +798,14 @@ def _qc_fill(vm, qs):
             return 0
     vm._qfills += 1
     # split b into nb items: b keeps the first, the others go to the stack
-    st = vm._st
-    sz = vm._sz
-    sn = vm._sn
-    sp = vm._sp
-    ty = vm._ty
-    qcs = vm._qcs
-    qst = vm._qst
-    top = vm._qcn[qs]
+    st = vm._seg_start
+    sz = vm._seg_size
+    sn = vm._seg_next
+    sp = vm._seg_prev
+    ty = vm._seg_type
+    qcs = vm._qc_stack
+    qst = vm._qc_state
+    top = vm._qc_top[qs]
     sz[b] = qs
     q = st[b]
     qst[q] = qs
@@ -829,7 +824,7 @@ def _qc_fill(vm, qs):
         top += 1  # (nb <= _QBATCH < _QCAP: the stack was empty)
         qcs[top] = q
         qst[q] = _QS_CACHED
-    vm._qcn[qs] = top
+    vm._qc_top[qs] = top
     sn[prev] = nxt
     sp[nxt] = prev
     return b
@@ -838,12 +833,12 @@ def _qc_fill(vm, qs):
 def _qc_drain(vm, qs, keep):
     # give cached items of class qs back to the arena until `keep` are left
     # (lock held; spans to release end up in vm._rel)
-    n = vm._qcn[qs]
+    n = vm._qc_top[qs]
     while n & 31 > keep:
-        q = vm._qcs[n]
+        q = vm._qc_stack[n]
         n -= 1
-        vm._qcn[qs] = n
-        vm._qst[q] = 0
+        vm._qc_top[qs] = n
+        vm._qc_state[q] = 0
         q = _hash_find(vm, q)
         _hash_remove(vm, q)
         _free_tag(vm, q)
@@ -855,7 +850,7 @@ def _qc_drain_all(vm):
     r = False
     k = 1
     while k <= vm._qcmax:
-        if vm._qcn[k] & 31:
+        if vm._qc_top[k] & 31:
             _qc_drain(vm, k, 0)
             r = True
         k += 1
@@ -864,19 +859,22 @@ def _qc_drain_all(vm):
 
 def vmem_alloc(vm, size, flags):
     """Allocate size bytes (rounded up to the quantum); the address or None."""
-    qs = (size + vm._qm) >> vm._qsh  # a non-int size or arena fails here, before the lock
+    # => any context with M_NOWAIT; M_WAITOK only in thread context. The arena lock not held.
+    # => size > 0; flags: one of M_WAITOK/M_NOWAIT, at most one of M_FIRSTFIT/M_BESTFIT/M_NEXTFIT.
+    # => failure: None (M_WAITOK: after wait_ms); misuse: ValueError/TypeError naming vmem_alloc.
+    qs = (size + vm._qmask) >> vm._qshift  # a non-int size or arena fails here, before the lock
     if qs <= 0 or (flags != M_NOWAIT and flags != _NOWAIT_IF):
         _chk_alloc(vm, size, flags)
     if qs > vm._qcmax:
-        return _ialloc(vm, qs, flags)
+        return _instant_fit_alloc(vm, qs, flags)
     # quantum cache: pop the top item of class qs; it is handed out
     s = _enter(vm._lock) if _lk else 0
-    n = vm._qcn[qs]
+    n = vm._qc_top[qs]
     if n & 31:
-        vm._qcn[qs] = n - 1
-        n = vm._qcs[n]
-        vm._qst[n] = qs
-        n = vm._org + (n << vm._qsh)
+        vm._qc_top[qs] = n - 1
+        n = vm._qc_stack[n]
+        vm._qc_state[n] = qs
+        n = vm._origin + (n << vm._qshift)
         if _thr:
             _rel(vm._lock)
         elif _lk:
@@ -889,19 +887,19 @@ def vmem_alloc(vm, size, flags):
 
 def _qc_miss(vm, qs, flags):
     s = _enter(vm._lock) if _lk else 0
-    t = vm._qcn[qs]
+    t = vm._qc_top[qs]
     if t & 31:  # refilled by another thread meanwhile
-        vm._qcn[qs] = t - 1
-        t = vm._qcs[t]
-        vm._qst[t] = qs
+        vm._qc_top[qs] = t - 1
+        t = vm._qc_stack[t]
+        vm._qc_state[t] = qs
     else:
         t = _qc_fill(vm, qs)
         if not t:
             if _lk:
                 _exit(vm._lock, s)
-            return _galloc(vm, qs, flags)  # the segment path (it imports / waits)
-        t = vm._st[t]
-    t = vm._org + (t << vm._qsh)
+            return _best_fit_alloc(vm, qs, flags)  # the segment path (it imports / waits)
+        t = vm._seg_start[t]
+    t = vm._origin + (t << vm._qshift)
     if _lk:
         _exit(vm._lock, s)
     if _debug[0]:
@@ -909,34 +907,35 @@ def _qc_miss(vm, qs, flags):
     return t
 
 
-def _ialloc(vm, qs, flags):
+def _instant_fit_alloc(vm, qs, flags):
     # vmem_alloc above the quantum caches: instant fit takes the head of the
     # first free list whose every member is big enough, from its front
     if flags & _BN or qs > _QLIM:
-        return _galloc(vm, qs, flags)
+        return _best_fit_alloc(vm, qs, flags)
     s = _enter(vm._lock) if _lk else 0
     j = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
-    c = vm._fmap >> j << j
-    if c and vm._ntf >= _BT_MINRESERVE:
+    c = vm._free_map >> j << j
+    if c and vm._nspare >= _BT_MINRESERVE:
         j = _B37[(c & -c) % 37]
-        t = vm._fh[j]
-        if vm._sz[t] != qs:
+        t = vm._free_head[j]
+        if vm._seg_size[t] != qs:
             t = _split(vm, t, qs)
         else:  # exact: t leaves the head of list j
             # In-line version of _fl_remove(vm, t) (t a list head)
-            c = vm._fn[t]
-            vm._fh[j] = c
+            c = vm._free_next[t]
+            vm._free_head[j] = c
             if c:
-                vm._fp[c] = 0
+                vm._free_prev[c] = 0
             else:
-                vm._fmap &= ~(1 << j)
-        vm._ty[t] = _T_BUSY
-        c = vm._st[t]
-        j = (c ^ (c >> vm._hb)) & vm._hm
-        vm._fn[t] = vm._bk[j]
-        vm._bk[j] = t
+                vm._free_map &= ~(1 << j)
+        vm._seg_type[t] = _T_BUSY
+        # In-line version of _hash_insert(vm, t)
+        c = vm._seg_start[t]
+        j = (c ^ (c >> vm._hash_shift)) & vm._hash_mask
+        vm._free_next[t] = vm._hash_bucket[j]
+        vm._hash_bucket[j] = t
         vm._inuse += qs
-        c = vm._org + (c << vm._qsh)
+        c = vm._origin + (c << vm._qshift)
         if _lk:
             _exit(vm._lock, s)
         if _debug[0]:
@@ -944,25 +943,25 @@ def _ialloc(vm, qs, flags):
         return c
     if _lk:
         _exit(vm._lock, s)
-    return _galloc(vm, qs, flags)
+    return _best_fit_alloc(vm, qs, flags)
 
 
-def _galloc(vm, qs, flags):
+def _best_fit_alloc(vm, qs, flags):
     # vmem_alloc past instant fit: best fit (also instant fit's fallback to
     # the lists that may hold a big-enough segment) in small frames; then the
     # general path (next fit, tag refill, import, reclaim, wait, failure)
     if not flags & M_NEXTFIT and qs <= _QLIM and not vm._dead:
         s = _enter(vm._lock) if _lk else 0
-        t = _bfit(vm, qs) if vm._ntf >= _BT_MINRESERVE else 0
+        t = _best_fit(vm, qs) if vm._nspare >= _BT_MINRESERVE else 0
         if t:
-            if vm._sz[t] != qs:
+            if vm._seg_size[t] != qs:
                 t = _split(vm, t, qs)
             else:
                 _fl_remove(vm, t)
-            vm._ty[t] = _T_BUSY
+            vm._seg_type[t] = _T_BUSY
             _hash_insert(vm, t)
             vm._inuse += qs
-            t = vm._org + (vm._st[t] << vm._qsh)
+            t = vm._origin + (vm._seg_start[t] << vm._qshift)
             if _lk:
                 _exit(vm._lock, s)
             if _debug[0]:
@@ -970,29 +969,29 @@ def _galloc(vm, qs, flags):
             return t
         if _lk:
             _exit(vm._lock, s)
-    return _xgen(vm, qs, flags)
+    return _general_alloc(vm, qs, flags)
 
 
-def _xgen(vm, qs, flags):
+def _general_alloc(vm, qs, flags):
     if qs > _QLIM:  # refused before any lock: no span is that big
-        _bad_alloc("vmem_alloc", vm, qs << vm._qsh, flags)
+        _bad_alloc("vmem_alloc", vm, qs << vm._qshift, flags)
     return _xalloc(vm, qs, 1, 0, 0, _QMIN, _QMAX, flags, _T_BUSY, "vmem_alloc")
 
 
-def _bfit(vm, qs):
+def _best_fit(vm, qs):
     # Best fit without constraints (lock held): the smallest free segment of
     # at least qs quanta, or 0. Lists below floor(log2(qs)) - 1 hold none big
     # enough; once list i has one, lists above i + 1 hold only bigger ones.
     i = _flog2(qs) - 1 if qs > 1 else 0
-    c = vm._fmap >> i
+    c = vm._free_map >> i
     vm._ops = 0
     b = 0
     while c:
         if c & 1:
-            b = _bscan(vm, vm._fh[i], qs, 0)
+            b = _best_fit_scan(vm, vm._free_head[i], qs, 0)
             if b:
                 if c & 2:
-                    b = _bscan(vm, vm._fh[i + 1], qs, b)
+                    b = _best_fit_scan(vm, vm._free_head[i + 1], qs, b)
                 break
         c >>= 1
         i += 1
@@ -1004,15 +1003,15 @@ def _bfit(vm, qs):
     return b
 
 
-def _bscan(vm, t, qs, b):
+def _best_fit_scan(vm, t, qs, b):
     # the smallest segment of at least qs quanta on the free list from t, or b
     # if b (or nothing there) is smaller; the visits counted in vm._ops
     n = 0
     while t:
         n += 1
-        if vm._sz[t] >= qs and (not b or vm._sz[t] < vm._sz[b]):
+        if vm._seg_size[t] >= qs and (not b or vm._seg_size[t] < vm._seg_size[b]):
             b = t
-        t = vm._fn[t]
+        t = vm._free_next[t]
     vm._ops += n
     return b
 
@@ -1022,6 +1021,8 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
     within one nocross-aligned block, minaddr <= a and a+size-1 <= maxaddr
     (maxaddr inclusive). align 0 = the quantum, nocross 0 = none. Never from
     the quantum cache. The address or None."""
+    # => as vmem_alloc; align, phase, nocross in 0..2**40 (align, nocross 0 or powers of two),
+    # => minaddr <= maxaddr. failure: None; misuse: ValueError naming vmem_xalloc.
     fname = "vmem_xalloc"
     if vm.__class__ is not vmem or size.__class__ is not int or flags.__class__ is not int:
         _bad_alloc(fname, vm, size, flags)
@@ -1030,8 +1031,8 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
         _bad_alloc(fname, vm, size, flags)
     _chk_xargs(align, phase, nocross, minaddr, maxaddr)
     Q = vm.quantum
-    qm = vm._qm
-    qsh = vm._qsh
+    qm = vm._qmask
+    qsh = vm._qshift
     qs = (size + qm) >> qsh
     if qs > _QLIM:
         _bad_alloc(fname, vm, size, flags)
@@ -1056,7 +1057,7 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
         _xerr("vmem_xalloc: minaddr 0x%x > maxaddr 0x%x", minaddr, maxaddr, 0)
     if flags & M_WAITOK and intr.cpu_intr_p():
         _bad_alloc(fname, vm, size, flags)
-    org = vm._org
+    org = vm._origin
     if vm._lo is None:
         return _xalloc(vm, qs, align >> qsh, phase >> qsh, nocross >> qsh, _QMIN, _QMAX, flags, _T_XBUSY, fname)
     if minaddr <= vm._lo:
@@ -1088,12 +1089,12 @@ def _chk_xargs(align, phase, nocross, minaddr, maxaddr):
 def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
     # One search of the free lists (lock held, >= 2 reserve tags). Returns the
     # busy tag or 0.
-    st = vm._st
-    sz = vm._sz
-    fn = vm._fn
-    fh = vm._fh
-    ol = vm._ol
-    fmap = vm._fmap
+    st = vm._seg_start
+    sz = vm._seg_size
+    fn = vm._free_next
+    fh = vm._free_head
+    ol = vm._origin_q
+    fmap = vm._free_map
     steps = 0
     found = 0
     fa = 0
@@ -1102,9 +1103,9 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
         # address-ordered next fit: the lowest fit at or after the cursor (the
         # end of the previous next-fit allocation), else wrap to the lowest fit.
         # Walks the whole segment list: for cyclic IDs, not a constant-time path.
-        ty = vm._ty
-        sn = vm._sn
-        cur = vm._nfq
+        ty = vm._seg_type
+        sn = vm._seg_next
+        cur = vm._nextfit_cursor
         lo = cur if cur > minq else minq
         while True:
             t = sn[0]
@@ -1122,7 +1123,7 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
         if found:
             _fl_remove(vm, found)
             found = _carve(vm, found, fa, qs, btype)
-            vm._nfq = fa + qs
+            vm._nextfit_cursor = fa + qs
     else:
         k = (_flog2(qs - 1) + 1) if qs > 1 else 0
         if strat != M_BESTFIT:
@@ -1179,19 +1180,19 @@ def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
 def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
     # the general path: search, then (unconstrained only) import, reclaim, wait
     if vm._dead:
-        _bad_alloc(fname, vm, qs << vm._qsh, flags)
+        _bad_alloc(fname, vm, qs << vm._qshift, flags)
     constrained = align > 1 or phase or nocross or minq != _QMIN or maxqx != _QMAX
     m = vm._lock
-    deadline = None
+    t0 = None  # ticks_ms when the first wait began
     tried_reclaim = False
     while True:
         s = _enter(m)
         try:  # whatever raises in here (MemoryError, KeyboardInterrupt) drops the lock
             t = 0
-            if vm._ntf >= 2 or _bt_refill(vm, 2):
+            if vm._nspare >= 2 or _bt_refill(vm, 2):
                 t = _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype)
             if t:
-                q = vm._st[t]
+                q = vm._seg_start[t]
             else:
                 gen = vm._nfreeop
                 # drain the quantum caches before giving up
@@ -1201,7 +1202,7 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
         if t:
             if _debug[0]:
                 vmem_check(vm)
-            return vm._org + (q << vm._qsh)
+            return vm._origin + (q << vm._qshift)
         if vm._nrel:
             _release_pending(vm)
         if drained:
@@ -1217,17 +1218,17 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
             vm._reclaimfn(vm, flags)
             continue
         # M_WAITOK: wait for a free
-        now = _ticks()
-        if deadline is None:
-            deadline = now + wait_ms
-        if now - deadline >= 0:
+        now = ticks_ms()
+        if t0 is None:
+            t0 = now
+        if ticks_diff(now, t0) >= wait_ms:
             s = _enter(m)
             vm._nfail += 1
             _exit(m, s)
             raise MemoryError(
-                "%s: arena '%s' could not supply %d bytes within %d ms" % (fname, vm.name, qs << vm._qsh, wait_ms)
+                "%s: arena '%s' could not supply %d bytes within %d ms" % (fname, vm.name, qs << vm._qshift, wait_ms)
             )
-        while vm._nfreeop == gen and _ticks() - deadline < 0:
+        while vm._nfreeop == gen and ticks_diff(ticks_ms(), t0) < wait_ms:
             _sleep1()
     s = _enter(m)
     vm._nfail += 1
@@ -1239,9 +1240,9 @@ def _xalloc(vm, qs, align, phase, nocross, minq, maxqx, flags, btype, fname):
 
 def _import(vm, qs, flags):
     # bring a span in from the source; True if one was added
-    iq = vm._iq
-    size = ((qs << vm._qsh) + iq - 1) // iq * iq
-    if vm._limit and (vm._size << vm._qsh) + size > vm._limit:
+    iq = vm._import_quantum
+    size = ((qs << vm._qshift) + iq - 1) // iq * iq
+    if vm._limit and (vm._size << vm._qshift) + size > vm._limit:
         return False
     addr = vm._importfn(vm._arg, size, flags)
     if addr is None:
@@ -1261,21 +1262,23 @@ def _import(vm, qs, flags):
 
 def vmem_free(vm, addr, size):
     """Free an allocation of vmem_alloc (same size)."""
-    q = addr - vm._org  # a non-int address or arena fails here, before the lock (so does a size below)
-    qs = (size + vm._qm) >> vm._qsh
-    if q & vm._qm:  # (a size <= 0 fails the size check below)
+    # => any context; the arena lock not held. addr, size: an allocation of vmem_alloc, its size.
+    # => foreign address, other size, double free: ValueError (heap locked: E_FREE_LOCKED).
+    q = addr - vm._origin  # a non-int address or arena fails here, before the lock (so does a size below)
+    qs = (size + vm._qmask) >> vm._qshift
+    if q & vm._qmask:  # (a size <= 0 fails the size check below)
         _bad_free(vm, addr, size)
-    q >>= vm._qsh
+    q >>= vm._qshift
     s = _enter(vm._lock) if _lk else 0
-    if 0 < qs <= vm._qcmax and 0 <= q < vm._qwn and vm._qst[q] == qs:
+    if 0 < qs <= vm._qcmax and 0 <= q < vm._qc_nwindow and vm._qc_state[q] == qs:
         # a quantum-cache item handed out with this size: push it onto the
         # stack of class qs (addr reused: the new top index)
-        vm._qst[q] = _QS_CACHED
+        vm._qc_state[q] = _QS_CACHED
         vm._nfreeop += 1
-        addr = vm._qcn[qs] + 1
+        addr = vm._qc_top[qs] + 1
         if addr & 31:
-            vm._qcs[addr] = q
-            vm._qcn[qs] = addr
+            vm._qc_stack[addr] = q
+            vm._qc_top[qs] = addr
             if _thr:
                 _rel(vm._lock)
             elif _lk:
@@ -1283,16 +1286,17 @@ def vmem_free(vm, addr, size):
             return
         # full: half of the stack goes back to the arena first
         _qc_drain(vm, qs, _QCAP // 2)
-        addr = vm._qcn[qs] + 1
-        vm._qcs[addr] = q
-        vm._qcn[qs] = addr
+        addr = vm._qc_top[qs] + 1
+        vm._qc_stack[addr] = q
+        vm._qc_top[qs] = addr
         if _lk:
             _exit(vm._lock, s)
         return _qc_after(vm)
-    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
-    if vm._st[t] != q:
+    # In-line version of _hash_find(vm, q)
+    t = vm._hash_bucket[(q ^ (q >> vm._hash_shift)) & vm._hash_mask]
+    if vm._seg_start[t] != q:
         t = _hwalk(vm, t, q)
-    if vm._ty[t] != _T_BUSY or vm._sz[t] != qs:
+    if vm._seg_type[t] != _T_BUSY or vm._seg_size[t] != qs:
         if _lk:
             _exit(vm._lock, s)
         _bad_free(vm, addr, size)
@@ -1310,16 +1314,19 @@ def _qc_after(vm):
 
 def vmem_xfree(vm, addr, size):
     """Free an allocation of vmem_xalloc (same size)."""
-    q = addr - vm._org  # as in vmem_free
-    qs = (size + vm._qm) >> vm._qsh
-    if q & vm._qm:  # (a size <= 0 fails the size check below)
+    # => any context; the arena lock not held. addr, size: an allocation of vmem_xalloc, its size.
+    # => foreign address, other size, double free: ValueError (heap locked: E_XFREE_LOCKED).
+    q = addr - vm._origin  # as in vmem_free
+    qs = (size + vm._qmask) >> vm._qshift
+    if q & vm._qmask:  # (a size <= 0 fails the size check below)
         _bad_xfree(vm, addr, size)
-    q >>= vm._qsh
+    q >>= vm._qshift
     s = _enter(vm._lock) if _lk else 0
-    t = vm._bk[(q ^ (q >> vm._hb)) & vm._hm]
-    if vm._st[t] != q:
+    # In-line version of _hash_find(vm, q)
+    t = vm._hash_bucket[(q ^ (q >> vm._hash_shift)) & vm._hash_mask]
+    if vm._seg_start[t] != q:
         t = _hwalk(vm, t, q)
-    if vm._ty[t] != _T_XBUSY or vm._sz[t] != qs:
+    if vm._seg_type[t] != _T_XBUSY or vm._seg_size[t] != qs:
         if _lk:
             _exit(vm._lock, s)
         _bad_xfree(vm, addr, size)
@@ -1332,6 +1339,8 @@ def vmem_xfree(vm, addr, size):
 
 def vmem_create(name, base, size, quantum, qcache_max, flags):
     """A new arena named `name` managing [base, base+size) (size 0: none yet)."""
+    # => thread context (allocates). quantum a power of two, qcache_max a multiple of it, size >= 0.
+    # => bad arguments: TypeError/ValueError; no heap for the arrays: MemoryError.
     for v in (base, size, quantum, qcache_max, flags):
         if not isinstance(v, int):
             raise TypeError("vmem_create: base, size, quantum, qcache_max and flags must be ints (got %r)" % (v,))
@@ -1357,7 +1366,7 @@ def vmem_create(name, base, size, quantum, qcache_max, flags):
 
 def _add(vm, addr, size, stype, fname):
     # add span [addr, addr+size) (lock taken here; allocates)
-    qm = vm._qm
+    qm = vm._qmask
     if not isinstance(addr, int) or not isinstance(size, int):
         raise TypeError("%s: addr and size must be ints (got %r, %r)" % (fname, addr, size))
     if size <= 0:
@@ -1367,20 +1376,20 @@ def _add(vm, addr, size, stype, fname):
     m = vm._lock
     s = _enter(m)
     try:
-        org = vm._org
+        org = vm._origin
         if vm._lo is None:
             org = addr
-        qsh = vm._qsh
+        qsh = vm._qshift
         q = (addr - org) >> qsh
         n = size >> qsh
         if q < -_QLIM or q + n > _QLIM:
             raise ValueError(
                 "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
             )
-        st = vm._st
-        sz = vm._sz
-        ty = vm._ty
-        t = vm._sn[0]
+        st = vm._seg_start
+        sz = vm._seg_size
+        ty = vm._seg_type
+        t = vm._seg_next[0]
         while t:
             if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
                 a = org + (st[t] << qsh)
@@ -1388,17 +1397,17 @@ def _add(vm, addr, size, stype, fname):
                     "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
                     % (fname, addr, addr + size - 1, a, a + (sz[t] << qsh) - 1, vm.name)
                 )
-            t = vm._sn[t]
-        if vm._ntf < _BT_MINRESERVE + 2:
+            t = vm._seg_next[t]
+        if vm._nspare < _BT_MINRESERVE + 2:
             vm._grow(vm._cap * 2)
-        st = vm._st
-        sz = vm._sz
-        ty = vm._ty
-        sn = vm._sn
-        sp = vm._sp
+        st = vm._seg_start
+        sz = vm._seg_size
+        ty = vm._seg_type
+        sn = vm._seg_next
+        sp = vm._seg_prev
         if vm._lo is None:
-            vm._org = org
-            vm._ol = (org >> qsh) & _QLIM
+            vm._origin = org
+            vm._origin_q = (org >> qsh) & _QLIM
             vm._lo = addr
             vm._hi = addr + size - 1
         else:
@@ -1432,23 +1441,25 @@ def _qc_window(vm):
     # grow the quantum-cache window to the arena's extent above its origin,
     # at most qcache_window quanta (lock held; allocates; a failure leaves
     # the window as it was, which is always safe)
-    w = (vm._hi + 1 - vm._org) >> vm._qsh
+    w = (vm._hi + 1 - vm._origin) >> vm._qshift
     if w > qcache_window:
         w = qcache_window
-    n = len(vm._qst)
+    n = len(vm._qc_state)
     if w <= n:
         return
     try:
         a = bytearray(w)
     except MemoryError:
         return
-    a[0:n] = vm._qst
-    vm._qst = a
-    vm._qwn = w
+    a[0:n] = vm._qc_state
+    vm._qc_state = a
+    vm._qc_nwindow = w
 
 
 def vmem_add(vm, addr, size, flags):
     """Add the static span [addr, addr+size) (never released). 0 or None."""
+    # => thread context (allocates); the arena lock not held. [addr, addr+size) overlaps no span of the arena.
+    # => returns 0; None when flags is M_NOWAIT and no boundary tag can be had.
     _chk_arena("vmem_add", vm)
     _chk_flags("vmem_add", flags)
     try:
@@ -1465,6 +1476,7 @@ def vmem_add(vm, addr, size, flags):
 def vmem_destroy(vm):
     """Destroy the arena. Outstanding allocations are reported (ValueError,
     the arena stays intact); imported spans go back through releasefn."""
+    # => thread context (allocates); nobody else uses the arena. Allocations still out: ValueError, arena intact.
     from mpalloc import vmem_diag
 
     vmem_diag.destroy(vm)
@@ -1472,6 +1484,8 @@ def vmem_destroy(vm):
 
 def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
     """importfn(arg, size, flags) -> addr|None; releasefn(arg, addr, size)."""
+    # => thread context (allocates), before the arena is shared. importfn, releasefn callable or None;
+    # => import_quantum a multiple of the quantum. Bad arguments: TypeError/ValueError.
     _chk_arena("vmem_set_import", vm)
     if not (importfn is None or callable(importfn)) or not (releasefn is None or callable(releasefn)):
         raise TypeError("vmem_set_import: importfn and releasefn must be callable or None")
@@ -1479,18 +1493,19 @@ def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
         raise TypeError("vmem_set_import: import_quantum must be an int, not %s" % type(import_quantum).__name__)
     if import_quantum == 0:
         import_quantum = vm.quantum
-    if import_quantum < 0 or import_quantum & vm._qm:
+    if import_quantum < 0 or import_quantum & vm._qmask:
         raise ValueError(
             "vmem_set_import: import_quantum %d is not a multiple of the quantum %d" % (import_quantum, vm.quantum)
         )
     vm._importfn = importfn
     vm._releasefn = releasefn
     vm._arg = arg
-    vm._iq = import_quantum
+    vm._import_quantum = import_quantum
 
 
 def vmem_set_reclaim(vm, reclaimfn):
     """reclaimfn(vm, flags) is called once before an M_WAITOK request waits."""
+    # => thread context (allocates), before the arena is shared. reclaimfn callable or None.
     _chk_arena("vmem_set_reclaim", vm)
     if not (reclaimfn is None or callable(reclaimfn)):
         raise TypeError("vmem_set_reclaim: reclaimfn must be callable or None")
@@ -1499,6 +1514,7 @@ def vmem_set_reclaim(vm, reclaimfn):
 
 def vmem_set_limit(vm, limit):
     """Import no span that would bring the arena above `limit` bytes (0: none)."""
+    # => thread context; limit >= 0 (0: no limit). Bad arguments: TypeError/ValueError.
     _chk_arena("vmem_set_limit", vm)
     if not isinstance(limit, int):
         raise TypeError("vmem_set_limit: limit must be an int, not %s" % type(limit).__name__)
@@ -1508,17 +1524,19 @@ def vmem_set_limit(vm, limit):
 
 
 def vmem_roundup_size(vm, size):
+    # => any context; size an int. Returns size rounded up to the quantum.
     _chk_arena("vmem_roundup_size", vm)
     if not isinstance(size, int):
         raise TypeError("vmem_roundup_size: size must be an int, not %s" % type(size).__name__)
-    return (size + vm._qm) & ~vm._qm
+    return (size + vm._qmask) & ~vm._qmask
 
 
 def vmem_size(vm, typemask):
     """VMEM_ALLOC: bytes allocated; VMEM_FREE: bytes free; both: total;
     VMEM_MAXFREE: the largest free segment."""
+    # => any context; the arena lock not held. typemask VMEM_ALLOC, VMEM_FREE, both, or VMEM_MAXFREE.
     _chk_arena("vmem_size", vm)
-    qsh = vm._qsh
+    qsh = vm._qshift
     if typemask == VMEM_ALLOC:
         return vm._inuse << qsh
     if typemask == VMEM_FREE:
@@ -1535,17 +1553,17 @@ def vmem_size(vm, typemask):
 def _largest(vm):
     # the top non-empty list i holds segments below 2**(i+2); list i - 1 may
     # hold bigger ones than list i (up to 2**(i+1)), lists below it do not
-    fmap = vm._fmap
+    fmap = vm._free_map
     if not fmap:
         return 0
     i = _flog2(fmap)
     best = 0
     for j in (i - 1, i):
-        t = vm._fh[j] if j >= 0 else 0
+        t = vm._free_head[j] if j >= 0 else 0
         while t:
-            if vm._sz[t] > best:
-                best = vm._sz[t]
-            t = vm._fn[t]
+            if vm._seg_size[t] > best:
+                best = vm._seg_size[t]
+            t = vm._free_next[t]
     return best
 
 
@@ -1565,6 +1583,7 @@ def _load_diag():
 
 def vmem_debug(on):
     """Switch the full consistency check after every operation on or off."""
+    # => thread context (loads vmem_diag the first time).
     if on:
         _load_diag()  # now: the check must not import (heap_lock, interrupts)
     _debug[0] = bool(on)
@@ -1573,6 +1592,8 @@ def vmem_debug(on):
 def vmem_check(vm):
     """VMEM_SANITY: check every invariant of the arena; AssertionError if not.
     Allocates nothing once vmem_diag is loaded (vmem_debug(True) loads it)."""
+    # => the arena lock not held; thread context unless vmem_diag is loaded (vmem_debug(True)).
+    # => a broken invariant: AssertionError.
     if vm.__class__ is not vmem:
         _chk_arena("vmem_check", vm)
     return (_diag or _load_diag()).check(vm)
@@ -1580,6 +1601,7 @@ def vmem_check(vm):
 
 def vmem_spans(vm):
     """[("span", addr, size, imported), ...] in segment-list order."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_spans", vm)
     from mpalloc import vmem_diag
 
@@ -1589,6 +1611,7 @@ def vmem_spans(vm):
 def vmem_segments(vm):
     """[(addr, size, "free"|"alloc"), ...] in address order (quantum-cached
     items count as "alloc": the arena has handed them to its caches)."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_segments", vm)
     from mpalloc import vmem_diag
 
@@ -1598,6 +1621,7 @@ def vmem_segments(vm):
 def vmem_stats(vm):
     """The statistics of STATS_CONTRACT.md (plus qcached, qhits, qfills,
     qdrains, tags)."""
+    # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_stats", vm)
     from mpalloc import vmem_diag
 

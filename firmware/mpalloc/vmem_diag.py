@@ -44,32 +44,32 @@ def bad_alloc(fn, vm, size, flags):
     _chk_flags(fn, flags)
     if flags & M_WAITOK and intr.cpu_intr_p():
         raise ValueError("%s: M_WAITOK in interrupt context (use M_NOWAIT)" % fn)
-    if size > 1 << 40 or (size + vm._qm) >> vm._qsh > 0x1FFFFFFF:
-        raise ValueError("%s: size %d exceeds what arena '%s' can ever hold (%d bytes now)" % (fn, size, vm.name, vm._size << vm._qsh))
+    if size > 1 << 40 or (size + vm._qmask) >> vm._qshift > 0x1FFFFFFF:
+        raise ValueError("%s: size %d exceeds what arena '%s' can ever hold (%d bytes now)" % (fn, size, vm.name, vm._size << vm._qshift))
     raise ValueError("%s: bad arguments" % fn)
 
 
 def _where(vm, q):
     # describe where quantum q lies (slow; error paths only)
-    st = vm._st
-    sz = vm._sz
-    ty = vm._ty
-    t = vm._sn[0]
+    st = vm._seg_start
+    sz = vm._seg_size
+    ty = vm._seg_type
+    t = vm._seg_next[0]
     while t:
         if ty[t] > _T_SSPAN and st[t] <= q < st[t] + sz[t]:
-            a = vm._org + (st[t] << vm._qsh)
+            a = vm._origin + (st[t] << vm._qshift)
             if ty[t] >= _T_FREE:
                 return "it is free (double free?)"
             if ty[t] == _T_QC and _qstate(vm, st[t]) == _QS_CACHED:
                 return "it is free in the quantum cache (double free?)"
             return "it lies inside the allocation at 0x%x" % a
-        t = vm._sn[t]
+        t = vm._seg_next[t]
     return "it is outside every span of the arena"
 
 
 def _qstate(vm, q):
     # the quantum-cache state of quantum q (0 outside the window)
-    return vm._qst[q] if 0 <= q < len(vm._qst) else 0
+    return vm._qc_state[q] if 0 <= q < len(vm._qc_state) else 0
 
 
 def bad_free(fn, vm, addr, size):
@@ -81,25 +81,25 @@ def bad_free(fn, vm, addr, size):
         raise ValueError("%s: size %d must be > 0" % (fn, size))
     if vm._lo is None:
         raise ValueError("%s: address 0x%x was never allocated from arena '%s' (it has no span)" % (fn, addr, vm.name))
-    o = addr - vm._org
-    if o & vm._qm:
+    o = addr - vm._origin
+    if o & vm._qmask:
         raise ValueError("%s: address 0x%x is not a multiple of the quantum %d" % (fn, addr, vm.quantum))
     s = intr.mutex_enter(vm._lock)
-    t = _hash_find(vm, o >> vm._qsh)
+    t = _hash_find(vm, o >> vm._qshift)
     intr.mutex_exit(vm._lock, s)
     if t:
-        ty = vm._ty[t]
+        ty = vm._seg_type[t]
         if ty == _T_QC:
-            if _qstate(vm, vm._st[t]) == _QS_CACHED:
+            if _qstate(vm, vm._seg_start[t]) == _QS_CACHED:
                 raise ValueError("%s: double free of 0x%x in arena '%s' (it is in the quantum cache)" % (fn, addr, vm.name))
             ty = _T_BUSY  # handed out by the quantum cache: a vmem_alloc allocation
-        rs = vm._sz[t] << vm._qsh
+        rs = vm._seg_size[t] << vm._qshift
         if ty == _T_XBUSY and fn == "vmem_free":
             raise ValueError("vmem_free: 0x%x was allocated with vmem_xalloc; free it with vmem_xfree" % addr)
         if ty == _T_BUSY and fn == "vmem_xfree":
             raise ValueError("vmem_xfree: 0x%x was allocated with vmem_alloc; free it with vmem_free" % addr)
         raise ValueError("%s: size %d does not match the allocation of %d bytes at 0x%x" % (fn, size, rs, addr))
-    q = o >> vm._qsh
+    q = o >> vm._qshift
     raise ValueError("%s: address 0x%x was never allocated from arena '%s': %s" % (fn, addr, vm.name, _where(vm, q)))
 
 
@@ -111,11 +111,11 @@ def destroy(vm):
     s = intr.mutex_enter(m)
     _qc_drain_all(vm)
     out = []
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        if vm._ty[t] in (_T_BUSY, _T_XBUSY) or (vm._ty[t] == _T_QC and _qstate(vm, vm._st[t]) != _QS_CACHED):
-            out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh))
-        t = vm._sn[t]
+        if vm._seg_type[t] in (_T_BUSY, _T_XBUSY) or (vm._seg_type[t] == _T_QC and _qstate(vm, vm._seg_start[t]) != _QS_CACHED):
+            out.append((vm._origin + (vm._seg_start[t] << vm._qshift), vm._seg_size[t] << vm._qshift))
+        t = vm._seg_next[t]
     intr.mutex_exit(m, s)
     if vm._nrel:
         _release_pending(vm)
@@ -130,7 +130,7 @@ def destroy(vm):
     # the fast paths see an arena with no quantum cache and no free segment,
     # so every request reaches the general path, which reports the arena dead
     vm._qcmax = 0
-    vm._fmap = 0
+    vm._free_map = 0
     if vm in _v.vmem_list:
         _v.vmem_list.remove(vm)
     if vm._releasefn is not None:
@@ -182,8 +182,8 @@ def check(vm):
 
 def _ck_all(vm):
     n = _ck_links(vm)
-    if n + 1 + vm._ntf != vm._cap:
-        _fail("tags listed + 1 + reserve, capacity", n + 1 + vm._ntf, vm._cap)
+    if n + 1 + vm._nspare != vm._cap:
+        _fail("tags listed + 1 + reserve, capacity", n + 1 + vm._nspare, vm._cap)
     _ck_reserve(vm)
     _ck_tiles(vm)
     _ck_counts(vm)
@@ -194,8 +194,8 @@ def _ck_all(vm):
     n = _ck_hash(vm)
     if n != _ck_count(vm, _T_BUSY, _T_QC):
         _fail("hash holds tags, busy segments", n, _ck_count(vm, _T_BUSY, _T_QC))
-    if vm._qwn != len(vm._qst):
-        _fail("quantum-cache window, state array length", vm._qwn, len(vm._qst))
+    if vm._qc_nwindow != len(vm._qc_state):
+        _fail("quantum-cache window, state array length", vm._qc_nwindow, len(vm._qc_state))
     n = _ck_qctags(vm, _ck_stacks(vm))
     if n != _ck_qstates(vm):
         _fail("quantum-cache segments, quantum-cache states set", n, _ck_qstates(vm))
@@ -205,54 +205,54 @@ def _ck_links(vm):
     # the segment list's links; the number of tags on it
     n = 0
     p = 0
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
         n += 1
         if n > vm._cap:
             _fail("segment list loops (tag, count)", t, n)
-        if vm._sp[t] != p:
+        if vm._seg_prev[t] != p:
             _fail("tag's prev link, expected", t, p)
         p = t
-        t = vm._sn[t]
-    if vm._sp[0] != p:
-        _fail("sentinel prev link, last tag", vm._sp[0], p)
+        t = vm._seg_next[t]
+    if vm._seg_prev[0] != p:
+        _fail("sentinel prev link, last tag", vm._seg_prev[0], p)
     return n
 
 
 def _ck_reserve(vm):
     n = 0
-    t = vm._tf
-    while n < vm._ntf:
-        if vm._ty[t] != 0:
-            _fail("reserve tag has type", t, vm._ty[t])
-        t = vm._fn[t]
+    t = vm._spare_head
+    while n < vm._nspare:
+        if vm._seg_type[t] != 0:
+            _fail("reserve tag has type", t, vm._seg_type[t])
+        t = vm._free_next[t]
         n += 1
 
 
 def _ck_tiles(vm):
     # within a span, the segments follow in address order and tile it exactly
     end = pos = _NOSPAN
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        k = vm._ty[t]
+        k = vm._seg_type[t]
         if k and k <= _T_SSPAN:
             if end != _NOSPAN and pos != end:
                 _fail("span not tiled: ends at q, stops at q", end, pos)
-            pos = vm._st[t]
-            end = pos + vm._sz[t]
+            pos = vm._seg_start[t]
+            end = pos + vm._seg_size[t]
         elif k >= _T_FREE or _T_BUSY <= k <= _T_QC:
             if end == _NOSPAN:
                 _fail("segment tag before any span (tag, type)", t, k)
-            if vm._sz[t] <= 0:
-                _fail("tag has size", t, vm._sz[t])
-            if vm._st[t] != pos:
+            if vm._seg_size[t] <= 0:
+                _fail("tag has size", t, vm._seg_size[t])
+            if vm._seg_start[t] != pos:
                 _fail("tag starts elsewhere than q (gap or overlap)", t, pos)
-            pos += vm._sz[t]
+            pos += vm._seg_size[t]
             if pos > end:
                 _fail("tag runs past its span ending at q", t, end)
         else:
             _fail("tag in the segment list has type", t, k)
-        t = vm._sn[t]
+        t = vm._seg_next[t]
     if end != _NOSPAN and pos != end:
         _fail("last span not tiled: ends at q, stops at q", end, pos)
 
@@ -261,18 +261,18 @@ def _ck_counts(vm):
     # size and inuse agree with the segments; busy ones are in the hash; no
     # two free neighbours
     size = inuse = 0
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        k = vm._ty[t]
+        k = vm._seg_type[t]
         if k <= _T_SSPAN:
-            size += vm._sz[t]
+            size += vm._seg_size[t]
         elif k <= _T_QC:
-            inuse += vm._sz[t]
-            if _hash_find(vm, vm._st[t]) != t:
-                _fail("busy tag missing from the hash (tag, q)", t, vm._st[t])
-        elif vm._ty[vm._sp[t]] >= _T_FREE:
-            _fail("free neighbours not coalesced", vm._sp[t], t)
-        t = vm._sn[t]
+            inuse += vm._seg_size[t]
+            if _hash_find(vm, vm._seg_start[t]) != t:
+                _fail("busy tag missing from the hash (tag, q)", t, vm._seg_start[t])
+        elif vm._seg_type[vm._seg_prev[t]] >= _T_FREE:
+            _fail("free neighbours not coalesced", vm._seg_prev[t], t)
+        t = vm._seg_next[t]
     if size != vm._size:
         _fail("size, counted", vm._size, size)
     if inuse != vm._inuse:
@@ -281,25 +281,25 @@ def _ck_counts(vm):
 
 def _ck_spans(vm):
     # no two spans overlap (spans are few: every pair is compared)
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        if vm._ty[t] <= _T_SSPAN:
-            u = vm._sn[t]
+        if vm._seg_type[t] <= _T_SSPAN:
+            u = vm._seg_next[t]
             while u:
-                if vm._ty[u] <= _T_SSPAN and vm._st[u] < vm._st[t] + vm._sz[t] and vm._st[t] < vm._st[u] + vm._sz[u]:
+                if vm._seg_type[u] <= _T_SSPAN and vm._seg_start[u] < vm._seg_start[t] + vm._seg_size[t] and vm._seg_start[t] < vm._seg_start[u] + vm._seg_size[u]:
                     _fail("spans overlap (tags)", t, u)
-                u = vm._sn[u]
-        t = vm._sn[t]
+                u = vm._seg_next[u]
+        t = vm._seg_next[t]
 
 
 def _ck_count(vm, lo, hi):
     # tags on the segment list with lo <= type <= hi
     n = 0
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        if lo <= vm._ty[t] <= hi:
+        if lo <= vm._seg_type[t] <= hi:
             n += 1
-        t = vm._sn[t]
+        t = vm._seg_next[t]
     return n
 
 
@@ -308,22 +308,22 @@ def _ck_lists(vm):
     n = 0
     i = 0
     while i < _NLISTS:
-        t = vm._fh[i]
-        if (t != 0) != ((vm._fmap >> i) & 1 != 0):
+        t = vm._free_head[i]
+        if (t != 0) != ((vm._free_map >> i) & 1 != 0):
             _fail("free list and the bitmap disagree (list, head)", i, t)
         p = 0
         while t:
             n += 1
             if n > vm._cap:
                 _fail("free list loops (list, tag)", i, t)
-            if vm._ty[t] != _T_FREE + i:
+            if vm._seg_type[t] != _T_FREE + i:
                 _fail("tag on free list has another type (tag, list)", t, i)
-            if vm._fp[t] != p:
+            if vm._free_prev[t] != p:
                 _fail("free list: bad prev link (list, tag)", i, t)
-            if not 0 < vm._sz[t] >> i < 4:
+            if not 0 < vm._seg_size[t] >> i < 4:
                 _fail("tag's size out of its free list's range (tag, list)", t, i)
             p = t
-            t = vm._fn[t]
+            t = vm._free_next[t]
         i += 1
     return n
 
@@ -332,17 +332,17 @@ def _ck_hash(vm):
     # every tag on chain h hashes to h and is busy; the number of them
     n = 0
     h = 0
-    while h <= vm._hm:
-        t = vm._bk[h]
+    while h <= vm._hash_mask:
+        t = vm._hash_bucket[h]
         while t:
             n += 1
             if n > vm._cap:
                 _fail("hash chain loops (chain, tag)", h, t)
-            if not _T_BUSY <= vm._ty[t] <= _T_QC:
+            if not _T_BUSY <= vm._seg_type[t] <= _T_QC:
                 _fail("hash chain holds a non-busy tag (chain, tag)", h, t)
-            if (vm._st[t] ^ (vm._st[t] >> vm._hb)) & vm._hm != h:
+            if (vm._seg_start[t] ^ (vm._seg_start[t] >> vm._hash_shift)) & vm._hash_mask != h:
                 _fail("tag on the wrong hash chain (tag, chain)", t, h)
-            t = vm._fn[t]
+            t = vm._free_next[t]
         h += 1
     return n
 
@@ -352,15 +352,15 @@ def _ck_stacks(vm):
     n = 0
     k = 1
     while k <= vm._qcmax:
-        i = vm._qcn[k]
+        i = vm._qc_top[k]
         if i >> 5 != k - 1:
             _fail("quantum cache: top index outside its stack (class, top)", k, i)
         while i & 31:
-            q = vm._qcs[i]
-            if not q < len(vm._qst) or vm._qst[q] != _QS_CACHED:
+            q = vm._qc_stack[i]
+            if not q < len(vm._qc_state) or vm._qc_state[q] != _QS_CACHED:
                 _fail("quantum cache holds an item not parked (class, q)", k, q)
             q = _hash_find(vm, q)
-            if vm._ty[q] != _T_QC or vm._sz[q] != k:
+            if vm._seg_type[q] != _T_QC or vm._seg_size[q] != k:
                 _fail("quantum cache holds a bad tag (class, tag)", k, q)
             n += 1
             i -= 1
@@ -372,16 +372,16 @@ def _ck_qctags(vm, nstack):
     # every QC tag lies in the window, handed out (state = its class) or
     # parked; as many parked as stacked. The number of QC tags.
     n = p = 0
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        if vm._ty[t] == _T_QC:
+        if vm._seg_type[t] == _T_QC:
             n += 1
-            q = vm._st[t]
-            if not 0 <= q < len(vm._qst) or (vm._qst[q] != vm._sz[t] and vm._qst[q] != _QS_CACHED):
+            q = vm._seg_start[t]
+            if not 0 <= q < len(vm._qc_state) or (vm._qc_state[q] != vm._seg_size[t] and vm._qc_state[q] != _QS_CACHED):
                 _fail("quantum-cache tag outside the window or in a bad state (tag, q)", t, q)
-            if vm._qst[q] == _QS_CACHED:
+            if vm._qc_state[q] == _QS_CACHED:
                 p += 1
-        t = vm._sn[t]
+        t = vm._seg_next[t]
     if p != nstack:
         _fail("parked quantum-cache segments, items on the stacks", p, nstack)
     return n
@@ -390,21 +390,21 @@ def _ck_qctags(vm, nstack):
 def _ck_qstates(vm):
     # how many quanta of the window have a state set
     n = 0
-    q = len(vm._qst)
+    q = len(vm._qc_state)
     while q:
         q -= 1
-        if vm._qst[q]:
+        if vm._qc_state[q]:
             n += 1
     return n
 
 
 def _spans(vm):
     out = []
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        if vm._ty[t] <= _T_SSPAN:
-            out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh, vm._ty[t] == _T_SPAN))
-        t = vm._sn[t]
+        if vm._seg_type[t] <= _T_SSPAN:
+            out.append((vm._origin + (vm._seg_start[t] << vm._qshift), vm._seg_size[t] << vm._qshift, vm._seg_type[t] == _T_SPAN))
+        t = vm._seg_next[t]
     return out
 
 
@@ -417,12 +417,12 @@ def segments(vm):
     """[(addr, size, "free"|"alloc"), ...] in address order (quantum-cached
     items count as "alloc": the arena has handed them to its caches)."""
     out = []
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        k = vm._ty[t]
+        k = vm._seg_type[t]
         if k > _T_SSPAN:
-            out.append((vm._org + (vm._st[t] << vm._qsh), vm._sz[t] << vm._qsh, "free" if k >= _T_FREE else "alloc"))
-        t = vm._sn[t]
+            out.append((vm._origin + (vm._seg_start[t] << vm._qshift), vm._seg_size[t] << vm._qshift, "free" if k >= _T_FREE else "alloc"))
+        t = vm._seg_next[t]
     out.sort()
     return out
 
@@ -431,25 +431,25 @@ def qcached(vm):
     """Bytes parked in the quantum caches (busy in the arena, free to callers)."""
     n = 0
     for k in range(1, vm._qcmax + 1):
-        n += k * (vm._qcn[k] & 31)
-    return n << vm._qsh
+        n += k * (vm._qc_top[k] & 31)
+    return n << vm._qshift
 
 
 def stats(vm):
     # counted here, not on the hot path: nalloc = nfree + live allocations
     nfree = nbusy = live = 0
-    t = vm._sn[0]
+    t = vm._seg_next[0]
     while t:
-        k = vm._ty[t]
+        k = vm._seg_type[t]
         if k >= _T_FREE:
             nfree += 1
         elif k > _T_SSPAN:
             nbusy += 1
-            if k != _T_QC or _qstate(vm, vm._st[t]) != _QS_CACHED:
+            if k != _T_QC or _qstate(vm, vm._seg_start[t]) != _QS_CACHED:
                 live += 1
-        t = vm._sn[t]
+        t = vm._seg_next[t]
     nalloc = vm._nfreeop + live
-    qsh = vm._qsh
+    qsh = vm._qshift
     return {
         "name": vm.name,
         "quantum": vm.quantum,

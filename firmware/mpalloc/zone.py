@@ -23,6 +23,9 @@
 # wasteful for a few KB of SRAM). The free list lives in a flat array beside the
 # items (not in the items), so a double zfree is always caught, not only with
 # INVARIANTS.
+# Representation and invariants: vm_zone (the free list in _next, chunks of
+# consecutive items). Locking: zlock, a spin mutex per zone, held across a
+# growth (uvm_km pages; a growable zone refuses interrupt context).
 #
 # Interrupt paths: zalloc/zfree on a ZONE_INTERRUPT zone (or any zone while it
 # does not grow) allocate nothing from the MicroPython heap. Misuse there raises

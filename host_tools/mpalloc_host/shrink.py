@@ -6,7 +6,8 @@ Nothing is rewritten by hand and no module is forked: this is dead-code
 elimination on the module's own text.
 
 * shake(): a module keeps every top-level statement except `def` and `class`
-  statements that nothing kept refers to. Roots are the names other code uses
+  statements and private constants (`_NAME = const(...)`) that nothing kept
+  refers to. Roots are the names other code uses
   from the module (`pool.pool_get` in a suite, `intr.mutex_enter` in pool) and
   every name any kept statement mentions (a function body mentioning a name
   keeps that definition: over-approximate, never under). A module used as a
@@ -107,6 +108,14 @@ def _refs(node, mods, names):
     return r
 
 
+def _private_const(st):
+    # `_NAME = const(...)`: MicroPython folds it into its users and keeps no
+    # global (so no other module can use it); nothing kept using it, it goes
+    return (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name)
+            and st.targets[0].id.startswith("_") and isinstance(st.value, ast.Call)
+            and isinstance(st.value.func, ast.Name) and st.value.func.id == "const")
+
+
 def shake(text, roots, root=FIRMWARE_DIR):
     """(kept tree, {module: roots it needs}, hard) for module source `text` whose
     users need `roots` (a set of names, or ALL). hard: the modules imported at
@@ -122,6 +131,8 @@ def shake(text, roots, root=FIRMWARE_DIR):
         for i, st in enumerate(tree.body):
             if isinstance(st, (ast.FunctionDef, ast.ClassDef)) and not st.decorator_list:
                 defs.setdefault(st.name, []).append(i)
+            elif _private_const(st):
+                defs.setdefault(st.targets[0].id, []).append(i)
             else:
                 keep_idx.add(i)
         want = set(roots)

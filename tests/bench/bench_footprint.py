@@ -61,7 +61,7 @@ def objects():
     vm = vmem.vmem_create("fp", base, 65536, 16, 0, vmem.M_NOWAIT)
     n = used() - t
     tags = 0
-    for a in (vm._st, vm._sz, vm._sn, vm._sp, vm._fn, vm._fp, vm._ty, vm._bk):
+    for a in (vm._seg_start, vm._seg_size, vm._seg_next, vm._seg_prev, vm._free_next, vm._free_prev, vm._seg_type, vm._hash_bucket):
         tags += len(bytes(a)) + 16  # data + the array object's header (4 words on 32-bit)
     emit("fp.vmem_arena", n)
     emit("fp.vmem_arena.tags", tags)

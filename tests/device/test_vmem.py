@@ -383,7 +383,7 @@ def high_arena_offsets():
     gc.disable()
     try:
         m0 = gc.mem_alloc()
-        _control(vm._org)
+        _control(vm._origin)
         ctl = gc.mem_alloc() - m0
         m0 = gc.mem_alloc()
         _high_pairs(vm)
@@ -500,8 +500,8 @@ def check_heap_locked():
         m0 = mt()
         V.vmem_check(vm)
         eq(mt() - m0, 0, "heap bytes of one vmem_check")
-    t = vm._sn[vm._sn[0]]  # the first segment after the span marker
-    vm._sz[t] += 1
+    t = vm._seg_next[vm._seg_next[0]]  # the first segment after the span marker
+    vm._seg_size[t] += 1
     e = raises(AssertionError, V.vmem_check, vm)
     check_msg(e, "vmem_check", "holes")
     if mt is not None:
@@ -513,7 +513,7 @@ def check_heap_locked():
         if e is not vmem_diag.E_CHECK:
             raise AssertionError("vmem_check under heap_lock raised %r, not E_CHECK" % (e,))
         eq(vmem_diag.check_lasterr[1], vm, "check_lasterr names the arena")
-    vm._sz[t] -= 1
+    vm._seg_size[t] -= 1
     V.vmem_check(vm)
     vmem_free(vm, a, 32)
 
@@ -526,7 +526,7 @@ def quantum_cache_window():
     V.qcache_window = 32
     try:
         vm = vmem_create("qcw", BASE, 64 * 16, 16, 32, NW)
-        eq(len(vm._qst), 32, "window of 32 quanta")
+        eq(len(vm._qc_state), 32, "window of 32 quanta")
         got = []
         for i in range(40):
             got.append(vmem_alloc(vm, 16, NW))

@@ -15,7 +15,6 @@ import time
 
 import pytest
 
-_FW = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "firmware"))
 DEBUG = os.environ.get("MPALLOC_DEBUG", "") not in ("", "0")
 
 
@@ -24,9 +23,7 @@ def _mpalloc_debug():
     if not DEBUG:
         yield
         return
-    if _FW not in sys.path:
-        sys.path.insert(0, _FW)
-    from mpalloc import debug
+    from mpalloc import debug  # firmware/ is on pythonpath (pyproject.toml)
 
     debug.on()
     yield

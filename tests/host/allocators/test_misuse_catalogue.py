@@ -673,7 +673,7 @@ def _vmem_dead(fn, *args):
 def _vmem_corrupt():
     V, a = vm()
     p = V.vmem_alloc(a, 32, V.M_NOWAIT)
-    a._sz[a._sn[a._sn[0]]] += 1  # the first segment overlaps the next
+    a._seg_size[a._seg_next[a._seg_next[0]]] += 1  # the first segment overlaps the next
     del p
     V.vmem_check(a)
 

@@ -356,7 +356,7 @@ def test_methods_are_the_module_functions(vm):
 def test_debug_check_catches_corruption():
     vm = vmem_create("bad", 0x20000000, 4096, 16, 0, NW)
     a = vmem_alloc(vm, 64, NW)
-    vm._sz[vm._sn[vm._sn[0]]] += 1  # corrupt the first segment's size
+    vm._seg_size[vm._seg_next[vm._seg_next[0]]] += 1  # corrupt the first segment's size
     with pytest.raises(AssertionError, match="^vmem_check: arena 'bad'"):
         vmem_alloc(vm, 16, NW)  # any operation runs the check
 
@@ -368,7 +368,7 @@ def test_quantum_cache_window_and_states(monkeypatch):
     # wrong size or the other free function is refused wherever the item lies.
     monkeypatch.setattr(V, "qcache_window", 32)
     vm = vmem_create("qcw", 0x1000, 64 * 16, 16, 32, NW)
-    assert len(vm._qst) == 32
+    assert len(vm._qc_state) == 32
     got = [vmem_alloc(vm, 16, NW) for _ in range(40)]
     assert None not in got and len(set(got)) == 40
     assert sorted(got[:32]) == [0x1000 + 16 * i for i in range(32)]  # two fills of 16, in the window

@@ -32,6 +32,20 @@ def test_pool_suite_closure_drops_what_it_never_reaches():
         assert len(text) < len(ast.unparse(ast.parse(text)))  # one-space indents
 
 
+def test_shake_drops_private_consts_nothing_kept_uses():
+    # pool's debug-check findings (_BAD_*) go with the debug functions; the
+    # codes of _item_index, which pool_put reaches, stay; public consts stay
+    mods = dict(shrink.closure(POOL_SUITE.read_text()))
+    top = {st.targets[0].id for st in ast.parse(mods["mpalloc.pool"]).body
+           if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)}
+    assert {"_NOT_ITEM", "_ALREADY_FREE", "_NOT_INT", "PR_NOWAIT"} <= top
+    assert not {n for n in top if n.startswith("_BAD_")}
+    src = "from micropython import const\n_A = const(1)\n_B = const(2)\nC = const(3)\ndef f():\n return _A\n"
+    kept, _, _ = shrink.shake(src, {"f"})
+    names = {st.targets[0].id for st in kept.body if isinstance(st, ast.Assign)}
+    assert names == {"_A", "C"}
+
+
 def test_minify_keeps_the_tree():
     src = (Path(FIRMWARE_DIR) / "mpalloc" / "intr.py").read_text()
     small = shrink.minify(src)
