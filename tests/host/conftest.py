@@ -65,7 +65,7 @@ def _fuzz_report():
         return getattr(mod, "REPORT", None), mod.mpfuzz.NAMES
     if not _SESSION_START:
         return None, ()
-    path = os.path.join(_FW, "..", "out", "fuzz-report.json")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "out", "fuzz-report.json")
     try:
         if os.path.getmtime(path) < _SESSION_START[0]:
             return None, ()
