@@ -86,6 +86,7 @@ export class Dual {
     this.held = false;              // core 1 held in reset by the PSM
     this.launches = 0;              // times core 1 left reset
     this.sevs = [0, 0];
+    this.busy = [0, 0];             // cycles each core ran (batch)
     const view1 = Object.create(mcu);
     this.view1 = view1;
     view1.ppb = new mcu.ppb.constructor(view1, "PPB1");
@@ -214,6 +215,8 @@ export class Dual {
         while (b < SLICE && !c1.waiting && !this.held) b += c1.executeInstruction();
       }
       if (b > a) clock.tick((b - a) * CYCLE_NANOS);
+      this.busy[0] += a;
+      this.busy[1] += b;
       const d = a > b ? a : b;
       ran += d;
       i += d;

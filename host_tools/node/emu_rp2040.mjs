@@ -328,7 +328,7 @@ function run() {
   }
   if (stopped) return;
   const sleptMs = slept / 1e6;
-  if (DEBUG) process.stderr.write(`batch cycles=${ran} slept_ns=${slept} pc=${core.PC.toString(16)} ipsr=${core.IPSR} pm=${core.PM} pend=${core.pendingInterrupts.toString(16)} en=${core.enabledInterrupts.toString(16)} lr=${(core.LR>>>0).toString(16)} flash_writes=${qflash.writes}\n`);
+  if (DEBUG) process.stderr.write(`batch cycles=${ran} slept_ns=${slept} pc=${core.PC.toString(16)} ipsr=${core.IPSR} pm=${core.PM} pend=${core.pendingInterrupts.toString(16)} en=${core.enabledInterrupts.toString(16)} lr=${(core.LR>>>0).toString(16)} flash_writes=${qflash.writes}${dual ? " busy=" + dual.busy : ""}\n`);
   const pause = halted ? IDLE_MAX_MS : ran * CYCLE_NANOS < slept ? Math.min(IDLE_MAX_MS, sleptMs) : 0;
   next = setTimeout(run, pause);
 }
