@@ -150,3 +150,36 @@ def test_thread_runs_on_core1_of_the_rp2_firmware(monkeypatch):
         print("thread on core 1: %.1f s wall" % (time.monotonic() - t))
     finally:
         b.close()
+
+
+def test_rp2_cores_suite_on_two_cores(tmp_path, monkeypatch):
+    """The device suite rp2_cores (tests/device/test_rp2_cores.py) on the RP2040's
+    own firmware with both cores: every test runs (none skipped) and passes."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        E.find_firmware()
+        E.find_bootrom()
+    except E.VBoardError as e:
+        _unavailable(str(e))
+    monkeypatch.setenv("MPALLOC_EMU_CORES", "2")
+    junit = tmp_path / "junit.xml"
+    mpalloc = str(Path(sys.executable).with_name("mpalloc"))
+    t = time.monotonic()
+    r = subprocess.run([mpalloc, "test", "--port", "emu:rp2040", "--mpy", "--junit", str(junit), "rp2_cores"],
+                       capture_output=True, text=True, timeout=400)
+    wall = time.monotonic() - t
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "6 passed, 0 failed, 0 skipped" in r.stdout, r.stdout[-3000:]
+    figures = {}
+    for case in ET.parse(str(junit)).getroot().iter("testcase"):
+        for p in case.iter("property"):
+            figures["%s.%s" % (case.get("name").split(".")[-1], p.get("name"))] = p.get("value")
+    race = {k: v for k, v in figures.items() if k.startswith("race_two_cores.")}
+    assert int(race["race_two_cores.operations"]) >= 20000, figures
+    assert int(figures["disable_irq_excludes.overlaps_locked"]) == 0
+    assert int(figures["disable_irq_excludes.overlaps_control"]) > 0
+    assert int(figures["hard_timer_core1_churns.isr_ops"]) >= 1000
+    for k in sorted(figures):
+        print("rp2_cores %s = %s" % (k, figures[k]))
+    print("rp2_cores on two cores: %.0f s wall" % wall)
