@@ -35,4 +35,5 @@ def open_emu(spec, rest, board, timeout, firmware=None):
 
 
 KIND = TargetKind("emu", "emu:rp2040", "the RP2040's own MicroPython (v1.28.0) in the rp2040js emulator: 32-bit, "
-                  "real hard IRQs, one core (no threads), emulated time", EmuTarget.deadline, open_emu, scheme="emu")
+                  "real hard IRQs, one core (no threads; MPALLOC_EMU_CORES=2: both cores, threads), emulated time",
+                  EmuTarget.deadline, open_emu, scheme="emu")
