@@ -10,7 +10,7 @@
 //    PPB (NVIC, SysTick, VTOR, ICSR) and the SIO port are core 1's.
 //  * SIO: spinlocks and GPIO stay in rp2040js's RPSIO (shared); CPUID, the two
 //    inter-core FIFOs (8 words each way, FIFO_ST VLD/RDY/WOF/ROE, FIFO_WR,
-//    FIFO_RD) are added here; core 0 keeps rp2040js's divider and interpolators,
+//    FIFO_RD; WOF/ROE cleared by writing 1s to FIFO_ST) are added here; core 0 keeps rp2040js's divider and interpolators,
 //    core 1 has its own RPSIO instance for them.
 //  * NVIC state lives in each core object (pending/enabled/priorities, PRIMASK):
 //    a peripheral IRQ line (mcu.setInterrupt) is latched by both NVICs and taken
@@ -66,7 +66,7 @@ class SioPort {
   }
   writeUint32(offset, value) {
     switch (offset) {
-      case SIO_FIFO_ST: this.dual.fifoClear(this.id); return;
+      case SIO_FIFO_ST: this.dual.fifoClear(this.id, value); return;
       case SIO_FIFO_WR: this.dual.fifoPush(this.id, value >>> 0); return;
       case SIO_CPUID: case SIO_FIFO_RD: case SIO_SPINLOCK_ST: return;     // read-only
     }
@@ -163,8 +163,8 @@ export class Dual {
     this.fifoIrq(id);
     return v;
   }
-  fifoClear(id) {
-    this.sticky[id] = 0;
+  fifoClear(id, bits) {             // WOF/ROE are write-1-to-clear
+    this.sticky[id] &= ~bits;
     this.fifoIrq(id);
   }
   fifoIrq(id) {

@@ -16,7 +16,7 @@
 //   spinlock  both cores add 1 to one word N times each under SIO spinlock 5, then
 //             without the lock (the control: updates are lost).
 //   fifo      FIFO_ST bits: RDY/VLD, WOF on the ninth write, ROE on an empty read,
-//             both cleared by a write to FIFO_ST; per-core hardware divider.
+//             both cleared by writing 1s to FIFO_ST (0s leave them); per-core hardware divider.
 //   speed     emulated cycles per wall second with core 1 installed: idle in the
 //             bootrom, then busy beside core 0;
 //   speed1    the same busy loop on rp2040js alone (the runner's one-core loop).
@@ -205,7 +205,7 @@ switch (scenario) {
     run(200000);
     // core 1's entry: enable IRQ_LINE and SIO_PROC1 in ITS NVIC, then idle (WFE loop)
     const entry = load(new Asm(0x20001000)
-      .ldrLit(1, SIO).str(0, 1, 0x50)
+      .ldrLit(1, SIO).movs(0, 0xff).str(0, 1, 0x50)
       .ldrLit(1, NVIC_ISER).ldrLit(0, (1 << IRQ_LINE) | (1 << IRQ_SIO1)).str(0, 1, 0).cpsie()
       .ldrLit(2, DATA + 0x30).movs(0, 1).str(0, 2, 0)
       .label("idle").wfe().b("idle"));
@@ -289,10 +289,12 @@ switch (scenario) {
     out.irq_proc1_pending = !!(dual.core1.pendingInterrupts & (1 << 16));
     out.irq_proc0_pending_after_wof = !!(core0.pendingInterrupts & (1 << 15));
     wr(FIFO_ST, 0);
+    out.st_after_writing_0 = rd(FIFO_ST);
+    wr(FIFO_ST, 0xff);
     out.st_after_clear = rd(FIFO_ST);
     rd(FIFO_RD);
     out.st_underflow = rd(FIFO_ST);
-    wr(FIFO_ST, 0);
+    wr(FIFO_ST, 0xff);
     dual.rx[0].push(7);
     out.st_valid = rd(FIFO_ST);
     out.irq_proc0_pending_valid = !!(core0.pendingInterrupts & (1 << 15));

@@ -70,7 +70,8 @@ def test_fifo_status_bits_and_per_core_sio():
     assert r["st_overflow"] == 0b0100              # ninth write: WOF, word dropped
     assert r["core1_rx"] == list(range(8))
     assert r["irq_proc1_pending"] and r["irq_proc0_pending_after_wof"]
-    assert r["st_after_clear"] == 0                # a write to FIFO_ST clears WOF
+    assert r["st_after_writing_0"] == 0b0100       # WOF is write-1-to-clear
+    assert r["st_after_clear"] == 0                # 0xff written to FIFO_ST (multicore_fifo_clear_irq)
     assert r["st_underflow"] == 0b1000             # read of an empty FIFO: ROE
     assert r["st_valid"] == 0b0001                 # VLD; not RDY: core 1 (held) drained nothing
     assert r["pop"] == 7 and not r["irq_proc0_pending_after_pop"]
