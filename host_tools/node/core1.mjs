@@ -10,8 +10,8 @@
 //    PPB (NVIC, SysTick, VTOR, ICSR) and the SIO port are core 1's.
 //  * SIO: spinlocks and GPIO stay in rp2040js's RPSIO (shared); CPUID, the two
 //    inter-core FIFOs (8 words each way, FIFO_ST VLD/RDY/WOF/ROE, FIFO_WR,
-//    FIFO_RD; WOF/ROE cleared by writing 1s to FIFO_ST) are added here; core 0 keeps rp2040js's divider and interpolators,
-//    core 1 has its own RPSIO instance for them.
+//    FIFO_RD; WOF/ROE cleared by writing 1s to FIFO_ST) are added here; core 0
+//    keeps rp2040js's divider and interpolators, core 1 has its own RPSIO for them.
 //  * NVIC state lives in each core object (pending/enabled/priorities, PRIMASK):
 //    a peripheral IRQ line (mcu.setInterrupt) is latched by both NVICs and taken
 //    by the core that enabled it; SIO_IRQ_PROC0 (15) goes to core 0 only,
@@ -30,7 +30,10 @@
 //  without ticking and the clock is topped up if core 1 ran longer. A core in
 //  WFE/WFI is skipped; when both wait, the clock jumps to the next alarm.
 //  Cross-core latency (a FIFO word, a SEV, an IRQ) is at most one slice.
-// Costs: one extra check per slice while core 1 sleeps in the bootrom.
+// Locking: none (one JavaScript thread). Install after setting mcu.logger: the SEV
+//  hook wraps the logger in place at install time.
+// Costs: one extra check per slice while core 1 sleeps in the bootrom; both cores
+//  busy halve the emulated cycles per wall second (core1_check.mjs speed).
 
 export const SLICE = 256;                  // cycles per core per slice
 const CYCLE_NANOS = 8;                     // 125 MHz

@@ -148,6 +148,15 @@ def test_thread_runs_on_core1_of_the_rp2_firmware(monkeypatch):
                             "f=open('/c1.txt','w');f.write('two cores');f.close();print(open('/c1.txt').read())"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "two cores" in r.stdout, r.stdout + r.stderr
+        # a thread left spinning on core 1; a soft reset (PSM reset of core 1 by the
+        # firmware) and a new thread starts there again
+        r = subprocess.run([MPREMOTE, "connect", b.device, "exec",
+                            "import _thread\ndef spin():\n while True: pass\n_thread.start_new_thread(spin, ())\n"
+                            "print('spinning')"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "spinning" in r.stdout, r.stdout + r.stderr
+        r = subprocess.run([MPREMOTE, "connect", b.device, "soft-reset", "+", "exec", THREAD],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "cpuid 0 [1, 1] cnt [2000, 2000]" in r.stdout, r.stdout + r.stderr
         print("thread on core 1: %.1f s wall" % (time.monotonic() - t))
     finally:
         b.close()
