@@ -13,7 +13,7 @@
 #                          intr.run_hard while core 1 churns the same cache
 #   hit_cost_per_core      pool_cache get+put hit pair in emulated cycles per core
 # Figures: MPALLOC_LONG=1 (the host's "long" cap): 100,000 race operations and
-# 20,000 interrupt-context ones; make test: 20,000 and 1,000.
+# 20,000 interrupt-context ones; make test: 10,000 and 500.
 # Skipped where there is no rp2 with threads (the other targets, emu:rp2040 with
 # one core). Nothing here creates module globals while core 1 runs: rp2 has no
 # GIL, and a dict resize seen half-done by the other core is a real race there.
@@ -214,7 +214,7 @@ def race_two_cores():
     import time
 
     intr, pool, PC, pc, pp = _setup("cores_race")
-    total = 100000 if has("long") else 20000
+    total = 100000 if has("long") else 10000
     owner = bytearray(_NPAGES * _PAGE // _ITEM)
     res = [0, 0, 0, 0]
     go = [0]
@@ -313,7 +313,7 @@ def hard_timer_core1_churns():
     import time
 
     intr, pool, PC, pc, pp = _setup("cores_irq", 40)
-    want = 20000 if has("long") else 1000
+    want = 20000 if has("long") else 500
     owner = bytearray(_NPAGES * _PAGE // _ITEM)
     res = [0, 0, 0, 0]
     stop = [0]

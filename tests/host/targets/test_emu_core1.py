@@ -186,10 +186,10 @@ def test_rp2_cores_suite_on_two_cores(tmp_path, monkeypatch):
         for p in case.iter("property"):
             figures["%s.%s" % (case.get("name").split(".")[-1], p.get("name"))] = p.get("value")
     race = {k: v for k, v in figures.items() if k.startswith("race_two_cores.")}
-    assert int(race["race_two_cores.operations"]) >= 20000, figures
+    assert int(race["race_two_cores.operations"]) >= 10000, figures
     assert int(figures["disable_irq_excludes.overlaps_locked"]) == 0
     assert int(figures["disable_irq_excludes.overlaps_control"]) > 0
-    assert int(figures["hard_timer_core1_churns.isr_ops"]) >= 1000
+    assert int(figures["hard_timer_core1_churns.isr_ops"]) >= 500
     for k in sorted(figures):
         print("rp2_cores %s = %s" % (k, figures[k]))
     print("rp2_cores on two cores: %.0f s wall" % wall)
