@@ -23,12 +23,15 @@
 //    second while idle, a third of the chip's time);
 //  * UART TXINTR is set by a write to UARTDR and cleared by UARTICR (rp2040js
 //    sets it again on every interrupt check, so a UART IRQ handler never returns).
+//  * MPALLOC_EMU_CORES=2: core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core
+//    NVIC/SysTick, PSM launch), stepped in lock-step slices with core 0. Off by default.
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
 // Exit status: 0 when stdin closes, 2 on bad arguments or images, 3 on an
 // emulator error.
 
 import fs from "node:fs";
 import { Simulator, USBCDC } from "rp2040js";
+import { installCore1 } from "./core1.mjs";
 
 const [bootromPath, uf2Path, imagePath, flashArg] = process.argv.slice(2);
 const FLASH_BYTES = parseInt(flashArg || "2097152", 10);
@@ -287,6 +290,7 @@ const IDLE_MAX_MS = 20;
 const CYCLE_NANOS = 8;      // 125 MHz
 const clock = sim.clock;
 const core = mcu.core;
+const dual = process.env.MPALLOC_EMU_CORES === "2" ? installCore1(mcu) : null;
 let stopped = false;
 let next = null;            // the pending setTimeout of run()
 sim.stop = () => { stopped = true; };
@@ -301,7 +305,8 @@ function run() {
   next = null;
   let slept = 0, ran = 0, halted = false;
   try {
-    for (let i = 0; i < 1000000 && !stopped; i++) {
+    if (dual) ({ ran, slept, halted } = dual.batch(1000000, () => stopped));
+    else for (let i = 0; i < 1000000 && !stopped; i++) {
       if (core.waiting) {
         const n = clock.nanosToNextAlarm;
         if (n <= 0) {       // asleep with no alarm: only input (an interrupt) wakes it
@@ -323,7 +328,7 @@ function run() {
   }
   if (stopped) return;
   const sleptMs = slept / 1e6;
-  if (DEBUG) process.stderr.write(`batch cycles=${ran} slept_ns=${slept} pc=${core.PC.toString(16)} ipsr=${core.IPSR} pm=${core.PM} pend=${core.pendingInterrupts.toString(16)} en=${core.enabledInterrupts.toString(16)} lr=${(core.LR>>>0).toString(16)} flash_writes=${qflash.writes}\n`);
+  if (DEBUG) process.stderr.write(`batch cycles=${ran} slept_ns=${slept} pc=${core.PC.toString(16)} ipsr=${core.IPSR} pm=${core.PM} pend=${core.pendingInterrupts.toString(16)} en=${core.enabledInterrupts.toString(16)} lr=${(core.LR>>>0).toString(16)} flash_writes=${qflash.writes}${dual ? " busy=" + dual.busy : ""}\n`);
   const pause = halted ? IDLE_MAX_MS : ran * CYCLE_NANOS < slept ? Math.min(IDLE_MAX_MS, sleptMs) : 0;
   next = setTimeout(run, pause);
 }

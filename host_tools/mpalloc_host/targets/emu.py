@@ -2,7 +2,11 @@
 rp2040js, behind a pty (mpalloc_host/emu_rp2040.py, host_tools/node/emu_rp2040.mjs).
 32-bit, armv6m native code, real hard Timer interrupts, littlefs on flash; one
 core: no threads (the SIO FIFOs that start core 1 are not emulated). Time there is
-emulated: ticks_us() counts 125 cycles per us of a 125 MHz chip."""
+emulated: ticks_us() counts 125 cycles per us of a 125 MHz chip.
+MPALLOC_EMU_CORES=2: the runner adds core 1 (host_tools/node/core1.mjs) and the
+target reports threads (_thread starts core 1); off by default."""
+import os
+
 from ..errors import TargetError
 from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profile
 
@@ -10,6 +14,11 @@ from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profil
 class EmuTarget(EmulatedTarget):
     kind = "emu"
     deadline = 30.0
+
+
+def two_cores():
+    """Core 1 on (MPALLOC_EMU_CORES=2, read by the runner too)."""
+    return os.environ.get("MPALLOC_EMU_CORES", "1") == "2"
 
 
 def open_emu(spec, rest, board, timeout, firmware=None):
@@ -20,8 +29,11 @@ def open_emu(spec, rest, board, timeout, firmware=None):
     name = implied_board(spec, "rp2040", board)
     profile = load_profile(spec, name)
     caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32"}
+    if two_cores():
+        caps.add("threads")
     return launch(EmuTarget, spec, name, profile, lambda: EmuRp2040(name, firmware=firmware), caps, timeout)
 
 
 KIND = TargetKind("emu", "emu:rp2040", "the RP2040's own MicroPython (v1.28.0) in the rp2040js emulator: 32-bit, "
-                  "real hard IRQs, one core (no threads), emulated time", EmuTarget.deadline, open_emu, scheme="emu")
+                  "real hard IRQs, one core (no threads; MPALLOC_EMU_CORES=2: both cores, threads), emulated time",
+                  EmuTarget.deadline, open_emu, scheme="emu")

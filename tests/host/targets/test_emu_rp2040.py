@@ -160,8 +160,10 @@ def test_ctrl_c_breaks_a_running_loop(board):
         assert b"KeyboardInterrupt" in buf, buf[-300:]
 
 
-def test_threads_are_not_a_cap_and_no_process_is_left(tmp_path):
+def test_threads_are_not_a_cap_and_no_process_is_left(tmp_path, monkeypatch):
     from mpalloc_host.targets import open_target
+
+    monkeypatch.delenv("MPALLOC_EMU_CORES", raising=False)     # one core: the default
 
     t = open_target("emu:rp2040")
     pid = t.backend.child.pid

@@ -161,10 +161,15 @@ def test_replay_on_wasm32(board_json):
     _check_replay(_wasm("test_replay.py", board_json), threads=False)
 
 
+# Suites every test of which needs both RP2040 cores running Python (sys.platform
+# rp2 with threads): on the unix and webassembly ports they only skip.
+RP2_CORES_ONLY = ("test_rp2_cores.py",)
+
+
 def _debug_params(exclude=()):
     out = []
     for s in SUITES:
-        if s in exclude:
+        if s in exclude or s in RP2_CORES_ONLY:
             continue
         marks = [pytest.mark.xfail(strict=True, reason=DEBUG_KNOWN[s])] if s in DEBUG_KNOWN else []
         out.append(pytest.param(s, marks=marks, id=s[:-3]))
