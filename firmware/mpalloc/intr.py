@@ -30,6 +30,18 @@
 # machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
 #
+# C stack (MODE_SIO): rp2 runs a hard IRQ on the stack of the code it interrupts
+# (no interrupt stack) and MicroPython's stack check counts both; about 8 KB in
+# all on RPI_PICO. An allocator's deep path (kmem -> pool_cache -> pool ->
+# uvm_km -> vmem) takes ~4.4 KB from a handler, so one landing in the main
+# program's own deep path ran out, and the "maximum recursion depth" RuntimeError
+# (no message with the heap locked) was raised between a splhigh() and its splx()
+# or half-way through a depot or pool update: a RuntimeError from
+# kmem_intr_alloc, state left torn, and the chip dead with interrupts masked
+# (issue 18). So setup(MODE_SIO) finds the limit once (_stack_probe), and
+# run_hard() runs no handler unless HARD_STACK bytes are left: it raises
+# E_STACK before touching anything (counted in nstackfail[0]).
+#
 # Invariants (MODE_THREAD):
 #   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
 #   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
@@ -61,6 +73,9 @@ _NOCPU = const(8)  # MODE_THREAD: what _cpu_of gives a thread never attached (a 
 _ISR = const(0x100)
 # SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
 _SIO_CPUID = const(-0x30000000)
+# C stack a handler run by run_hard() may need (MODE_SIO): the kmem_intr_alloc
+# path that grows a pool measured 4,352 B below the handler on rp2 v1.28.
+HARD_STACK = const(4864)
 
 mode = MODE_UP
 ncpu = 1
@@ -73,6 +88,11 @@ _sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
 _spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
 _soft_run = None  # set by softint.py: runs what waits
 _get_ident = None
+_hard_max = [0]  # MODE_SIO: run_hard() refuses above this stack_use() (0: no check)
+nstackfail = [0]  # handlers run_hard() refused for want of C stack
+E_STACK = RuntimeError("intr.run_hard: too little C stack left here for a hard handler (rp2 runs it on the "
+                       "interrupted program's stack): not run")
+_stack_use = micropython.stack_use if micropython and hasattr(micropython, "stack_use") else None
 
 
 def _default_mode():
@@ -116,12 +136,31 @@ def setup(n=1, m=None):
         _cpu_of.clear()
         cpu_attach(0)
     _sdepth[0] = 0
+    _hard_max[0] = 0
+    if m == MODE_SIO and _stack_use is not None:
+        _hard_max[0] = max(0, _stack_probe() - HARD_STACK)
     for f in _on_setup:
         f()
 
 
 # Functions called after every setup() (modules that cache mode-dependent values).
 _on_setup = []
+
+
+def _stack_probe():
+    # stack_use() at which MicroPython's stack check raises (allocates; once,
+    # at setup): recurse until it does. Lower by at most one frame.
+    got = [0]
+
+    def f():
+        got[0] = _stack_use()
+        f()
+
+    try:
+        f()
+    except RuntimeError:
+        pass
+    return got[0]
 
 
 def cpu_attach(c):
@@ -243,6 +282,7 @@ def run_hard(handler, arg, c=0):
     while CPU c is in a critical section, exactly as a masked IRQ stays pending.
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
+    => MODE_SIO: HARD_STACK bytes of C stack left, else E_STACK, nothing run.
     """
     if mode == MODE_THREAD:
         me = _get_ident()
@@ -255,6 +295,9 @@ def run_hard(handler, arg, c=0):
             _heap_unlock()
             _cpu_of[me] = c
             _mask[c].release()
+    if _hard_max[0] and _stack_use() > _hard_max[0]:
+        nstackfail[0] += 1
+        raise E_STACK
     _hard_depth[0] += 1
     s = splhigh()
     _heap_lock()
