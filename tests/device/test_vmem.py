@@ -32,6 +32,10 @@ from mpalloc.vmem import (
 )
 
 s = Suite("vmem", needs=("heap:65536",))
+# Figures sized for a slow (emulated) board, full elsewhere (mptest.sized):
+# random_workload's operations, quantum_cache's warm-up and steady-state walks.
+RW_OPS = mptest.sized(20000, 1500)
+QC_WARM, QC_OPS = mptest.sized((6000, 20000), (2000, 4000))
 NW = M_NOWAIT
 BASE = 0x20000000
 # small ints are 31-bit on 32-bit ports, 63-bit on 64-bit ones
@@ -106,7 +110,7 @@ def quantum_cache():
     r = Rng(7)
     live = []
     nsmall = 0
-    for i in range(6000):
+    for i in range(QC_WARM):
         if len(live) < 24 or (len(live) < 72 and r.next(2)):
             n = 16 * (1 + r.next(8))
             live.append((vmem_alloc(vm, n, NW), n))
@@ -116,7 +120,7 @@ def quantum_cache():
             vmem_free(vm, p, n)
     st0 = vmem_stats(vm)
     base_fills = st0["qfills"] + st0["qdrains"]
-    for i in range(20000):
+    for i in range(QC_OPS):
         if len(live) < 24 or (len(live) < 72 and r.next(2)):
             n = 16 * (1 + r.next(8))
             live.append((vmem_alloc(vm, n, NW), n))
@@ -126,9 +130,9 @@ def quantum_cache():
             vmem_free(vm, p, n)
     st1 = vmem_stats(vm)
     visits = st1["qfills"] + st1["qdrains"] - base_fills
-    s.metric("quantum_cache", "segment_visits_per_1000_small", visits * 1000 // 10000)
-    if visits * 1000 > 10000:
-        raise AssertionError("%d segment-list visits in ~10000 small allocations" % visits)
+    s.metric("quantum_cache", "segment_visits_per_1000_small", visits * 1000 // (QC_OPS // 2))
+    if visits * 1000 > QC_OPS // 2:
+        raise AssertionError("%d segment-list visits in ~%d small allocations" % (visits, QC_OPS // 2))
     for p, n in live:
         vmem_free(vm, p, n)
     V.vmem_check(vm)
@@ -146,7 +150,7 @@ def _heap_room():
 def random_workload():
     # seeded random alloc/xalloc/free/xfree with an independent ownership map;
     # vmem_check (the full invariant check) every CHECK operations
-    nops = 20000
+    nops = RW_OPS
     Q = 8
     NQ = 2048
     vm = vmem_create("rw", BASE, NQ * Q, Q, 4 * Q, NW)
@@ -398,8 +402,7 @@ def high_arena_offsets():
 
 @s.test
 def two_threads_race():
-    if not mptest.has("threads"):
-        mptest.skip("no _thread")
+    mptest.need("threads", "no _thread")
     import _thread
 
     intr.setup(2)

@@ -10,6 +10,7 @@ from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profil
 class EmuTarget(EmulatedTarget):
     kind = "emu"
     deadline = 30.0
+    why = {"threads": "no threads (one core in rp2040js)"}
 
 
 def open_emu(spec, rest, board, timeout, firmware=None):
@@ -19,7 +20,7 @@ def open_emu(spec, rest, board, timeout, firmware=None):
         raise TargetError("the emulator runs only the RP2040: use emu:rp2040", where=spec)
     name = implied_board(spec, "rp2040", board)
     profile = load_profile(spec, name)
-    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32"}
+    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32", "slow"}
     return launch(EmuTarget, spec, name, profile, lambda: EmuRp2040(name, firmware=firmware), caps, timeout)
 
 
