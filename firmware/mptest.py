@@ -30,9 +30,6 @@
 # Needs a suite may declare: "threads", "hard_irq", "native", "heap:<bytes>"
 # (bytes of a 32-bit board's gc heap; a 64-bit port must have twice that),
 # "fs". A missing need skips every test of the suite with the reason.
-# need(cap, reason) skips one test (with the host's reason from WHY if it has
-# one); sized(full, small) is a figure sized for the board: small where the host
-# calls it "slow" (an emulated chip) unless it wants the full ones ("long").
 #
 # Runs on CPython too (for debugging a suite on the host); heap_locked() can
 # prove nothing there and says so in its result.
@@ -60,8 +57,6 @@ except ImportError:
 ONLY = None
 # Capabilities the host knows about the board (e.g. "hard_irq" on rp2 >= 1.26).
 CAPS = ()
-# Why the board lacks a capability, where the host knows ({"threads": "..."}).
-WHY = {}
 
 
 class SkipTest(Exception):
@@ -137,20 +132,6 @@ def has(need):
     if need.startswith("heap:"):
         return _heap_total() >= int(need[5:])
     return need in CAPS
-
-
-def need(cap, reason):
-    """Skip the test unless the board has cap: with the host's reason (WHY), else reason."""
-    if not has(cap):
-        skip(WHY.get(cap, reason))
-
-
-def sized(full, small):
-    """full, or small on a board the host calls slow (an emulated chip) unless
-    it asks for the full figures (MPALLOC_LONG=1: "long")."""
-    if "slow" in CAPS and "long" not in CAPS:
-        return small
-    return full
 
 
 class Suite:

@@ -31,16 +31,13 @@
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
 #
 # C stack (MODE_SIO): rp2 runs a hard IRQ on the stack of the code it interrupts
-# (no interrupt stack) and MicroPython's stack check counts both; about 8 KB in
-# all on RPI_PICO. An allocator's deep path (kmem -> pool_cache -> pool ->
-# uvm_km -> vmem) takes ~4.4 KB from a handler, so one landing in the main
-# program's own deep path ran out, and the "maximum recursion depth" RuntimeError
-# (no message with the heap locked) was raised between a splhigh() and its splx()
-# or half-way through a depot or pool update: a RuntimeError from
-# kmem_intr_alloc, state left torn, and the chip dead with interrupts masked
-# (issue 18). So setup(MODE_SIO) finds the limit once (_stack_probe), and
-# run_hard() runs no handler unless HARD_STACK bytes are left: it raises
-# E_STACK before touching anything (counted in nstackfail[0]).
+# and MicroPython's stack check (~8 KB on RPI_PICO) counts both. kmem's deep path
+# (pool_cache -> pool -> uvm_km -> vmem) takes ~4.4 KB, so a handler landing in
+# the main program's own deep path hit "maximum recursion depth" (a RuntimeError
+# with no message, the heap locked) half-way through a depot or pool update or
+# between splhigh() and splx(): state torn, the chip dead with interrupts masked
+# (issue 18). So setup(MODE_SIO) finds the limit once (_stack_probe) and
+# run_hard() raises E_STACK, touching nothing, unless HARD_STACK bytes are left.
 #
 # Invariants (MODE_THREAD):
 #   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]

@@ -12,7 +12,8 @@
 # For debug mode call mpfuzz.reserve(), then import mpalloc.debug and call on()
 # (on() compiles every allocator first, which leaves a small heap in pieces).
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=512K tests/device/test_replay.py
-from mptest import Suite, heap_locked, check_msg, eq, sized
+from mptest import Suite, heap_locked, check_msg, eq
+from mptest_sized import sized
 
 import mpfuzz
 from mpalloc import mem, intr
@@ -22,7 +23,7 @@ mpfuzz.reserve()  # the targets' window, before any workload fragments the heap
 s = Suite("replay", needs=("heap:200000",))
 
 SEEDS = getattr(mpfuzz, "REPLAY_SEEDS", (1, 2))
-# 300 steps a seed; 100 on a slow (emulated) board (mptest.sized), where extent's
+# 300 steps a seed; 100 on a slow (emulated) board (mptest_sized), where extent's
 # model checks after every step cost ~0.1 s of wall time each
 NOPS = getattr(mpfuzz, "REPLAY_OPS", sized(300, 100))
 

@@ -17,11 +17,12 @@
 #     (esp32, rp2).
 # 100,000 callbacks per stress test on the unix port (mptest_long.full_figures);
 # short elsewhere unless MPALLOC_LONG=1; 600 main turns (not 3,000) on a slow
-# (emulated) board without threads (mptest.sized).
+# (emulated) board without threads (mptest_sized).
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=466048 tests/device/test_softint.py
 import gc
 
-from mptest import Suite, skip, has, eq, sized
+from mptest import Suite, skip, has, eq
+from mptest_sized import sized
 from mptest_long import full_figures
 from mptest_pages import pool_window
 

@@ -8,6 +8,7 @@ import gc
 import sys
 
 import mptest
+import mptest_sized
 from mptest import Suite, check_msg, eq, heap_locked, raises
 from mpalloc import intr
 from mpalloc import vmem as V
@@ -32,10 +33,12 @@ from mpalloc.vmem import (
 )
 
 s = Suite("vmem", needs=("heap:65536",))
-# Figures sized for a slow (emulated) board, full elsewhere (mptest.sized):
-# random_workload's operations, quantum_cache's warm-up and steady-state walks.
-RW_OPS = mptest.sized(20000, 1500)
-QC_WARM, QC_OPS = mptest.sized((6000, 20000), (2000, 4000))
+# Figures sized for a slow (emulated) board, full elsewhere (mptest_sized):
+# random_workload's operations, quantum_cache's warm-up and steady-state walks,
+# check_heap_locked's pairs in debug mode.
+RW_OPS = mptest_sized.sized(20000, 1500)
+DBG_PAIRS = mptest_sized.sized(200, 10)  # check_heap_locked: a vmem_check after every step
+QC_WARM, QC_OPS = mptest_sized.sized((6000, 20000), (2000, 4000))
 NW = M_NOWAIT
 BASE = 0x20000000
 # small ints are 31-bit on 32-bit ports, 63-bit on 64-bit ones
@@ -231,10 +234,13 @@ def _holey(base, nholes, qcache):
 _box = [None, 0, 0]
 
 
+_NP = [200]  # pairs _pairs makes (check_heap_locked: fewer in debug mode on a slow board)
+
+
 def _pairs(vm):
-    # 200 alloc+free pairs of varying sizes, M_NOWAIT, instant and best fit
+    # _NP[0] (200) alloc+free pairs of varying sizes, M_NOWAIT, instant and best fit
     i = 0
-    while i < 200:
+    while i < _NP[0]:
         n = 16 * (1 + (i & 7))
         a = vmem_alloc(vm, n, M_NOWAIT)
         b = vmem_alloc(vm, n + 16, M_NOWAIT | M_BESTFIT)
@@ -402,7 +408,7 @@ def high_arena_offsets():
 
 @s.test
 def two_threads_race():
-    mptest.need("threads", "no _thread")
+    mptest_sized.need("threads", "no _thread")
     import _thread
 
     intr.setup(2)
@@ -487,10 +493,12 @@ def check_heap_locked():
     _pairs(vm)
     a = vmem_alloc(vm, 32, NW)  # one handed out by the quantum cache
     V.vmem_debug(True)
+    _NP[0] = DBG_PAIRS
     try:
         eq(heap_locked(_check, vm), True, "vmem_check under heap_lock")
-        eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock in debug mode")
+        eq(heap_locked(_pairs, vm), DBG_PAIRS, "pairs under heap_lock in debug mode")
     finally:
+        _NP[0] = 200
         V.vmem_debug(False)
     try:
         import micropython

@@ -13,7 +13,7 @@ Target attributes:
     board     profile name or None; profile: the profile dict or None
     caps      set of capabilities (see CAPS)
     why       {capability: why the target lacks it}: the skip reason a suite
-              gives (mptest.WHY, mptest.need)
+              gives (mptest.WHY, mptest_sized.need)
     is_physical  a real board: its own hard IRQs count (mptest's hard_irq)
     reconnects   its port may vanish and come back (USB re-enumeration, a
               hard reset): Board waits for it and reconnects
@@ -43,7 +43,7 @@ CAPS = {
     "word32": "32-bit small ints and pointers",
     "frozen": "the suites are frozen into the firmware and run from there",
     "slow": "an emulated chip at a fraction of real speed: suites size their long figures down "
-            "(mptest.sized; MPALLOC_LONG=1 keeps the full ones)",
+            "(mptest_sized.sized; MPALLOC_LONG=1 keeps the full ones)",
 }
 
 
