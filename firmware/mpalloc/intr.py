@@ -36,8 +36,10 @@
 # the main program's own deep path hit "maximum recursion depth" (a RuntimeError
 # with no message, the heap locked) half-way through a depot or pool update or
 # between splhigh() and splx(): state torn, the chip dead with interrupts masked
-# (issue 18). So setup(MODE_SIO) finds the limit once (_stack_probe) and
-# run_hard() raises E_STACK, touching nothing, unless HARD_STACK bytes are left.
+# (issue 18). So setup(MODE_SIO) finds the limit once and run_hard() raises
+# the preallocated _hard_depth[3], touching nothing, unless _HARD_STACK bytes are
+# left (_hard_depth[2] counts the refusals). No new globals: the frozen
+# micro:bit build has no RAM to spare for them.
 #
 # Invariants (MODE_THREAD):
 #   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
@@ -72,7 +74,7 @@ _ISR = const(0x100)
 _SIO_CPUID = const(-0x30000000)
 # C stack a handler run by run_hard() may need (MODE_SIO): the kmem_intr_alloc
 # path that grows a pool measured 4,352 B below the handler on rp2 v1.28.
-HARD_STACK = const(4864)
+_HARD_STACK = const(4864)
 
 mode = MODE_UP
 ncpu = 1
@@ -85,11 +87,6 @@ _sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
 _spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
 _soft_run = None  # set by softint.py: runs what waits
 _get_ident = None
-_hard_max = [0]  # MODE_SIO: run_hard() refuses above this stack_use() (0: no check)
-nstackfail = [0]  # handlers run_hard() refused for want of C stack
-E_STACK = RuntimeError("intr.run_hard: too little C stack left here for a hard handler (rp2 runs it on the "
-                       "interrupted program's stack): not run")
-_stack_use = micropython.stack_use if micropython and hasattr(micropython, "stack_use") else None
 
 
 def _default_mode():
@@ -133,31 +130,30 @@ def setup(n=1, m=None):
         _cpu_of.clear()
         cpu_attach(0)
     _sdepth[0] = 0
-    _hard_max[0] = 0
-    if m == MODE_SIO and _stack_use is not None:
-        _hard_max[0] = max(0, _stack_probe() - HARD_STACK)
+    _hard_depth[1] = 0
+    if m == MODE_SIO and hasattr(micropython, "stack_use"):
+        # the stack_use() at which MicroPython's check raises: recurse until it
+        # does (allocates; once). Lower than the limit by at most one frame.
+        got = [0]
+
+        def probe():
+            got[0] = micropython.stack_use()
+            probe()
+
+        try:
+            probe()
+        except RuntimeError:
+            pass
+        _hard_depth[1] = max(0, got[0] - _HARD_STACK)
+        if _hard_depth[3] is None:
+            _hard_depth[3] = RuntimeError("intr.run_hard: too little C stack left here for a hard handler (rp2 runs "
+                                   "it on the interrupted program's stack): not run")
     for f in _on_setup:
         f()
 
 
 # Functions called after every setup() (modules that cache mode-dependent values).
 _on_setup = []
-
-
-def _stack_probe():
-    # stack_use() at which MicroPython's stack check raises (allocates; once,
-    # at setup): recurse until it does. Lower by at most one frame.
-    got = [0]
-
-    def f():
-        got[0] = _stack_use()
-        f()
-
-    try:
-        f()
-    except RuntimeError:
-        pass
-    return got[0]
 
 
 def cpu_attach(c):
@@ -197,9 +193,10 @@ def cpu_intr_p():
     return _hard_depth[0] > 0
 
 
-# Set while run_hard() dispatches on boards (the port's own hard IRQ has no flag
-# we can read portably).
-_hard_depth = [0]
+# [0]: set while run_hard() dispatches on boards (the port's own hard IRQ has no
+# flag we can read portably); MODE_SIO (see the header): [1] the stack_use()
+# above which run_hard() refuses (0: never), [2] refusals, [3] the exception.
+_hard_depth = [0, 0, 0, None]
 
 
 def splhigh():
@@ -279,7 +276,7 @@ def run_hard(handler, arg, c=0):
     while CPU c is in a critical section, exactly as a masked IRQ stays pending.
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
-    => MODE_SIO: HARD_STACK bytes of C stack left, else E_STACK, nothing run.
+    => MODE_SIO: _HARD_STACK bytes of C stack left, else _hard_depth[3], nothing run.
     """
     if mode == MODE_THREAD:
         me = _get_ident()
@@ -292,9 +289,9 @@ def run_hard(handler, arg, c=0):
             _heap_unlock()
             _cpu_of[me] = c
             _mask[c].release()
-    if _hard_max[0] and _stack_use() > _hard_max[0]:
-        nstackfail[0] += 1
-        raise E_STACK
+    if _hard_depth[1] and micropython.stack_use() > _hard_depth[1]:
+        _hard_depth[2] += 1
+        raise _hard_depth[3]
     _hard_depth[0] += 1
     s = splhigh()
     _heap_lock()

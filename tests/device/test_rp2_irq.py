@@ -14,7 +14,7 @@
 # "long" cap (MPALLOC_LONG=1), 1,500 otherwise (make test).
 # heap_locked_in_handler: the control: bytearray() in the handler raises MemoryError.
 # An interrupt that lands where the main program is deep finds too little C
-# stack (rp2 runs the handler on it): run_hard refuses it with intr.E_STACK before
+# stack (rp2 runs the handler on it): run_hard refuses it (intr._hard_depth[3]) before
 # it touches anything (intr.py's header); counted as stack_refused, not an error.
 import gc
 import sys
@@ -73,7 +73,7 @@ def _op(arg):
 
 def _make_cb(intr):
     run = intr.run_hard
-    est = intr.E_STACK
+    est = intr._hard_depth[3]  # the C-stack refusal (intr.py's header)
 
     def cb(t):
         if _H[0] >= _N[0]:
