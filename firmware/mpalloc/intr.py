@@ -30,6 +30,17 @@
 # machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
 # MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
 #
+# C stack (MODE_SIO): rp2 runs a hard IRQ on the stack of the code it interrupts
+# and MicroPython's stack check (~8 KB on RPI_PICO) counts both. kmem's deep path
+# (pool_cache -> pool -> uvm_km -> vmem) takes ~4.4 KB, so a handler landing in
+# the main program's own deep path hit "maximum recursion depth" (a RuntimeError
+# with no message, the heap locked) half-way through a depot or pool update or
+# between splhigh() and splx(): state torn, the chip dead with interrupts masked
+# (issue 18). So setup(MODE_SIO) finds the limit once and run_hard() raises
+# the preallocated _hard_depth[3], touching nothing, unless _HARD_STACK bytes are
+# left (_hard_depth[2] counts the refusals). No new globals: the frozen
+# micro:bit build has no RAM to spare for them.
+#
 # Invariants (MODE_THREAD):
 #   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
 #   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
@@ -61,6 +72,9 @@ _NOCPU = const(8)  # MODE_THREAD: what _cpu_of gives a thread never attached (a 
 _ISR = const(0x100)
 # SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
 _SIO_CPUID = const(-0x30000000)
+# C stack a handler run by run_hard() may need (MODE_SIO): the kmem_intr_alloc
+# path that grows a pool measured 4,352 B below the handler on rp2 v1.28.
+_HARD_STACK = const(4864)
 
 mode = MODE_UP
 ncpu = 1
@@ -117,6 +131,24 @@ def setup(n=1, m=None):
         _cpu_of.clear()
         cpu_attach(0)
     _sdepth[0] = 0
+    _hard_depth[1] = 0
+    if m == MODE_SIO and hasattr(micropython, "stack_use"):
+        # the stack_use() at which MicroPython's check raises: recurse until it
+        # does (allocates; once). Lower than the limit by at most one frame.
+        got = [0]
+
+        def probe():
+            got[0] = micropython.stack_use()
+            probe()
+
+        try:
+            probe()
+        except RuntimeError:
+            pass
+        _hard_depth[1] = max(0, got[0] - _HARD_STACK)
+        if _hard_depth[3] is None:
+            _hard_depth[3] = RuntimeError("intr.run_hard: too little C stack left here for a hard handler (rp2 runs "
+                                   "it on the interrupted program's stack): not run")
     for f in _on_setup:
         f()
 
@@ -166,9 +198,10 @@ def cpu_intr_p():
     return _hard_depth[0] > 0
 
 
-# Set while run_hard() dispatches on boards (the port's own hard IRQ has no flag
-# we can read portably).
-_hard_depth = [0]
+# [0]: set while run_hard() dispatches on boards (the port's own hard IRQ has no
+# flag we can read portably); MODE_SIO (see the header): [1] the stack_use()
+# above which run_hard() refuses (0: never), [2] refusals, [3] the exception.
+_hard_depth = [0, 0, 0, None]
 
 
 def splhigh():
@@ -253,6 +286,7 @@ def run_hard(handler, arg, c=0):
     while CPU c is in a critical section, exactly as a masked IRQ stays pending.
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
+    => MODE_SIO: _HARD_STACK bytes of C stack left, else _hard_depth[3], nothing run.
     """
     # => thread context (it emulates the interrupt); 0 <= c < ncpu; handler must not allocate.
     if mode == MODE_THREAD:
@@ -266,6 +300,9 @@ def run_hard(handler, arg, c=0):
             _heap_unlock()
             _cpu_of[me] = c
             _mask[c].release()
+    if _hard_depth[1] and micropython.stack_use() > _hard_depth[1]:
+        _hard_depth[2] += 1
+        raise _hard_depth[3]
     _hard_depth[0] += 1
     s = splhigh()
     _heap_lock()

@@ -440,6 +440,9 @@ class Runner:
         if isinstance(only, (list, tuple)):
             only = tuple(only)
         setup = "import mptest\nmptest.CAPS = %r\nmptest.ONLY = %r\n" % (caps, only)
+        why = getattr(board.target, "why", None)
+        if why:
+            setup += "mptest.WHY = %r\n" % (why,)
         if os.environ.get("MPALLOC_NATIVE") == "off":  # the bytecode hit paths where native ones exist
             setup += "import mpalloc.native\nmpalloc.native.off()\n"
         return board.delivery.suite_code(self, info, setup)

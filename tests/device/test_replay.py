@@ -13,6 +13,7 @@
 # (on() compiles every allocator first, which leaves a small heap in pieces).
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=512K tests/device/test_replay.py
 from mptest import Suite, heap_locked, check_msg, eq
+from mptest_sized import sized
 
 import mpfuzz
 from mpalloc import mem, intr
@@ -21,8 +22,10 @@ mpfuzz.reserve()  # the targets' window, before any workload fragments the heap
 
 s = Suite("replay", needs=("heap:200000",))
 
-SEEDS = getattr(mpfuzz, "REPLAY_SEEDS", (1, 2))
-NOPS = getattr(mpfuzz, "REPLAY_OPS", 300)
+# seeds 1 and 2, 300 steps each; seed 1, 30 steps on a slow (emulated) board
+# (mptest_sized), where the model checks after every step cost ~0.1 s of wall time
+SEEDS = getattr(mpfuzz, "REPLAY_SEEDS", sized((1, 2), (1,)))
+NOPS = getattr(mpfuzz, "REPLAY_OPS", sized(300, 30))
 
 
 def _replay(name):

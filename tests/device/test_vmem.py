@@ -8,6 +8,7 @@ import gc
 import sys
 
 import mptest
+import mptest_sized
 from mptest import Suite, check_msg, eq, heap_locked, raises
 from mpalloc import intr
 from mpalloc import vmem as V
@@ -32,6 +33,13 @@ from mpalloc.vmem import (
 )
 
 s = Suite("vmem", needs=("heap:65536",))
+# Figures sized for a slow (emulated) board, full elsewhere (mptest_sized):
+# random_workload's operations, quantum_cache's warm-up and steady-state walks,
+# _pairs' rounds (in debug mode: check_heap_locked).
+RW_OPS = mptest_sized.sized(20000, 400)
+PAIRS = mptest_sized.sized(200, 40)  # _pairs' rounds
+DBG_PAIRS = mptest_sized.sized(200, 10)  # check_heap_locked: a vmem_check after every step
+QC_WARM, QC_OPS = mptest_sized.sized((6000, 20000), (600, 1200))
 NW = M_NOWAIT
 BASE = 0x20000000
 # small ints are 31-bit on 32-bit ports, 63-bit on 64-bit ones
@@ -106,7 +114,7 @@ def quantum_cache():
     r = Rng(7)
     live = []
     nsmall = 0
-    for i in range(6000):
+    for i in range(QC_WARM):
         if len(live) < 24 or (len(live) < 72 and r.next(2)):
             n = 16 * (1 + r.next(8))
             live.append((vmem_alloc(vm, n, NW), n))
@@ -116,7 +124,7 @@ def quantum_cache():
             vmem_free(vm, p, n)
     st0 = vmem_stats(vm)
     base_fills = st0["qfills"] + st0["qdrains"]
-    for i in range(20000):
+    for i in range(QC_OPS):
         if len(live) < 24 or (len(live) < 72 and r.next(2)):
             n = 16 * (1 + r.next(8))
             live.append((vmem_alloc(vm, n, NW), n))
@@ -126,9 +134,9 @@ def quantum_cache():
             vmem_free(vm, p, n)
     st1 = vmem_stats(vm)
     visits = st1["qfills"] + st1["qdrains"] - base_fills
-    s.metric("quantum_cache", "segment_visits_per_1000_small", visits * 1000 // 10000)
-    if visits * 1000 > 10000:
-        raise AssertionError("%d segment-list visits in ~10000 small allocations" % visits)
+    s.metric("quantum_cache", "segment_visits_per_1000_small", visits * 1000 // (QC_OPS // 2))
+    if visits > max(1, QC_OPS // 2000):  # at most 1 in 1000 small allocations (one in a short walk)
+        raise AssertionError("%d segment-list visits in ~%d small allocations" % (visits, QC_OPS // 2))
     for p, n in live:
         vmem_free(vm, p, n)
     V.vmem_check(vm)
@@ -146,7 +154,7 @@ def _heap_room():
 def random_workload():
     # seeded random alloc/xalloc/free/xfree with an independent ownership map;
     # vmem_check (the full invariant check) every CHECK operations
-    nops = 20000
+    nops = RW_OPS
     Q = 8
     NQ = 2048
     vm = vmem_create("rw", BASE, NQ * Q, Q, 4 * Q, NW)
@@ -227,10 +235,13 @@ def _holey(base, nholes, qcache):
 _box = [None, 0, 0]
 
 
+_NP = [PAIRS]  # rounds _pairs makes (check_heap_locked: DBG_PAIRS in debug mode)
+
+
 def _pairs(vm):
-    # 200 alloc+free pairs of varying sizes, M_NOWAIT, instant and best fit
+    # _NP[0] alloc+free pairs of varying sizes, M_NOWAIT, instant and best fit
     i = 0
-    while i < 200:
+    while i < _NP[0]:
         n = 16 * (1 + (i & 7))
         a = vmem_alloc(vm, n, M_NOWAIT)
         b = vmem_alloc(vm, n + 16, M_NOWAIT | M_BESTFIT)
@@ -246,7 +257,7 @@ def _pairs(vm):
 def zero_alloc_segment_path():
     vm = _holey(BASE, 300, 0)
     _pairs(vm)  # warm up (tag reserve grown, nothing else to allocate)
-    eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock")
+    eq(heap_locked(_pairs, vm), PAIRS, "pairs under heap_lock")
     V.vmem_check(vm)
 
 
@@ -254,7 +265,7 @@ def zero_alloc_segment_path():
 def zero_alloc_quantum_cache():
     vm = _holey(BASE, 100, 128)
     _pairs(vm)
-    eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock (qcache sizes)")
+    eq(heap_locked(_pairs, vm), PAIRS, "pairs under heap_lock (qcache sizes)")
     V.vmem_check(vm)
 
 
@@ -323,7 +334,7 @@ def from_hard_irq():
     # cpu_intr_p() true; M_WAITOK is refused there
     vm = _holey(BASE, 100, 64)
     _pairs(vm)
-    eq(intr.run_hard(_pairs, vm, 0), 200, "pairs in a hard interrupt")
+    eq(intr.run_hard(_pairs, vm, 0), PAIRS, "pairs in a hard interrupt")
 
     def waitok(v):
         try:
@@ -344,7 +355,7 @@ def zero_alloc_32bit_ranges():
     # never makes a value >= 2**30: checked under heap_lock on the 32-bit port
     vm = _holey(0x3FF00000, 50, 64)
     _pairs(vm)
-    eq(heap_locked(_pairs, vm), 200, "0x3FF0_0000 arena under heap_lock")
+    eq(heap_locked(_pairs, vm), PAIRS, "0x3FF0_0000 arena under heap_lock")
 
 
 def _high_pairs(vm):
@@ -398,8 +409,7 @@ def high_arena_offsets():
 
 @s.test
 def two_threads_race():
-    if not mptest.has("threads"):
-        mptest.skip("no _thread")
+    mptest_sized.need("threads", "no _thread")
     import _thread
 
     intr.setup(2)
@@ -484,10 +494,12 @@ def check_heap_locked():
     _pairs(vm)
     a = vmem_alloc(vm, 32, NW)  # one handed out by the quantum cache
     V.vmem_debug(True)
+    _NP[0] = DBG_PAIRS
     try:
         eq(heap_locked(_check, vm), True, "vmem_check under heap_lock")
-        eq(heap_locked(_pairs, vm), 200, "pairs under heap_lock in debug mode")
+        eq(heap_locked(_pairs, vm), DBG_PAIRS, "pairs under heap_lock in debug mode")
     finally:
+        _NP[0] = PAIRS
         V.vmem_debug(False)
     try:
         import micropython

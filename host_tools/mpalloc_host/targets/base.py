@@ -12,6 +12,8 @@ Target attributes:
     device    what pyserial / mpremote's SerialTransport opens
     board     profile name or None; profile: the profile dict or None
     caps      set of capabilities (see CAPS)
+    why       {capability: why the target lacks it}: the skip reason a suite
+              gives (mptest.WHY, mptest_sized.need)
     is_physical  a real board: its own hard IRQs count (mptest's hard_irq)
     reconnects   its port may vanish and come back (USB re-enumeration, a
               hard reset): Board waits for it and reconnects
@@ -40,6 +42,8 @@ CAPS = {
     "word64": "64-bit small ints and pointers",
     "word32": "32-bit small ints and pointers",
     "frozen": "the suites are frozen into the firmware and run from there",
+    "slow": "an emulated chip at a fraction of real speed: suites size their long figures down "
+            "(mptest_sized.sized; MPALLOC_LONG=1 keeps the full ones)",
 }
 
 
@@ -65,6 +69,7 @@ class Target:
     is_physical = False
     reconnects = False
     deadline = 10.0
+    why = {}
 
     def __init__(self, spec, device, board=None, profile=None, caps=(), backend=None, kind=None):
         self.spec = spec

@@ -14,6 +14,7 @@ from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profil
 class EmuTarget(EmulatedTarget):
     kind = "emu"
     deadline = 30.0
+    why = {"threads": "no threads (one core in rp2040js; MPALLOC_EMU_CORES=2 adds core 1)"}
 
 
 def two_cores():
@@ -28,7 +29,7 @@ def open_emu(spec, rest, board, timeout, firmware=None):
         raise TargetError("the emulator runs only the RP2040: use emu:rp2040", where=spec)
     name = implied_board(spec, "rp2040", board)
     profile = load_profile(spec, name)
-    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32"}
+    caps = {"soft_reset", "fs", "raw_paste", "hard_irq", "word32", "slow"}
     if two_cores():
         caps.add("threads")
     return launch(EmuTarget, spec, name, profile, lambda: EmuRp2040(name, firmware=firmware), caps, timeout)
