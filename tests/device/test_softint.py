@@ -98,16 +98,25 @@ _src = [0, 0, 0]  # scheduled, queue full, done
 
 def _source(sih, count, seed):
     # The interrupt source of the virtual board: a thread scheduling sih.
+    # A full queue means the main thread has not run its callbacks yet (the
+    # host may not have run it at all: a loaded machine): wait for it, a short
+    # sleep at a time, so the figures do not depend on the host's load; an
+    # edge is lost only after ~200 waits in a row.
+    import time
+
     x = seed
     for _ in range(count):
         x = (x * 75 + 74) % 65537
         for _ in range(x % 401):
             pass
-        try:
-            softint.softint_schedule(sih)
-            _src[0] += 1
-        except RuntimeError:  # the scheduler's queue is full: drop, like a lost edge
-            _src[1] += 1
+        for _ in range(200):
+            try:
+                softint.softint_schedule(sih)
+                _src[0] += 1
+                break
+            except RuntimeError:  # the scheduler's queue is full
+                _src[1] += 1
+                time.sleep_us(50)
     _src[2] = 1
 
 
@@ -220,7 +229,7 @@ def _stress(kind, up=False):
     name = "soft_stress_" + kind + ("_up" if up else "")
     mg, mf, mp = cnt
     s.metric(name, "scheduled", _src[0])
-    s.metric(name, "queue_full", _src[1])
+    s.metric(name, "queue_full", _src[1])  # waits on a full queue (threads), not lost edges
     s.metric(name, "handler_runs", _hc[4])
     s.metric(name, "handler_ops", _hc[0] + _hc[1])
     s.metric(name, "held_until_splx", softint._sheld[0] - h0)
