@@ -1,59 +1,45 @@
 # intr: CPU identity, interrupt priority and spin mutexes for mpalloc.
 #
 # The small part of NetBSD's cpu(9), spl(9) and mutex(9) that the allocators need:
-#
 #   curcpu()           index of the CPU running the caller (0 .. ncpu-1)
 #   cpu_intr_p()       True in (real or emulated) hard-interrupt context
 #   splhigh() / splx(s)  block interrupts on this CPU / restore
 #   mutex_init()       a spin mutex; mutex_enter(m) ... mutex_exit(m, s)
 #   (soft interrupts, softint(9): softint.py, which hooks into splx here)
+# None of these allocate once set up: usable from a hard interrupt handler and
+# under micropython.heap_lock().
 #
-# None of these allocate from the MicroPython heap once set up, so they may be
-# used from a hard interrupt handler and under micropython.heap_lock().
+# Modes, chosen by setup() from the board profile (default: from sys.platform):
+#   MODE_UP      one CPU, no threads (esp32, micro:bit, webassembly);
+#                splhigh() is machine.disable_irq() where the port has it.
+#   MODE_SIO     RP2040: CPU id from the SIO CPUID register; disable_irq() also
+#                takes rp2's cross-core mutex while core 1 runs Python.
+#   MODE_THREAD  unix port and CPython: a thread is a CPU (cpu_attach), a
+#                per-CPU lock plays the interrupt mask, and run_hard() (an
+#                emulated hard interrupt) takes the mask of the CPU it interrupts.
+#                A thread that never called cpu_attach is no CPU: its first
+#                splhigh() raises E_NOCPU.
+# machine.mem32 is touched only in MODE_SIO, which setup() refuses on the unix
+# port (machine.mem* map the host's /dev/mem there).
 #
-# Three modes, chosen by setup() from the board profile (or by default from
-# sys.platform):
+# C stack (MODE_SIO): rp2 runs a hard IRQ on the interrupted code's stack and
+# MicroPython's stack check (~8 KB on RPI_PICO) counts both; kmem's deep path
+# takes ~4.4 KB. Running out mid-update would tear state with interrupts masked,
+# so setup(MODE_SIO) finds the limit once and run_hard() raises the preallocated
+# _hard_depth[3], touching nothing, unless _HARD_STACK bytes are left
+# (_hard_depth[2] counts refusals). No new globals: the frozen micro:bit build
+# has no RAM to spare (the lock-up this prevents: docs/DESIGN-NOTES.md).
 #
-#   MODE_UP      one CPU, no threads (esp32 Python core, micro:bit, webassembly).
-#                splhigh() uses machine.disable_irq() where the port has it.
-#   MODE_SIO     RP2040: the CPU id is read from the SIO CPUID register.
-#                machine.disable_irq() also takes rp2's cross-core mutex while
-#                core1 runs Python, so a spin mutex needs nothing more.
-#   MODE_THREAD  virtual board (unix port) and CPython host tests: a thread is a
-#                CPU (cpu_attach), a per-CPU lock plays the interrupt mask, and an
-#                emulated hard interrupt (run_hard) takes the mask of the CPU it
-#                interrupts, so a critical section really keeps it out.
-#                A thread that never called cpu_attach is no CPU (_NOCPU): its
-#                first splhigh() raises E_NOCPU (it would otherwise share CPU
-#                0's mask with CPU 0's thread, and both would enter).
+# Invariants: (MODE_THREAD) _depth[c] > 0 <=> the thread running as CPU c holds
+# _mask[c]; a thread in _cpu_of with the _ISR bit runs a handler and holds
+# _mask[c]. (MODE_UP, MODE_SIO) _sdepth[c] = splhigh() nesting on core c (0 in
+# MODE_UP). Soft interrupts run on core 0's main program: _sdepth[0] > 0 holds
+# them pending, and core 0's splx() that drops the last level runs them.
 #
-# machine.mem32 is never touched unless the mode is MODE_SIO, and setup() refuses
-# MODE_SIO on the unix port, where machine.mem* map the host's /dev/mem.
-#
-# C stack (MODE_SIO): rp2 runs a hard IRQ on the stack of the code it interrupts
-# and MicroPython's stack check (~8 KB on RPI_PICO) counts both. kmem's deep path
-# (pool_cache -> pool -> uvm_km -> vmem) takes ~4.4 KB, so a handler landing in
-# the main program's own deep path hit "maximum recursion depth" (a RuntimeError
-# with no message, the heap locked) half-way through a depot or pool update or
-# between splhigh() and splx(): state torn, the chip dead with interrupts masked
-# (issue 18). So setup(MODE_SIO) finds the limit once and run_hard() raises
-# the preallocated _hard_depth[3], touching nothing, unless _HARD_STACK bytes are
-# left (_hard_depth[2] counts the refusals). No new globals: the frozen
-# micro:bit build has no RAM to spare for them.
-#
-# Invariants (MODE_THREAD):
-#   _depth[c] > 0  <=>  the thread running as CPU c holds _mask[c]
-#   a thread in _cpu_of with the _ISR bit runs a handler and holds _mask[c]
-# (MODE_UP, MODE_SIO): _sdepth[0] = splhigh() nesting of the main context.
-#
-# Soft interrupts (softint.py) are held pending inside splhigh() .. splx():
-# splx() that drops the last level calls softint's hook when _spend[0] is set.
-#
-# Package-internal API: these underscored names are read or set by softint,
-# vmem, pool_cache and the test helpers (not for programs): _cpu_of, _mask,
-# _depth, _sdepth, _spend, _soft_run, _machine, _mem32, _get_ident, _on_setup
-# (callbacks run after every setup()), _default_mode(); _NOCPU is a const
-# (absent from the module on MicroPython: copy its value, as pool_cache does).
+# Package-internal names (softint, vmem, pool_cache, test helpers; not for
+# programs): _cpu_of _mask _depth _sdepth _spend _soft_run _machine _mem32
+# _get_ident _on_setup (run after every setup()) _default_mode(); _NOCPU is a
+# const, absent on MicroPython (copy its value, as pool_cache does).
 import sys
 
 from mpalloc.compat import const, micropython
@@ -83,7 +69,7 @@ _mem32 = None
 _cpu_of = {}  # thread ident -> cpu index (| _ISR for an emulated interrupt)
 _mask = []  # MODE_THREAD: per-CPU interrupt mask (a lock); the list object never changes
 _depth = [0] * (MAXCPU + 1)  # MODE_THREAD: splhigh nesting per CPU (+ _NOCPU's, always 0)
-_sdepth = [0]  # MODE_UP, MODE_SIO: splhigh nesting of the main context
+_sdepth = [0, 0]  # MODE_UP, MODE_SIO: splhigh nesting per core
 _spend = [0]  # a soft interrupt waits for the mask to drop (softint.py)
 _soft_run = None  # set by softint.py: runs what waits
 _get_ident = None
@@ -130,7 +116,7 @@ def setup(n=1, m=None):
             _depth[i] = 0
         _cpu_of.clear()
         cpu_attach(0)
-    _sdepth[0] = 0
+    _sdepth[0] = _sdepth[1] = 0
     _hard_depth[1] = 0
     if m == MODE_SIO and hasattr(micropython, "stack_use"):
         # the stack_use() at which MicroPython's check raises: recurse until it
@@ -216,8 +202,10 @@ def splhigh():
             _mask[c].acquire()
         _depth[c] += 1
         return 1
-    # a hard IRQ between this read and write leaves _sdepth as it found it
-    _sdepth[0] += 1
+    # this core's count (two cores updating one would lose counts); a hard
+    # IRQ between its read and write leaves it as it found it
+    c = _mem32[_SIO_CPUID] if mode == MODE_SIO else 0
+    _sdepth[c] += 1
     if _machine is not None:
         return _machine.disable_irq()
     return 0
@@ -241,9 +229,10 @@ def splx(s):
         return
     if _machine is not None:
         _machine.enable_irq(s)
-    s = _sdepth[0] - 1
-    _sdepth[0] = s
-    if not s and _spend[0]:
+    c = _mem32[_SIO_CPUID] if mode == MODE_SIO else 0
+    s = _sdepth[c] - 1
+    _sdepth[c] = s
+    if not s and not c and _spend[0]:
         _soft_run()
 
 

@@ -46,6 +46,7 @@ def sio(monkeypatch):
     monkeypatch.setattr(sys, "platform", "rp2")  # setup(MODE_SIO) refuses other platforms
     intr.setup(1, intr.MODE_SIO)  # probes the limit: the stand-in counts up to CPython's recursion limit
     monkeypatch.setattr(intr, "_machine", mask)
+    monkeypatch.setattr(intr, "_mem32", {-0x30000000: 0})  # the SIO CPUID: core 0
     yield mask, mp
     monkeypatch.undo()
     intr.setup(1)

@@ -477,3 +477,37 @@ def test_rp2_hit_pair_uses_the_core_it_reads(board_mode):
     assert PC.pool_cache_cached(pc) == 0
     PC.pool_cache_destroy(pc)
     assert not src.out
+
+
+def test_rp2_spl_depth_is_per_core(board_mode, monkeypatch):
+    """MODE_SIO: each core counts its own splhigh() nesting (one shared count lost
+    updates when both cores entered at once); only core 0's count holds soft
+    interrupts (they run on core 0's main program) and only core 0's last splx()
+    runs them."""
+    from mpalloc import softint
+
+    mask, sio = board_mode(intr.MODE_SIO, 2)
+    ran = []
+    monkeypatch.setattr(intr, "_soft_run", lambda: ran.append(sio[-0x30000000]))
+    intr._spend[0] = 1                       # a soft interrupt waits
+    try:
+        _spl_per_core(mask, sio, ran)
+    finally:
+        intr._spend[0] = 0
+
+
+def _spl_per_core(mask, sio, ran):
+    from mpalloc import softint
+
+    s0 = intr.splhigh()                      # core 0 enters
+    sio[-0x30000000] = 1
+    s1 = intr.splhigh()                      # core 1 enters, nested inside core 0's section in time
+    assert intr._sdepth[:2] == [1, 1] and softint._soft_masked()
+    intr.splx(s1)                            # core 1 leaves: core 0 is still inside
+    assert intr._sdepth[:2] == [1, 0] and softint._soft_masked() and ran == []
+    sio[-0x30000000] = 0
+    intr.splx(s0)                            # core 0's last splx runs what waits, on core 0
+    assert intr._sdepth[:2] == [0, 0] and ran == [0]
+    sio[-0x30000000] = 1
+    intr.splx(intr.splhigh())                # core 1 alone: never runs core 0's soft interrupts
+    assert ran == [0] and intr._sdepth[:2] == [0, 0] and mask.depth == 0
