@@ -55,7 +55,7 @@ def sio(monkeypatch):
 
 def test_setup_finds_the_limit_and_arms_the_check(sio):
     _, mp = sio
-    assert mp.calls > 500 and intr._hard_depth[1] == mp.calls * 16 - 5632
+    assert mp.calls > 500 and intr._hard_depth[1] == mp.calls * 16 - 4864
     assert isinstance(intr._hard_depth[3], RuntimeError) and "C stack" in str(intr._hard_depth[3])
 
 
