@@ -54,13 +54,8 @@ def run(args):
         suite.save(doc, args.json)
     if board_report.is_board(doc):
         if args.markdown:
-            try:
-                with open(args.markdown) as f:
-                    old = f.read()
-            except FileNotFoundError:
-                old = ""
-            with open(args.markdown, "w") as f:
-                f.write(board_report.splice(old, board_report.markdown(doc), doc["meta"].get("port")))
+            _rewrite(args.markdown, lambda old: board_report.splice(old, board_report.markdown(doc),
+                                                                     doc["meta"].get("port")))
         if not args.quiet:
             board_report.render(doc, out.console)
             for w in (args.json, args.markdown):
@@ -78,13 +73,8 @@ def run(args):
         report.plot(doc, plot)
     if args.markdown:
         rel = os.path.relpath(plot, os.path.dirname(os.path.abspath(args.markdown)) or ".") if plot else None
-        try:
-            with open(args.markdown) as f:
-                old = f.read()
-        except FileNotFoundError:
-            old = ""
-        with open(args.markdown, "w") as f:
-            f.write(board_report.keep_sections(old, report.markdown(doc, plot_path=rel or "docs/bench-cost.png")))
+        _rewrite(args.markdown, lambda old: board_report.keep_sections(
+            old, report.markdown(doc, plot_path=rel or "docs/bench-cost.png")))
     if not args.quiet:
         report.render(doc, out.console)
         for w in (args.json, args.markdown, plot):
@@ -92,3 +82,15 @@ def run(args):
                 out.note("wrote %s" % w)
     sys.stdout.flush()
     return 0
+
+
+def _rewrite(path, new_text):
+    """Write new_text(old contents) to path (old: "" when there is no file yet):
+    the report keeps the sections of other ports."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    with open(path, "w") as f:
+        f.write(new_text(old))
