@@ -277,9 +277,11 @@ def run_hard(handler, arg, c=0):
     while CPU c is in a critical section, exactly as a masked IRQ stays pending.
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
-    => MODE_SIO: _HARD_STACK bytes of C stack left, else _hard_depth[3], nothing run.
     """
-    # => thread context (it emulates the interrupt); 0 <= c < ncpu; handler must not allocate.
+    # => MODE_THREAD: the interrupt source's thread; elsewhere the port's hard IRQ
+    #    callback. 0 <= c < ncpu; handler must not allocate. MODE_SIO: _HARD_STACK
+    #    bytes of C stack left (lower _hard_depth[1] to ask for more), else raises
+    #    _hard_depth[3] and runs nothing.
     if mode == MODE_THREAD:
         me = _get_ident()
         _mask[c].acquire()
