@@ -8,9 +8,14 @@
 #                       raise exc(fmt % (a, b[, c[, d]])), or the preallocated
 #                       exception `pre` where the heap cannot hold the message
 #                       (micropython.heap_lock(), a hard interrupt, exhaustion)
+#   unload(name)        drop mpalloc.<name> (a module of slow paths, set-up or
+#                       diagnostics imported on first use) so that the gc can
+#                       take its code back; the next use imports it again
 #
 # Every firmware module takes these from here (no copies). Nothing is done at
 # import beyond binding names; nothing here allocates on a hot path.
+import sys
+
 try:
     from micropython import const
     import micropython
@@ -43,3 +48,17 @@ def fail(pre, exc, fmt, a, b, c=None, d=None):
     except MemoryError:
         e = pre
     raise e
+
+
+def unload(name):
+    """Forget the module mpalloc.<name>: its code and globals become garbage
+    unless a caller still holds them.
+    => thread context (never under heap_lock: its re-import allocates);
+       name is a module of slow paths with no state of its own."""
+    sys.modules.pop("mpalloc." + name, None)
+    pkg = sys.modules.get("mpalloc")
+    if pkg is not None:
+        try:
+            delattr(pkg, name)
+        except (AttributeError, KeyError):  # never imported (KeyError: MicroPython)
+            pass
