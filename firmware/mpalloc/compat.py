@@ -8,6 +8,9 @@
 #                       raise exc(fmt % (a, b[, c[, d]])), or the preallocated
 #                       exception `pre` where the heap cannot hold the message
 #                       (micropython.heap_lock(), a hard interrupt, exhaustion)
+#   native              [1]: hot paths native where the runtime compiles viper
+#                       code; [0]: bytecode (mpalloc.native.off()). One switch
+#                       shared by every layer that has a <layer>_native.py
 #   unload(name)        drop mpalloc.<name> (a module of slow paths, set-up or
 #                       diagnostics imported on first use) so that the gc can
 #                       take its code back; the next use imports it again
@@ -36,6 +39,8 @@ except ImportError:  # CPython
 
     def ticks_diff(a, b):
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+native = [1]
 
 
 def fail(pre, exc, fmt, a, b, c=None, d=None):

@@ -1,29 +1,50 @@
 # native: which implementation of the hot paths runs.
 #
-#   native.off()   bytecode hit paths from now on (before board.init(), or
-#                  any time: the pairs are rebound at once)
+#   native.off()   bytecode hot paths from now on (before board.init(), or
+#                  any time: the imported layers rebind at once, the others
+#                  bind bytecode when they are imported)
 #   native.on()    the native ones again where the runtime has them (default)
-#   native.paths() {"pool_cache": "native" | "bytecode"}: what runs now
+#   native.paths() {layer: "native" | "bytecode"} for each imported layer
+#                  that has native code
 #
-# The native code is in <module>_native.py; each allocator loads its own at
-# import (pool_cache._native_bind) and keeps the bytecode path where the
-# runtime cannot compile viper code (CPython, webassembly, micro:bit).
-# Representation: the switch is pool_cache._native[0]; nothing here is state.
-from mpalloc import pool_cache as _pc
+# A layer with native code keeps it in <layer>_native.py, loads it when it
+# binds, and keeps its bytecode path where the runtime cannot compile viper
+# code (CPython, webassembly, micro:bit). Its interface: native_path() and
+# _bind(). The recipe is in docs/DEVELOPING.md.
+# Representation: the switch is compat.native[0], shared by every layer;
+# nothing here is state.
+import sys
+
+from mpalloc import compat
+
+LAYERS = ("pool_cache", "pool", "kmem", "vmem")
+
+
+def _imported():
+    for n in LAYERS:
+        m = sys.modules.get("mpalloc." + n)
+        if m is not None and hasattr(m, "native_path"):
+            yield n, m
 
 
 def off():
-    """Bytecode hit paths from now on."""
-    _pc._native[0] = 0
-    _pc._bind()
+    """Bytecode hot paths from now on."""
+    # => thread context; no allocator call under way (the layers rebind).
+    compat.native[0] = 0
+    for _, m in _imported():
+        m._bind()
 
 
 def on():
-    """Native hit paths where the runtime compiles them."""
-    _pc._native[0] = 1
-    _pc._bind()
+    """Native hot paths where the runtime compiles them."""
+    # => thread context; no allocator call under way (the layers rebind).
+    compat.native[0] = 1
+    for _, m in _imported():
+        m._bind()
 
 
 def paths():
-    """{layer: 'native' | 'bytecode'}: the implementation each hot path runs now."""
-    return {"pool_cache": _pc.native_path()}
+    """{layer: 'native' | 'bytecode'}: the implementation each imported layer's
+    hot path runs now."""
+    # => any context but a hard interrupt (builds a dict).
+    return {n: m.native_path() for n, m in _imported()}

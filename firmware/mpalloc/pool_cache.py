@@ -45,6 +45,7 @@ from mpalloc import pool as _pool
 from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
 
 from mpalloc.compat import const, fail
+from mpalloc.compat import native as compat_native
 
 
 MAXCPU = const(8)
@@ -743,7 +744,7 @@ def _dbg_fail(pc, o, e):
 # None before the first try, False where it cannot load (CPython, no native
 # emitter: webassembly, micro:bit). Loaded by __import__ so that the flat
 # filesystem's dependency scan (micro:bit) does not copy it there.
-_native = [1]
+_native = compat_native  # the one switch, shared with every layer (compat.native)
 _nat = None
 
 
