@@ -8,17 +8,9 @@
 #                       raise exc(fmt % (a, b[, c[, d]])), or the preallocated
 #                       exception `pre` where the heap cannot hold the message
 #                       (micropython.heap_lock(), a hard interrupt, exhaustion)
-#   native              [1]: hot paths native where the runtime compiles viper
-#                       code; [0]: bytecode (mpalloc.native.off()). One switch
-#                       shared by every layer that has a <layer>_native.py
-#   unload(name)        drop mpalloc.<name> (a module of slow paths, set-up or
-#                       diagnostics imported on first use) so that the gc can
-#                       take its code back; the next use imports it again
 #
 # Every firmware module takes these from here (no copies). Nothing is done at
 # import beyond binding names; nothing here allocates on a hot path.
-import sys
-
 try:
     from micropython import const
     import micropython
@@ -40,8 +32,6 @@ except ImportError:  # CPython
     def ticks_diff(a, b):
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
 
-native = [1]
-
 
 def fail(pre, exc, fmt, a, b, c=None, d=None):
     """Raise exc(fmt % (a, b[, c[, d]])), or the preallocated `pre` when
@@ -53,17 +43,3 @@ def fail(pre, exc, fmt, a, b, c=None, d=None):
     except MemoryError:
         e = pre
     raise e
-
-
-def unload(name):
-    """Forget the module mpalloc.<name>: its code and globals become garbage
-    unless a caller still holds them.
-    => thread context (never under heap_lock: its re-import allocates);
-       name is a module of slow paths with no state of its own."""
-    sys.modules.pop("mpalloc." + name, None)
-    pkg = sys.modules.get("mpalloc")
-    if pkg is not None:
-        try:
-            delattr(pkg, name)
-        except (AttributeError, KeyError):  # never imported (KeyError: MicroPython)
-            pass

@@ -11,11 +11,11 @@
 # binds, and keeps its bytecode path where the runtime cannot compile viper
 # code (CPython, webassembly, micro:bit). Its interface: native_path() and
 # _bind(). The recipe is in docs/DEVELOPING.md.
-# Representation: the switch is compat.native[0], shared by every layer;
-# nothing here is state.
+# Representation: switch[0], shared by every layer (each <layer>_native.py
+# imports it; the bytecode layers never read it).
 import sys
 
-from mpalloc import compat
+switch = [1]
 
 LAYERS = ("pool_cache", "pool", "kmem", "vmem")
 
@@ -30,7 +30,7 @@ def _imported():
 def off():
     """Bytecode hot paths from now on."""
     # => thread context; no allocator call under way (the layers rebind).
-    compat.native[0] = 0
+    switch[0] = 0
     for _, m in _imported():
         m._bind()
 
@@ -38,7 +38,7 @@ def off():
 def on():
     """Native hot paths where the runtime compiles them."""
     # => thread context; no allocator call under way (the layers rebind).
-    compat.native[0] = 1
+    switch[0] = 1
     for _, m in _imported():
         m._bind()
 

@@ -45,7 +45,6 @@ from mpalloc import pool as _pool
 from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
 
 from mpalloc.compat import const, fail
-from mpalloc.compat import native as compat_native
 
 
 MAXCPU = const(8)
@@ -739,12 +738,12 @@ def _dbg_fail(pc, o, e):
 
 
 # -- native hit paths (pool_cache_native.py) ------------------------------
-# _native[0]: 1 = use them where the runtime compiles viper code (the
-# default), 0 = bytecode (mpalloc.native.off()). _nat: the loaded module,
-# None before the first try, False where it cannot load (CPython, no native
-# emitter: webassembly, micro:bit). Loaded by __import__ so that the flat
-# filesystem's dependency scan (micro:bit) does not copy it there.
-_native = compat_native  # the one switch, shared with every layer (compat.native)
+# The switch is mpalloc.native.switch[0] (1: use them where the runtime
+# compiles viper code, the default; 0: bytecode, mpalloc.native.off()), read
+# through the loaded module. _nat: the loaded module, None before the first
+# try, False where it cannot load (CPython, no native emitter: webassembly,
+# micro:bit). Loaded by __import__ so that the flat filesystem's dependency
+# scan (micro:bit) does not copy it there.
 _nat = None
 
 
@@ -766,11 +765,9 @@ def _native_load():
 
 def _native_bind():
     global _nat, _pc_get, _pc_put
-    if not _native[0]:
-        return
     if _nat is None:
         _nat = _native_load()
-    if not _nat:
+    if not _nat or not _nat.switch[0]:
         return
     _nat.bind(globals())
     if _thr:

@@ -38,6 +38,7 @@
 # anything larger, no tuples; a get returns the object the list holds.
 import micropython
 from micropython import const
+from mpalloc.native import switch  # noqa: F401  (read by pool_cache._native_bind)
 
 _MAG_CAP = const(-2)  # pool_cache's magazine fields, from the end (its header)
 _MAG_GETHITS = const(-1)

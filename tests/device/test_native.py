@@ -26,7 +26,9 @@ _EXPECT = {"linux": "native", "darwin": "native", "rp2": "native", "esp32": "nat
            "webassembly": "bytecode", "microbit": "bytecode"}
 
 
-_SW = PC._native[0]  # the switch as the runner left it (0: MPALLOC_NATIVE=off, mpalloc.native.off())
+from mpalloc import native as _NT  # noqa: E402
+
+_SW = _NT.switch[0]  # the switch as the runner left it (0: MPALLOC_NATIVE=off, mpalloc.native.off())
 
 
 def _back():

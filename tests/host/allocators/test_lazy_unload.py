@@ -1,4 +1,4 @@
-"""compat.unload: a module of slow paths, imported on first use, is dropped so
+"""lazy.unload: a module of slow paths, imported on first use, is dropped so
 that the gc takes its code back; the next use imports it again (CPython and the
 unix port, where `delattr` of a missing module attribute raises KeyError)."""
 import subprocess
@@ -12,16 +12,16 @@ FIRMWARE = ROOT / "firmware"
 PROGRAM = r"""
 import sys, gc
 sys.path.insert(0, %r)
-from mpalloc import compat
+from mpalloc import lazy
 import mpalloc
-compat.unload("debug")            # never imported: nothing to do, no error
+lazy.unload("debug")            # never imported: nothing to do, no error
 from mpalloc import debug
 assert "mpalloc.debug" in sys.modules and hasattr(mpalloc, "debug")
 del debug
-compat.unload("debug")
+lazy.unload("debug")
 assert "mpalloc.debug" not in sys.modules, "still in sys.modules"
 assert not hasattr(mpalloc, "debug"), "still an attribute of the package"
-compat.unload("debug")            # twice: still no error
+lazy.unload("debug")            # twice: still no error
 from mpalloc import debug         # imported again on the next use
 assert hasattr(debug, "on")
 print("unload ok")
@@ -42,7 +42,7 @@ gc.collect(); before = gc.mem_free()
 from mpalloc import vmem_diag
 gc.collect(); loaded = gc.mem_free()
 del vmem_diag
-compat.unload("vmem_diag")
+lazy.unload("vmem_diag")
 gc.collect(); after = gc.mem_free()
 print("cost", before - loaded, "left", before - after)
 """
