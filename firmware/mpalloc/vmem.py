@@ -144,8 +144,12 @@ def _sync():
             _exit = _bare_exit
             _rel = type(m).release
             _thr = True
+    if _nat:  # the native paths take the mode's values too
+        _nat.bind(globals(), _SXW)
 
 
+_nat = None  # vmem_native once loaded, False where it cannot be (see the end)
+_SXW = 32 if sys.maxsize > 0xFFFFFFFF else 0
 intr._on_setup.append(_sync)
 _sync()
 
@@ -1517,3 +1521,45 @@ vmem.set_import = vmem_set_import
 vmem.set_reclaim = vmem_set_reclaim
 vmem.set_limit = vmem_set_limit
 vmem.check = vmem_check
+
+
+# -- native hot paths (vmem_native.py, #20) -----------------------------------
+# vmem_alloc and vmem_free (and the arena's alloc/free methods) are the viper
+# pair where the runtime compiles it and mpalloc.native.switch[0] is on, else
+# the bytecode pair above (_vmem_alloc, _vmem_free: the native pair's fallback
+# for everything off its common path). Loaded by __import__ so that the flat
+# filesystem's dependency scan (micro:bit) does not copy it there.
+_vmem_alloc = vmem_alloc
+_vmem_free = vmem_free
+
+
+def _native_load():
+    try:
+        m = __import__("mpalloc.vmem_native", None, None, ("bind",))
+        m.bind(globals(), _SXW)
+        return m
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError, AttributeError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _bind():
+    # => thread context; no vmem_alloc/vmem_free under way (native.off()/on()).
+    global _nat, vmem_alloc, vmem_free
+    if _nat is None:
+        _nat = _native_load()
+    if _nat and _nat.switch[0]:
+        vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
+    else:
+        vmem_alloc, vmem_free = _vmem_alloc, _vmem_free
+    vmem.alloc = vmem_alloc
+    vmem.free = vmem_free
+
+
+def native_path():
+    """'native' if vmem_alloc/vmem_free are vmem_native's now, else 'bytecode'."""
+    # => any context.
+    return "native" if _nat and vmem_alloc is _nat.vmem_alloc else "bytecode"
+
+
+_bind()

@@ -1,0 +1,199 @@
+# vmem_native: vmem's hot paths as @micropython.viper code (#20): the
+# quantum-cache hit (vmem_alloc/vmem_free of 1..qcache_max quanta) and
+# instant fit (vmem_alloc above the caches, the head of the first list
+# whose every member fits; the free's hash lookup).
+#
+# Same representation, invariants and locking as vmem.py (its header); this
+# module reads and writes the arena's arrays in place through ptr8/16/32,
+# nothing else. Everything off the common path is vmem.py's own function,
+# bound in by bind(): a misuse (non-int or huge size, other flags), a miss,
+# a split, a full stack, every free that coalesces (_free_seg), debug mode.
+# vmem._bind() loads this module where the runtime compiles viper code (unix
+# x64, rp2 armv6m, esp32 xtensawin); elsewhere (CPython, webassembly,
+# micro:bit: no emitter) the import fails and the bytecode paths stay.
+#
+# Locking: exactly the bytecode paths' calls, in the same places: nothing
+# where vmem._lk is False (one CPU, nothing to mask), else vmem._enter /
+# _exit (intr's mutex on boards, the arena's bare lock in MODE_THREAD, see
+# vmem.py). Every array access is between them; a bytecode helper called
+# with the lock held (_split, _free_seg) is the one the bytecode path calls
+# there. Interrupts: a hard IRQ is masked by the same mutex; soft callbacks
+# run only where the VM checks for them (a bytecode jump, a C function that
+# calls mp_handle_pending): viper code has no such check and the calls it
+# makes do not run them, so a callback lands before or after a native hit,
+# never inside (the bytecode path held them off with the lock).
+#
+# Nothing here allocates: machine ints (sizes < 2**28 quanta, addresses
+# returned as small ints as the bytecode path does), no tuples.
+import micropython
+from mpalloc.native import switch  # noqa: F401  (read by vmem._native_bind)
+
+_SX = 0  # 32 on a 64-bit runtime: sign-extends an array('i') word (set by bind)
+_XL = 1 << 28  # sizes above this take the bytecode path (no machine overflow)
+_int = int
+_lk = None  # bound by bind() from vmem (its values for the current mode)
+_thr = None
+_enter = None
+_exit = None
+_rel = None
+_alloc_b = None  # the bytecode vmem_alloc / vmem_free: every other case
+_free_b = None
+_split = None
+_free_seg = None
+_best_fit_alloc = None
+_qc_miss = None
+_debug = None
+_L = None
+_B37 = None
+_NW = 2  # M_NOWAIT, M_NOWAIT | M_FIRSTFIT as objects
+_NWIF = 0x1002
+_ONE = 1
+
+
+def bind(g, sx):
+    """Take vmem's mode-dependent values and bytecode paths (g: its globals())."""
+    global _lk, _thr, _enter, _exit, _rel, _alloc_b, _free_b, _split, _free_seg, _best_fit_alloc, _qc_miss
+    global _debug, _L, _B37, _SX
+    _lk = g["_lk"]
+    _thr = g["_thr"]
+    _enter = g["_enter"]
+    _exit = g["_exit"]
+    _rel = g["_rel"]
+    _alloc_b = g["_vmem_alloc"]
+    _free_b = g["_vmem_free"]
+    _split = g["_split"]
+    _free_seg = g["_free_seg"]
+    _best_fit_alloc = g["_best_fit_alloc"]
+    _qc_miss = g["_qc_miss"]
+    _debug = g["_debug"]
+    _L = g["_L"]
+    _B37 = g["_B37"]
+    _SX = sx
+
+
+@micropython.viper
+def vmem_alloc(vm, size, flags):
+    if (flags != _NW and flags != _NWIF) or size.__class__ is not _int or size > _XL or _debug[0]:
+        return _alloc_b(vm, size, flags)
+    qsh = int(vm._qshift)
+    qs = (int(size) + int(vm._qmask)) >> qsh
+    if qs <= 0:
+        return _alloc_b(vm, size, flags)
+    sx = int(_SX)
+    lk = 0
+    if _lk:
+        lk = 1
+    s = _lk  # an object (viper: one type per local); the token once locked
+    if qs <= int(vm._qcmax):
+        # quantum cache: pop the top item of class qs
+        m = vm._lock
+        if lk:
+            s = _enter(m)
+        top = ptr16(vm._qc_top)
+        n = top[qs]
+        if n & 31:
+            top[qs] = n - 1
+            q = int(ptr16(vm._qc_stack)[n])
+            ptr8(vm._qc_state)[q] = qs
+            a = int(vm._origin) + (q << qsh)
+            if _thr:
+                _rel(m)
+            elif lk:
+                _exit(m, s)
+            return _int(a)  # boxed (a small int: no heap)
+        if lk:
+            _exit(m, s)
+        return _qc_miss(vm, qs, flags)
+    # instant fit: the head of the first list whose every member is big enough
+    m = vm._lock
+    if lk:
+        s = _enter(m)
+    j = 0
+    if qs < 0x100:
+        if qs > 1:
+            j = int(ptr8(_L)[qs - 1]) + 1
+    else:
+        j = 8
+        while (1 << j) < qs:
+            j += 1
+    c = (int(vm._free_map) >> j) << j
+    if c and int(vm._nspare) >= 4:
+        j = int(ptr8(_B37)[(c & -c) % 37])
+        fh = ptr16(vm._free_head)
+        t = fh[j]
+        if int(ptr32(vm._seg_size)[t]) != qs:
+            t = int(_split(vm, t, qs))
+        else:  # exact: t leaves the head of list j
+            fn = ptr16(vm._free_next)
+            c = fn[t]
+            fh[j] = c
+            if c:
+                ptr16(vm._free_prev)[c] = 0
+            else:
+                vm._free_map = int(vm._free_map) & ~(1 << j)
+        ptr8(vm._seg_type)[t] = 3  # _T_BUSY
+        c = (int(ptr32(vm._seg_start)[t]) << sx) >> sx
+        j = (c ^ (c >> int(vm._hash_shift))) & int(vm._hash_mask)
+        hb = ptr16(vm._hash_bucket)
+        ptr16(vm._free_next)[t] = hb[j]
+        hb[j] = t
+        vm._inuse = int(vm._inuse) + qs
+        a = int(vm._origin) + (c << qsh)
+        if lk:
+            _exit(m, s)
+        return _int(a)
+    if lk:
+        _exit(m, s)
+    return _best_fit_alloc(vm, qs, flags)
+
+
+@micropython.viper
+def vmem_free(vm, addr, size):
+    if addr.__class__ is not _int or size.__class__ is not _int or size > _XL or size < _ONE or _debug[0]:
+        return _free_b(vm, addr, size)
+    org = vm._origin
+    if addr < org or addr - org > _XL:
+        return _free_b(vm, addr, size)
+    qsh = int(vm._qshift)
+    qm = int(vm._qmask)
+    q = int(addr - org)
+    if q & qm:
+        return _free_b(vm, addr, size)
+    q >>= qsh
+    qs = (int(size) + qm) >> qsh
+    sx = int(_SX)
+    lk = 0
+    if _lk:
+        lk = 1
+    s = _lk  # an object (viper: one type per local); the token once locked
+    m = vm._lock
+    if lk:
+        s = _enter(m)
+    if qs <= int(vm._qcmax) and q < int(vm._qc_nwindow):
+        qst = ptr8(vm._qc_state)
+        if qst[q] == qs:
+            top = ptr16(vm._qc_top)
+            n = top[qs] + 1
+            if n & 31:  # room on the stack of class qs: push
+                qst[q] = 0x80  # _QS_CACHED
+                vm._nfreeop = int(vm._nfreeop) + 1
+                ptr16(vm._qc_stack)[n] = q
+                top[qs] = n
+                if _thr:
+                    _rel(m)
+                elif lk:
+                    _exit(m, s)
+                return None
+            if lk:  # full: the bytecode path drains half of it
+                _exit(m, s)
+            return _free_b(vm, addr, size)
+    # the busy tag starting at q, from the head of its hash chain
+    t = int(ptr16(vm._hash_bucket)[(q ^ (q >> int(vm._hash_shift))) & int(vm._hash_mask)])
+    if ((int(ptr32(vm._seg_start)[t]) << sx) >> sx) != q or int(ptr8(vm._seg_type)[t]) != 3 or int(
+            ptr32(vm._seg_size)[t]) != qs:
+        if lk:  # further down the chain, or misuse: the bytecode path
+            _exit(m, s)
+        return _free_b(vm, addr, size)
+    vm._nfreeop = int(vm._nfreeop) + 1
+    _free_seg(vm, t, s)  # drops the lock
+    return None
