@@ -48,6 +48,7 @@ _B37 = None
 _NW = 2  # M_NOWAIT, M_NOWAIT | M_FIRSTFIT as objects
 _NWIF = 0x1002
 _ONE = 1
+_AMAX = 0x7FFFFFFF  # addresses above: the bytecode path (int() would not fit a 32-bit word)
 
 
 def bind(g, sx):
@@ -73,7 +74,7 @@ def bind(g, sx):
 
 @micropython.viper
 def vmem_alloc(vm, size, flags):
-    if (flags != _NW and flags != _NWIF) or size.__class__ is not _int or size > _XL or _debug[0]:
+    if (flags != _NW and flags != _NWIF) or size.__class__ is not _int or size > _XL or _debug[0] or vm._origin > _AMAX:
         return _alloc_b(vm, size, flags)
     qsh = int(vm._qshift)
     qs = (int(size) + int(vm._qmask)) >> qsh
@@ -152,12 +153,12 @@ def vmem_free(vm, addr, size):
     if addr.__class__ is not _int or size.__class__ is not _int or size > _XL or size < _ONE or _debug[0]:
         return _free_b(vm, addr, size)
     org = vm._origin
-    if addr < org or addr - org > _XL:
+    if addr < org or addr > _AMAX:  # (int() of an address is then a machine word: no heap)
         return _free_b(vm, addr, size)
     qsh = int(vm._qshift)
     qm = int(vm._qmask)
-    q = int(addr - org)
-    if q & qm:
+    q = int(addr) - int(org)
+    if q & qm or q > int(_XL):
         return _free_b(vm, addr, size)
     q >>= qsh
     qs = (int(size) + qm) >> qsh
