@@ -42,6 +42,9 @@ _split = None
 _free_seg = None
 _best_fit_alloc = None
 _qc_miss = None
+_fl_insert = None
+_fl_move = None
+_release_pending = None
 _debug = None
 _L = None
 _B37 = None
@@ -54,7 +57,7 @@ _AMAX = 0x7FFFFFFF  # addresses above: the bytecode path (int() would not fit a 
 def bind(g, sx):
     """Take vmem's mode-dependent values and bytecode paths (g: its globals())."""
     global _lk, _thr, _enter, _exit, _rel, _alloc_b, _free_b, _split, _free_seg, _best_fit_alloc, _qc_miss
-    global _debug, _L, _B37, _SX
+    global _debug, _L, _B37, _SX, _fl_insert, _fl_move, _release_pending
     _lk = g["_lk"]
     _thr = g["_thr"]
     _enter = g["_enter"]
@@ -66,6 +69,9 @@ def bind(g, sx):
     _free_seg = g["_free_seg"]
     _best_fit_alloc = g["_best_fit_alloc"]
     _qc_miss = g["_qc_miss"]
+    _fl_insert = g["_fl_insert"]
+    _fl_move = g["_fl_move"]
+    _release_pending = g["_release_pending"]
     _debug = g["_debug"]
     _L = g["_L"]
     _B37 = g["_B37"]
@@ -122,21 +128,65 @@ def vmem_alloc(vm, size, flags):
         j = int(ptr8(_B37)[(c & -c) % 37])
         fh = ptr16(vm._free_head)
         t = fh[j]
-        if int(ptr32(vm._seg_size)[t]) != qs:
-            t = int(_split(vm, t, qs))
+        fn = ptr16(vm._free_next)
+        fp = ptr16(vm._free_prev)
+        st = ptr32(vm._seg_start)
+        sz = ptr32(vm._seg_size)
+        ty = ptr8(vm._seg_type)
+        n = int(sz[t]) - qs
+        if n:
+            # split (vmem._split, t a list head): a spare tag b takes t's first
+            # qs quanta, t keeps the tail; t moves to the head of list
+            # floor(log2(n)) when n dropped below its list's range
+            b = int(vm._spare_head)
+            vm._spare_head = fn[b]
+            vm._nspare = int(vm._nspare) - 1
+            c = (int(st[t]) << sx) >> sx
+            st[b] = c
+            sz[b] = qs
+            st[t] = c + qs
+            sn = ptr16(vm._seg_next)
+            sp = ptr16(vm._seg_prev)
+            c = sp[t]
+            sn[c] = b
+            sp[b] = c
+            sn[b] = t
+            sp[t] = b
+            sz[t] = n
+            if not n >> j:  # below list j: to the head of list floor(log2(n))
+                c = fn[t]
+                fh[j] = c
+                fm = int(vm._free_map)
+                if c:
+                    fp[c] = 0
+                else:
+                    fm &= ~(1 << j)
+                if n < 0x100:
+                    j = int(ptr8(_L)[n])
+                else:
+                    j = 8
+                    while n >> (j + 1):
+                        j += 1
+                ty[t] = 8 + j  # _T_FREE + j
+                c = fh[j]
+                fn[t] = c
+                if c:
+                    fp[c] = t
+                fh[j] = t
+                vm._free_map = fm | (1 << j)
+            t = b
         else:  # exact: t leaves the head of list j
-            fn = ptr16(vm._free_next)
             c = fn[t]
             fh[j] = c
             if c:
-                ptr16(vm._free_prev)[c] = 0
+                fp[c] = 0
             else:
                 vm._free_map = int(vm._free_map) & ~(1 << j)
-        ptr8(vm._seg_type)[t] = 3  # _T_BUSY
-        c = (int(ptr32(vm._seg_start)[t]) << sx) >> sx
+        ty[t] = 3  # _T_BUSY
+        c = (int(st[t]) << sx) >> sx
         j = (c ^ (c >> int(vm._hash_shift))) & int(vm._hash_mask)
         hb = ptr16(vm._hash_bucket)
-        ptr16(vm._free_next)[t] = hb[j]
+        fn[t] = hb[j]
         hb[j] = t
         vm._inuse = int(vm._inuse) + qs
         a = int(vm._origin) + (c << qsh)
@@ -196,5 +246,58 @@ def vmem_free(vm, addr, size):
             _exit(m, s)
         return _free_b(vm, addr, size)
     vm._nfreeop = int(vm._nfreeop) + 1
-    _free_seg(vm, t, s)  # drops the lock
+    ty = ptr8(vm._seg_type)
+    sn = ptr16(vm._seg_next)
+    sp = ptr16(vm._seg_prev)
+    n = sn[t]
+    p = sp[t]
+    tn = int(ty[n])
+    tp = int(ty[p])
+    if tp >= 8 and tn < 8 and int(ty[sp[p]]) != 1:
+        k = 1  # the free previous neighbour p absorbs t (not a whole imported span)
+    elif tn >= 8 and 1 < tp < 8:
+        k = 2  # the free next neighbour n absorbs t
+    elif tn < 8 and tp < 8 and tp != 1:
+        k = 3  # no free neighbour: t onto its free list
+    else:
+        _free_seg(vm, t, s)  # the other cases, as the bytecode path (drops the lock)
+        return None
+    # t leaves its hash chain (it heads it: found above)
+    fn = ptr16(vm._free_next)
+    ptr16(vm._hash_bucket)[(q ^ (q >> int(vm._hash_shift))) & int(vm._hash_mask)] = fn[t]
+    vm._inuse = int(vm._inuse) - qs
+    sz = ptr32(vm._seg_size)
+    if k == 3:
+        _fl_insert(vm, t)
+    else:
+        if k == 1:
+            sn[p] = n
+            sp[n] = p
+            qs += int(sz[p])
+            sz[p] = qs
+        else:
+            ptr32(vm._seg_start)[n] = ptr32(vm._seg_start)[t]
+            sn[p] = n
+            sp[n] = p
+            qs += int(sz[n])
+            sz[n] = qs
+            p = n
+        ty[t] = 0  # t to the reserve (vmem._bt_put)
+        fn[t] = int(vm._spare_head)
+        vm._spare_head = t
+        vm._nspare = int(vm._nspare) + 1
+        # p (grown to qs quanta) to the head of list floor(log2(qs)), as NetBSD
+        if qs < 0x100:
+            j = int(ptr8(_L)[qs])
+        else:
+            j = 8
+            while qs >> (j + 1):
+                j += 1
+        i = int(ty[p]) - 8
+        if k == 2 or ptr16(vm._free_prev)[p] or i != j:
+            _fl_move(vm, p)
+    if lk:
+        _exit(m, s)
+    if vm._nrel:
+        _release_pending(vm)
     return None
