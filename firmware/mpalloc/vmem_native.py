@@ -31,19 +31,17 @@ from mpalloc.native import switch  # noqa: F401  (read by vmem._native_bind)
 _SX = 0  # 32 on a 64-bit runtime: sign-extends an array('i') word (set by bind)
 _XL = 1 << 28  # sizes above this take the bytecode path (no machine overflow)
 _int = int
-_lk = None  # bound by bind() from vmem (its values for the current mode)
-_thr = None
+_LKM = 0  # the lock, bound by bind(): 0 none, 1 the arena's bare lock, 2 the mask, 3 intr's mutex
+_acq = None
+_rel = None
+_dis = None
+_en = None
 _enter = None
 _exit = None
-_rel = None
 _alloc_b = None  # the bytecode vmem_alloc / vmem_free: every other case
 _free_b = None
-_split = None
-_free_seg = None
 _best_fit_alloc = None
 _qc_miss = None
-_fl_insert = None
-_fl_move = None
 _release_pending = None
 _debug = None
 _L = None
@@ -56,21 +54,29 @@ _AMAX = 0x7FFFFFFF  # addresses above: the bytecode path (int() would not fit a 
 
 def bind(g, sx):
     """Take vmem's mode-dependent values and bytecode paths (g: its globals())."""
-    global _lk, _thr, _enter, _exit, _rel, _alloc_b, _free_b, _split, _free_seg, _best_fit_alloc, _qc_miss
-    global _debug, _L, _B37, _SX, _fl_insert, _fl_move, _release_pending
-    _lk = g["_lk"]
-    _thr = g["_thr"]
+    global _LKM, _acq, _rel, _dis, _en, _enter, _exit, _alloc_b, _free_b, _best_fit_alloc, _qc_miss
+    global _debug, _L, _B37, _SX, _release_pending
+    from mpalloc import intr
+
     _enter = g["_enter"]
     _exit = g["_exit"]
+    _acq = _enter
     _rel = g["_rel"]
+    m = intr._machine
+    _dis = m.disable_irq if m is not None else None
+    _en = m.enable_irq if m is not None else None
+    if not g["_lk"]:
+        _LKM = 0
+    elif g["_thr"]:
+        _LKM = 1
+    elif m is not None and intr.mode != intr.MODE_THREAD:
+        _LKM = 2
+    else:
+        _LKM = 3
     _alloc_b = g["_vmem_alloc"]
     _free_b = g["_vmem_free"]
-    _split = g["_split"]
-    _free_seg = g["_free_seg"]
     _best_fit_alloc = g["_best_fit_alloc"]
     _qc_miss = g["_qc_miss"]
-    _fl_insert = g["_fl_insert"]
-    _fl_move = g["_fl_move"]
     _release_pending = g["_release_pending"]
     _debug = g["_debug"]
     _L = g["_L"]
@@ -87,14 +93,16 @@ def vmem_alloc(vm, size, flags):
     if qs <= 0:
         return _alloc_b(vm, size, flags)
     sx = int(_SX)
-    lk = 0
-    if _lk:
-        lk = 1
-    s = _lk  # an object (viper: one type per local); the token once locked
+    lk = int(_LKM)
+    s = _LKM  # an object (viper: one type per local); the token once locked
     if qs <= int(vm._qcmax):
         # quantum cache: pop the top item of class qs
         m = vm._lock
-        if lk:
+        if lk == 1:
+            _acq(m)
+        elif lk == 2:
+            s = _dis()
+        elif lk:
             s = _enter(m)
         top = ptr16(vm._qc_top)
         n = top[qs]
@@ -103,17 +111,22 @@ def vmem_alloc(vm, size, flags):
             q = int(ptr16(vm._qc_stack)[n])
             ptr8(vm._qc_state)[q] = qs
             a = int(vm._origin) + (q << qsh)
-            if _thr:
+            if lk == 1:
                 _rel(m)
+            elif lk == 2:
+                _en(s)
             elif lk:
                 _exit(m, s)
             return _int(a)  # boxed (a small int: no heap)
-        if lk:
-            _exit(m, s)
+        _unlock(lk, m, s)
         return _qc_miss(vm, qs, flags)
     # instant fit: the head of the first list whose every member is big enough
     m = vm._lock
-    if lk:
+    if lk == 1:
+        _acq(m)
+    elif lk == 2:
+        s = _dis()
+    elif lk:
         s = _enter(m)
     j = 0
     if qs < 0x100:
@@ -190,11 +203,14 @@ def vmem_alloc(vm, size, flags):
         hb[j] = t
         vm._inuse = int(vm._inuse) + qs
         a = int(vm._origin) + (c << qsh)
-        if lk:
+        if lk == 1:
+            _rel(m)
+        elif lk == 2:
+            _en(s)
+        elif lk:
             _exit(m, s)
         return _int(a)
-    if lk:
-        _exit(m, s)
+    _unlock(lk, m, s)
     return _best_fit_alloc(vm, qs, flags)
 
 
@@ -213,12 +229,14 @@ def vmem_free(vm, addr, size):
     q >>= qsh
     qs = (int(size) + qm) >> qsh
     sx = int(_SX)
-    lk = 0
-    if _lk:
-        lk = 1
-    s = _lk  # an object (viper: one type per local); the token once locked
+    lk = int(_LKM)
+    s = _LKM  # an object (viper: one type per local); the token once locked
     m = vm._lock
-    if lk:
+    if lk == 1:
+        _acq(m)
+    elif lk == 2:
+        s = _dis()
+    elif lk:
         s = _enter(m)
     if qs <= int(vm._qcmax) and q < int(vm._qc_nwindow):
         qst = ptr8(vm._qc_state)
@@ -230,22 +248,21 @@ def vmem_free(vm, addr, size):
                 vm._nfreeop = int(vm._nfreeop) + 1
                 ptr16(vm._qc_stack)[n] = q
                 top[qs] = n
-                if _thr:
+                if lk == 1:
                     _rel(m)
+                elif lk == 2:
+                    _en(s)
                 elif lk:
                     _exit(m, s)
                 return None
-            if lk:  # full: the bytecode path drains half of it
-                _exit(m, s)
+            _unlock(lk, m, s)  # full: the bytecode path drains half of it
             return _free_b(vm, addr, size)
     # the busy tag starting at q, from the head of its hash chain
     t = int(ptr16(vm._hash_bucket)[(q ^ (q >> int(vm._hash_shift))) & int(vm._hash_mask)])
     if ((int(ptr32(vm._seg_start)[t]) << sx) >> sx) != q or int(ptr8(vm._seg_type)[t]) != 3 or int(
             ptr32(vm._seg_size)[t]) != qs:
-        if lk:  # further down the chain, or misuse: the bytecode path
-            _exit(m, s)
+        _unlock(lk, m, s)  # further down the chain, or misuse: the bytecode path
         return _free_b(vm, addr, size)
-    vm._nfreeop = int(vm._nfreeop) + 1
     ty = ptr8(vm._seg_type)
     sn = ptr16(vm._seg_next)
     sp = ptr16(vm._seg_prev)
@@ -259,16 +276,17 @@ def vmem_free(vm, addr, size):
         k = 2  # the free next neighbour n absorbs t
     elif tn < 8 and tp < 8 and tp != 1:
         k = 3  # no free neighbour: t onto its free list
-    else:
-        _free_seg(vm, t, s)  # the other cases, as the bytecode path (drops the lock)
-        return None
+    else:  # the other cases (nothing changed yet): the bytecode path
+        _unlock(lk, m, s)
+        return _free_b(vm, addr, size)
+    vm._nfreeop = int(vm._nfreeop) + 1
     # t leaves its hash chain (it heads it: found above)
     fn = ptr16(vm._free_next)
     ptr16(vm._hash_bucket)[(q ^ (q >> int(vm._hash_shift))) & int(vm._hash_mask)] = fn[t]
     vm._inuse = int(vm._inuse) - qs
     sz = ptr32(vm._seg_size)
     if k == 3:
-        _fl_insert(vm, t)
+        _fl_ins(vm, t)
     else:
         if k == 1:
             sn[p] = n
@@ -295,9 +313,64 @@ def vmem_free(vm, addr, size):
                 j += 1
         i = int(ty[p]) - 8
         if k == 2 or ptr16(vm._free_prev)[p] or i != j:
-            _fl_move(vm, p)
-    if lk:
+            _fl_rem(vm, p)
+            _fl_ins(vm, p)
+    if lk == 1:
+        _rel(m)
+    elif lk == 2:
+        _en(s)
+    elif lk:
         _exit(m, s)
     if vm._nrel:
         _release_pending(vm)
     return None
+
+
+@micropython.viper
+def _unlock(lk: int, m, s):
+    if lk == 1:
+        _rel(m)
+    elif lk == 2:
+        _en(s)
+    elif lk:
+        _exit(m, s)
+
+
+@micropython.viper
+def _fl_ins(vm, t: int):
+    # vmem._fl_insert: free tag t onto the head of list floor(log2(size))
+    n = int(ptr32(vm._seg_size)[t])
+    i = 8
+    if n < 0x100:
+        i = int(ptr8(_L)[n])
+    else:
+        while n >> (i + 1):
+            i += 1
+    ptr8(vm._seg_type)[t] = 8 + i
+    fh = ptr16(vm._free_head)
+    fp = ptr16(vm._free_prev)
+    n = fh[i]
+    ptr16(vm._free_next)[t] = n
+    fp[t] = 0
+    if n:
+        fp[n] = t
+    fh[i] = t
+    vm._free_map = int(vm._free_map) | (1 << i)
+
+
+@micropython.viper
+def _fl_rem(vm, t: int):
+    # vmem._fl_remove: free tag t off its list (its type still names the list)
+    fn = ptr16(vm._free_next)
+    fp = ptr16(vm._free_prev)
+    p = fp[t]
+    n = fn[t]
+    if p:
+        fn[p] = n
+    else:
+        i = int(ptr8(vm._seg_type)[t]) - 8
+        ptr16(vm._free_head)[i] = n
+        if not n:
+            vm._free_map = int(vm._free_map) & ~(1 << i)
+    if n:
+        fp[n] = p
