@@ -1547,7 +1547,9 @@ def _bind():
     # => thread context; no vmem_alloc/vmem_free under way (native.off()/on()).
     global _nat, vmem_alloc, vmem_free
     if _nat is None:
-        _nat = _native_load()
+        m = sys.modules.get("mpalloc.native")  # (not imported: the switch is on)
+        if m is None or m.switch[0]:  # off before vmem's import: no heap for the native code
+            _nat = _native_load()
     if _nat and _nat.switch[0]:
         vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
     else:

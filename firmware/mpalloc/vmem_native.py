@@ -1,30 +1,34 @@
 # vmem_native: vmem's hot paths as @micropython.viper code (#20): the
-# quantum-cache hit (vmem_alloc/vmem_free of 1..qcache_max quanta) and
-# instant fit (vmem_alloc above the caches, the head of the first list
-# whose every member fits; the free's hash lookup).
+# quantum-cache hit (vmem_alloc/vmem_free of 1..qcache_max quanta), instant
+# fit (the head of the first list whose every member fits, split in place)
+# and the free of a segment whose neighbours make one of the three common
+# cases (the free previous or next neighbour absorbs it, or none is free).
 #
-# Same representation, invariants and locking as vmem.py (its header); this
-# module reads and writes the arena's arrays in place through ptr8/16/32,
-# nothing else. Everything off the common path is vmem.py's own function,
-# bound in by bind(): a misuse (non-int or huge size, other flags), a miss,
-# a split, a full stack, every free that coalesces (_free_seg), debug mode.
-# vmem._bind() loads this module where the runtime compiles viper code (unix
-# x64, rp2 armv6m, esp32 xtensawin); elsewhere (CPython, webassembly,
-# micro:bit: no emitter) the import fails and the bytecode paths stay.
+# Same representation, invariants and locking as vmem.py (its header): the
+# arena's arrays are read and written in place through ptr8/16/32. Anything
+# else is vmem.py's bytecode vmem_alloc/vmem_free, called with nothing
+# changed and the lock dropped: misuse (non-int or huge size, other flags),
+# a miss, a full stack, a hash chain walk, a whole imported span, both
+# neighbours free, debug mode, an arena above 0x7FFFFFFF. vmem._bind() loads
+# this where the runtime compiles viper (unix x64, rp2 armv6m, esp32
+# xtensawin); elsewhere (CPython, webassembly, micro:bit) the import fails
+# and the bytecode pair stays: it is the reference, this one must equal it.
 #
-# Locking: exactly the bytecode paths' calls, in the same places: nothing
-# where vmem._lk is False (one CPU, nothing to mask), else vmem._enter /
-# _exit (intr's mutex on boards, the arena's bare lock in MODE_THREAD, see
-# vmem.py). Every array access is between them; a bytecode helper called
-# with the lock held (_split, _free_seg) is the one the bytecode path calls
-# there. Interrupts: a hard IRQ is masked by the same mutex; soft callbacks
-# run only where the VM checks for them (a bytecode jump, a C function that
-# calls mp_handle_pending): viper code has no such check and the calls it
-# makes do not run them, so a callback lands before or after a native hit,
-# never inside (the bytecode path held them off with the lock).
+# Locking (_LKM, from vmem's mode): 0 nothing (one CPU, nothing to mask);
+# 1 the arena's bare lock (MODE_THREAD, as the bytecode hot paths); 2 the
+# board's interrupt mask, machine.disable_irq/enable_irq (rp2 also takes its
+# cross-core mutex there); 3 intr.mutex_enter/exit. Every array access is
+# between lock and unlock, and only viper code runs in between. Interrupts:
+# a hard IRQ is masked as on the bytecode path. Soft callbacks
+# (micropython.schedule, softint.py) run only where the VM checks for them,
+# at a bytecode jump or in a C function that calls mp_handle_pending: viper
+# code has no such check and the C calls made here (subscripts, disable_irq,
+# the lock methods) do not run them, so a callback lands before or after a
+# native section, never inside. The bytecode path needs intr's _sdepth count
+# for that (mutex_enter); mode 2 does without it, as pool_cache_native does.
 #
-# Nothing here allocates: machine ints (sizes < 2**28 quanta, addresses
-# returned as small ints as the bytecode path does), no tuples.
+# Nothing here allocates: machine ints (sizes < 2**28, offsets in quanta),
+# addresses boxed as the small ints the bytecode path returns, no tuples.
 import micropython
 from mpalloc.native import switch  # noqa: F401  (read by vmem._native_bind)
 
@@ -86,7 +90,8 @@ def bind(g, sx):
 
 @micropython.viper
 def vmem_alloc(vm, size, flags):
-    if (flags != _NW and flags != _NWIF) or size.__class__ is not _int or size > _XL or _debug[0] or vm._origin > _AMAX:
+    org = vm._origin
+    if (flags != _NW and flags != _NWIF) or size.__class__ is not _int or size > _XL or org > _AMAX or _debug[0]:
         return _alloc_b(vm, size, flags)
     qsh = int(vm._qshift)
     qs = (int(size) + int(vm._qmask)) >> qsh
@@ -110,7 +115,7 @@ def vmem_alloc(vm, size, flags):
             top[qs] = n - 1
             q = int(ptr16(vm._qc_stack)[n])
             ptr8(vm._qc_state)[q] = qs
-            a = int(vm._origin) + (q << qsh)
+            a = int(org) + (q << qsh)
             if lk == 1:
                 _rel(m)
             elif lk == 2:
@@ -202,7 +207,7 @@ def vmem_alloc(vm, size, flags):
         fn[t] = hb[j]
         hb[j] = t
         vm._inuse = int(vm._inuse) + qs
-        a = int(vm._origin) + (c << qsh)
+        a = int(org) + (c << qsh)
         if lk == 1:
             _rel(m)
         elif lk == 2:
