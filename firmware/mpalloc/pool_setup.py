@@ -1,0 +1,311 @@
+# pool_setup: pool's set-up, tuning, statistics and checks (pool.py's slow
+# side), imported on first use by pool.py's functions of the same names and
+# dropped after (lazy.unload): its code is on the heap only while it runs.
+#
+# Same representation, invariants and locking as pool.py (its header); the
+# counters' places in pp.hd are repeated here (_NGET ..). Everything here runs
+# in thread context (it allocates, or imports): never under heap_lock.
+from array import array
+
+from mpalloc import intr
+from mpalloc import pool as P
+
+from mpalloc.compat import const
+
+_END = const(0xFFFF)
+_EMPTY = const(0)
+_PARTIAL = const(1)
+_FULL = const(2)
+_UNUSED = const(3)
+_FREESLOT = const(3)
+_NGET = const(4)  # pool.py's hd[] places
+_NPUT = const(5)
+_NFAIL = const(6)
+_NOUT = const(7)
+_NITEMS = const(8)
+_NPAGES = const(9)
+_NIDLE = const(10)
+_HIWAT = const(11)
+_NPAGEALLOC = const(12)
+_NPAGEFREE = const(13)
+_NOLIMIT = const(0x3FFFFFFF)
+_PR_NOWAIT = const(0x2)
+_PR_WAITOK = const(0x1)
+_PR_NOALIGN = const(0x800)
+
+
+def _tchk(fn, pp):
+    # a public function's pp: a pool, else a TypeError naming fn
+    if type(pp) is not P._Pool:
+        raise TypeError("%s: pp must be a pool, not %s" % (fn, type(pp).__name__))
+
+
+def pool_allocator_kmem(itemsize):
+    # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
+    from mpalloc import uvm_km
+
+    if not isinstance(itemsize, int) or itemsize <= 0:
+        raise ValueError("pool_allocator_kmem: item size %r must be > 0" % (itemsize,))
+    ps = uvm_km.PAGE_SIZE
+    if ps <= 0:
+        raise ValueError("pool_init: no palloc and uvm_km has no kernel_map (call uvm_km_bootstrap)")
+    # smallest power-of-two number of pages holding >= 2 items with <= 1/8 left over
+    sz = ps
+    while sz < 2 * itemsize or (sz % itemsize) * 8 > sz:
+        sz *= 2
+    pa = P._kmem_allocators.get(sz)
+    if pa is None:
+        pa = P._kmem_allocators[sz] = P._kmem_pages(sz)
+    return pa
+
+
+def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
+    # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
+    # => bad arguments: TypeError/ValueError.
+    for v in (size, align, align_offset, flags, ipl):
+        if not isinstance(v, int):
+            raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
+    if not (palloc is None or hasattr(palloc, "pa_pagesz")):
+        raise TypeError("pool_init: palloc must be a pool_allocator or None, not %s" % type(palloc).__name__)
+    if size > 1 << 30 or align > 1 << 30:
+        raise ValueError("pool_init: item size %d or align %d beyond 2**30" % (size, align))
+    if size <= 0:
+        raise ValueError("pool_init: item size %d must be > 0" % size)
+    if align == 0:
+        align = 1
+    if align < 0 or align & (align - 1):
+        raise ValueError("pool_init: align %d is not a power of two" % align)
+    if align_offset < 0 or align_offset >= align:
+        raise ValueError("pool_init: align_offset %d not in 0..align-1" % align_offset)
+    if palloc is None:
+        palloc = pool_allocator_kmem(size)
+    ps = palloc.pa_pagesz
+    isz = (size + align - 1) & -align
+    if isz + align - 1 > ps:
+        raise ValueError("pool_init: item size %d (aligned %d) does not fit a %d-byte page" % (size, isz, ps))
+    pp = P._Pool()
+    pp.name = wchan
+    pp.reqsize = size
+    pp.size = isz
+    pp.ioff = align_offset
+    pp.amask = align - 1
+    pp.ipl = ipl
+    pp.palloc = palloc
+    pp.pagesz = ps
+    # Pages are assumed aligned to `align` (palloc's pages are); PR_NOALIGN:
+    # the first aligned item may sit up to align-1 bytes into the page.
+    slack = align - 1 if flags & _PR_NOALIGN else (align - align_offset) % align
+    ipp = pp.ipp = (ps - slack) // isz
+    pp.lock = intr.mutex_init()
+    # Page table, indexed by page slot, made with 2 slots at once (not grown
+    # from nothing: no copies left behind). Invariants:
+    #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
+    #   item 0 of page s is at pool._item0(pp, pg_addr[s]) (not stored: a word a page)
+    #   pg_nused[s] == number of items of page s with their bit set in bmap
+    #   page s is on list hd[pg_state[s]] (doubly linked by pg_next/pg_prev)
+    #   pg_free[s] is the first free item index of page s (_END if none);
+    #   inext[s*ipp + i] links the free items of page s
+    #   pg_of[pg_addr[s] // pagesz] == s for every page in use
+    pp.pg_addr = [0, 0]
+    pp.pg_nused = array("H", (0, 0))
+    pp.pg_free = array("H", (_END, _END))
+    pp.pg_next = array("h", (-1, 0))  # free slot chain: 1 -> 0 -> end
+    pp.pg_prev = array("h", (0, 0))
+    pp.pg_state = bytearray((_UNUSED, _UNUSED))
+    pp.inext = array("H", bytes(4 * ipp))
+    pp.bmap = bytearray((2 * ipp + 7) // 8 + 1)  # bit s*ipp+i set <=> item out (handed out)
+    pp.pg_of = {}
+    P._lookup_room(pp.pg_of, 2)
+    # list heads by state, the free slot chain, the counters (pool.py's header)
+    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    P.pool_list.append(pp)
+    return pp
+
+
+def pool_destroy(pp):
+    """Free the pool's pages; items still out are an error."""
+    # => thread context; no item out, no pool_cache on the pool (else ValueError).
+    _tchk("pool_destroy", pp)
+    if pp.hd[_NOUT]:
+        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.hd[_NOUT]))
+    if pp.cache is not None:
+        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    while pp.hd[_EMPTY] >= 0:
+        free.append(P._page_remove(pp, pp.hd[_EMPTY]))
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    if pp in P.pool_list:
+        P.pool_list.remove(pp)
+
+
+def pool_prime(pp, n):
+    """Make sure at least n items' worth of pages exist and are kept."""
+    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
+    _tchk("pool_prime", pp)
+    _count("pool_prime", n)
+    ipp = pp.ipp
+    pp.minpages = (n + ipp - 1) // ipp
+    if pp.maxpages <= pp.minpages:
+        pp.maxpages = pp.minpages + 1
+    while pp.hd[_NPAGES] < pp.minpages:
+        if not P._page_add(pp, _PR_WAITOK):
+            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
+
+
+def pool_setlowat(pp, n):
+    """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    # => thread context (allocates); n >= 0.
+    _tchk("pool_setlowat", pp)
+    _count("pool_setlowat", n)
+    pp.minitems = n
+    while pp.hd[_NITEMS] < n:
+        if not P._page_add(pp, _PR_NOWAIT):
+            break
+
+
+def pool_sethiwat(pp, n):
+    """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    # => thread context; n >= 0.
+    _tchk("pool_sethiwat", pp)
+    _count("pool_sethiwat", n)
+    pp.maxitems = n
+    pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
+
+
+def pool_sethardlimit(pp, limit, warnmess, ratecap):
+    """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
+    _tchk("pool_sethardlimit", pp)
+    _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
+    if limit < 0:
+        raise ValueError("pool_sethardlimit: limit %d < 0" % limit)
+    pp.hardlimit = limit
+    pp.maxpages = (limit + pp.ipp - 1) // pp.ipp
+    pp.warnmess = warnmess
+    pp.ratecap = ratecap
+    pp.lastwarn = None
+
+
+def _limit_chk(fn, limit, warnmess, ratecap):
+    _count(fn, limit)
+    if not (warnmess is None or isinstance(warnmess, str)):
+        raise TypeError("%s: warnmess must be a str or None, not %s" % (fn, type(warnmess).__name__))
+    if not isinstance(ratecap, int) or ratecap < 0:
+        raise ValueError("%s: ratecap %r must be an int >= 0" % (fn, ratecap))
+
+
+def _call_chk(fn, f):
+    if not callable(f):
+        raise TypeError("%s: fn must be callable, not %s" % (fn, type(f).__name__))
+
+
+def _count(fn, n):
+    if not isinstance(n, int):
+        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
+    if n < 0 or n > 1 << 30:
+        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
+
+
+def pool_set_drain_hook(pp, fn, arg):
+    # => thread context; fn callable; one hook per pool (a second: ValueError).
+    _tchk("pool_set_drain_hook", pp)
+    _call_chk("pool_set_drain_hook", fn)
+    if pp.drain is not None:
+        raise ValueError("pool_set_drain_hook: pool '%s' already has one" % pp.name)
+    pp.drain = fn
+    pp.drainarg = arg
+
+
+def pool_reclaim(pp):
+    """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    # => thread context (ValueError from an interrupt); the pool lock not held.
+    _tchk("pool_reclaim", pp)
+    if intr.cpu_intr_p():
+        raise ValueError("pool_reclaim: not from interrupt context")
+    if pp.drain is not None:
+        pp.drain(pp.drainarg, _PR_NOWAIT)
+    if pp.cache is not None:
+        from mpalloc import pool_cache
+
+        pool_cache.pool_cache_invalidate(pp.cache)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    sl = pp.hd[_EMPTY]
+    while sl >= 0:
+        nx = pp.pg_next[sl]
+        if pp.hd[_NPAGES] > pp.minpages and pp.hd[_NITEMS] - pp.ipp >= pp.minitems:
+            free.append(P._page_remove(pp, sl))
+        sl = nx
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    return 1 if free else 0
+
+
+def pool_stats(pp):
+    # => thread context (allocates).
+    _tchk("pool_stats", pp)
+    return {
+        "name": pp.name, "size": pp.size, "align": (pp.amask + 1), "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
+        "nget": pp.hd[_NGET], "nfail": pp.hd[_NFAIL], "nput": pp.hd[_NPUT],
+        "npagealloc": pp.hd[_NPAGEALLOC], "npagefree": pp.hd[_NPAGEFREE], "npages": pp.hd[_NPAGES],
+        "hiwat": pp.hd[_HIWAT], "minpages": pp.minpages,
+        "maxpages": pp.maxpages if pp.maxpages != _NOLIMIT else None,
+        "nidle": pp.hd[_NIDLE], "nitems": pp.hd[_NITEMS], "nout": pp.hd[_NOUT],
+        "hardlimit": pp.hardlimit if pp.hardlimit != _NOLIMIT else None,
+    }
+
+
+def pool_pages(pp):
+    # => thread context (allocates).
+    _tchk("pool_pages", pp)
+    r = []
+    for sl in range(len(pp.pg_addr)):
+        if pp.pg_state[sl] != _UNUSED:
+            r.append((pp.pg_addr[sl], pp.pagesz, pp.pg_nused[sl]))
+    r.sort()
+    return r
+
+
+def pool_chk(pp):
+    """Check every invariant written next to the data; raises AssertionError."""
+    # => thread context; the pool lock not held. A broken invariant: AssertionError.
+    _tchk("pool_chk", pp)
+    ipp = pp.ipp
+    npages = nidle = nout = 0
+    for sl in range(len(pp.pg_addr)):
+        st = pp.pg_state[sl]
+        if st == _UNUSED:
+            continue
+        npages += 1
+        b = sl * ipp
+        used = 0
+        for i in range(ipp):
+            if pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)):
+                used += 1
+        nfree = 0
+        i = pp.pg_free[sl]
+        while i != _END:
+            assert not pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)), "pool_chk: free item marked out"
+            nfree += 1
+            assert nfree <= ipp, "pool_chk: free chain loops"
+            i = pp.inext[b + i]
+        assert used == pp.pg_nused[sl] and used + nfree == ipp, "pool_chk: page %d counts" % sl
+        want = _EMPTY if used == 0 else (_FULL if used == ipp else _PARTIAL)
+        assert st == want, "pool_chk: page %d on list %d, wants %d" % (sl, st, want)
+        assert pp.pg_of[pp.pg_addr[sl] // pp.pagesz] == sl, "pool_chk: page lookup"
+        nidle += used == 0
+        nout += used
+    for st in (_EMPTY, _PARTIAL, _FULL):
+        sl = pp.hd[st]
+        p = -1
+        while sl >= 0:
+            assert pp.pg_state[sl] == st and pp.pg_prev[sl] == p, "pool_chk: list %d links" % st
+            p = sl
+            sl = pp.pg_next[sl]
+    assert npages == pp.hd[_NPAGES] and nidle == pp.hd[_NIDLE] and nout == pp.hd[_NOUT], "pool_chk: totals"
+    assert pp.hd[_NITEMS] == npages * ipp, "pool_chk: nitems"
+    assert pp.hd[_NGET] - pp.hd[_NPUT] == pp.hd[_NOUT], "pool_chk: nget - nput != nout"
