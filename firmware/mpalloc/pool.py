@@ -122,10 +122,7 @@ class _Pool:
     drain = None
     drainarg = None
     cache = None
-    # the counters in hd, for readers outside (tests, pool_cache)
-    nout = property(lambda pp: pp.hd[_NOUT])
-    nitems = property(lambda pp: pp.hd[_NITEMS])
-    nslots = property(lambda pp: len(pp.pg_addr))
+    nout = property(lambda pp: pp.hd[_NOUT])  # items out, for readers outside (tests, pool_cache)
 
 
 E_TYPE = TypeError("pool: an argument of the wrong type with the heap locked (pool_get/pool_put)")

@@ -139,6 +139,12 @@ class _Meta:
     nbad = 0  # puts refused: None, 0, a negative or non-int object (see _put_odd)
 
 
+def _setup_done():
+    # drop pool_cache_setup and the pool_setup it imported (lazy.unload)
+    lazy.unload("pool_cache_setup")
+    lazy.unload("pool_setup")
+
+
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
     """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
     # => thread context (allocates); pool_init's arguments; ctor, dtor callable or None.
@@ -148,7 +154,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     try:
         return pool_cache_setup.pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 # The hit paths, one pair per way of excluding interrupts and other CPUs
@@ -706,7 +712,7 @@ def pool_cache_get_paddr(pc, flags):
     try:
         return pool_cache_setup.pool_cache_get_paddr(pc, flags)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_put_paddr(pc, o, pa):
@@ -716,7 +722,7 @@ def pool_cache_put_paddr(pc, o, pa):
     try:
         return pool_cache_setup.pool_cache_put_paddr(pc, o, pa)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_destruct_object(pc, o):
@@ -727,7 +733,7 @@ def pool_cache_destruct_object(pc, o):
     try:
         return pool_cache_setup.pool_cache_destruct_object(pc, o)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def _cpu():
@@ -761,7 +767,7 @@ def pool_cache_invalidate(pc):
     try:
         return pool_cache_setup.pool_cache_invalidate(pc)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_destroy(pc):
@@ -772,7 +778,7 @@ def pool_cache_destroy(pc):
     try:
         return pool_cache_setup.pool_cache_destroy(pc)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_setlowat(pc, n):
@@ -782,7 +788,7 @@ def pool_cache_setlowat(pc, n):
     try:
         return pool_cache_setup.pool_cache_setlowat(pc, n)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_sethiwat(pc, n):
@@ -792,7 +798,7 @@ def pool_cache_sethiwat(pc, n):
     try:
         return pool_cache_setup.pool_cache_sethiwat(pc, n)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
@@ -802,7 +808,7 @@ def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
     try:
         return pool_cache_setup.pool_cache_sethardlimit(pc, limit, warnmess, ratecap)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_prime(pc, n):
@@ -814,7 +820,7 @@ def pool_cache_prime(pc, n):
     try:
         return pool_cache_setup.pool_cache_prime(pc, n)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_reclaim(pc):
@@ -824,7 +830,7 @@ def pool_cache_reclaim(pc):
     try:
         return pool_cache_setup.pool_cache_reclaim(pc)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
@@ -834,7 +840,7 @@ def pool_cache_set_drain_hook(pc, fn, arg):
     try:
         return pool_cache_setup.pool_cache_set_drain_hook(pc, fn, arg)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_pool(pc):
@@ -863,7 +869,7 @@ def pool_cache_stats(pc):
     try:
         return pool_cache_setup.pool_cache_stats(pc)
     finally:
-        lazy.unload("pool_cache_setup")
+        _setup_done()
 
 
 def pool_cache_cached(pc):

@@ -30,7 +30,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
         raise TypeError("pool_cache_init: ctor and dtor must be callable or None")
     try:
-        pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
+        pp = _ps.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
     except (TypeError, ValueError) as e:  # pool_init's message, under this function's name
         raise type(e)("pool_cache_init: " + str(e.args[0] if e.args else e)[len("pool_init: "):])
     d = PC._Meta()
@@ -165,7 +165,7 @@ def pool_cache_destroy(pc):
     d = pc[_META]
     d.pp.cache = None
     try:
-        _pool.pool_destroy(d.pp)
+        _ps.pool_destroy(d.pp)
     except ValueError:
         d.pp.cache = pc
         raise ValueError("pool_cache_destroy: cache '%s' busy: %d objects still out" % (d.name, d.pp.nout))
@@ -177,21 +177,21 @@ def pool_cache_setlowat(pc, n):
     # => as pool_setlowat.
     PC._cchk("pool_cache_setlowat", pc)
     _ps._count("pool_cache_setlowat", n)
-    _pool.pool_setlowat(pc[_META].pp, n)
+    _ps.pool_setlowat(pc[_META].pp, n)
 
 
 def pool_cache_sethiwat(pc, n):
     # => as pool_sethiwat.
     PC._cchk("pool_cache_sethiwat", pc)
     _ps._count("pool_cache_sethiwat", n)
-    _pool.pool_sethiwat(pc[_META].pp, n)
+    _ps.pool_sethiwat(pc[_META].pp, n)
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
     # => as pool_sethardlimit.
     PC._cchk("pool_cache_sethardlimit", pc)
     _ps._limit_chk("pool_cache_sethardlimit", limit, warnmess, ratecap)
-    _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
+    _ps.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
 
 
 def pool_cache_prime(pc, n):
@@ -201,21 +201,21 @@ def pool_cache_prime(pc, n):
     PC._cchk("pool_cache_prime", pc)
     _ps._count("pool_cache_prime", n)
     d = pc[_META]
-    _pool.pool_prime(d.pp, n)
+    _ps.pool_prime(d.pp, n)
     PC._mag_reserve(d, 2 * intr.ncpu)
 
 
 def pool_cache_reclaim(pc):
     # => as pool_reclaim.
     PC._cchk("pool_cache_reclaim", pc)
-    return _pool.pool_reclaim(pc[_META].pp)
+    return _ps.pool_reclaim(pc[_META].pp)
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
     # => as pool_set_drain_hook.
     PC._cchk("pool_cache_set_drain_hook", pc)
     _ps._call_chk("pool_cache_set_drain_hook", fn)
-    _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
+    _ps.pool_set_drain_hook(pc[_META].pp, fn, arg)
 
 
 def pool_cache_stats(pc):

@@ -34,12 +34,6 @@ _PR_WAITOK = const(0x1)
 _PR_NOALIGN = const(0x800)
 
 
-def _tchk(fn, pp):
-    # a public function's pp: a pool, else a TypeError naming fn
-    if type(pp) is not P._Pool:
-        raise TypeError("%s: pp must be a pool, not %s" % (fn, type(pp).__name__))
-
-
 def pool_allocator_kmem(itemsize):
     # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
     from mpalloc import uvm_km
@@ -125,7 +119,7 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
 def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
     # => thread context; no item out, no pool_cache on the pool (else ValueError).
-    _tchk("pool_destroy", pp)
+    P._tchk("pool_destroy", pp)
     if pp.hd[_NOUT]:
         raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.hd[_NOUT]))
     if pp.cache is not None:
@@ -144,7 +138,7 @@ def pool_destroy(pp):
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
     # => thread context (allocates); n >= 0. No page to be had: MemoryError.
-    _tchk("pool_prime", pp)
+    P._tchk("pool_prime", pp)
     _count("pool_prime", n)
     ipp = pp.ipp
     pp.minpages = (n + ipp - 1) // ipp
@@ -158,7 +152,7 @@ def pool_prime(pp, n):
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
     # => thread context (allocates); n >= 0.
-    _tchk("pool_setlowat", pp)
+    P._tchk("pool_setlowat", pp)
     _count("pool_setlowat", n)
     pp.minitems = n
     while pp.hd[_NITEMS] < n:
@@ -169,7 +163,7 @@ def pool_setlowat(pp, n):
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
     # => thread context; n >= 0.
-    _tchk("pool_sethiwat", pp)
+    P._tchk("pool_sethiwat", pp)
     _count("pool_sethiwat", n)
     pp.maxitems = n
     pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
@@ -178,7 +172,7 @@ def pool_sethiwat(pp, n):
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
     """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
     # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
-    _tchk("pool_sethardlimit", pp)
+    P._tchk("pool_sethardlimit", pp)
     _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
     if limit < 0:
         raise ValueError("pool_sethardlimit: limit %d < 0" % limit)
@@ -211,7 +205,7 @@ def _count(fn, n):
 
 def pool_set_drain_hook(pp, fn, arg):
     # => thread context; fn callable; one hook per pool (a second: ValueError).
-    _tchk("pool_set_drain_hook", pp)
+    P._tchk("pool_set_drain_hook", pp)
     _call_chk("pool_set_drain_hook", fn)
     if pp.drain is not None:
         raise ValueError("pool_set_drain_hook: pool '%s' already has one" % pp.name)
@@ -222,7 +216,7 @@ def pool_set_drain_hook(pp, fn, arg):
 def pool_reclaim(pp):
     """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
     # => thread context (ValueError from an interrupt); the pool lock not held.
-    _tchk("pool_reclaim", pp)
+    P._tchk("pool_reclaim", pp)
     if intr.cpu_intr_p():
         raise ValueError("pool_reclaim: not from interrupt context")
     if pp.drain is not None:
@@ -247,7 +241,7 @@ def pool_reclaim(pp):
 
 def pool_stats(pp):
     # => thread context (allocates).
-    _tchk("pool_stats", pp)
+    P._tchk("pool_stats", pp)
     return {
         "name": pp.name, "size": pp.size, "align": (pp.amask + 1), "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
         "nget": pp.hd[_NGET], "nfail": pp.hd[_NFAIL], "nput": pp.hd[_NPUT],
@@ -261,7 +255,7 @@ def pool_stats(pp):
 
 def pool_pages(pp):
     # => thread context (allocates).
-    _tchk("pool_pages", pp)
+    P._tchk("pool_pages", pp)
     r = []
     for sl in range(len(pp.pg_addr)):
         if pp.pg_state[sl] != _UNUSED:
@@ -273,7 +267,7 @@ def pool_pages(pp):
 def pool_chk(pp):
     """Check every invariant written next to the data; raises AssertionError."""
     # => thread context; the pool lock not held. A broken invariant: AssertionError.
-    _tchk("pool_chk", pp)
+    P._tchk("pool_chk", pp)
     ipp = pp.ipp
     npages = nidle = nout = 0
     for sl in range(len(pp.pg_addr)):
