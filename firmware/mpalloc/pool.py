@@ -35,7 +35,7 @@
 # set iff the item is out. pg_of maps address // pagesz to the slot. Item 0's
 # address is computed, not kept. pp.hd: list heads hd[_EMPTY/_PARTIAL/_FULL],
 # unused slots hd[_FREESLOT], counters hd[_NGET ..] (one list, not a dozen
-# attributes: a pool's attribute dict was most of its heap).
+# attributes: a pool's attribute dict was most of its heap); pp.nout: items out.
 # Invariants (pool_chk): a page's out bits count pg_nused; its free chain
 # holds the other items once each; pg_state and the list it is on match
 # pg_nused (0: empty, ipp: full); nget - nput == nout.
@@ -71,7 +71,6 @@ _FREESLOT = const(3)  # hd[]: chain of unused slots through pg_next (-1 ends it)
 _NGET = const(4)  # hd[]: counters (pool_setup.py repeats these values)
 _NPUT = const(5)
 _NFAIL = const(6)
-_NOUT = const(7)
 _NITEMS = const(8)
 _NPAGES = const(9)
 _NIDLE = const(10)
@@ -122,7 +121,6 @@ class _Pool:
     drain = None
     drainarg = None
     cache = None
-    nout = property(lambda pp: pp.hd[_NOUT])  # items out, for readers outside (tests, pool_cache)
 
 
 E_TYPE = TypeError("pool: an argument of the wrong type with the heap locked (pool_get/pool_put)")
@@ -503,13 +501,13 @@ def _get(pp, flags):
         sl = h[_PARTIAL]
         if sl < 0:
             sl = h[_EMPTY]
-        if sl >= 0 and h[_NOUT] < pp.hardlimit:
+        if sl >= 0 and pp.nout < pp.hardlimit:
             break
         intr.mutex_exit(pp.lock, s)
         if not _get_more(pp, flags):
             return None
     sl = _take(pp, sl)
-    f = h[_NITEMS] - h[_NOUT] < pp.minitems or h[_NPAGES] < pp.minpages
+    f = h[_NITEMS] - pp.nout < pp.minitems or h[_NPAGES] < pp.minpages
     intr.mutex_exit(pp.lock, s)
     if f:
         _get_after(pp)
@@ -540,10 +538,10 @@ def _get_more(pp, flags):
     # drain, wait or grow. True: try again; False: return None; PR_WAITOK
     # failures raise MemoryError.
     f = flags & 3
-    if pp.hd[_NOUT] >= pp.hardlimit:
+    if pp.nout >= pp.hardlimit:
         if pp.drain is not None:
             pp.drain(pp.drainarg, flags)
-            if pp.hd[_NOUT] < pp.hardlimit:
+            if pp.nout < pp.hardlimit:
                 return True
         if f == PR_WAITOK and not flags & PR_LIMITFAIL and _wait_limit(pp):
             return True
@@ -586,9 +584,8 @@ def _take(pp, sl):
     n = 1 << (b & 7)
     b >>= 3
     pp.bmap[b] |= n
-    n = pp.hd
-    n[_NGET] += 1
-    n[_NOUT] += 1
+    pp.hd[_NGET] += 1
+    pp.nout += 1
     b = pp.pg_addr[sl]
     return b + ((-b - pp.ioff) & pp.amask) + i * pp.size  # _item0, inline
 
@@ -616,7 +613,7 @@ def _wait_limit(pp):
     import time
 
     t0 = ticks_ms()
-    while pp.hd[_NOUT] >= pp.hardlimit:
+    while pp.nout >= pp.hardlimit:
         if ticks_diff(ticks_ms(), t0) > _WAIT_MS:
             return False
         time.sleep_ms(1) if hasattr(time, "sleep_ms") else time.sleep(0.001)
@@ -719,7 +716,7 @@ def _give(pp, b):
     pp.pg_nused[sl] = b
     h = pp.hd
     h[_NPUT] += 1
-    h[_NOUT] -= 1
+    pp.nout -= 1
     if b == 0:
         return _emptied(pp, sl)
     if b == pp.ipp - 1:
@@ -741,26 +738,13 @@ def _emptied(pp, sl):
 
 # -- debug mode (POOL_DIAGNOSTIC, switched at run time) ----------------------
 #
-# pool_debug(True) (mpalloc.debug.on() calls it) swaps pool_get / pool_put for
-# pool_dbg's dbg_get / dbg_put (pool._dbg_get / _dbg_put while on), which do what the plain ones do and also:
-#   - check the invariants of the item's page (those of pool_chk for one page:
-#     bitmap count, free chain, list state, page lookup) and nget - nput == nout,
-#     under the pool lock, on every get and put;
-#   - poison an item put back, and every item of a page the pool takes while
-#     debug is on: every byte 0xD5 (pools whose pages lie in mpalloc.mem's
-#     window). When pool_get hands an item out again whose first 4 bytes are
-#     still poison, the rest must be too: a write after pool_put is reported
-#     ("pool_get: 0x... in pool 'x' written after pool_put"). A write that hits
-#     the first 4 bytes only is not seen (they are the mark). Known limit: a page
-#     taken while debug was off may carry stale marks of an earlier debug-mode
-#     pool; switching debug off and on again with live pools can then report
-#     such an item (pool_reclaim between the two clears nothing either).
-# pool_debug(False) puts the plain functions back: with debug off the get and
-# put paths are exactly the plain ones (no flag test). pool_cache keeps the back
-# end it calls in step through _debug_hooks. Both debug paths allocate nothing
-# and keep frames within 11 words (they run in interrupt handlers too); a
-# report made with the heap locked raises the preallocated E_DEBUG (address in
-# pool_lasterr[0], pool in pool_lasterr[1]).
+# pool_debug(True) (mpalloc.debug.on() calls it) loads pool_dbg and binds
+# pool_get / pool_put to its dbg_get / dbg_put (pool._dbg_get / _dbg_put while
+# on): page invariants and poisoning, what they check is in pool_dbg's header.
+# pool_debug(False) drops it and binds the plain pair again (no flag test on
+# the plain paths). pool_cache keeps the back end it calls in step through
+# _debug_hooks. With the heap locked a report raises the preallocated E_DEBUG
+# (address in pool_lasterr[0], pool in pool_lasterr[1]).
 _debug = [False, None]  # debug on; pool_dbg while it is
 E_DEBUG = AssertionError("pool: debug check failed with the heap locked (address, pool in pool.pool_lasterr)")
 _debug_hooks = []  # called after every switch (pool_cache re-points its back ends)
@@ -797,7 +781,13 @@ _dbg_put = None
 
 def _native_load():
     # Loaded by __import__ so that the flat filesystem's dependency scan
-    # (micro:bit) does not copy it there.
+    # (micro:bit) does not copy it there; not tried where the firmware has no
+    # native arch (sys.implementation._mpy: CPython, webassembly, the
+    # micro:bit, whose failed import of a dotted name keeps 2.8 KB of its heap).
+    import sys
+
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False
     try:
         return __import__("mpalloc.pool_native", None, None, ("bind",))
     except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):

@@ -650,6 +650,10 @@ def _native_load():
     # collections around the import: the module's objects (~2.3 KB) go low in
     # the heap and the compiler's temporaries leave no holes between them
     # (a 110 KB heap then still gives the 32 KB a program asks next)
+    import sys
+
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False  # no native arch in this firmware (pool._native_load)
     try:
         import gc
 

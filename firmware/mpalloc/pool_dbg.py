@@ -32,7 +32,6 @@ _PARTIAL = const(1)
 _FULL = const(2)
 _NGET = const(4)  # pool.py's hd[] places
 _NPUT = const(5)
-_NOUT = const(7)
 _BAD_NUSED = const(1)  # items marked out in the bitmap != the page's count
 _BAD_FREE_OUT = const(2)  # a free item marked out, or a chain off the page
 _BAD_LOOP = const(3)  # the free chain loops
@@ -115,7 +114,7 @@ def _chk_page(pp, sl):
     n = pp.pg_nused[sl]
     if pp.pg_state[sl] != (_EMPTY if n == 0 else (_FULL if n == pp.ipp else _PARTIAL)):
         return _BAD_LIST
-    if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.hd[_NGET] - pp.hd[_NPUT] != pp.hd[_NOUT]:
+    if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.hd[_NGET] - pp.hd[_NPUT] != pp.nout:
         return _BAD_LOOKUP
     return 0
 

@@ -36,7 +36,6 @@ _PARTIAL = const(1)
 _FULL = const(2)
 _NGET = const(4)
 _NPUT = const(5)
-_NOUT = const(7)
 _NITEMS = const(8)
 _NPAGES = const(9)
 _NIDLE = const(10)
@@ -146,7 +145,7 @@ def pool_get(pp, flags):
     sl = int(h[_PARTIAL])
     if sl < 0:
         sl = int(h[_EMPTY])
-    if sl < 0 or int(h[_NOUT]) >= int(pp.hardlimit):
+    if sl < 0 or int(pp.nout) >= int(pp.hardlimit):
         sl = -1
     else:
         # pool._take
@@ -166,8 +165,8 @@ def pool_get(pp, flags):
         bm = ptr8(pp.bmap)
         bm[b >> 3] = bm[b >> 3] | (1 << (b & 7))
         h[_NGET] = int(h[_NGET]) + 1
-        n = int(h[_NOUT]) + 1
-        h[_NOUT] = n
+        n = int(pp.nout) + 1
+        pp.nout = n
         b = int(pp.pg_addr[sl])
         b = b + ((0 - b - int(pp.ioff)) & int(pp.amask)) + i * int(pp.size)
         i = 0
@@ -238,7 +237,7 @@ def pool_put(pp, a):
         x = nu[sl] - 1
         nu[sl] = x
         h[_NPUT] = int(h[_NPUT]) + 1
-        h[_NOUT] = int(h[_NOUT]) - 1
+        pp.nout = int(pp.nout) - 1
         if x == 0:
             r = _emptied(pp, sl)
         elif x == ipp - 1:

@@ -21,7 +21,6 @@ _FREESLOT = const(3)
 _NGET = const(4)  # pool.py's hd[] places
 _NPUT = const(5)
 _NFAIL = const(6)
-_NOUT = const(7)
 _NITEMS = const(8)
 _NPAGES = const(9)
 _NIDLE = const(10)
@@ -111,7 +110,8 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     pp.pg_of = {}
     P._lookup_room(pp.pg_of, 2)
     # list heads by state, the free slot chain, the counters (pool.py's header)
-    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # (hd[7]: unused)
+    pp.nout = 0
     P.pool_list.append(pp)
     return pp
 
@@ -120,8 +120,8 @@ def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
     # => thread context; no item out, no pool_cache on the pool (else ValueError).
     P._tchk("pool_destroy", pp)
-    if pp.hd[_NOUT]:
-        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.hd[_NOUT]))
+    if pp.nout:
+        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
     if pp.cache is not None:
         raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
     s = intr.mutex_enter(pp.lock)
@@ -248,7 +248,7 @@ def pool_stats(pp):
         "npagealloc": pp.hd[_NPAGEALLOC], "npagefree": pp.hd[_NPAGEFREE], "npages": pp.hd[_NPAGES],
         "hiwat": pp.hd[_HIWAT], "minpages": pp.minpages,
         "maxpages": pp.maxpages if pp.maxpages != _NOLIMIT else None,
-        "nidle": pp.hd[_NIDLE], "nitems": pp.hd[_NITEMS], "nout": pp.hd[_NOUT],
+        "nidle": pp.hd[_NIDLE], "nitems": pp.hd[_NITEMS], "nout": pp.nout,
         "hardlimit": pp.hardlimit if pp.hardlimit != _NOLIMIT else None,
     }
 
@@ -300,6 +300,6 @@ def pool_chk(pp):
             assert pp.pg_state[sl] == st and pp.pg_prev[sl] == p, "pool_chk: list %d links" % st
             p = sl
             sl = pp.pg_next[sl]
-    assert npages == pp.hd[_NPAGES] and nidle == pp.hd[_NIDLE] and nout == pp.hd[_NOUT], "pool_chk: totals"
+    assert npages == pp.hd[_NPAGES] and nidle == pp.hd[_NIDLE] and nout == pp.nout, "pool_chk: totals"
     assert pp.hd[_NITEMS] == npages * ipp, "pool_chk: nitems"
-    assert pp.hd[_NGET] - pp.hd[_NPUT] == pp.hd[_NOUT], "pool_chk: nget - nput != nout"
+    assert pp.hd[_NGET] - pp.hd[_NPUT] == pp.nout, "pool_chk: nget - nput != nout"
