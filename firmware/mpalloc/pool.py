@@ -41,11 +41,11 @@
 # pg_nused (0: empty, ipp: full); nget - nput == nout.
 # Locking: one intr spin mutex per pool (pp.lock), taken inside get/put;
 # palloc is called with it released. Metadata cost: docs/DESIGN-NOTES.md.
-# Here: get/put, pages in and out, misuse errors; set-up, tuning, statistics:
-# pool_setup.py, debug mode: pool_dbg.py (loaded on first use, lazy.unload).
+# Here: get/put, pages in and out, init/destroy/prime, misuse errors; tuning,
+# statistics: pool_setup.py, debug: pool_dbg.py (loaded on use, lazy.unload).
 from array import array
 
-from mpalloc import intr, lazy
+from mpalloc import intr
 
 from mpalloc.compat import const, ticks_ms, ticks_diff
 
@@ -155,6 +155,21 @@ def _err(pre, fmt, a, b):
 # -- set-up, tuning, statistics: pool_setup.py, loaded for the call ----------
 
 
+def _unload(name):
+    # lazy.unload(name), lazy imported here (a frozen micro:bit build that
+    # never unloads keeps neither lazy nor its global)
+    from mpalloc import lazy
+
+    lazy.unload(name)
+
+
+def _count(fn, n):
+    if not isinstance(n, int):
+        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
+    if n < 0 or n > 1 << 30:
+        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
+
+
 def pool_allocator_kmem(itemsize):
     """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
     # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
@@ -163,7 +178,7 @@ def pool_allocator_kmem(itemsize):
     try:
         return pool_setup.pool_allocator_kmem(itemsize)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def _kmem_pages(sz):
@@ -186,15 +201,67 @@ def _kmem_pages(sz):
 
 
 def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
-    """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
     # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
     # => bad arguments: TypeError/ValueError.
-    from mpalloc import pool_setup
-
-    try:
-        return pool_setup.pool_init(size, align, align_offset, flags, wchan, palloc, ipl)
-    finally:
-        lazy.unload("pool_setup")
+    for v in (size, align, align_offset, flags, ipl):
+        if not isinstance(v, int):
+            raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
+    if not (palloc is None or hasattr(palloc, "pa_pagesz")):
+        raise TypeError("pool_init: palloc must be a pool_allocator or None, not %s" % type(palloc).__name__)
+    if size > 1 << 30 or align > 1 << 30:
+        raise ValueError("pool_init: item size %d or align %d beyond 2**30" % (size, align))
+    if size <= 0:
+        raise ValueError("pool_init: item size %d must be > 0" % size)
+    if align == 0:
+        align = 1
+    if align < 0 or align & (align - 1):
+        raise ValueError("pool_init: align %d is not a power of two" % align)
+    if align_offset < 0 or align_offset >= align:
+        raise ValueError("pool_init: align_offset %d not in 0..align-1" % align_offset)
+    if palloc is None:
+        palloc = pool_allocator_kmem(size)  # (pool_setup, loaded for the call)
+    ps = palloc.pa_pagesz
+    isz = (size + align - 1) & -align
+    if isz + align - 1 > ps:
+        raise ValueError("pool_init: item size %d (aligned %d) does not fit a %d-byte page" % (size, isz, ps))
+    pp = _Pool()
+    pp.name = wchan
+    pp.reqsize = size
+    pp.size = isz
+    pp.ioff = align_offset
+    pp.amask = align - 1
+    pp.ipl = ipl
+    pp.palloc = palloc
+    pp.pagesz = ps
+    # Pages are assumed aligned to `align` (palloc's pages are); PR_NOALIGN:
+    # the first aligned item may sit up to align-1 bytes into the page.
+    slack = align - 1 if flags & PR_NOALIGN else (align - align_offset) % align
+    ipp = pp.ipp = (ps - slack) // isz
+    pp.lock = intr.mutex_init()
+    # Page table, indexed by page slot, made with 2 slots at once (not grown
+    # from nothing: no copies left behind). Invariants:
+    #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
+    #   item 0 of page s is at pool._item0(pp, pg_addr[s]) (not stored: a word a page)
+    #   pg_nused[s] == number of items of page s with their bit set in bmap
+    #   page s is on list hd[pg_state[s]] (doubly linked by pg_next/pg_prev)
+    #   pg_free[s] is the first free item index of page s (_END if none);
+    #   inext[s*ipp + i] links the free items of page s
+    #   pg_of[pg_addr[s] // pagesz] == s for every page in use
+    pp.pg_addr = [0, 0]
+    pp.pg_nused = array("H", (0, 0))
+    pp.pg_free = array("H", (_END, _END))
+    pp.pg_next = array("h", (-1, 0))  # free slot chain: 1 -> 0 -> end
+    pp.pg_prev = array("h", (0, 0))
+    pp.pg_state = bytearray((_UNUSED, _UNUSED))
+    pp.inext = array("H", bytes(4 * ipp))
+    pp.bmap = bytearray((2 * ipp + 7) // 8 + 1)  # bit s*ipp+i set <=> item out (handed out)
+    pp.pg_of = {}
+    _lookup_room(pp.pg_of, 2)
+    # list heads by state, the free slot chain, the counters (pool.py's header)
+    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # (hd[7]: unused)
+    pp.nout = 0
+    pool_list.append(pp)
+    return pp
 
 
 pool_get = None  # pool_get(pp, flags), pool_put(pp, a): bound by _bind() (the end of the module)
@@ -204,23 +271,34 @@ pool_put = None
 def pool_destroy(pp):
     """Free the pool's pages; items still out are an error."""
     # => thread context; no item out, no pool_cache on the pool (else ValueError).
-    from mpalloc import pool_setup
-
-    try:
-        return pool_setup.pool_destroy(pp)
-    finally:
-        lazy.unload("pool_setup")
+    _tchk("pool_destroy", pp)
+    if pp.nout:
+        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
+    if pp.cache is not None:
+        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    while pp.hd[_EMPTY] >= 0:
+        free.append(_page_remove(pp, pp.hd[_EMPTY]))
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    if pp in pool_list:
+        pool_list.remove(pp)
 
 
 def pool_prime(pp, n):
     """Make sure at least n items' worth of pages exist and are kept."""
     # => thread context (allocates); n >= 0. No page to be had: MemoryError.
-    from mpalloc import pool_setup
-
-    try:
-        return pool_setup.pool_prime(pp, n)
-    finally:
-        lazy.unload("pool_setup")
+    _tchk("pool_prime", pp)
+    _count("pool_prime", n)
+    ipp = pp.ipp
+    pp.minpages = (n + ipp - 1) // ipp
+    if pp.maxpages <= pp.minpages:
+        pp.maxpages = pp.minpages + 1
+    while pp.hd[_NPAGES] < pp.minpages:
+        if not _page_add(pp, PR_WAITOK):
+            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
 
 
 def pool_setlowat(pp, n):
@@ -231,7 +309,7 @@ def pool_setlowat(pp, n):
     try:
         return pool_setup.pool_setlowat(pp, n)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_sethiwat(pp, n):
@@ -242,7 +320,7 @@ def pool_sethiwat(pp, n):
     try:
         return pool_setup.pool_sethiwat(pp, n)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
@@ -253,7 +331,7 @@ def pool_sethardlimit(pp, limit, warnmess, ratecap):
     try:
         return pool_setup.pool_sethardlimit(pp, limit, warnmess, ratecap)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_set_drain_hook(pp, fn, arg):
@@ -263,7 +341,7 @@ def pool_set_drain_hook(pp, fn, arg):
     try:
         return pool_setup.pool_set_drain_hook(pp, fn, arg)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_reclaim(pp):
@@ -274,7 +352,7 @@ def pool_reclaim(pp):
     try:
         return pool_setup.pool_reclaim(pp)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_nget(pp):
@@ -303,7 +381,7 @@ def pool_stats(pp):
     try:
         return pool_setup.pool_stats(pp)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_pages(pp):
@@ -313,7 +391,7 @@ def pool_pages(pp):
     try:
         return pool_setup.pool_pages(pp)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 def pool_chk(pp):
@@ -324,7 +402,7 @@ def pool_chk(pp):
     try:
         return pool_setup.pool_chk(pp)
     finally:
-        lazy.unload("pool_setup")
+        _unload("pool_setup")
 
 
 # -- what a running program needs ---------------------------------------------
@@ -509,17 +587,11 @@ def _get(pp, flags):
     sl = _take(pp, sl)
     f = h[_NITEMS] - pp.nout < pp.minitems or h[_NPAGES] < pp.minpages
     intr.mutex_exit(pp.lock, s)
-    if f:
-        _get_after(pp)
+    if f and not intr.cpu_intr_p():
+        _page_add(pp, PR_NOWAIT)  # catch up with the low watermark
     if flags & PR_ZERO:
         _zero(sl, pp.reqsize)
     return sl
-
-
-def _get_after(pp):
-    # pool_get took an item below a low watermark: catch up (not in a handler).
-    if not intr.cpu_intr_p():
-        _page_add(pp, PR_NOWAIT)
 
 
 def _get_flags(pp, flags):
@@ -717,21 +789,20 @@ def _give(pp, b):
     h = pp.hd
     h[_NPUT] += 1
     pp.nout -= 1
-    if b == 0:
-        return _emptied(pp, sl)
-    if b == pp.ipp - 1:
+    if b == 0:  # (no call deeper than _move here: the micro:bit's C stack)
+        _move(pp, sl, _EMPTY)
+        h[_NIDLE] += 1
+        if h[_NPAGES] > pp.maxpages:
+            return _shrink(pp, sl)
+    elif b == pp.ipp - 1:
         _move(pp, sl, _PARTIAL)  # a full page turns partial: fill it first
     return 0
 
 
-def _emptied(pp, sl):
-    # Lock held; page sl has just emptied: onto the empty list, or back to
-    # palloc above maxpages (its address returned; 0: kept).
-    _move(pp, sl, _EMPTY)
+def _shrink(pp, sl):
+    # Lock held; page sl just emptied above maxpages: give it back (0: keep it).
     h = pp.hd
-    h[_NIDLE] += 1
-    if h[_NPAGES] > pp.maxpages and h[_NPAGES] > pp.minpages and h[_NITEMS] - pp.ipp >= pp.minitems \
-            and not intr.cpu_intr_p():
+    if h[_NPAGES] > pp.minpages and h[_NITEMS] - pp.ipp >= pp.minitems and not intr.cpu_intr_p():
         return _page_remove(pp, sl)
     return 0
 
@@ -760,7 +831,7 @@ def pool_debug(on):
         _debug[1] = pool_dbg
     else:
         _debug[1] = None
-        lazy.unload("pool_dbg")
+        _unload("pool_dbg")
     _debug[0] = bool(on)
     _bind()
 

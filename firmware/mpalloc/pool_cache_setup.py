@@ -30,7 +30,7 @@ def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, 
     if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
         raise TypeError("pool_cache_init: ctor and dtor must be callable or None")
     try:
-        pp = _ps.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
+        pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
     except (TypeError, ValueError) as e:  # pool_init's message, under this function's name
         raise type(e)("pool_cache_init: " + str(e.args[0] if e.args else e)[len("pool_init: "):])
     d = PC._Meta()
@@ -165,7 +165,7 @@ def pool_cache_destroy(pc):
     d = pc[_META]
     d.pp.cache = None
     try:
-        _ps.pool_destroy(d.pp)
+        _pool.pool_destroy(d.pp)
     except ValueError:
         d.pp.cache = pc
         raise ValueError("pool_cache_destroy: cache '%s' busy: %d objects still out" % (d.name, d.pp.nout))
@@ -176,14 +176,14 @@ def pool_cache_destroy(pc):
 def pool_cache_setlowat(pc, n):
     # => as pool_setlowat.
     PC._cchk("pool_cache_setlowat", pc)
-    _ps._count("pool_cache_setlowat", n)
+    _pool._count("pool_cache_setlowat", n)
     _ps.pool_setlowat(pc[_META].pp, n)
 
 
 def pool_cache_sethiwat(pc, n):
     # => as pool_sethiwat.
     PC._cchk("pool_cache_sethiwat", pc)
-    _ps._count("pool_cache_sethiwat", n)
+    _pool._count("pool_cache_sethiwat", n)
     _ps.pool_sethiwat(pc[_META].pp, n)
 
 
@@ -199,9 +199,9 @@ def pool_cache_prime(pc, n):
     that interrupt handlers (which cannot make a magazine) find caches ready."""
     # => thread context (allocates); n >= 0. Call before handlers use the cache.
     PC._cchk("pool_cache_prime", pc)
-    _ps._count("pool_cache_prime", n)
+    _pool._count("pool_cache_prime", n)
     d = pc[_META]
-    _ps.pool_prime(d.pp, n)
+    _pool.pool_prime(d.pp, n)
     PC._mag_reserve(d, 2 * intr.ncpu)
 
 

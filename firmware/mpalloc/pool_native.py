@@ -52,7 +52,7 @@ _MINA = 0
 _get = None
 _put = None
 _get_flags = None
-_get_after = None
+_page_add = None
 _put_err = None
 _page_remove = None
 _thr = 0
@@ -63,7 +63,7 @@ _en = None
 
 def bind(g):
     """Take pool's bytecode paths (g: its globals()) and intr's mode."""
-    global _get, _put, _get_flags, _get_after, _put_err, _page_remove, _thr, _sio, _dis, _en, _MAXA, _MINA
+    global _get, _put, _get_flags, _page_add, _put_err, _page_remove, _thr, _sio, _dis, _en, _MAXA, _MINA
     import sys
 
     _MAXA = sys.maxsize >> 1
@@ -71,7 +71,7 @@ def bind(g):
     _get = g["_get"]
     _put = g["_put"]
     _get_flags = g["_get_flags"]
-    _get_after = g["_get_after"]
+    _page_add = g["_page_add"]
     _put_err = g["_put_err"]
     _page_remove = g["_page_remove"]
     _thr = 1 if _intr.mode == _intr.MODE_THREAD else 0
@@ -109,7 +109,7 @@ def _move(pp, sl: int, st: int):
 
 @micropython.viper
 def _emptied(pp, sl: int):
-    # pool._emptied: page sl has just emptied (lock held): onto the empty
+    # pool._give and _shrink once page sl has emptied (lock held): onto the empty
     # list, or back to palloc above maxpages (its address; 0: kept).
     _move(pp, sl, _EMPTY)
     h = pp.hd
@@ -184,8 +184,8 @@ def pool_get(pp, flags):
             _intr._soft_run()
     if sl < 0:
         return _get(pp, flags)  # nothing free here: the bytecode path grows, waits or fails
-    if i:
-        _get_after(pp)
+    if i and not _intr.cpu_intr_p():
+        _page_add(pp, _F2)  # catch up with the low watermark (PR_NOWAIT)
     return _I(b)
 
 

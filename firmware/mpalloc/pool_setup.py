@@ -5,7 +5,6 @@
 # Same representation, invariants and locking as pool.py (its header); the
 # counters' places in pp.hd are repeated here (_NGET ..). Everything here runs
 # in thread context (it allocates, or imports): never under heap_lock.
-from array import array
 
 from mpalloc import intr
 from mpalloc import pool as P
@@ -29,8 +28,6 @@ _NPAGEALLOC = const(12)
 _NPAGEFREE = const(13)
 _NOLIMIT = const(0x3FFFFFFF)
 _PR_NOWAIT = const(0x2)
-_PR_WAITOK = const(0x1)
-_PR_NOALIGN = const(0x800)
 
 
 def pool_allocator_kmem(itemsize):
@@ -52,108 +49,11 @@ def pool_allocator_kmem(itemsize):
     return pa
 
 
-def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
-    # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
-    # => bad arguments: TypeError/ValueError.
-    for v in (size, align, align_offset, flags, ipl):
-        if not isinstance(v, int):
-            raise TypeError("pool_init: size, align, align_offset, flags and ipl must be ints, not %s" % type(v).__name__)
-    if not (palloc is None or hasattr(palloc, "pa_pagesz")):
-        raise TypeError("pool_init: palloc must be a pool_allocator or None, not %s" % type(palloc).__name__)
-    if size > 1 << 30 or align > 1 << 30:
-        raise ValueError("pool_init: item size %d or align %d beyond 2**30" % (size, align))
-    if size <= 0:
-        raise ValueError("pool_init: item size %d must be > 0" % size)
-    if align == 0:
-        align = 1
-    if align < 0 or align & (align - 1):
-        raise ValueError("pool_init: align %d is not a power of two" % align)
-    if align_offset < 0 or align_offset >= align:
-        raise ValueError("pool_init: align_offset %d not in 0..align-1" % align_offset)
-    if palloc is None:
-        palloc = pool_allocator_kmem(size)
-    ps = palloc.pa_pagesz
-    isz = (size + align - 1) & -align
-    if isz + align - 1 > ps:
-        raise ValueError("pool_init: item size %d (aligned %d) does not fit a %d-byte page" % (size, isz, ps))
-    pp = P._Pool()
-    pp.name = wchan
-    pp.reqsize = size
-    pp.size = isz
-    pp.ioff = align_offset
-    pp.amask = align - 1
-    pp.ipl = ipl
-    pp.palloc = palloc
-    pp.pagesz = ps
-    # Pages are assumed aligned to `align` (palloc's pages are); PR_NOALIGN:
-    # the first aligned item may sit up to align-1 bytes into the page.
-    slack = align - 1 if flags & _PR_NOALIGN else (align - align_offset) % align
-    ipp = pp.ipp = (ps - slack) // isz
-    pp.lock = intr.mutex_init()
-    # Page table, indexed by page slot, made with 2 slots at once (not grown
-    # from nothing: no copies left behind). Invariants:
-    #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
-    #   item 0 of page s is at pool._item0(pp, pg_addr[s]) (not stored: a word a page)
-    #   pg_nused[s] == number of items of page s with their bit set in bmap
-    #   page s is on list hd[pg_state[s]] (doubly linked by pg_next/pg_prev)
-    #   pg_free[s] is the first free item index of page s (_END if none);
-    #   inext[s*ipp + i] links the free items of page s
-    #   pg_of[pg_addr[s] // pagesz] == s for every page in use
-    pp.pg_addr = [0, 0]
-    pp.pg_nused = array("H", (0, 0))
-    pp.pg_free = array("H", (_END, _END))
-    pp.pg_next = array("h", (-1, 0))  # free slot chain: 1 -> 0 -> end
-    pp.pg_prev = array("h", (0, 0))
-    pp.pg_state = bytearray((_UNUSED, _UNUSED))
-    pp.inext = array("H", bytes(4 * ipp))
-    pp.bmap = bytearray((2 * ipp + 7) // 8 + 1)  # bit s*ipp+i set <=> item out (handed out)
-    pp.pg_of = {}
-    P._lookup_room(pp.pg_of, 2)
-    # list heads by state, the free slot chain, the counters (pool.py's header)
-    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # (hd[7]: unused)
-    pp.nout = 0
-    P.pool_list.append(pp)
-    return pp
-
-
-def pool_destroy(pp):
-    """Free the pool's pages; items still out are an error."""
-    # => thread context; no item out, no pool_cache on the pool (else ValueError).
-    P._tchk("pool_destroy", pp)
-    if pp.nout:
-        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
-    if pp.cache is not None:
-        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
-    s = intr.mutex_enter(pp.lock)
-    free = []
-    while pp.hd[_EMPTY] >= 0:
-        free.append(P._page_remove(pp, pp.hd[_EMPTY]))
-    intr.mutex_exit(pp.lock, s)
-    for a in free:
-        pp.palloc.pa_free(pp, a)
-    if pp in P.pool_list:
-        P.pool_list.remove(pp)
-
-
-def pool_prime(pp, n):
-    """Make sure at least n items' worth of pages exist and are kept."""
-    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
-    P._tchk("pool_prime", pp)
-    _count("pool_prime", n)
-    ipp = pp.ipp
-    pp.minpages = (n + ipp - 1) // ipp
-    if pp.maxpages <= pp.minpages:
-        pp.maxpages = pp.minpages + 1
-    while pp.hd[_NPAGES] < pp.minpages:
-        if not P._page_add(pp, _PR_WAITOK):
-            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
-
-
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
     # => thread context (allocates); n >= 0.
     P._tchk("pool_setlowat", pp)
-    _count("pool_setlowat", n)
+    P._count("pool_setlowat", n)
     pp.minitems = n
     while pp.hd[_NITEMS] < n:
         if not P._page_add(pp, _PR_NOWAIT):
@@ -164,7 +64,7 @@ def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
     # => thread context; n >= 0.
     P._tchk("pool_sethiwat", pp)
-    _count("pool_sethiwat", n)
+    P._count("pool_sethiwat", n)
     pp.maxitems = n
     pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
 
@@ -184,7 +84,7 @@ def pool_sethardlimit(pp, limit, warnmess, ratecap):
 
 
 def _limit_chk(fn, limit, warnmess, ratecap):
-    _count(fn, limit)
+    P._count(fn, limit)
     if not (warnmess is None or isinstance(warnmess, str)):
         raise TypeError("%s: warnmess must be a str or None, not %s" % (fn, type(warnmess).__name__))
     if not isinstance(ratecap, int) or ratecap < 0:
@@ -194,13 +94,6 @@ def _limit_chk(fn, limit, warnmess, ratecap):
 def _call_chk(fn, f):
     if not callable(f):
         raise TypeError("%s: fn must be callable, not %s" % (fn, type(f).__name__))
-
-
-def _count(fn, n):
-    if not isinstance(n, int):
-        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
-    if n < 0 or n > 1 << 30:
-        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
 
 
 def pool_set_drain_hook(pp, fn, arg):

@@ -11,7 +11,6 @@ from mptest import Suite, check_msg, eq
 from mptest_pages import page_alloc, page_free, pages_reset
 
 from mpalloc import mem, intr, pool
-from mpalloc import pool_setup  # noqa: F401  pool_init's module (imported on first use): frozen with the suite
 
 try:
     import micropython

@@ -26,7 +26,7 @@ MAX_WORDS = 11
 HOT = {
     # pool's bytecode get/put are _get/_put (pool_get/pool_put are bound to them,
     # to pool_native's viper pair or to pool_dbg's debug pair)
-    "pool": ["_get", "_take", "_move", "_get_after", "_put", "_item_index", "_slot_of", "_item0", "_give", "_emptied",
+    "pool": ["_get", "_take", "_move", "_put", "_item_index", "_slot_of", "_item0", "_give", "_shrink",
              "_zero", "_page_remove"],
     "pool_dbg": ["dbg_get", "dbg_put", "_chk_page", "_chk_bits", "_in_window", "_poison", "_unpoison", "_poison_bad"],
     "pool_cache": ["_get_up", "_put_up", "_get_thr", "_put_thr", "_get_irq", "_put_irq", "_get_sio", "_put_sio",
