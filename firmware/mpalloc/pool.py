@@ -30,18 +30,20 @@
 #
 # Representation: page slot sl (arrays indexed by slot): pg_addr, pg_nused,
 # pg_free (first free item of the page, _END: none), pg_next/pg_prev (links
-# of the page's list: hd[_EMPTY/_PARTIAL/_FULL]), pg_state, pg_idle; item i of
-# slot sl is pool-wide index b = sl * ipp + i: inext[b] chains the page's
-# free items, bit b of bmap is set iff the item is out. pg_of maps
-# address // pagesz to the slot. Item 0's address is computed, not kept.
+# of the page's list), pg_state; item i of slot sl is pool-wide index
+# b = sl * ipp + i: inext[b] chains the page's free items, bit b of bmap is
+# set iff the item is out. pg_of maps address // pagesz to the slot. Item 0's
+# address is computed, not kept. pp.hd: list heads hd[_EMPTY/_PARTIAL/_FULL],
+# unused slots hd[_FREESLOT], counters hd[_NGET ..] (one list, not a dozen
+# attributes: a pool's attribute dict was most of its heap); pp.nout: items out.
 # Invariants (pool_chk): a page's out bits count pg_nused; its free chain
 # holds the other items once each; pg_state and the list it is on match
 # pg_nused (0: empty, ipp: full); nget - nput == nout.
 # Locking: one intr spin mutex per pool (pp.lock), taken inside get/put;
 # palloc is called with it released. Metadata cost: docs/DESIGN-NOTES.md.
+# Here: get/put, pages in and out, init/destroy/prime, misuse errors; tuning,
+# statistics: pool_setup.py, debug: pool_dbg.py (loaded on use, lazy.unload).
 from array import array
-
-
 
 from mpalloc import intr
 
@@ -64,21 +66,22 @@ _END = const(0xFFFF)  # end of a page's free-item chain
 _EMPTY = const(0)  # page list heads: pages with no item out
 _PARTIAL = const(1)
 _FULL = const(2)
-_UNUSED = const(3)  # page slot holds no page
+_UNUSED = const(3)  # page slot holds no page (pg_state)
+_FREESLOT = const(3)  # hd[]: chain of unused slots through pg_next (-1 ends it)
+_NGET = const(4)  # hd[]: counters (pool_setup.py repeats these values)
+_NPUT = const(5)
+_NFAIL = const(6)
+_NITEMS = const(8)
+_NPAGES = const(9)
+_NIDLE = const(10)
+_HIWAT = const(11)
+_NPAGEALLOC = const(12)
+_NPAGEFREE = const(13)
 _NOLIMIT = const(0x3FFFFFFF)
 _WAIT_MS = const(2000)  # PR_WAITOK at the hard limit waits at most this long
 _NOT_ITEM = const(-1)  # _item_index: the address is no item of the pool
 _ALREADY_FREE = const(-2)  # _item_index: an item, but free
 _NOT_INT = const(-3)  # _item_index: not an int
-# What a debug check found broken (_chk_page, _dbg_get; _dbg_fail's messages)
-_BAD_NUSED = const(1)  # items marked out in the bitmap != the page's count
-_BAD_FREE_OUT = const(2)  # a free item marked out, or a chain off the page
-_BAD_LOOP = const(3)  # the free chain loops
-_BAD_TOTAL = const(4)  # items out + free items != items per page
-_BAD_LIST = const(5)  # the page is on the wrong list
-_BAD_LOOKUP = const(6)  # page lookup, or nget - nput != nout
-_BAD_HANDED_OUT = const(9)  # pool_get handed out an item it does not count as out
-_BAD_POISON = const(16)  # + n: byte n of an item written after pool_put
 
 pool_list = []
 # Misuse found where no message can be built: [address, pool]
@@ -99,39 +102,7 @@ class pool_allocator:
         self.pa_pagesz = pa_pagesz
 
 
-_kmem_allocators = {}
-
-
-def pool_allocator_kmem(itemsize):
-    """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
-    # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
-    from mpalloc import uvm_km
-
-    if not isinstance(itemsize, int) or itemsize <= 0:
-        raise ValueError("pool_allocator_kmem: item size %r must be > 0" % (itemsize,))
-    ps = uvm_km.PAGE_SIZE
-    if ps <= 0:
-        raise ValueError("pool_init: no palloc and uvm_km has no kernel_map (call uvm_km_bootstrap)")
-    # smallest power-of-two number of pages holding >= 2 items with <= 1/8 left over
-    sz = ps
-    while sz < 2 * itemsize or (sz % itemsize) * 8 > sz:
-        sz *= 2
-    pa = _kmem_allocators.get(sz)
-    if pa is None:
-
-        def _alloc(pp, flags, sz=sz):
-            f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL
-            f |= uvm_km.UVM_KMF_POOLPAGE  # a pool page: kmem_free of an item cannot free it
-            if flags & PR_NOWAIT:
-                f |= uvm_km.UVM_KMF_NOWAIT
-            a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, sz, 0, f)
-            return a if a else None
-
-        def _free(pp, a, sz=sz):
-            uvm_km.uvm_km_free(uvm_km.kernel_map, a, sz, uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_POOLPAGE)
-
-        pa = _kmem_allocators[sz] = pool_allocator(_alloc, _free, sz)
-    return pa
+_kmem_allocators = {}  # page size -> pool_allocator_kmem's allocator (pool_setup)
 
 
 class _Pool:
@@ -181,8 +152,55 @@ def _err(pre, fmt, a, b):
     raise ValueError(m)
 
 
+# -- set-up, tuning, statistics: pool_setup.py, loaded for the call ----------
+
+
+def _unload(name):
+    # lazy.unload(name), lazy imported here (a frozen micro:bit build that
+    # never unloads keeps neither lazy nor its global)
+    from mpalloc import lazy
+
+    lazy.unload(name)
+
+
+def _count(fn, n):
+    if not isinstance(n, int):
+        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
+    if n < 0 or n > 1 << 30:
+        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
+
+
+def pool_allocator_kmem(itemsize):
+    """The default page source: pages from uvm_km's kernel_map (>= 2 items, <= 1/8 waste)."""
+    # => thread context (allocates), before pool_init; itemsize > 0 (ValueError).
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_allocator_kmem(itemsize)
+    finally:
+        _unload("pool_setup")
+
+
+def _kmem_pages(sz):
+    # pool_allocator_kmem's page source of sz-byte pages (made here, not in
+    # pool_setup: a pool's allocator outlives that module)
+    from mpalloc import uvm_km
+
+    def _alloc(pp, flags):
+        f = uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_CANFAIL
+        f |= uvm_km.UVM_KMF_POOLPAGE  # a pool page: kmem_free of an item cannot free it
+        if flags & PR_NOWAIT:
+            f |= uvm_km.UVM_KMF_NOWAIT
+        a = uvm_km.uvm_km_alloc(uvm_km.kernel_map, sz, 0, f)
+        return a if a else None
+
+    def _free(pp, a):
+        uvm_km.uvm_km_free(uvm_km.kernel_map, a, sz, uvm_km.UVM_KMF_WIRED | uvm_km.UVM_KMF_POOLPAGE)
+
+    return pool_allocator(_alloc, _free, sz)
+
+
 def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
-    """Create a pool of `size`-byte items named `wchan` (pool(9) pool_init)."""
     # => thread context (allocates). size > 0; align 0 or a power of two; palloc a pool_allocator or None.
     # => bad arguments: TypeError/ValueError.
     for v in (size, align, align_offset, flags, ipl):
@@ -201,7 +219,7 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     if align_offset < 0 or align_offset >= align:
         raise ValueError("pool_init: align_offset %d not in 0..align-1" % align_offset)
     if palloc is None:
-        palloc = pool_allocator_kmem(size)
+        palloc = pool_allocator_kmem(size)  # (pool_setup, loaded for the call)
     ps = palloc.pa_pagesz
     isz = (size + align - 1) & -align
     if isz + align - 1 > ps:
@@ -210,52 +228,190 @@ def pool_init(size, align, align_offset, flags, wchan, palloc, ipl):
     pp.name = wchan
     pp.reqsize = size
     pp.size = isz
-    pp.align = align
     pp.ioff = align_offset
     pp.amask = align - 1
-    pp.flags = flags
     pp.ipl = ipl
     pp.palloc = palloc
     pp.pagesz = ps
     # Pages are assumed aligned to `align` (palloc's pages are); PR_NOALIGN:
     # the first aligned item may sit up to align-1 bytes into the page.
     slack = align - 1 if flags & PR_NOALIGN else (align - align_offset) % align
-    pp.ipp = (ps - slack) // isz
+    ipp = pp.ipp = (ps - slack) // isz
     pp.lock = intr.mutex_init()
-    # Page table, indexed by page slot. Invariants:
+    # Page table, indexed by page slot, made with 2 slots at once (not grown
+    # from nothing: no copies left behind). Invariants:
     #   pg_addr[s] == 0  <=>  pg_state[s] == _UNUSED
-    #   item 0 of page s is at _item0(pp, pg_addr[s]) (not stored: a word a page)
+    #   item 0 of page s is at pool._item0(pp, pg_addr[s]) (not stored: a word a page)
     #   pg_nused[s] == number of items of page s with their bit set in bmap
     #   page s is on list hd[pg_state[s]] (doubly linked by pg_next/pg_prev)
     #   pg_free[s] is the first free item index of page s (_END if none);
     #   inext[s*ipp + i] links the free items of page s
     #   pg_of[pg_addr[s] // pagesz] == s for every page in use
-    pp.nslots = 0
-    pp.pg_addr = []
-    pp.pg_nused = array("H")
-    pp.pg_free = array("H")
-    pp.pg_next = array("h")
-    pp.pg_prev = array("h")
-    pp.pg_state = bytearray()
-    pp.pg_idle = array("i")  # ticks_ms when the page became empty
-    pp.inext = array("H")
-    pp.bmap = bytearray()  # bit s*ipp+i set <=> item out (handed out)
+    pp.pg_addr = [0, 0]
+    pp.pg_nused = array("H", (0, 0))
+    pp.pg_free = array("H", (_END, _END))
+    pp.pg_next = array("h", (-1, 0))  # free slot chain: 1 -> 0 -> end
+    pp.pg_prev = array("h", (0, 0))
+    pp.pg_state = bytearray((_UNUSED, _UNUSED))
+    pp.inext = array("H", bytes(4 * ipp))
+    pp.bmap = bytearray((2 * ipp + 7) // 8 + 1)  # bit s*ipp+i set <=> item out (handed out)
     pp.pg_of = {}
-    pp.hd = array("h", (-1, -1, -1, -1))  # list heads by state
-    pp.freeslot = -1  # chain of unused slots through pg_next (-1 ends it)
-    pp.nget = pp.nfail = pp.nput = 0
-    pp.npagealloc = pp.npagefree = 0
-    pp.npages = pp.hiwat = pp.nidle = 0
-    pp.nitems = pp.nout = 0
-    _grow_slots(pp, 2)
+    _lookup_room(pp.pg_of, 2)
+    # list heads by state, the free slot chain, the counters (pool.py's header)
+    pp.hd = [-1, -1, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # (hd[7]: unused)
+    pp.nout = 0
     pool_list.append(pp)
     return pp
+
+
+pool_get = None  # pool_get(pp, flags), pool_put(pp, a): bound by _bind() (the end of the module)
+pool_put = None
+
+
+def pool_destroy(pp):
+    """Free the pool's pages; items still out are an error."""
+    # => thread context; no item out, no pool_cache on the pool (else ValueError).
+    _tchk("pool_destroy", pp)
+    if pp.nout:
+        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
+    if pp.cache is not None:
+        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
+    s = intr.mutex_enter(pp.lock)
+    free = []
+    while pp.hd[_EMPTY] >= 0:
+        free.append(_page_remove(pp, pp.hd[_EMPTY]))
+    intr.mutex_exit(pp.lock, s)
+    for a in free:
+        pp.palloc.pa_free(pp, a)
+    if pp in pool_list:
+        pool_list.remove(pp)
+
+
+def pool_prime(pp, n):
+    """Make sure at least n items' worth of pages exist and are kept."""
+    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
+    _tchk("pool_prime", pp)
+    _count("pool_prime", n)
+    ipp = pp.ipp
+    pp.minpages = (n + ipp - 1) // ipp
+    if pp.maxpages <= pp.minpages:
+        pp.maxpages = pp.minpages + 1
+    while pp.hd[_NPAGES] < pp.minpages:
+        if not _page_add(pp, PR_WAITOK):
+            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
+
+
+def pool_setlowat(pp, n):
+    """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
+    # => thread context (allocates); n >= 0.
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_setlowat(pp, n)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_sethiwat(pp, n):
+    """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
+    # => thread context; n >= 0.
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_sethiwat(pp, n)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_sethardlimit(pp, limit, warnmess, ratecap):
+    """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
+    # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_sethardlimit(pp, limit, warnmess, ratecap)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_set_drain_hook(pp, fn, arg):
+    # => thread context; fn callable; one hook per pool (a second: ValueError).
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_set_drain_hook(pp, fn, arg)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_reclaim(pp):
+    """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
+    # => thread context (ValueError from an interrupt); the pool lock not held.
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_reclaim(pp)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_nget(pp):
+    # => any context.
+    _tchk("pool_nget", pp)
+    return pp.hd[_NGET]
+
+
+def pool_nput(pp):
+    # => any context.
+    _tchk("pool_nput", pp)
+    return pp.hd[_NPUT]
+
+
+def pool_paddr(pp, a):
+    """The physical (DMA) address of item a: the address itself (see the header)."""
+    # => any context; a an item of pp.
+    _tchk("pool_paddr", pp)
+    return a
+
+
+def pool_stats(pp):
+    # => thread context (allocates).
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_stats(pp)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_pages(pp):
+    # => thread context (allocates).
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_pages(pp)
+    finally:
+        _unload("pool_setup")
+
+
+def pool_chk(pp):
+    """Check every invariant written next to the data; raises AssertionError."""
+    # => thread context; the pool lock not held. A broken invariant: AssertionError.
+    from mpalloc import pool_setup
+
+    try:
+        return pool_setup.pool_chk(pp)
+    finally:
+        _unload("pool_setup")
+
+
+# -- what a running program needs ---------------------------------------------
 
 
 def _slots_more(pp):
     # Slots to add when none is free: a quarter more (at least 2), so at most
     # a fifth of the page table is spare (doubling left up to half of it).
-    n = pp.nslots >> 2
+    n = len(pp.pg_addr) >> 2
     return n if n > 2 else 2
 
 
@@ -269,31 +425,35 @@ def _grow_slots(pp, n):
     # Add n page slots. Allocates; every new object is built before any is
     # installed, so a MemoryError leaves the pool as it was. Lock held.
     ipp = pp.ipp
-    old = pp.nslots
+    old = len(pp.pg_addr)
+    fs = pp.hd[_FREESLOT]
     addr = pp.pg_addr + [0] * n
     nused = pp.pg_nused + array("H", bytes(2 * n))
     free = pp.pg_free + array("H", [_END] * n)
-    nxt = pp.pg_next + array("h", range(pp.freeslot, pp.freeslot + 1)) + array("h", range(old, old + n - 1))
+    nxt = pp.pg_next + array("h", range(fs, fs + 1)) + array("h", range(old, old + n - 1))
     prev = pp.pg_prev + array("h", bytes(2 * n))
     state = pp.pg_state + bytes([_UNUSED] * n)
-    idle = pp.pg_idle + array("i", bytes(4 * n))
     inext = pp.inext + array("H", bytes(2 * n * ipp))
     bmap = pp.bmap + bytes((n * ipp + 7) // 8 + 1)
-    pp.pg_addr, pp.pg_nused, pp.pg_free = addr, nused, free
-    pp.pg_next, pp.pg_prev, pp.pg_state, pp.pg_idle = nxt, prev, state, idle
-    # Room in the page lookup for a page in every slot: a later _page_add
-    # (from an interrupt handler, say) then adds its key without a rehash
-    # (MicroPython's dict grows only when full; deleted keys leave free room).
-    d = pp.pg_of
+    _lookup_room(pp.pg_of, old + n)
+    pp.pg_nused, pp.pg_free = nused, free
+    pp.pg_next, pp.pg_prev, pp.pg_state = nxt, prev, state
+    pp.inext, pp.bmap = inext, bmap
+    pp.hd[_FREESLOT] = old + n - 1
+    pp.pg_addr = addr  # last: len(pg_addr) is the number of slots
+
+
+def _lookup_room(d, n):
+    # Room in the page lookup for a page in every one of n slots: a later
+    # _page_add (from an interrupt handler, say) then adds its key without a
+    # rehash (MicroPython's dict grows only when full; deleted keys leave
+    # free room).
     try:
-        for i in range(old + n):
+        for i in range(n):
             d[-1 - i] = 0
     finally:
-        for i in range(old + n):
+        for i in range(n):
             d.pop(-1 - i, None)
-    pp.inext, pp.bmap = inext, bmap
-    pp.freeslot = old + n - 1
-    pp.nslots = old + n
 
 
 def _unlink(pp, s):
@@ -307,26 +467,17 @@ def _unlink(pp, s):
         pp.pg_prev[n] = p
 
 
-def _link(pp, s, st):
-    n = pp.hd[st]
-    pp.pg_next[s] = n
-    pp.pg_prev[s] = -1
-    if n >= 0:
-        pp.pg_prev[n] = s
-    pp.hd[st] = s
-    pp.pg_state[s] = st
-
-
 def _move(pp, sl, st):
-    # _unlink then _link in one call (the hot paths' list changes).
+    # Page sl off its list (none if pg_state is _UNUSED: a new page) onto list st.
     n = pp.pg_next[sl]
     p = pp.pg_prev[sl]
-    if p >= 0:
-        pp.pg_next[p] = n
-    else:
-        pp.hd[pp.pg_state[sl]] = n
-    if n >= 0:
-        pp.pg_prev[n] = p
+    if pp.pg_state[sl] != _UNUSED:
+        if p >= 0:
+            pp.pg_next[p] = n
+        else:
+            pp.hd[pp.pg_state[sl]] = n
+        if n >= 0:
+            pp.pg_prev[n] = p
     n = pp.hd[st]
     pp.pg_next[sl] = n
     pp.pg_prev[sl] = -1
@@ -348,7 +499,7 @@ def _page_add(pp, flags):
     k = a // ps
     s = intr.mutex_enter(pp.lock)
     try:
-        if pp.freeslot < 0:
+        if pp.hd[_FREESLOT] < 0:
             _grow_slots(pp, _slots_more(pp))
         pp.pg_of[k] = -1  # a new key may allocate: before touching anything else
     except MemoryError:
@@ -360,11 +511,12 @@ def _page_add(pp, flags):
         del pp.pg_of[k]
         intr.mutex_exit(pp.lock, s)
         pp.palloc.pa_free(pp, a)
-        raise ValueError("pool_get: pool '%s': page 0x%x from palloc is not %d-aligned (use PR_NOALIGN)" % (pp.name, a, pp.align))
-    sl = pp.freeslot
-    pp.freeslot = pp.pg_next[sl]
+        raise ValueError("pool_get: pool '%s': page 0x%x from palloc is not %d-aligned (use PR_NOALIGN)" % (pp.name, a, pp.amask + 1))
+    h = pp.hd
+    sl = h[_FREESLOT]
+    h[_FREESLOT] = pp.pg_next[sl]
     pp.pg_of[k] = sl
-    if pp.freeslot < 0:
+    if h[_FREESLOT] < 0:
         try:  # keep a free slot ready for the next page (even from a handler)
             _grow_slots(pp, _slots_more(pp))
         except MemoryError:
@@ -378,17 +530,15 @@ def _page_add(pp, flags):
         nx[b + i] = i + 1
     nx[b + ipp - 1] = _END
     pp.pg_free[sl] = 0
-    pp.pg_idle[sl] = ticks_ms()
     if _debug[0]:  # debug mode: a new page's items start poisoned (stale marks gone)
-        for i in range(ipp):
-            _poison(pp, i0 + i * pp.size, 0)
-    _link(pp, sl, _EMPTY)
-    pp.npages += 1
-    pp.nidle += 1
-    pp.nitems += ipp
-    pp.npagealloc += 1
-    if pp.npages > pp.hiwat:
-        pp.hiwat = pp.npages
+        _debug[1].poison_page(pp, i0)
+    _move(pp, sl, _EMPTY)
+    h[_NPAGES] += 1
+    h[_NIDLE] += 1
+    h[_NITEMS] += ipp
+    h[_NPAGEALLOC] += 1
+    if h[_NPAGES] > h[_HIWAT]:
+        h[_HIWAT] = h[_NPAGES]
     intr.mutex_exit(pp.lock, s)
     return True
 
@@ -398,19 +548,21 @@ def _page_remove(pp, sl):
     _unlink(pp, sl)
     a = pp.pg_addr[sl]
     del pp.pg_of[a // pp.pagesz]
+    h = pp.hd
     pp.pg_addr[sl] = 0
     pp.pg_state[sl] = _UNUSED
-    pp.pg_next[sl] = pp.freeslot
-    pp.freeslot = sl
-    pp.npages -= 1
-    pp.nidle -= 1
-    pp.nitems -= pp.ipp
-    pp.npagefree += 1
+    pp.pg_next[sl] = h[_FREESLOT]
+    h[_FREESLOT] = sl
+    h[_NPAGES] -= 1
+    h[_NIDLE] -= 1
+    h[_NITEMS] -= pp.ipp
+    h[_NPAGEFREE] += 1
     return a
 
 
-def pool_get(pp, flags):
+def _get(pp, flags):
     """An item's address, or None (PR_NOWAIT / PR_LIMITFAIL) when none can be had."""
+    # pool_get's bytecode version (_bind makes pool_get this, pool_native's or the debug one).
     # => any context with PR_NOWAIT (an IPL_NONE pool: thread context only); PR_WAITOK:
     # => thread context. The pool lock not held. flags: PR_WAITOK or PR_NOWAIT (| PR_LIMITFAIL, PR_ZERO).
     # => failure: None (PR_NOWAIT, PR_LIMITFAIL); misuse: ValueError (heap locked: preallocated).
@@ -418,36 +570,39 @@ def pool_get(pp, flags):
     # within 11 words (MicroPython's VM_MAX_STATE_ON_STACK): a bigger frame is
     # taken from the heap (and freed) at every call. Rare work is in _get_more.
     if flags != PR_NOWAIT and flags != PR_WAITOK:
-        _get_type(pp, flags)  # other bits, or no int: checked there
-    f = flags & 3
-    if f == 0 or f == 3:
-        raise E_GET_FLAGS
+        _get_flags(pp, flags)  # other bits, or no int: checked there
     if pp.ipl == IPL_NONE and intr.cpu_intr_p():
         raise E_GET_IPL
+    h = pp.hd
     while True:
         s = intr.mutex_enter(pp.lock)
-        sl = pp.hd[_PARTIAL]
+        sl = h[_PARTIAL]
         if sl < 0:
-            sl = pp.hd[_EMPTY]
+            sl = h[_EMPTY]
         if sl >= 0 and pp.nout < pp.hardlimit:
             break
         intr.mutex_exit(pp.lock, s)
         if not _get_more(pp, flags):
             return None
-    f = _take(pp, sl)
-    sl = pp.nitems - pp.nout < pp.minitems or pp.npages < pp.minpages
+    sl = _take(pp, sl)
+    f = h[_NITEMS] - pp.nout < pp.minitems or h[_NPAGES] < pp.minpages
     intr.mutex_exit(pp.lock, s)
-    if sl and not intr.cpu_intr_p():
+    if f and not intr.cpu_intr_p():
         _page_add(pp, PR_NOWAIT)  # catch up with the low watermark
     if flags & PR_ZERO:
-        _zero(f, pp.reqsize)
-    return f
+        _zero(sl, pp.reqsize)
+    return sl
 
 
-def _get_type(pp, flags):
+def _get_flags(pp, flags):
+    # flags other than exactly PR_NOWAIT or PR_WAITOK: returns if they are
+    # good (extra bits), raises as pool_get does otherwise
     _tchk("pool_get", pp)
     if type(flags) is not int:
         _terr("pool_get", "flags must be an int", flags)
+    f = flags & 3
+    if f == 0 or f == 3:
+        raise E_GET_FLAGS
 
 
 def _get_more(pp, flags):
@@ -482,7 +637,7 @@ def _get_more(pp, flags):
 def _nfail(pp):
     # pool_get failed: counted under the lock (handlers count too).
     s = intr.mutex_enter(pp.lock)
-    pp.nfail += 1
+    pp.hd[_NFAIL] += 1
     intr.mutex_exit(pp.lock, s)
 
 
@@ -494,14 +649,14 @@ def _take(pp, sl):
     n = pp.pg_nused[sl] + 1
     pp.pg_nused[sl] = n
     if n == 1:
-        pp.nidle -= 1
+        pp.hd[_NIDLE] -= 1
         _move(pp, sl, _FULL if n == pp.ipp else _PARTIAL)
     elif n == pp.ipp:
         _move(pp, sl, _FULL)
     n = 1 << (b & 7)
     b >>= 3
     pp.bmap[b] |= n
-    pp.nget += 1
+    pp.hd[_NGET] += 1
     pp.nout += 1
     b = pp.pg_addr[sl]
     return b + ((-b - pp.ioff) & pp.amask) + i * pp.size  # _item0, inline
@@ -566,8 +721,9 @@ def _slot_of(pp, a):
     return sl
 
 
-def pool_put(pp, a):
+def _put(pp, a):
     """Give item a back to the pool. Foreign, misaligned or doubly put items are errors."""
+    # pool_put's bytecode version (see _get).
     # => any context; the pool lock not held. a: an item pool_get handed out and not yet put.
     # => foreign, misaligned or free item: ValueError (heap locked: E_PUT_INTR, pool_lasterr).
     # Hot path: frames within 11 words (see pool_get).
@@ -630,13 +786,13 @@ def _give(pp, b):
     pp.pg_free[sl] = b - sl * pp.ipp
     b = pp.pg_nused[sl] - 1
     pp.pg_nused[sl] = b
-    pp.nput += 1
+    h = pp.hd
+    h[_NPUT] += 1
     pp.nout -= 1
-    if b == 0:
+    if b == 0:  # (no call deeper than _move here: the micro:bit's C stack)
         _move(pp, sl, _EMPTY)
-        pp.nidle += 1
-        pp.pg_idle[sl] = ticks_ms()
-        if pp.npages > pp.maxpages:
+        h[_NIDLE] += 1
+        if h[_NPAGES] > pp.maxpages:
             return _shrink(pp, sl)
     elif b == pp.ipp - 1:
         _move(pp, sl, _PARTIAL)  # a full page turns partial: fill it first
@@ -645,388 +801,96 @@ def _give(pp, b):
 
 def _shrink(pp, sl):
     # Lock held; page sl just emptied above maxpages: give it back (0: keep it).
-    if pp.npages > pp.minpages and pp.nitems - pp.ipp >= pp.minitems and not intr.cpu_intr_p():
+    h = pp.hd
+    if h[_NPAGES] > pp.minpages and h[_NITEMS] - pp.ipp >= pp.minitems and not intr.cpu_intr_p():
         return _page_remove(pp, sl)
     return 0
 
 
-def pool_destroy(pp):
-    """Free the pool's pages; items still out are an error."""
-    # => thread context; no item out, no pool_cache on the pool (else ValueError).
-    _tchk("pool_destroy", pp)
-    if pp.nout:
-        raise ValueError("pool_destroy: pool '%s' busy: %d items still out" % (pp.name, pp.nout))
-    if pp.cache is not None:
-        raise ValueError("pool_destroy: pool '%s' still has a pool_cache" % pp.name)
-    s = intr.mutex_enter(pp.lock)
-    free = []
-    while pp.hd[_EMPTY] >= 0:
-        free.append(_page_remove(pp, pp.hd[_EMPTY]))
-    intr.mutex_exit(pp.lock, s)
-    for a in free:
-        pp.palloc.pa_free(pp, a)
-    if pp in pool_list:
-        pool_list.remove(pp)
-
-
-def pool_prime(pp, n):
-    """Make sure at least n items' worth of pages exist and are kept."""
-    # => thread context (allocates); n >= 0. No page to be had: MemoryError.
-    _tchk("pool_prime", pp)
-    _count("pool_prime", n)
-    ipp = pp.ipp
-    pp.minpages = (n + ipp - 1) // ipp
-    if pp.maxpages <= pp.minpages:
-        pp.maxpages = pp.minpages + 1
-    while pp.npages < pp.minpages:
-        if not _page_add(pp, PR_WAITOK):
-            raise MemoryError("pool_prime: pool '%s': no page for %d items" % (pp.name, n))
-
-
-def pool_setlowat(pp, n):
-    """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
-    # => thread context (allocates); n >= 0.
-    _tchk("pool_setlowat", pp)
-    _count("pool_setlowat", n)
-    pp.minitems = n
-    while pp.nitems < n:
-        if not _page_add(pp, PR_NOWAIT):
-            break
-
-
-def pool_sethiwat(pp, n):
-    """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
-    # => thread context; n >= 0.
-    _tchk("pool_sethiwat", pp)
-    _count("pool_sethiwat", n)
-    pp.maxitems = n
-    pp.maxpages = _NOLIMIT if n == 0 else (n + pp.ipp - 1) // pp.ipp
-
-
-def pool_sethardlimit(pp, limit, warnmess, ratecap):
-    """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
-    # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
-    _tchk("pool_sethardlimit", pp)
-    _limit_chk("pool_sethardlimit", limit, warnmess, ratecap)
-    if limit < 0:
-        raise ValueError("pool_sethardlimit: limit %d < 0" % limit)
-    pp.hardlimit = limit
-    pp.maxpages = (limit + pp.ipp - 1) // pp.ipp
-    pp.warnmess = warnmess
-    pp.ratecap = ratecap
-    pp.lastwarn = None
-
-
-def _limit_chk(fn, limit, warnmess, ratecap):
-    _count(fn, limit)
-    if not (warnmess is None or isinstance(warnmess, str)):
-        raise TypeError("%s: warnmess must be a str or None, not %s" % (fn, type(warnmess).__name__))
-    if not isinstance(ratecap, int) or ratecap < 0:
-        raise ValueError("%s: ratecap %r must be an int >= 0" % (fn, ratecap))
-
-
-def _call_chk(fn, f):
-    if not callable(f):
-        raise TypeError("%s: fn must be callable, not %s" % (fn, type(f).__name__))
-
-
-def _count(fn, n):
-    if not isinstance(n, int):
-        raise TypeError("%s: item count must be an int, not %s" % (fn, type(n).__name__))
-    if n < 0 or n > 1 << 30:
-        raise ValueError("%s: item count %d not in 0..2**30" % (fn, n))
-
-
-def pool_set_drain_hook(pp, fn, arg):
-    # => thread context; fn callable; one hook per pool (a second: ValueError).
-    _tchk("pool_set_drain_hook", pp)
-    _call_chk("pool_set_drain_hook", fn)
-    if pp.drain is not None:
-        raise ValueError("pool_set_drain_hook: pool '%s' already has one" % pp.name)
-    pp.drain = fn
-    pp.drainarg = arg
-
-
-def pool_reclaim(pp):
-    """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
-    # => thread context (ValueError from an interrupt); the pool lock not held.
-    _tchk("pool_reclaim", pp)
-    if intr.cpu_intr_p():
-        raise ValueError("pool_reclaim: not from interrupt context")
-    if pp.drain is not None:
-        pp.drain(pp.drainarg, PR_NOWAIT)
-    if pp.cache is not None:
-        from mpalloc import pool_cache
-
-        pool_cache.pool_cache_invalidate(pp.cache)
-    s = intr.mutex_enter(pp.lock)
-    free = []
-    sl = pp.hd[_EMPTY]
-    while sl >= 0:
-        nx = pp.pg_next[sl]
-        if pp.npages > pp.minpages and pp.nitems - pp.ipp >= pp.minitems:
-            free.append(_page_remove(pp, sl))
-        sl = nx
-    intr.mutex_exit(pp.lock, s)
-    for a in free:
-        pp.palloc.pa_free(pp, a)
-    return 1 if free else 0
-
-
 # -- debug mode (POOL_DIAGNOSTIC, switched at run time) ----------------------
 #
-# pool_debug(True) (mpalloc.debug.on() calls it) swaps pool_get / pool_put for
-# _dbg_get / _dbg_put, which do what the plain ones do and also:
-#   - check the invariants of the item's page (those of pool_chk for one page:
-#     bitmap count, free chain, list state, page lookup) and nget - nput == nout,
-#     under the pool lock, on every get and put;
-#   - poison an item put back, and every item of a page the pool takes while
-#     debug is on: every byte 0xD5 (pools whose pages lie in mpalloc.mem's
-#     window). When pool_get hands an item out again whose first 4 bytes are
-#     still poison, the rest must be too: a write after pool_put is reported
-#     ("pool_get: 0x... in pool 'x' written after pool_put"). A write that hits
-#     the first 4 bytes only is not seen (they are the mark). Known limit: a page
-#     taken while debug was off may carry stale marks of an earlier debug-mode
-#     pool; switching debug off and on again with live pools can then report
-#     such an item (pool_reclaim between the two clears nothing either).
-# pool_debug(False) puts the plain functions back: with debug off the get and
-# put paths are exactly the plain ones (no flag test). pool_cache keeps the back
-# end it calls in step through _debug_hooks. Both debug paths allocate nothing
-# and keep frames within 11 words (they run in interrupt handlers too); a
-# report made with the heap locked raises the preallocated E_DEBUG (address in
-# pool_lasterr[0], pool in pool_lasterr[1]).
-_POISON = const(0xD5)
-_debug = [False]
-_debug_hooks = []  # called after every switch (pool_cache re-points its back ends)
+# pool_debug(True) (mpalloc.debug.on() calls it) loads pool_dbg and binds
+# pool_get / pool_put to its dbg_get / dbg_put (pool._dbg_get / _dbg_put while
+# on): page invariants and poisoning, what they check is in pool_dbg's header.
+# pool_debug(False) drops it and binds the plain pair again (no flag test on
+# the plain paths). pool_cache keeps the back end it calls in step through
+# _debug_hooks. With the heap locked a report raises the preallocated E_DEBUG
+# (address in pool_lasterr[0], pool in pool_lasterr[1]).
+_debug = [False, None]  # debug on; pool_dbg while it is
 E_DEBUG = AssertionError("pool: debug check failed with the heap locked (address, pool in pool.pool_lasterr)")
+_debug_hooks = []  # called after every switch (pool_cache re-points its back ends)
 
 
 def pool_debug(on):
     """Switch pool's debug checks (page invariants, poisoning) on or off."""
     # => thread context; no pool_get/pool_put under way.
-    global pool_get, pool_put
-    if on and _mem[0] is None:
-        from mpalloc import mem
+    if on:
+        from mpalloc import pool_dbg
 
-        _mem[0] = mem
+        pool_dbg.start()
+        _debug[1] = pool_dbg
+    else:
+        _debug[1] = None
+        _unload("pool_dbg")
     _debug[0] = bool(on)
-    pool_get = _dbg_get if on else _pool_get
-    pool_put = _dbg_put if on else _pool_put
+    _bind()
+
+
+# -- which get/put pair runs ---------------------------------------------------
+# _bind() makes pool_get / pool_put the debug pair (pool_dbg) when debug is on,
+# else the plain pair _pool_get / _pool_put: pool_native's viper pair where the
+# runtime compiles it and mpalloc.native.switch[0] is set, else the bytecode
+# _get / _put here. _nat: pool_native once loaded, False where it cannot load
+# (CPython, webassembly, micro:bit, an .mpy of another arch), None before the
+# first try. pool_cache re-points its caches' back ends after every bind
+# (_debug_hooks). Call pool_get / pool_put through the module: a name bound
+# before a switch keeps the old pair.
+_nat = None
+_dbg_get = None  # the debug pair while debug is on (pool_dbg.dbg_get / dbg_put)
+_dbg_put = None
+
+
+def _native_load():
+    # Loaded by __import__ so that the flat filesystem's dependency scan
+    # (micro:bit) does not copy it there; not tried where the firmware has no
+    # native arch (sys.implementation._mpy: CPython, webassembly, the
+    # micro:bit, whose failed import of a dotted name keeps 2.8 KB of its heap).
+    import sys
+
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False
+    try:
+        return __import__("mpalloc.pool_native", None, None, ("bind",))
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _bind():
+    global pool_get, pool_put, _pool_get, _pool_put, _nat, _dbg_get, _dbg_put
+    # => thread context; no pool_get/pool_put under way (mpalloc.native.on/off, pool_debug).
+    _pool_get, _pool_put = _get, _put
+    if _nat is None:
+        _nat = _native_load()
+    if _nat and _nat.switch[0]:
+        _nat.bind(globals())
+        _pool_get, _pool_put = _nat.pool_get, _nat.pool_put
+    d = _debug[1]
+    _dbg_get = d.dbg_get if d else None
+    _dbg_put = d.dbg_put if d else None
+    pool_get = _dbg_get or _pool_get
+    pool_put = _dbg_put or _pool_put
     for h in _debug_hooks:
         h()
 
 
-def _dbg_get(pp, flags):
-    # pool_get in debug mode (see above).
-    if type(flags) is not int:
-        _get_type(pp, flags)
-    a = _pool_get(pp, flags & ~PR_ZERO)
-    if a is None:
-        return None
-    s = intr.mutex_enter(pp.lock)
-    b = _item_index(pp, a)
-    if b >= 0:
-        b = _chk_page(pp, b // pp.ipp)
-    else:
-        b = _BAD_HANDED_OUT  # handed out, yet not marked out
-    intr.mutex_exit(pp.lock, s)
-    if b:
-        _dbg_fail(pp, a, b)
-    _unpoison(pp, a)
-    if flags & PR_ZERO:
-        _zero(a, pp.reqsize)
-    return a
-
-
-def _dbg_put(pp, a):
-    # pool_put in debug mode: checks, poison, then the plain put (which
-    # reports misuse as usual). The item is poisoned while still ours.
-    s = intr.mutex_enter(pp.lock)
-    b = _item_index(pp, a)
-    if b >= 0:
-        b = _chk_page(pp, b // pp.ipp)
-        intr.mutex_exit(pp.lock, s)
-        if b:
-            _dbg_fail(pp, a, b)
-        _poison(pp, a, 0)
-    else:
-        intr.mutex_exit(pp.lock, s)
-    _pool_put(pp, a)
-
-
-def _chk_page(pp, sl):
-    # Lock held. 0 if page sl keeps its invariants, else what broke (_BAD_*).
-    b = sl * pp.ipp
-    n = _chk_bits(pp, b)
-    if n != pp.pg_nused[sl]:
-        return _BAD_NUSED
-    i = pp.pg_free[sl]
-    while i != _END:
-        if i >= pp.ipp or (pp.bmap[(b + i) >> 3] >> ((b + i) & 7)) & 1:
-            return _BAD_FREE_OUT
-        n += 1
-        if n > pp.ipp:
-            return _BAD_LOOP
-        i = pp.inext[b + i]
-    if n != pp.ipp:
-        return _BAD_TOTAL
-    n = pp.pg_nused[sl]
-    if pp.pg_state[sl] != (_EMPTY if n == 0 else (_FULL if n == pp.ipp else _PARTIAL)):
-        return _BAD_LIST
-    if pp.pg_of.get(pp.pg_addr[sl] // pp.pagesz, -1) != sl or pp.nget - pp.nput != pp.nout:
-        return _BAD_LOOKUP
-    return 0
-
-
-def _chk_bits(pp, b):
-    # Items of the page starting at pool-wide index b marked out.
-    n = 0
-    for b in range(b, b + pp.ipp):
-        n += (pp.bmap[b >> 3] >> (b & 7)) & 1
-    return n
-
-
-def _in_window(pp, a):
-    # True if item a's bytes are in mpalloc.mem's window.
-    m = _mem[0]
-    return m is not None and m.ram is not None and m.base <= a and a + pp.size <= m.base + m.size
-
-
-def _poison(pp, a, o):
-    # Poison item a's bytes from offset o on.
-    if not _in_window(pp, a):
-        return
-    m = _mem[0]
-    a -= m.base
-    m = m.ram
-    for o in range(a + o, a + pp.size):
-        m[o] = _POISON
-
-
-def _unpoison(pp, a):
-    # Item a handed out: if it carries the poison mark, check the poison.
-    if pp.size < 4 or not _in_window(pp, a):
-        return
-    r = _mem[0].ram
-    o = a - _mem[0].base
-    if r[o] == _POISON and r[o + 1] == _POISON and r[o + 2] == _POISON and r[o + 3] == _POISON:
-        o = _poison_bad(r, o, pp.size)
-        if o >= 0:
-            _dbg_fail(pp, a, o + _BAD_POISON)
-
-
-def _poison_bad(r, o, n):
-    # The first of bytes 4 .. n-1 of the item at offset o that is not poison, or -1.
-    for i in range(o + 4, o + n):
-        if r[i] != _POISON:
-            return i - o
-    return -1
-
-
-def _dbg_fail(pp, a, e):
-    # A debug check failed (e: _BAD_NUSED .. _BAD_LOOKUP from _chk_page,
-    # _BAD_HANDED_OUT, _BAD_POISON + n: byte n written after pool_put).
-    pool_lasterr[0] = a
-    pool_lasterr[1] = pp
-    try:
-        if e >= _BAD_POISON:
-            m = "pool_get: 0x%x in pool '%s' written after pool_put (byte %d)" % (a, pp.name, e - _BAD_POISON)
-        elif e == _BAD_HANDED_OUT:
-            m = "pool_get: pool '%s' handed out 0x%x, which it does not count as out" % (pp.name, a)
-        else:
-            m = "pool_chk: pool '%s', page of 0x%x: invariant %d broken (%s)" % (
-                pp.name, a, e, ("bitmap count", "free item marked out", "free chain loops",
-                                "out + free != items per page", "page on the wrong list",
-                                "page lookup or nget - nput != nout")[e - 1])
-    except MemoryError:
-        raise E_DEBUG
-    raise AssertionError(m)
-
-
-_pool_get = pool_get  # the plain functions (pool_debug swaps them in and out)
-_pool_put = pool_put
-
-
-def pool_nget(pp):
+def native_path():
+    """'native' if the plain get/put pair bound now is pool_native's, else 'bytecode'."""
     # => any context.
-    _tchk("pool_nget", pp)
-    return pp.nget
+    return "native" if _nat and _pool_get is _nat.pool_get else "bytecode"
 
 
-def pool_nput(pp):
-    # => any context.
-    _tchk("pool_nput", pp)
-    return pp.nput
-
-
-def pool_paddr(pp, a):
-    """The physical (DMA) address of item a: the address itself (see the header)."""
-    # => any context; a an item of pp.
-    _tchk("pool_paddr", pp)
-    return a
-
-
-def pool_stats(pp):
-    # => thread context (allocates).
-    _tchk("pool_stats", pp)
-    return {
-        "name": pp.name, "size": pp.size, "align": pp.align, "itemsperpage": pp.ipp, "pagesz": pp.pagesz,
-        "nget": pp.nget, "nfail": pp.nfail, "nput": pp.nput,
-        "npagealloc": pp.npagealloc, "npagefree": pp.npagefree, "npages": pp.npages,
-        "hiwat": pp.hiwat, "minpages": pp.minpages,
-        "maxpages": pp.maxpages if pp.maxpages != _NOLIMIT else None,
-        "nidle": pp.nidle, "nitems": pp.nitems, "nout": pp.nout,
-        "hardlimit": pp.hardlimit if pp.hardlimit != _NOLIMIT else None,
-    }
-
-
-def pool_pages(pp):
-    # => thread context (allocates).
-    _tchk("pool_pages", pp)
-    r = []
-    for sl in range(pp.nslots):
-        if pp.pg_state[sl] != _UNUSED:
-            r.append((pp.pg_addr[sl], pp.pagesz, pp.pg_nused[sl]))
-    r.sort()
-    return r
-
-
-def pool_chk(pp):
-    """Check every invariant written next to the data; raises AssertionError."""
-    # => thread context; the pool lock not held. A broken invariant: AssertionError.
-    _tchk("pool_chk", pp)
-    ipp = pp.ipp
-    npages = nidle = nout = 0
-    for sl in range(pp.nslots):
-        st = pp.pg_state[sl]
-        if st == _UNUSED:
-            continue
-        npages += 1
-        b = sl * ipp
-        used = 0
-        for i in range(ipp):
-            if pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)):
-                used += 1
-        nfree = 0
-        i = pp.pg_free[sl]
-        while i != _END:
-            assert not pp.bmap[(b + i) >> 3] & (1 << ((b + i) & 7)), "pool_chk: free item marked out"
-            nfree += 1
-            assert nfree <= ipp, "pool_chk: free chain loops"
-            i = pp.inext[b + i]
-        assert used == pp.pg_nused[sl] and used + nfree == ipp, "pool_chk: page %d counts" % sl
-        want = _EMPTY if used == 0 else (_FULL if used == ipp else _PARTIAL)
-        assert st == want, "pool_chk: page %d on list %d, wants %d" % (sl, st, want)
-        assert pp.pg_of[pp.pg_addr[sl] // pp.pagesz] == sl, "pool_chk: page lookup"
-        nidle += used == 0
-        nout += used
-    for st in (_EMPTY, _PARTIAL, _FULL):
-        sl = pp.hd[st]
-        p = -1
-        while sl >= 0:
-            assert pp.pg_state[sl] == st and pp.pg_prev[sl] == p, "pool_chk: list %d links" % st
-            p = sl
-            sl = pp.pg_next[sl]
-    assert npages == pp.npages and nidle == pp.nidle and nout == pp.nout, "pool_chk: totals"
-    assert pp.nitems == npages * ipp, "pool_chk: nitems"
-    assert pp.nget - pp.nput == pp.nout, "pool_chk: nget - nput != nout"
+_pool_get = _get
+_pool_put = _put
+_bind()
+intr._on_setup.append(_bind)  # the native pair binds the mode intr.setup() chose

@@ -34,13 +34,16 @@
 # inside), checks only flags (get) and `not o` (put). pool_cache_get and
 # pool_cache_put are rebound by _bind() (intr.setup(), pool_cache_debug()):
 # call them through the module, not a name imported before set-up.
+# Resident here: the hits, the misses and depot trades, the bindings. Set-up,
+# tuning, invalidation and statistics are pool_cache_setup.py, debug mode
+# pool_cache_dbg.py: imported on first use, dropped after (lazy.unload).
 # Design notes and measurements: docs/DESIGN-NOTES.md#pool_cache.
 try:
     import _thread
 except ImportError:
     _thread = None
 
-from mpalloc import intr
+from mpalloc import intr, lazy
 from mpalloc import pool as _pool
 from mpalloc.pool import PR_WAITOK, PR_NOWAIT, PR_LARGECACHE, PR_ZERO  # noqa: F401
 
@@ -70,10 +73,6 @@ _MAG_ROOM = const(-4)  # magazine fields, from the end (see the header)
 _MAG_N0 = const(-3)
 _MAG_CAP = const(-2)
 _MAG_GETHITS = const(-1)
-_DBG_GET_FOREIGN = const(1)  # debug checks' findings (_dbg_fail's messages)
-_DBG_GET_CACHED = const(2)
-_DBG_PUT_FOREIGN = const(3)
-_DBG_PUT_CACHED = const(4)
 _rooms = {}  # cap -> its room table: [1] * cap + [0], shared by the magazines of that size
 
 
@@ -140,62 +139,22 @@ class _Meta:
     nbad = 0  # puts refused: None, 0, a negative or non-int object (see _put_odd)
 
 
+def _setup_done():
+    # drop pool_cache_setup and the pool_setup it imported (lazy.unload)
+    lazy.unload("pool_cache_setup")
+    lazy.unload("pool_setup")
+
+
 def pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg):
     """A cache of constructed `size`-byte objects (pool_cache(9) pool_cache_init)."""
     # => thread context (allocates); pool_init's arguments; ctor, dtor callable or None.
     # => bad arguments: TypeError/ValueError.
-    if not isinstance(flags, int):
-        raise TypeError("pool_cache_init: flags must be an int, not %s" % type(flags).__name__)
-    if not (ctor is None or callable(ctor)) or not (dtor is None or callable(dtor)):
-        raise TypeError("pool_cache_init: ctor and dtor must be callable or None")
+    from mpalloc import pool_cache_setup
+
     try:
-        pp = _pool.pool_init(size, align, align_offset, flags & ~PR_LARGECACHE, wchan, palloc, ipl)
-    except (TypeError, ValueError) as e:  # pool_init's message, under this function's name
-        raise type(e)("pool_cache_init: " + str(e.args[0] if e.args else e)[len("pool_init: "):])
-    d = _Meta()
-    d.name = wchan
-    d.pp = pp
-    # Back end of the cache: pool_get/pool_put on d.pp. objcache(9) replaces the
-    # three (its objects come from an alloc/free pair, not a pool); nothing else
-    # in this module assumes d.pp is a pool except pool_cache_destroy.
-    d.pget = _pool.pool_get
-    d.pput = _pool.pool_put
-    if ctor is not None or dtor is not None or arg is not None:
-        d.ctor = ctor
-        d.dtor = dtor
-        d.arg = arg
-    d.magsize = MAGSIZE_LARGE if flags & PR_LARGECACHE else MAGSIZE
-    _room(d.magsize)  # its magazines' room table, made now rather than on an interrupt path
-    d.prev = [_DUMMY] * MAXCPU
-    d.ghits = [0] * MAXCPU  # folded hit counts (see the header)
-    d.phits = [0] * MAXCPU
-    d.gmiss = [0] * MAXCPU
-    d.pmiss = [0] * MAXCPU
-    d.gfail = [0] * MAXCPU  # get misses that found nothing (or whose ctor failed)
-    # Depot: stacks with room for every magazine ever made (nmags), so pushing
-    # never grows a list. Guarded by d.lock.
-    d.full = []
-    d.nfull = 0
-    d.empty = []
-    d.nempty = 0
-    d.nmags = 0
-    d.dgets = d.dputs = d.contention = 0
-    d.nconstructed = 0
-    d.want = 0  # 1: an interrupt handler found no empty magazine (see _mag_new)
-    d.lock = intr.mutex_init()
-    d.ds = 0  # mask token of the depot lock holder (_depot_enter)
-    pc = [_DUMMY] * MAXCPU
-    pc.append(d)
-    # One empty magazine in the depot from the start: a hard interrupt that comes
-    # before the thread's first put can load it (it cannot make one, the heap is
-    # locked). Without it every handler call took the back end both ways, a
-    # pool_get and a pool_put (~190,000 cycles on an RP2040): longer than a 1 ms
-    # machine.Timer period, which then ran back to back and never let the thread
-    # in to make the magazine (emu:rp2040, tests/device/test_isr.py rp2_hard_timer).
-    _mag_reserve(d, 1)
-    pp.cache = pc
-    pool_cache_list.append(pc)
-    return pc
+        return pool_cache_setup.pool_cache_init(size, align, align_offset, flags, wchan, palloc, ipl, ctor, dtor, arg)
+    finally:
+        _setup_done()
 
 
 # The hit paths, one pair per way of excluding interrupts and other CPUs
@@ -374,7 +333,7 @@ def _put_odd(pc, o):
     # counted (d.nbad); objcache's caches hold any object but None
     _cchk("pool_cache_put", pc)
     d = pc[_META]
-    if o is not None and d.pget is not _pool.pool_get:
+    if o is not None and d.pp.__class__ is not _pool._Pool:  # objcache's cache
         _put_slow(pc, o)
         return
     d.nbad += 1
@@ -615,7 +574,8 @@ def _put_swap(pc, c):
 # -- debug mode (POOL_DIAGNOSTIC for the cache layer, switched at run time) --
 #
 # pool_cache_debug(True) (mpalloc.debug.on() calls it) swaps pool_cache_get /
-# pool_cache_put for _dbg_get / _dbg_put, which also check, for caches whose
+# pool_cache_put for pool_cache_dbg's dbg_get / dbg_put (_dbg_get / _dbg_put here
+# while on), which also check, for caches whose
 # back end is their pool (not objcache's):
 #   put: the object is an item its pool handed out (not foreign, not inside an
 #        item, not already back in the pool) and is in no magazine yet (a
@@ -630,12 +590,21 @@ def _put_swap(pc, c):
 pool_cache_lasterr = [0, None]
 E_DEBUG = ValueError("pool_cache: misuse found by the debug checks with the heap locked (object in "
                      "pool_cache.pool_cache_lasterr)")
-_debug = [False]
+_debug = [False, None]  # debug on; pool_cache_dbg while it is
+_dbg_get = None  # the debug pair while debug is on (pool_cache_dbg.dbg_get / dbg_put)
+_dbg_put = None
 
 
 def pool_cache_debug(on):
     """Switch pool_cache's debug checks (foreign, double and duplicate objects) on or off."""
     # => thread context; no pool_cache_get/put under way (it rebinds them).
+    if on:
+        from mpalloc import pool_cache_dbg
+
+        _debug[1] = pool_cache_dbg
+    else:
+        _debug[1] = None
+        lazy.unload("pool_cache_dbg")
     _debug[0] = bool(on)
     _bind()
 
@@ -650,7 +619,7 @@ def _bind():
     # pool_cache_put(pc, o):
     # => any context; o an object pool_cache_get(pc) handed out, not yet put.
     # => None: ValueError E_NULL; debug mode: foreign or double put ValueError.
-    global pool_cache_get, pool_cache_put, _pc_get, _pc_put
+    global pool_cache_get, pool_cache_put, _pc_get, _pc_put, _dbg_get, _dbg_put
     if _thr:
         _pc_get, _pc_put = _get_thr, _put_thr
     elif _dis is None:
@@ -660,81 +629,11 @@ def _bind():
     else:
         _pc_get, _pc_put = _get_irq, _put_irq
     _native_bind()  # the native pair of the mode where the runtime has one
-    pool_cache_get = _dbg_get if _debug[0] else _pc_get
-    pool_cache_put = _dbg_put if _debug[0] else _pc_put
-
-
-def _dbg_get(pc, flags):
-    o = _pc_get(pc, flags)
-    if o is not None and pc[_META].pget is _pool.pool_get:
-        if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, _DBG_GET_FOREIGN)
-        if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, _DBG_GET_CACHED)
-    return o
-
-
-def _dbg_put(pc, o):
-    if o is not None and pc[_META].pget is _pool.pool_get:
-        if _dbg_pool(pc, o) < 0:
-            _dbg_fail(pc, o, _DBG_PUT_FOREIGN)
-        if _dbg_cached(pc, o):
-            _dbg_fail(pc, o, _DBG_PUT_CACHED)
-    _pc_put(pc, o)
-
-
-def _dbg_pool(pc, o):
-    # pool._item_index's code for o in the cache's pool (>= 0: handed out by it).
-    pc = pc[_META].pp
-    s = intr.mutex_enter(pc.lock)
-    o = _pool._item_index(pc, o)
-    intr.mutex_exit(pc.lock, s)
-    return o
-
-
-def _dbg_cached(pc, o):
-    # True if o sits in a magazine: a CPU's loaded or previous one, or the depot's.
-    d = pc[_META]
-    for c in range(MAXCPU):
-        s = _cpu_enter(c)
-        f = _dbg_inmag(pc[c], o) or _dbg_inmag(d.prev[c], o)
-        _cpu_exit(c, s)
-        if f:
-            return True
-    _depot_enter(d)
-    f = False
-    for c in range(d.nfull):
-        if _dbg_inmag(d.full[c], o):
-            f = True
-    _depot_exit(d)
-    return f
-
-
-def _dbg_inmag(mag, o):
-    for i in range(1, mag[0] + 1):
-        if mag[i] == o:
-            return True
-    return False
-
-
-def _dbg_fail(pc, o, e):
-    pool_cache_lasterr[0] = o
-    pool_cache_lasterr[1] = pc
-    try:
-        n = pc[_META].name
-        if e == _DBG_GET_FOREIGN:
-            m = "pool_cache_get: cache '%s' handed out 0x%x, which its pool does not count as out" % (n, o)
-        elif e == _DBG_GET_CACHED:
-            m = "pool_cache_get: cache '%s' handed out 0x%x, which is still in a magazine (an earlier double put)" % (
-                n, o)
-        elif e == _DBG_PUT_FOREIGN:
-            m = "pool_cache_put: %r is not an object of cache '%s' (foreign, inside an item, or already free)" % (
-                o, n)
-        else:
-            m = "pool_cache_put: 0x%x already cached (double put) in cache '%s'" % (o, n)
-    except MemoryError:
-        raise E_DEBUG
-    raise ValueError(m)
+    d = _debug[1]
+    _dbg_get = d.dbg_get if d else None
+    _dbg_put = d.dbg_put if d else None
+    pool_cache_get = _dbg_get or _pc_get
+    pool_cache_put = _dbg_put or _pc_put
 
 
 # -- native hit paths (pool_cache_native.py) ------------------------------
@@ -751,6 +650,10 @@ def _native_load():
     # collections around the import: the module's objects (~2.3 KB) go low in
     # the heap and the compiler's temporaries leave no holes between them
     # (a 110 KB heap then still gives the 32 KB a program asks next)
+    import sys
+
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False  # no native arch in this firmware (pool._native_load)
     try:
         import gc
 
@@ -793,10 +696,11 @@ _pc_put = _put_up
 
 
 def _repoint():
-    # pool_debug switched pool_get / pool_put: caches over a pool follow.
+    # pool rebound pool_get / pool_put (debug mode, the native switch): caches
+    # over a pool follow (objcache's caches keep their own back end).
     for pc in pool_cache_list:
         d = pc[_META]
-        if d.pget is _pool._pool_get or d.pget is _pool._dbg_get:
+        if d.pp.__class__ is _pool._Pool:
             d.pget = _pool.pool_get
             d.pput = _pool.pool_put
 
@@ -807,30 +711,33 @@ _pool._debug_hooks.append(_repoint)
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
     # => thread context (allocates) (a tuple); pool_cache_get's flags. failure: None.
-    _cchk("pool_cache_get_paddr", pc)
-    o = pool_cache_get(pc, flags)
-    if o is None:
-        return None
-    return (o, o)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_get_paddr(pc, flags)
+    finally:
+        _setup_done()
 
 
 def pool_cache_put_paddr(pc, o, pa):
     # => as pool_cache_put; pa is ignored (the physical address is the address).
-    _cchk("pool_cache_put_paddr", pc)
-    pool_cache_put(pc, o)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_put_paddr(pc, o, pa)
+    finally:
+        _setup_done()
 
 
 def pool_cache_destruct_object(pc, o):
     """Destruct o and give it straight back to the pool."""
     # => thread context (runs the destructor); o an object of the cache, out.
-    _cchk("pool_cache_destruct_object", pc)
-    d = pc[_META]
-    if d.pget is _pool.pool_get and _pool._out(d.pp, o) < 0:  # before the destructor sees it
-        d.nbad += 1
-        raise ValueError("pool_cache_destruct_object: %r is not an object of cache '%s' that is out" % (o, d.name))
-    if d.dtor is not None:
-        d.dtor(d.arg, o)
-    d.pput(d.pp, o)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_destruct_object(pc, o)
+    finally:
+        _setup_done()
 
 
 def _cpu():
@@ -859,111 +766,85 @@ def _cpu_exit(c, s):
 def pool_cache_invalidate(pc):
     """Destruct every cached object: per-CPU magazines and the depot's full ones."""
     # => thread context; no lock of the cache held.
-    _cchk("pool_cache_invalidate", pc)
-    if intr.cpu_intr_p():
-        raise ValueError("pool_cache_invalidate: not from interrupt context")
-    d = pc[_META]
-    objs = []
-    for c in range(MAXCPU):
-        s = _cpu_enter(c)
-        for mag in (pc[c], d.prev[c]):
-            if not mag[_MAG_CAP]:
-                continue
-            _fold(d, c, mag)
-            for i in range(1, mag[0] + 1):
-                objs.append(mag[i])
-            mag[0] = 0
-            mag[_MAG_N0] = 0
-            _depot_enter(d)
-            d.empty[d.nempty] = mag
-            d.nempty += 1
-            _depot_exit(d)
-        pc[c] = _DUMMY
-        d.prev[c] = _DUMMY
-        _cpu_exit(c, s)
-    _depot_enter(d)
-    while d.nfull:
-        i = d.nfull - 1
-        mag = d.full[i]
-        d.full[i] = None
-        d.nfull = i
-        for j in range(1, mag[0] + 1):
-            objs.append(mag[j])
-        mag[0] = 0
-        mag[_MAG_N0] = 0
-        d.empty[d.nempty] = mag
-        d.nempty += 1
-    _depot_exit(d)
-    bad = []
-    for o in objs:
-        try:
-            pool_cache_destruct_object(pc, o)
-        except ValueError:  # a foreign object a put hit let in: the others still go down
-            bad.append(o)
-    if bad:
-        raise ValueError("pool_cache_invalidate: cache '%s' held %d object(s) that are not its own (put without a check on a hit): %r"
-                         % (d.name, len(bad), bad[:4]))
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_invalidate(pc)
+    finally:
+        _setup_done()
 
 
 def pool_cache_destroy(pc):
     """Invalidate, then destroy the pool (objects still out are an error)."""
     # => thread context; no object out (else ValueError).
-    _cchk("pool_cache_destroy", pc)
-    pool_cache_invalidate(pc)
-    d = pc[_META]
-    d.pp.cache = None
+    from mpalloc import pool_cache_setup
+
     try:
-        _pool.pool_destroy(d.pp)
-    except ValueError:
-        d.pp.cache = pc
-        raise ValueError("pool_cache_destroy: cache '%s' busy: %d objects still out" % (d.name, d.pp.nout))
-    if pc in pool_cache_list:
-        pool_cache_list.remove(pc)
+        return pool_cache_setup.pool_cache_destroy(pc)
+    finally:
+        _setup_done()
 
 
 def pool_cache_setlowat(pc, n):
     # => as pool_setlowat.
-    _cchk("pool_cache_setlowat", pc)
-    _pool._count("pool_cache_setlowat", n)
-    _pool.pool_setlowat(pc[_META].pp, n)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_setlowat(pc, n)
+    finally:
+        _setup_done()
 
 
 def pool_cache_sethiwat(pc, n):
     # => as pool_sethiwat.
-    _cchk("pool_cache_sethiwat", pc)
-    _pool._count("pool_cache_sethiwat", n)
-    _pool.pool_sethiwat(pc[_META].pp, n)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_sethiwat(pc, n)
+    finally:
+        _setup_done()
 
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
     # => as pool_sethardlimit.
-    _cchk("pool_cache_sethardlimit", pc)
-    _pool._limit_chk("pool_cache_sethardlimit", limit, warnmess, ratecap)
-    _pool.pool_sethardlimit(pc[_META].pp, limit, warnmess, ratecap)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_sethardlimit(pc, limit, warnmess, ratecap)
+    finally:
+        _setup_done()
 
 
 def pool_cache_prime(pc, n):
     """Pages for n objects, and empty magazines in the depot for every CPU, so
     that interrupt handlers (which cannot make a magazine) find caches ready."""
     # => thread context (allocates); n >= 0. Call before handlers use the cache.
-    _cchk("pool_cache_prime", pc)
-    _pool._count("pool_cache_prime", n)
-    d = pc[_META]
-    _pool.pool_prime(d.pp, n)
-    _mag_reserve(d, 2 * intr.ncpu)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_prime(pc, n)
+    finally:
+        _setup_done()
 
 
 def pool_cache_reclaim(pc):
     # => as pool_reclaim.
-    _cchk("pool_cache_reclaim", pc)
-    return _pool.pool_reclaim(pc[_META].pp)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_reclaim(pc)
+    finally:
+        _setup_done()
 
 
 def pool_cache_set_drain_hook(pc, fn, arg):
     # => as pool_set_drain_hook.
-    _cchk("pool_cache_set_drain_hook", pc)
-    _pool._call_chk("pool_cache_set_drain_hook", fn)
-    _pool.pool_set_drain_hook(pc[_META].pp, fn, arg)
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_set_drain_hook(pc, fn, arg)
+    finally:
+        _setup_done()
 
 
 def pool_cache_pool(pc):
@@ -987,23 +868,12 @@ def pool_cache_nput(pc):
 
 def pool_cache_stats(pc):
     # => thread context (allocates).
-    _cchk("pool_cache_stats", pc)
-    d = pc[_META]
-    cpus = []
-    for c in range(intr.ncpu):
-        a = pc[c]
-        b = d.prev[c]
-        gh = d.ghits[c] + a[_MAG_GETHITS] + b[_MAG_GETHITS]
-        ph = d.phits[c] + a[_MAG_GETHITS] + a[0] - a[_MAG_N0] + b[_MAG_GETHITS] + b[0] - b[_MAG_N0]
-        cpus.append({"hits": gh + ph, "misses": d.gmiss[c] + d.pmiss[c],
-                     "nget": gh + d.gmiss[c] - d.gfail[c], "nput": ph + d.pmiss[c],
-                     "nfail": d.gfail[c]})
-    return {
-        "name": d.name, "size": d.pp.size, "pool": d.pp.name, "ncpu": intr.ncpu, "cpus": cpus,
-        "depot": {"full": d.nfull, "empty": d.nempty, "gets": d.dgets, "puts": d.dputs,
-                  "contention": d.contention, "hits": d.dgets, "misses": sum(d.gmiss)},
-        "magsize": d.magsize, "nconstructed": d.nconstructed, "suspicious": d.nbad,
-    }
+    from mpalloc import pool_cache_setup
+
+    try:
+        return pool_cache_setup.pool_cache_stats(pc)
+    finally:
+        _setup_done()
 
 
 def pool_cache_cached(pc):

