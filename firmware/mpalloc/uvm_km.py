@@ -38,8 +38,8 @@
 # nobody can. Misuse (another size or type, an address never returned) is a
 # ValueError. Hot path: uvm_km_alloc/free with NOWAIT on an INTRSAFE map
 # allocate nothing from the heap (pool pages come and go from handlers).
-# Resident: alloc/free/buf. uvm_km_setup (bootstrap, suballoc, stats) and
-# uvm_km_diag (misuse messages, debug checks) load on use and go after.
+# Resident: alloc/free/buf. uvm_km_setup (bootstrap, suballoc, stats: dropped
+# after) and uvm_km_diag (misuse messages, debug checks) load on use.
 import sys
 import time
 
@@ -127,7 +127,8 @@ def _cold(fn, *args):
     try:
         return getattr(uvm_km_setup, fn)(*args)
     finally:
-        lazy.unload("uvm_km_setup")
+        if sys.platform != "webassembly":  # (no collection while a program runs there: see vmem._cold)
+            lazy.unload("uvm_km_setup")
 
 
 def _xalloc(mi, sz, align, lo, hi):
@@ -320,16 +321,12 @@ def _free_err(mi, addr, size, flags, r):
 
 def _diag(fn, a, b, c, d, e=None):
     # uvm_km_diag.fn(...): a misuse message or a debug check, the module
-    # dropped after unless debug mode holds it (_debug[1])
+    # imported on first use (then kept, as vmem_diag)
     # => any context; with the heap locked the import fails: MemoryError.
     m = _debug[1]
     if m is None:
         from mpalloc import uvm_km_diag as m
-    try:
-        return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
-    finally:
-        if _debug[1] is None and "mpalloc.uvm_km_diag" in sys.modules:
-            lazy.unload("uvm_km_diag")
+    return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
 
 
 def uvm_km_suballoc(map, size, flags, fixed, min, submap):

@@ -40,8 +40,8 @@
 # state) allocate nothing: the tag reserve is refilled (_bt_refill) before a
 # search. Misuse raises ValueError naming the function; heap locked: the
 # preallocated E_*_LOCKED. Resident: what a running program reaches;
-# vmem_setup (create, set_*) and vmem_diag (destroy, check, stats, misuse
-# messages) load on use, then go (lazy.unload). Notes: docs/DESIGN-NOTES.md#vmem.
+# vmem_setup (create, set_*: dropped after, lazy.unload) and vmem_diag
+# (destroy, check, stats, misuse messages) load on use. docs/DESIGN-NOTES.md#vmem
 import sys
 import time
 from array import array
@@ -621,8 +621,11 @@ def _chk_arena(fn, vm):
 
 
 def _cold(mod, fn, *args):
-    # mod.fn(*args) from a module of cold paths, imported for the call and
-    # dropped after (vmem_diag stays while debug mode holds it)
+    # mod.fn(*args) from a module of cold paths, imported on first use;
+    # vmem_setup is dropped after (but on webassembly, which collects no
+    # garbage while a program runs: a reload there would leave its last copy
+    # as garbage), vmem_diag stays once a misuse, statistics or a check
+    # needed it (a hostile caller would reload it for every misuse)
     # => thread context (the import allocates).
     if mod == "vmem_setup":
         from mpalloc import vmem_setup as m
@@ -631,7 +634,7 @@ def _cold(mod, fn, *args):
     try:
         return getattr(m, fn)(*args)
     finally:
-        if mod != "vmem_diag" or _diag is None:
+        if mod == "vmem_setup" and sys.platform != "webassembly":
             lazy.unload(mod)
 
 
@@ -664,22 +667,14 @@ def _bad_alloc(fn, vm, size, flags):
         _misuse().bad_alloc(fn, vm, size, flags)
     except MemoryError:
         raise E_XALLOC_LOCKED if fn == "vmem_xalloc" else E_ALLOC_LOCKED
-    finally:
-        _misuse_done()
 
 
 def _misuse():
-    # vmem_diag for a misuse message (MemoryError with the heap locked)
+    # vmem_diag for a misuse message (MemoryError with the heap locked); it
+    # stays loaded after (see _cold)
     from mpalloc import vmem_diag
 
     return vmem_diag
-
-
-def _misuse_done():
-    # drop vmem_diag again unless debug mode holds it (allocates nothing:
-    # with the heap locked the import failed and there is nothing to drop)
-    if _diag is None and "mpalloc.vmem_diag" in sys.modules:
-        lazy.unload("vmem_diag")
 
 
 def _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
@@ -691,8 +686,6 @@ def _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
         _misuse().bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr)
     except MemoryError:
         raise E_XALLOC_LOCKED
-    finally:
-        _misuse_done()
 
 
 def _bad_free(vm, addr, size):
@@ -702,8 +695,6 @@ def _bad_free(vm, addr, size):
         _misuse().bad_free("vmem_free", vm, addr, size)
     except MemoryError:
         raise E_FREE_LOCKED
-    finally:
-        _misuse_done()
 
 
 def _bad_xfree(vm, addr, size):
@@ -713,8 +704,6 @@ def _bad_xfree(vm, addr, size):
         _misuse().bad_free("vmem_xfree", vm, addr, size)
     except MemoryError:
         raise E_XFREE_LOCKED
-    finally:
-        _misuse_done()
 
 
 # ---------------------------------------------------------------- allocation
