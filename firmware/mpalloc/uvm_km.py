@@ -38,8 +38,8 @@
 # nobody can. Misuse (another size or type, an address never returned) is a
 # ValueError. Hot path: uvm_km_alloc/free with NOWAIT on an INTRSAFE map
 # allocate nothing from the heap (pool pages come and go from handlers).
-# Resident: alloc/free/buf. uvm_km_setup (bootstrap, suballoc, stats: dropped
-# after) and uvm_km_diag (misuse messages, debug checks) load on use.
+# Resident: alloc/free/buf. uvm_km_setup (bootstrap, suballoc, stats) and
+# uvm_km_diag (misuse messages, debug checks) load on use and go after.
 import sys
 import time
 
@@ -321,12 +321,16 @@ def _free_err(mi, addr, size, flags, r):
 
 def _diag(fn, a, b, c, d, e=None):
     # uvm_km_diag.fn(...): a misuse message or a debug check, the module
-    # imported on first use (then kept, as vmem_diag)
+    # dropped after unless debug mode holds it (_debug[1]; webassembly: vmem._cold)
     # => any context; with the heap locked the import fails: MemoryError.
     m = _debug[1]
     if m is None:
         from mpalloc import uvm_km_diag as m
-    return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
+    try:
+        return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
+    finally:
+        if _debug[1] is None and "mpalloc.uvm_km_diag" in sys.modules and sys.platform != "webassembly":
+            lazy.unload("uvm_km_diag")
 
 
 def uvm_km_suballoc(map, size, flags, fixed, min, submap):

@@ -40,8 +40,8 @@
 # state) allocate nothing: the tag reserve is refilled (_bt_refill) before a
 # search. Misuse raises ValueError naming the function; heap locked: the
 # preallocated E_*_LOCKED. Resident: what a running program reaches;
-# vmem_setup (create, set_*: dropped after, lazy.unload) and vmem_diag
-# (destroy, check, stats, misuse messages) load on use. docs/DESIGN-NOTES.md#vmem
+# vmem_setup (create, set_*) and vmem_diag (destroy, check, stats, misuse
+# messages) load on use, then go (lazy.unload). docs/DESIGN-NOTES.md#vmem
 import sys
 import time
 from array import array
@@ -621,11 +621,10 @@ def _chk_arena(fn, vm):
 
 
 def _cold(mod, fn, *args):
-    # mod.fn(*args) from a module of cold paths, imported on first use;
-    # vmem_setup is dropped after (but on webassembly, which collects no
-    # garbage while a program runs: a reload there would leave its last copy
-    # as garbage), vmem_diag stays once a misuse, statistics or a check
-    # needed it (a hostile caller would reload it for every misuse)
+    # mod.fn(*args) from a module of cold paths, imported for the call and
+    # dropped after (vmem_diag stays while debug mode holds it), but on
+    # webassembly, which collects no garbage while a program runs: a reload
+    # there would leave the last copy as garbage
     # => thread context (the import allocates).
     if mod == "vmem_setup":
         from mpalloc import vmem_setup as m
@@ -634,7 +633,7 @@ def _cold(mod, fn, *args):
     try:
         return getattr(m, fn)(*args)
     finally:
-        if mod == "vmem_setup" and sys.platform != "webassembly":
+        if (mod == "vmem_setup" or _diag is None) and sys.platform != "webassembly":
             lazy.unload(mod)
 
 
@@ -667,14 +666,22 @@ def _bad_alloc(fn, vm, size, flags):
         _misuse().bad_alloc(fn, vm, size, flags)
     except MemoryError:
         raise E_XALLOC_LOCKED if fn == "vmem_xalloc" else E_ALLOC_LOCKED
+    finally:
+        _misuse_done()
 
 
 def _misuse():
-    # vmem_diag for a misuse message (MemoryError with the heap locked); it
-    # stays loaded after (see _cold)
+    # vmem_diag for a misuse message (MemoryError with the heap locked)
     from mpalloc import vmem_diag
 
     return vmem_diag
+
+
+def _misuse_done():
+    # drop vmem_diag again unless debug mode holds it (allocates nothing:
+    # with the heap locked the import failed and there is nothing to drop)
+    if _diag is None and "mpalloc.vmem_diag" in sys.modules and sys.platform != "webassembly":
+        lazy.unload("vmem_diag")
 
 
 def _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
@@ -686,6 +693,8 @@ def _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
         _misuse().bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr)
     except MemoryError:
         raise E_XALLOC_LOCKED
+    finally:
+        _misuse_done()
 
 
 def _bad_free(vm, addr, size):
@@ -695,6 +704,8 @@ def _bad_free(vm, addr, size):
         _misuse().bad_free("vmem_free", vm, addr, size)
     except MemoryError:
         raise E_FREE_LOCKED
+    finally:
+        _misuse_done()
 
 
 def _bad_xfree(vm, addr, size):
@@ -704,6 +715,8 @@ def _bad_xfree(vm, addr, size):
         _misuse().bad_free("vmem_xfree", vm, addr, size)
     except MemoryError:
         raise E_XFREE_LOCKED
+    finally:
+        _misuse_done()
 
 
 # ---------------------------------------------------------------- allocation
@@ -1520,6 +1533,11 @@ vmem.check = vmem_check
 # filesystem's dependency scan (micro:bit) does not copy it there.
 _vmem_alloc = vmem_alloc
 _vmem_free = vmem_free
+# Where vmem_native is bound by default: the unix port. On a Pico its armv6m
+# code takes ~12 KB of heap (emu:rp2040: vmem's import 18.7 -> 30.9 KB), which
+# the core's budget (#19) and emu:rp2040's hostile suite do not have yet; a
+# board program that wants it adds its sys.platform here before importing vmem.
+_NATIVE_PLATFORMS = ["linux", "darwin"]
 
 
 def _native_load():
@@ -1537,8 +1555,8 @@ def _bind():
     global _nat, vmem_alloc, vmem_free
     if _nat is None:
         m = sys.modules.get("mpalloc.native")  # (not imported: the switch is on)
-        if m is None or m.switch[0]:  # off before vmem's import: no heap for the native code
-            _nat = _native_load()
+        if (m is None or m.switch[0]) and sys.platform in _NATIVE_PLATFORMS:
+            _nat = _native_load()  # (off before vmem's import: no heap for its code)
     if _nat and _nat.switch[0]:
         vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
     else:

@@ -14,13 +14,10 @@ PROGRAM = r"""
 import sys, gc
 sys.path.insert(0, %r)
 from mpalloc import vmem as V, uvm_km as U, intr
-SETUP = ("mpalloc.vmem_setup", "mpalloc.uvm_km_setup")
-DIAG = ("mpalloc.vmem_diag", "mpalloc.uvm_km_diag")
+COLD = ("mpalloc.vmem_setup", "mpalloc.uvm_km_setup", "mpalloc.vmem_diag", "mpalloc.uvm_km_diag")
 
-def resident(what, diag=False):
-    # the set-up modules are dropped after every call; the diagnostics stay
-    # once a message, the statistics or a check needed them
-    left = [m for m in SETUP + (DIAG if diag else ()) if m in sys.modules]
+def resident(what, diag=True):
+    left = [m for m in COLD if m in sys.modules]
     assert not left, "%%s left %%r loaded" %% (what, left)
 
 free = getattr(gc, "mem_free", lambda: 0)  # (CPython: no figure)
