@@ -144,23 +144,16 @@ def _sync():
             _exit = _bare_exit
             _rel = type(m).release
             _thr = True
-    if _nat:  # the native paths take the mode's values too
-        _nat.bind(globals(), _SXW)
 
 
-_nat = None  # vmem_native once loaded, False where it cannot be (see the end)
-_SXW = 32 if sys.maxsize > 0xFFFFFFFF else 0
 intr._on_setup.append(_sync)
 _sync()
 
-# floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256;
+# floor(log2(i)) for 1 <= i < 256;
 # _B37[(1 << k) % 37] = k for 0 <= k < 30 (2 is a primitive root mod 37)
 _L = bytearray(256)
 for _i in range(2, 256):
     _L[_i] = _L[_i >> 1] + 1
-_CL = bytearray(257)
-for _i in range(2, 257):
-    _CL[_i] = _L[_i - 1] + 1
 _B37 = bytearray(37)
 for _i in range(30):
     _B37[(1 << _i) % 37] = _i
@@ -866,7 +859,7 @@ def _instant_fit_alloc(vm, qs, flags):
     if flags & _BN or qs > _QLIM:
         return _best_fit_alloc(vm, qs, flags)
     s = _enter(vm._lock) if _lk else 0
-    j = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
+    j = (_L[qs - 1] + 1 if qs > 1 else 0) if qs < 0x101 else _flog2(qs - 1) + 1  # ceil(log2(qs))
     c = vm._free_map >> j << j
     if c and vm._nspare >= _BT_MINRESERVE:
         j = _B37[(c & -c) % 37]
@@ -1525,50 +1518,18 @@ vmem.set_limit = vmem_set_limit
 vmem.check = vmem_check
 
 
-# -- native hot paths (vmem_native.py, #20) -----------------------------------
-# vmem_alloc and vmem_free (and the arena's alloc/free methods) are the viper
-# pair where the runtime compiles it and mpalloc.native.switch[0] is on, else
-# the bytecode pair above (_vmem_alloc, _vmem_free: the native pair's fallback
-# for everything off its common path). Loaded by __import__ so that the flat
-# filesystem's dependency scan (micro:bit) does not copy it there.
-_vmem_alloc = vmem_alloc
+# -- native hot paths (vmem_native.py, #20): opt-in, vmem_native.install() --
+_vmem_alloc = vmem_alloc  # the bytecode pair (the native pair's fallback)
 _vmem_free = vmem_free
-# Where vmem_native is bound by default: the unix port. On a Pico its armv6m
-# code takes ~12 KB of heap (emu:rp2040: vmem's import 18.7 -> 30.9 KB), which
-# the core's budget (#19) and emu:rp2040's hostile suite do not have yet; a
-# board program that wants it adds its sys.platform here before importing vmem.
-_NATIVE_PLATFORMS = ["linux", "darwin"]
-
-
-def _native_load():
-    try:
-        m = __import__("mpalloc.vmem_native", None, None, ("bind",))
-        m.bind(globals(), _SXW)
-        return m
-    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError, AttributeError):
-        # no module, no emitter, an .mpy of another arch (ValueError), no room
-        return False
 
 
 def _bind():
-    # => thread context; no vmem_alloc/vmem_free under way (native.off()/on()).
-    global _nat, vmem_alloc, vmem_free
-    if _nat is None:
-        m = sys.modules.get("mpalloc.native")  # (not imported: the switch is on)
-        if (m is None or m.switch[0]) and sys.platform in _NATIVE_PLATFORMS:
-            _nat = _native_load()  # (off before vmem's import: no heap for its code)
-    if _nat and _nat.switch[0]:
-        vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
-    else:
-        vmem_alloc, vmem_free = _vmem_alloc, _vmem_free
-    vmem.alloc = vmem_alloc
-    vmem.free = vmem_free
+    # => thread context (native.off()/on()): vmem_native rebinds where installed.
+    m = sys.modules.get("mpalloc.vmem_native")
+    if m:
+        m.install()
 
 
 def native_path():
-    """'native' if vmem_alloc/vmem_free are vmem_native's now, else 'bytecode'."""
     # => any context.
-    return "native" if _nat and vmem_alloc is _nat.vmem_alloc else "bytecode"
-
-
-_bind()
+    return "bytecode" if vmem_alloc is _vmem_alloc else "native"
