@@ -1516,20 +1516,3 @@ vmem.set_import = vmem_set_import
 vmem.set_reclaim = vmem_set_reclaim
 vmem.set_limit = vmem_set_limit
 vmem.check = vmem_check
-
-
-# -- native hot paths (vmem_native.py, #20): opt-in, vmem_native.install() --
-_vmem_alloc = vmem_alloc  # the bytecode pair (the native pair's fallback)
-_vmem_free = vmem_free
-
-
-def _bind():
-    # => thread context (native.off()/on()): vmem_native rebinds where installed.
-    m = sys.modules.get("mpalloc.vmem_native")
-    if m:
-        m.install()
-
-
-def native_path():
-    # => any context.
-    return "bytecode" if vmem_alloc is _vmem_alloc else "native"

