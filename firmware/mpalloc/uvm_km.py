@@ -127,7 +127,8 @@ def _cold(fn, *args):
     try:
         return getattr(uvm_km_setup, fn)(*args)
     finally:
-        lazy.unload("uvm_km_setup")
+        if sys.platform != "webassembly":  # (no collection while a program runs there: see vmem._cold)
+            lazy.unload("uvm_km_setup")
 
 
 def _xalloc(mi, sz, align, lo, hi):
@@ -320,7 +321,7 @@ def _free_err(mi, addr, size, flags, r):
 
 def _diag(fn, a, b, c, d, e=None):
     # uvm_km_diag.fn(...): a misuse message or a debug check, the module
-    # dropped after unless debug mode holds it (_debug[1])
+    # dropped after unless debug mode holds it (_debug[1]; webassembly: vmem._cold)
     # => any context; with the heap locked the import fails: MemoryError.
     m = _debug[1]
     if m is None:
@@ -328,7 +329,7 @@ def _diag(fn, a, b, c, d, e=None):
     try:
         return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
     finally:
-        if _debug[1] is None and "mpalloc.uvm_km_diag" in sys.modules:
+        if _debug[1] is None and "mpalloc.uvm_km_diag" in sys.modules and sys.platform != "webassembly":
             lazy.unload("uvm_km_diag")
 
 

@@ -41,7 +41,7 @@
 # search. Misuse raises ValueError naming the function; heap locked: the
 # preallocated E_*_LOCKED. Resident: what a running program reaches;
 # vmem_setup (create, set_*) and vmem_diag (destroy, check, stats, misuse
-# messages) load on use, then go (lazy.unload). Notes: docs/DESIGN-NOTES.md#vmem.
+# messages) load on use, then go (lazy.unload). docs/DESIGN-NOTES.md#vmem
 import sys
 import time
 from array import array
@@ -144,23 +144,16 @@ def _sync():
             _exit = _bare_exit
             _rel = type(m).release
             _thr = True
-    if _nat:  # the native paths take the mode's values too
-        _nat.bind(globals(), _SXW)
 
 
-_nat = None  # vmem_native once loaded, False where it cannot be (see the end)
-_SXW = 32 if sys.maxsize > 0xFFFFFFFF else 0
 intr._on_setup.append(_sync)
 _sync()
 
-# floor(log2(i)) for 1 <= i < 256; _CL[i] = ceil(log2(i)) for 1 <= i <= 256;
+# floor(log2(i)) for 1 <= i < 256;
 # _B37[(1 << k) % 37] = k for 0 <= k < 30 (2 is a primitive root mod 37)
 _L = bytearray(256)
 for _i in range(2, 256):
     _L[_i] = _L[_i >> 1] + 1
-_CL = bytearray(257)
-for _i in range(2, 257):
-    _CL[_i] = _L[_i - 1] + 1
 _B37 = bytearray(37)
 for _i in range(30):
     _B37[(1 << _i) % 37] = _i
@@ -622,7 +615,9 @@ def _chk_arena(fn, vm):
 
 def _cold(mod, fn, *args):
     # mod.fn(*args) from a module of cold paths, imported for the call and
-    # dropped after (vmem_diag stays while debug mode holds it)
+    # dropped after (vmem_diag stays while debug mode holds it), but on
+    # webassembly, which collects no garbage while a program runs: a reload
+    # there would leave the last copy as garbage
     # => thread context (the import allocates).
     if mod == "vmem_setup":
         from mpalloc import vmem_setup as m
@@ -631,7 +626,7 @@ def _cold(mod, fn, *args):
     try:
         return getattr(m, fn)(*args)
     finally:
-        if mod != "vmem_diag" or _diag is None:
+        if (mod == "vmem_setup" or _diag is None) and sys.platform != "webassembly":
             lazy.unload(mod)
 
 
@@ -678,7 +673,7 @@ def _misuse():
 def _misuse_done():
     # drop vmem_diag again unless debug mode holds it (allocates nothing:
     # with the heap locked the import failed and there is nothing to drop)
-    if _diag is None and "mpalloc.vmem_diag" in sys.modules:
+    if _diag is None and "mpalloc.vmem_diag" in sys.modules and sys.platform != "webassembly":
         lazy.unload("vmem_diag")
 
 
@@ -864,7 +859,7 @@ def _instant_fit_alloc(vm, qs, flags):
     if flags & _BN or qs > _QLIM:
         return _best_fit_alloc(vm, qs, flags)
     s = _enter(vm._lock) if _lk else 0
-    j = _CL[qs] if qs < 0x101 else _flog2(qs - 1) + 1
+    j = (_L[qs - 1] + 1 if qs > 1 else 0) if qs < 0x101 else _flog2(qs - 1) + 1  # ceil(log2(qs))
     c = vm._free_map >> j << j
     if c and vm._nspare >= _BT_MINRESERVE:
         j = _B37[(c & -c) % 37]
@@ -1521,47 +1516,3 @@ vmem.set_import = vmem_set_import
 vmem.set_reclaim = vmem_set_reclaim
 vmem.set_limit = vmem_set_limit
 vmem.check = vmem_check
-
-
-# -- native hot paths (vmem_native.py, #20) -----------------------------------
-# vmem_alloc and vmem_free (and the arena's alloc/free methods) are the viper
-# pair where the runtime compiles it and mpalloc.native.switch[0] is on, else
-# the bytecode pair above (_vmem_alloc, _vmem_free: the native pair's fallback
-# for everything off its common path). Loaded by __import__ so that the flat
-# filesystem's dependency scan (micro:bit) does not copy it there.
-_vmem_alloc = vmem_alloc
-_vmem_free = vmem_free
-
-
-def _native_load():
-    try:
-        m = __import__("mpalloc.vmem_native", None, None, ("bind",))
-        m.bind(globals(), _SXW)
-        return m
-    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError, AttributeError):
-        # no module, no emitter, an .mpy of another arch (ValueError), no room
-        return False
-
-
-def _bind():
-    # => thread context; no vmem_alloc/vmem_free under way (native.off()/on()).
-    global _nat, vmem_alloc, vmem_free
-    if _nat is None:
-        m = sys.modules.get("mpalloc.native")  # (not imported: the switch is on)
-        if m is None or m.switch[0]:  # off before vmem's import: no heap for the native code
-            _nat = _native_load()
-    if _nat and _nat.switch[0]:
-        vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
-    else:
-        vmem_alloc, vmem_free = _vmem_alloc, _vmem_free
-    vmem.alloc = vmem_alloc
-    vmem.free = vmem_free
-
-
-def native_path():
-    """'native' if vmem_alloc/vmem_free are vmem_native's now, else 'bytecode'."""
-    # => any context.
-    return "native" if _nat and vmem_alloc is _nat.vmem_alloc else "bytecode"
-
-
-_bind()

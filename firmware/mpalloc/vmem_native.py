@@ -9,10 +9,10 @@
 # else is vmem.py's bytecode vmem_alloc/vmem_free, called with nothing
 # changed and the lock dropped: misuse (non-int or huge size, other flags),
 # a miss, a full stack, a hash chain walk, a whole imported span, both
-# neighbours free, debug mode, an arena above 0x7FFFFFFF. vmem._bind() loads
-# this where the runtime compiles viper (unix x64, rp2 armv6m, esp32
-# xtensawin); elsewhere (CPython, webassembly, micro:bit) the import fails
-# and the bytecode pair stays: it is the reference, this one must equal it.
+# neighbours free, debug mode, an arena above 0x7FFFFFFF. Opt-in: a program
+# imports this and calls install() (the runtime must compile viper: unix x64,
+# rp2 armv6m, esp32 xtensawin; elsewhere the import fails and the bytecode
+# pair stays). The bytecode pair is the reference, this one must equal it.
 #
 # Locking (_LKM, from vmem's mode): 0 nothing (one CPU, nothing to mask);
 # 1 the arena's bare lock (MODE_THREAD, as the bytecode hot paths); 2 the
@@ -29,6 +29,8 @@
 #
 # Nothing here allocates: machine ints (sizes < 2**28, offsets in quanta),
 # addresses boxed as the small ints the bytecode path returns, no tuples.
+import sys
+
 import micropython
 from mpalloc.native import switch  # noqa: F401  (read by vmem._native_bind)
 
@@ -42,6 +44,7 @@ _dis = None
 _en = None
 _enter = None
 _exit = None
+_byte = None  # vmem's bytecode (vmem_alloc, vmem_free), saved by install()
 _alloc_b = None  # the bytecode vmem_alloc / vmem_free: every other case
 _free_b = None
 _best_fit_alloc = None
@@ -56,7 +59,45 @@ _ONE = 1
 _AMAX = 0x7FFFFFFF  # addresses above: the bytecode path (int() would not fit a 32-bit word)
 
 
-def bind(g, sx):
+def install():
+    """Bind this pair as vmem's vmem_alloc/vmem_free (and the arena's methods)
+    while mpalloc.native's switch is on, vmem's bytecode pair otherwise (call
+    it again after native.off()/on()); rebound after every intr.setup().
+    Opt-in: on a Pico this module's code takes ~12 KB of heap (armv6m), more
+    than the core's budget (#19) and emu:rp2040's hostile suite have yet."""
+    # => thread context; no vmem_alloc/vmem_free under way.
+    global _byte
+    from mpalloc import intr, vmem as v
+
+    if _byte is None:
+        _byte = (v.vmem_alloc, v.vmem_free)
+    if install not in intr._on_setup:
+        intr._on_setup.append(install)
+    bind(v.__dict__)
+    a, f = (vmem_alloc, vmem_free) if switch[0] else _byte
+    v.vmem.alloc = v.vmem_alloc = a
+    v.vmem.free = v.vmem_free = f
+
+
+def uninstall():
+    """vmem's bytecode pair again."""
+    # => thread context; no vmem_alloc/vmem_free under way.
+    from mpalloc import intr, vmem as v
+
+    if install in intr._on_setup:
+        intr._on_setup.remove(install)
+    if _byte is not None:
+        v.vmem.alloc, v.vmem.free = v.vmem_alloc, v.vmem_free = _byte
+
+
+def path():
+    """'native' if vmem's vmem_alloc is this module's now, else 'bytecode'."""
+    from mpalloc import vmem as v
+
+    return "native" if v.vmem_alloc is vmem_alloc else "bytecode"
+
+
+def bind(g):
     """Take vmem's mode-dependent values and bytecode paths (g: its globals())."""
     global _LKM, _acq, _rel, _dis, _en, _enter, _exit, _alloc_b, _free_b, _best_fit_alloc, _qc_miss
     global _debug, _L, _B37, _SX, _release_pending
@@ -77,15 +118,14 @@ def bind(g, sx):
         _LKM = 2
     else:
         _LKM = 3
-    _alloc_b = g["_vmem_alloc"]
-    _free_b = g["_vmem_free"]
+    _alloc_b, _free_b = _byte
     _best_fit_alloc = g["_best_fit_alloc"]
     _qc_miss = g["_qc_miss"]
     _release_pending = g["_release_pending"]
     _debug = g["_debug"]
     _L = g["_L"]
     _B37 = g["_B37"]
-    _SX = sx
+    _SX = 32 if sys.maxsize > 0xFFFFFFFF else 0
 
 
 @micropython.viper

@@ -1,7 +1,8 @@
 """Issue 19: vmem's and uvm_km's set-up, diagnostics and misuse messages are
-imported on use and dropped after (lazy.unload), on CPython and on the unix
-port: after each call only the resident module is left, the calls still work
-(the arena made, the map bootstrapped, the statistics and the messages right)."""
+not loaded by importing them; the set-up modules are imported on use and
+dropped after (lazy.unload), on CPython and on the unix port, and the calls
+still work (the arena made, the map bootstrapped, the statistics and the
+messages right)."""
 import subprocess
 import sys
 
@@ -13,21 +14,21 @@ PROGRAM = r"""
 import sys, gc
 sys.path.insert(0, %r)
 from mpalloc import vmem as V, uvm_km as U, intr
-COLD = ("mpalloc.vmem_setup", "mpalloc.vmem_diag", "mpalloc.uvm_km_setup", "mpalloc.uvm_km_diag")
+COLD = ("mpalloc.vmem_setup", "mpalloc.uvm_km_setup", "mpalloc.vmem_diag", "mpalloc.uvm_km_diag")
 
-def resident(what):
+def resident(what, diag=True):
     left = [m for m in COLD if m in sys.modules]
     assert not left, "%%s left %%r loaded" %% (what, left)
 
 free = getattr(gc, "mem_free", lambda: 0)  # (CPython: no figure)
-resident("import")
+resident("import", True)
 gc.collect(); m0 = free()
 vm = V.vmem_create("lean", 0x20000000, 0x10000, 16, 64, V.M_NOWAIT)
 resident("vmem_create")
 a = V.vmem_alloc(vm, 100, V.M_NOWAIT)
 V.vmem_free(vm, a, 100)
 V.vmem_set_limit(vm, 0)
-resident("vmem_set_limit")
+resident("vmem_set_limit", True)
 st = V.vmem_stats(vm)
 assert st["size"] == 0x10000 and st["nfree"] == 1, st
 resident("vmem_stats")
