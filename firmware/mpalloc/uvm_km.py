@@ -38,14 +38,13 @@
 # nobody can. Misuse (another size or type, an address never returned) is a
 # ValueError. Hot path: uvm_km_alloc/free with NOWAIT on an INTRSAFE map
 # allocate nothing from the heap (pool pages come and go from handlers).
-from array import array
-
-from mpalloc.compat import const, fail, ticks_ms, ticks_diff
-
-
+# Resident: alloc/free/buf. uvm_km_setup (bootstrap, suballoc, stats) and
+# uvm_km_diag (misuse messages, debug checks) load on use and go after.
+import sys
 import time
 
-from mpalloc import intr
+from mpalloc.compat import const, ticks_ms, ticks_diff
+from mpalloc import intr, lazy
 from mpalloc import vmem as _vmem
 
 UVM_KMF_WIRED = const(0x1)
@@ -84,23 +83,6 @@ class _Map:
     pass
 
 
-def _new_map(arena, name, lo, size, flags, parent):
-    mi = _Map()
-    mi.arena = arena
-    mi.name = name
-    mi.lo = lo
-    mi.hi = lo + size
-    mi.flags = flags
-    mi.parent = parent
-    npg = size // PAGE_SIZE
-    mi.rec = array("i", bytes(4 * npg))
-    mi.untouched = bytearray(npg)  # 1: PAGEABLE page not yet zeroed
-    mi.lock = intr.mutex_init()
-    mi.submaps = []
-    _maps[id(arena)] = mi
-    return mi
-
-
 _LIMIT = const(1 << 40)  # sizes and alignments beyond this are refused up front
 
 
@@ -129,64 +111,23 @@ def uvm_km_bootstrap(base, size, page_size, exec_regions=()):
     """
     # => thread context (allocates), at start-up or in tests: every map made before is forgotten.
     # => page_size a power of two, base and size multiples of it.
-    global PAGE_SIZE, kernel_map, kernel_exec_map
-    if page_size <= 0 or page_size & (page_size - 1):
-        raise ValueError("uvm_km_bootstrap: page size %d is not a power of two" % page_size)
-    if base % page_size or size <= 0 or size % page_size:
-        raise ValueError("uvm_km_bootstrap: window 0x%x+%d not page aligned (page %d)" % (base, size, page_size))
-    _teardown()
-    PAGE_SIZE = page_size
-    sleep = _vm_flag("VM_NOSLEEP", 2)
-    kernel_map = _vmem.vmem_create("kernel_map", base, size, page_size, 0, sleep)
-    # interrupt-safe: pool pages (kmem_intr_*, pool_get from handlers) come from here
-    _new_map(kernel_map, "kernel_map", base, size, VM_MAP_PAGEABLE | VM_MAP_INTRSAFE, None)
-    for (b, n) in exec_regions:
-        if b % page_size or n % page_size or n <= 0:
-            raise ValueError("uvm_km_bootstrap: exec region 0x%x+%d not page aligned" % (b, n))
-        inside = base <= b and b + n <= base + size
-        if inside and not _xalloc(_maps[id(kernel_map)], n, 0, b, b + n - 1):
-            raise ValueError("uvm_km_bootstrap: exec region 0x%x+%d overlaps" % (b, n))
-        if kernel_exec_map is None:
-            kernel_exec_map = _vmem.vmem_create("kernel_exec", b, n, page_size, 0, sleep)
-            _new_map(kernel_exec_map, "kernel_exec", b, n, VM_MAP_INTRSAFE, None)
-            if inside:
-                _maps[id(kernel_map)].rec[(b - base) // page_size] = ((n // page_size) << _RSHIFT) | _SUBMAP
-        # further regions: only the first one is used (documented limit)
-    return kernel_map
+    return _cold("bootstrap", base, size, page_size, exec_regions)
 
 
 def _teardown():
-    # Forget the previous kernel_map (a new bootstrap): give back every range we
-    # handed out, children first, so vmem_destroy finds the arenas empty.
-    global kernel_map, kernel_exec_map
-    ms = list(_maps.values())
-    ms.sort(key=lambda mi: -_depth(mi))
-    for mi in ms:
-        for p in range(len(mi.rec)):
-            v = mi.rec[p]
-            if v:
-                try:
-                    _vmem.vmem_xfree(mi.arena, mi.lo + p * PAGE_SIZE, (v >> _RSHIFT) * PAGE_SIZE)
-                except Exception:
-                    pass
-                mi.rec[p] = 0
-        try:
-            _vmem.vmem_destroy(mi.arena)
-        except Exception:  # something else (e.g. a DMA buffer) still in it
-            vl = getattr(_vmem, "vmem_list", None)
-            if vl is not None and mi.arena in vl:
-                vl.remove(mi.arena)
-    _maps.clear()
-    kernel_map = kernel_exec_map = None
-    _bytes[0] = _bytes[1] = _bytes[2] = 0
+    # forget the previous kernel_map (uvm_km_setup.teardown)
+    return _cold("teardown")
 
 
-def _depth(mi):
-    d = 0
-    while mi.parent is not None:
-        mi = mi.parent
-        d += 1
-    return d
+def _cold(fn, *args):
+    # uvm_km_setup.fn(*args), the module dropped after
+    # => thread context (imports, allocates).
+    from mpalloc import uvm_km_setup
+
+    try:
+        return getattr(uvm_km_setup, fn)(*args)
+    finally:
+        lazy.unload("uvm_km_setup")
 
 
 def _xalloc(mi, sz, align, lo, hi):
@@ -239,23 +180,16 @@ def uvm_km_alloc(map, size, align, flags):
     mi = _mi(map, "uvm_km_alloc")
     _ints("uvm_km_alloc", "size, align and flags", size, align, flags)
     t = flags & _TYPES
-    if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
-        raise ValueError("uvm_km_alloc: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
-    if size <= 0:
-        raise ValueError("uvm_km_alloc: size %d must be > 0" % size)
-    if flags & UVM_KMF_ZERO and t != UVM_KMF_WIRED:
-        raise ValueError("uvm_km_alloc: UVM_KMF_ZERO is only for UVM_KMF_WIRED")
     ps = PAGE_SIZE
-    if align and (align % ps or align & (align - 1)):
-        raise ValueError("uvm_km_alloc: align %d is not a power-of-two multiple of PAGE_SIZE %d" % (align, ps))
+    if (t != UVM_KMF_WIRED and t != UVM_KMF_PAGEABLE and t != UVM_KMF_VAONLY or size <= 0
+            or flags & UVM_KMF_ZERO and t != UVM_KMF_WIRED or align and (align % ps or align & (align - 1))
+            or flags & UVM_KMF_EXEC and kernel_exec_map is None):
+        _diag("bad_alloc", mi, size, align, flags)
     if flags & UVM_KMF_EXEC:
-        if kernel_exec_map is None:
-            raise ValueError("uvm_km_alloc: UVM_KMF_EXEC: this board has no executable region")
         mi = _maps[id(kernel_exec_map)]
-    if t == UVM_KMF_PAGEABLE and not mi.flags & VM_MAP_PAGEABLE:
-        raise ValueError("uvm_km_alloc: map '%s' is not VM_MAP_PAGEABLE: no UVM_KMF_PAGEABLE memory from it" % mi.name)
-    if intr.cpu_intr_p() and not mi.flags & VM_MAP_INTRSAFE:
-        raise ValueError("uvm_km_alloc: map '%s' is not VM_MAP_INTRSAFE: not from interrupt context" % mi.name)
+    if (t == UVM_KMF_PAGEABLE and not mi.flags & VM_MAP_PAGEABLE
+            or not mi.flags & VM_MAP_INTRSAFE and intr.cpu_intr_p()):
+        _diag("bad_map", mi, t, 0, 0)
     sz = (size + ps - 1) & -ps
     t0 = None
     while True:
@@ -329,8 +263,8 @@ def uvm_km_free(map, addr, size, flags):
     _ints("uvm_km_free", "addr, size and flags", size, addr, flags)
     mi = _owner(map, addr, "uvm_km_free")
     t = flags & _TYPES
-    if t not in (UVM_KMF_WIRED, UVM_KMF_PAGEABLE, UVM_KMF_VAONLY):
-        raise ValueError("uvm_km_free: flags 0x%x need exactly one of WIRED, PAGEABLE, VAONLY" % flags)
+    if t != UVM_KMF_WIRED and t != UVM_KMF_PAGEABLE and t != UVM_KMF_VAONLY:
+        _diag("bad_type", "uvm_km_free", flags, 0, 0)
     ps = PAGE_SIZE
     if not isinstance(addr, int) or not mi.lo <= addr < mi.hi or (addr - mi.lo) % ps:
         _free_err(mi, addr, size, flags, 0)
@@ -378,26 +312,24 @@ def _free_err(mi, addr, size, flags, r):
     # naming the address, or the preallocated E_FREE where the heap is locked.
     uvm_km_lasterr[0] = addr
     try:
-        m = _free_msg(mi, addr, size, flags, r)
+        m = _diag("free_msg", mi, addr, size, flags, r)
     except MemoryError:
         raise E_FREE
     raise ValueError(m)
 
 
-def _free_msg(mi, addr, size, flags, r):
-    ps = PAGE_SIZE
-    if not isinstance(addr, int):
-        return "uvm_km_free: address %r is not an int" % (addr,)
-    if r == 0:
-        return "uvm_km_free: 0x%x was never returned by uvm_km_alloc on map '%s'" % (addr, mi.name)
-    if r & _TYPES != flags & _TYPES:
-        return "uvm_km_free: 0x%x was allocated with type 0x%x, freed with 0x%x" % (addr, r & _TYPES, flags & _TYPES)
-    if r & _RPOOL:
-        return "uvm_km_free: 0x%x is a %d-byte pool page (UVM_KMF_POOLPAGE), not an allocation of its own" % (
-            addr, (r >> _RSHIFT) * ps)
-    if flags & UVM_KMF_POOLPAGE:
-        return "uvm_km_free: 0x%x is no pool page (UVM_KMF_POOLPAGE given)" % addr
-    return "uvm_km_free: 0x%x was allocated with %d bytes (rounded), freed with %d" % (addr, (r >> _RSHIFT) * ps, size)
+def _diag(fn, a, b, c, d, e=None):
+    # uvm_km_diag.fn(...): a misuse message or a debug check, the module
+    # dropped after unless debug mode holds it (_debug[1])
+    # => any context; with the heap locked the import fails: MemoryError.
+    m = _debug[1]
+    if m is None:
+        from mpalloc import uvm_km_diag as m
+    try:
+        return getattr(m, fn)(a, b, c, d) if e is None else getattr(m, fn)(a, b, c, d, e)
+    finally:
+        if _debug[1] is None and "mpalloc.uvm_km_diag" in sys.modules:
+            lazy.unload("uvm_km_diag")
 
 
 def uvm_km_suballoc(map, size, flags, fixed, min, submap):
@@ -408,37 +340,7 @@ def uvm_km_suballoc(map, size, flags, fixed, min, submap):
     """
     # => thread context (allocates); no map lock held. size a multiple of PAGE_SIZE.
     # => failure: MemoryError (NetBSD panics); bad arguments: TypeError/ValueError.
-    mi = _mi(map, "uvm_km_suballoc")
-    _ints("uvm_km_suballoc", "size, min and flags", size, min, flags)
-    if not (submap is None or isinstance(submap, str)):
-        raise TypeError("uvm_km_suballoc: submap (its name) must be a str or None, not %s" % type(submap).__name__)
-    ps = PAGE_SIZE
-    if size <= 0:
-        raise ValueError("uvm_km_suballoc: size %d must be > 0" % size)
-    if flags & ~(VM_MAP_PAGEABLE | VM_MAP_INTRSAFE | VM_MAP_TOPDOWN):
-        raise ValueError("uvm_km_suballoc: flags 0x%x: only VM_MAP_PAGEABLE, VM_MAP_INTRSAFE, VM_MAP_TOPDOWN" % flags)
-    sz = (size + ps - 1) & -ps
-    if fixed and min % ps:
-        raise ValueError("uvm_km_suballoc: fixed min 0x%x not page aligned" % min)
-    s = _lock(mi, 0)
-    try:
-        if fixed:
-            a = _xalloc(mi, sz, 0, min, min + sz - 1)
-        else:
-            a = _va_alloc(mi, sz, 0)
-    except BaseException:
-        _unlock(mi, s)
-        raise
-    if a is None:
-        _unlock(mi, s)
-        raise MemoryError("uvm_km_suballoc: no %d bytes%s in map '%s'" % (sz, " at 0x%x" % min if fixed else "", mi.name))
-    mi.rec[(a - mi.lo) // ps] = ((sz // ps) << _RSHIFT) | _SUBMAP
-    _unlock(mi, s)
-    name = submap if submap else "%s.sub%d" % (mi.name, len(mi.submaps))
-    arena = _vmem.vmem_create(name, a, sz, ps, 0, _vm_flag("VM_NOSLEEP", 2))
-    sm = _new_map(arena, name, a, sz, flags, mi)
-    mi.submaps.append(sm)
-    return arena, a, a + sz
+    return _cold("suballoc", map, size, flags, fixed, min, submap)
 
 
 def uvm_km_buf(addr, size):
@@ -472,75 +374,32 @@ def uvm_km_buf(addr, size):
 # map) per operation, no heap (pool pages may be taken from interrupt
 # handlers); a failure raises AssertionError naming the map and the page, or
 # the preallocated E_DEBUG with the heap locked. Off by default.
-_debug = [False]
+_debug = [False, None]  # on; uvm_km_diag while on (no import under heap_lock)
 E_DEBUG = AssertionError("uvm_km: page records broken (found with the heap locked)")
 
 
 def uvm_km_debug(on):
     """Switch the page-record checks after every alloc/free on or off."""
-    # => thread context.
+    # => thread context (loads uvm_km_diag the first time).
+    if on:
+        from mpalloc import uvm_km_diag
+
+        _debug[1] = uvm_km_diag
     _debug[0] = bool(on)
 
 
 def _chk_locked(mi, s, a):
     # Debug check after an operation at address a (the caller's finally
     # releases the lock when this raises).
-    e = _chk_map(mi)
-    if e >= 0:
-        uvm_km_lasterr[0] = a
-        fail(E_DEBUG, AssertionError, "uvm_km: map '%s': page record at 0x%x broken (after the operation at 0x%x)",
-             mi.name, mi.lo + e * PAGE_SIZE, a)
-
-
-def _chk_map(mi):
-    # -1 if map mi's records are consistent, else the page where they are not.
-    r = mi.rec
-    n = len(r)
-    p = 0
-    while p < n:
-        v = r[p]
-        if v == 0:
-            if mi.untouched[p]:
-                return p  # a demand-zero mark outside any allocation
-            p += 1
-            continue
-        e = p + (v >> _RSHIFT)
-        if e <= p or e > n or _chk_run(mi, p, e, v & _TYPES == UVM_KMF_PAGEABLE):
-            return p
-        p = e
-    return -1
-
-
-def _chk_run(mi, p, e, pageable):
-    # True if a page after the first (p) of the allocation [p, e) holds a
-    # record, or, not pageable, any of its pages a demand-zero mark.
-    r = mi.rec
-    u = mi.untouched
-    for i in range(p, e):
-        if (i > p and r[i]) or (u[i] and not pageable):
-            return True
-    return False
+    _diag("chk_locked", mi, s, a, 0)
 
 
 def uvm_km_stats():
     # => thread context (allocates).
-    names = []
-    for mi in _maps.values():
-        if mi.parent is not None:
-            names.append(mi.name)
-    return {"wired": _bytes[0], "pageable": _bytes[1], "vaonly": _bytes[2],
-            "page_size": PAGE_SIZE, "submaps": names}
+    return _cold("stats")
 
 
 def uvm_km_allocations(map):
     """[(addr, size, type)] of map's live allocations (type: 'wired', 'pageable', 'vaonly', 'submap')."""
     # => thread context (allocates); map a map of uvm_km's.
-    mi = _mi(map, "uvm_km_allocations")
-    r = []
-    for p in range(len(mi.rec)):
-        v = mi.rec[p]
-        if v:
-            t = v & 0xF
-            r.append((mi.lo + p * PAGE_SIZE, (v >> _RSHIFT) * PAGE_SIZE,
-                      "submap" if t & _SUBMAP else ("wired" if t == 1 else ("pageable" if t == 2 else "vaonly"))))
-    return r
+    return _cold("allocations", map)

@@ -4,14 +4,13 @@
 #   vmem_add(vm, addr, size, flags) -> 0 | None
 #   vmem_alloc(vm, size, flags) -> addr | None
 #   vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags) -> addr | None
-#   vmem_free(vm, addr, size)          vmem_xfree(vm, addr, size)
-#   vmem_destroy(vm)
+#   vmem_free(vm, addr, size)          vmem_xfree(vm, addr, size)    vmem_destroy(vm)
 #   vmem_set_import(vm, importfn, releasefn, arg, import_quantum)
 #   vmem_set_reclaim(vm, reclaimfn)    vmem_set_limit(vm, limit)
 #   vmem_size(vm, typemask)            vmem_roundup_size(vm, size)
-# Man-page names and parameter order (NetBSD subr_vmem.c semantics); an
-# out-parameter becomes the return value, ENOMEM becomes None. importfn(arg,
-# size, flags) -> addr | None, releasefn(arg, addr, size): a child imports with
+# Man-page names and order (NetBSD subr_vmem.c); an out-parameter becomes
+# the return value, ENOMEM None. importfn(arg, size, flags) -> addr | None,
+# releasefn(arg, addr, size): a child imports with
 # vmem_set_import(child, vmem_alloc, vmem_free, parent, q). The arena's methods
 # ARE the module functions (vm.alloc is vmem_alloc). Flags: exactly one of
 # M_WAITOK/M_NOWAIT, at most one of M_FIRSTFIT/M_BESTFIT/M_NEXTFIT.
@@ -33,24 +32,22 @@
 # class's stack once. Full statement: vmem_diag.check (vmem_check).
 #
 # Locking: one intr spin mutex per arena (skipped where it does nothing: _lk);
-# arguments are checked before the lock; locked sections release it on any
-# exception. M_WAITOK is refused in interrupt context and waits at most
-# wait_ms for frees. Debug: vmem_debug(True) runs vmem_check after every
-# operation but quantum-cache hits.
+# arguments checked before the lock; locked sections release it on any
+# exception. M_WAITOK is refused in interrupt context, waits <= wait_ms for
+# frees. vmem_debug(True): vmem_check after every op but quantum-cache hits.
 #
 # Hot paths (vmem_alloc, vmem_xalloc, vmem_free, vmem_xfree; M_NOWAIT, steady
 # state) allocate nothing: the tag reserve is refilled (_bt_refill) before a
-# search. Their frames stay within MicroPython's 11 stack words. Misuse raises
-# ValueError naming the function; heap locked: the preallocated E_*_LOCKED.
-# Design notes and measurements: docs/DESIGN-NOTES.md#vmem.
+# search. Misuse raises ValueError naming the function; heap locked: the
+# preallocated E_*_LOCKED. Resident: what a running program reaches;
+# vmem_setup (create, set_*) and vmem_diag (destroy, check, stats, misuse
+# messages) load on use, then go (lazy.unload). Notes: docs/DESIGN-NOTES.md#vmem.
+import sys
 import time
-
-from mpalloc.compat import const, ticks_ms, ticks_diff
-
-
 from array import array
 
-from mpalloc import intr
+from mpalloc.compat import const, ticks_ms, ticks_diff
+from mpalloc import intr, lazy
 
 M_WAITOK = const(0x1)
 M_NOWAIT = const(0x2)
@@ -147,8 +144,12 @@ def _sync():
             _exit = _bare_exit
             _rel = type(m).release
             _thr = True
+    if _nat:  # the native paths take the mode's values too
+        _nat.bind(globals(), _SXW)
 
 
+_nat = None  # vmem_native once loaded, False where it cannot be (see the end)
+_SXW = 32 if sys.maxsize > 0xFFFFFFFF else 0
 intr._on_setup.append(_sync)
 _sync()
 
@@ -184,10 +185,6 @@ def _sleep1():
         time.sleep(0.001)
 
 
-def _pow2(x):
-    return x > 0 and (x & (x - 1)) == 0
-
-
 def _zeros(tc, n):
     return array(tc, bytes(n * (4 if tc == "i" else 2)))
 
@@ -195,68 +192,6 @@ def _zeros(tc, n):
 class vmem:
     """A vmem arena. Use the module functions (or these methods, which are the
     same functions)."""
-
-    def __init__(self, name, quantum, qcache_max, flags):
-        self.name = name
-        self.quantum = quantum
-        self.qcache_max = qcache_max
-        self.flags = flags
-        self._qshift = _flog2(quantum) if quantum < 0x40000000 else 30
-        self._qmask = quantum - 1
-        self._lock = intr.mutex_init()
-        self._origin = 0  # address of quantum 0 (set by the first span)
-        self._origin_q = 0  # (_origin >> _qshift) mod 2**29
-        self._lo = None  # lowest span address (bytes)
-        self._hi = None  # highest span address (inclusive, bytes)
-        # boundary tags
-        self._cap = 0
-        self._seg_start = self._seg_size = self._seg_next = self._seg_prev = self._free_next = self._free_prev = None
-        self._seg_type = None
-        self._spare_head = 0
-        self._nspare = 0
-        self._hash_bucket = None
-        self._hash_mask = 0
-        self._hash_shift = 0
-        self._free_head = _zeros("H", _NLISTS)
-        self._free_map = 0
-        # accounting (quanta)
-        self._size = 0  # all spans
-        self._inuse = 0  # busy segments (incl. quantum-cached items)
-        self._nfreeop = 0
-        self._nimport = 0
-        self._nrelease = 0
-        self._nfail = 0
-        self._xsteps = 0  # boundary-tag steps beyond the first of each operation
-        self._maxsteps = 1  # worst steps of one operation
-        self._ops = 0  # steps of the best-fit search under way
-        self._nextfit_cursor = _QMIN  # next-fit cursor (quanta, end of the last next-fit allocation)
-        # import / reclaim / limit
-        self._importfn = None
-        self._releasefn = None
-        self._arg = None
-        self._import_quantum = quantum
-        self._reclaimfn = None
-        self._limit = 0
-        self._rel = _zeros("i", 2 * _NREL)  # spans to release: (q, size) pairs
-        self._nrel = 0
-        # quantum caches (see the header for the stack layout)
-        self._qcmax = qcache_max >> self._qshift
-        self._qc_stack = _zeros("H", self._qcmax * 32) if self._qcmax else None
-        self._qc_top = _zeros("H", self._qcmax + 1) if self._qcmax else None
-        for k in range(1, self._qcmax + 1):
-            self._qc_top[k] = (k - 1) * 32
-        self._qc_state = bytearray(0)  # quantum-cache state per quantum of the window
-        self._qc_nwindow = 0  # window size in quanta (len(_qc_state))
-        self._qfills = 0
-        self._qdrains = 0
-        self._dead = False
-        self._grow(32)
-        # tag 0: the segment-list sentinel
-        self._spare_head = self._free_next[0]
-        self._nspare -= 1
-        self._seg_next[0] = 0
-        self._seg_prev[0] = 0
-        self._seg_start[0] = _NOQ
 
     def __repr__(self):
         return "<vmem %r>" % (self.name,)
@@ -679,24 +614,25 @@ def _release_pending(vm):
 # ---------------------------------------------------------------- misuse
 
 
-def _chk_flags(fn, flags):
-    if not isinstance(flags, int):
-        raise TypeError("%s: flags must be an int, not %s" % (fn, type(flags).__name__))
-    w = flags & _WAITMASK
-    if w == 0:
-        raise ValueError("%s: flags 0x%x have no wait flag (need M_WAITOK or M_NOWAIT)" % (fn, flags))
-    if w == _WAITMASK:
-        raise ValueError("%s: flags 0x%x have both M_WAITOK and M_NOWAIT" % (fn, flags))
-    f = flags & _FITMASK
-    if f & (f - 1):
-        raise ValueError("%s: flags 0x%x name more than one of M_FIRSTFIT, M_BESTFIT, M_NEXTFIT" % (fn, flags))
-
-
 def _chk_arena(fn, vm):
-    if not isinstance(vm, vmem):
-        raise TypeError("%s: %r is not a vmem arena" % (fn, vm))
-    if vm._dead:
-        raise ValueError("%s: arena '%s' was destroyed" % (fn, vm.name))
+    # TypeError/ValueError naming fn unless vm is a live arena
+    if vm.__class__ is not vmem or vm._dead:
+        _cold("vmem_diag", "bad_arena", fn, vm)
+
+
+def _cold(mod, fn, *args):
+    # mod.fn(*args) from a module of cold paths, imported for the call and
+    # dropped after (vmem_diag stays while debug mode holds it)
+    # => thread context (the import allocates).
+    if mod == "vmem_setup":
+        from mpalloc import vmem_setup as m
+    else:
+        from mpalloc import vmem_diag as m
+    try:
+        return getattr(m, fn)(*args)
+    finally:
+        if mod != "vmem_diag" or _diag is None:
+            lazy.unload(mod)
 
 
 def _chk_alloc(vm, size, flags):
@@ -725,45 +661,60 @@ def _bad_alloc(fn, vm, size, flags):
     vmem_lasterr[0] = size
     vmem_lasterr[1] = vm
     try:
-        from mpalloc import vmem_diag
-
-        vmem_diag.bad_alloc(fn, vm, size, flags)
+        _misuse().bad_alloc(fn, vm, size, flags)
     except MemoryError:
         raise E_XALLOC_LOCKED if fn == "vmem_xalloc" else E_ALLOC_LOCKED
+    finally:
+        _misuse_done()
 
 
-def _xerr(fmt, a, b, c):
-    # vmem_xalloc's constraint misuse: a formatted ValueError, or with the
-    # heap locked the preallocated E_XALLOC_LOCKED (a in vmem_lasterr[0])
-    vmem_lasterr[0] = a
+def _misuse():
+    # vmem_diag for a misuse message (MemoryError with the heap locked)
+    from mpalloc import vmem_diag
+
+    return vmem_diag
+
+
+def _misuse_done():
+    # drop vmem_diag again unless debug mode holds it (allocates nothing:
+    # with the heap locked the import failed and there is nothing to drop)
+    if _diag is None and "mpalloc.vmem_diag" in sys.modules:
+        lazy.unload("vmem_diag")
+
+
+def _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
+    # vmem_xalloc's constraint misuse: a formatted ValueError/TypeError, or
+    # with the heap locked the preallocated E_XALLOC_LOCKED (size in vmem_lasterr)
+    vmem_lasterr[0] = size
+    vmem_lasterr[1] = vm
     try:
-        n = fmt.count("%")
-        m = fmt % ((a,) if n == 1 else (a, b) if n == 2 else (a, b, c))
+        _misuse().bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr)
     except MemoryError:
         raise E_XALLOC_LOCKED
-    raise ValueError(m)
+    finally:
+        _misuse_done()
 
 
 def _bad_free(vm, addr, size):
     vmem_lasterr[0] = addr
     vmem_lasterr[1] = vm
     try:
-        from mpalloc import vmem_diag
-
-        vmem_diag.bad_free("vmem_free", vm, addr, size)
+        _misuse().bad_free("vmem_free", vm, addr, size)
     except MemoryError:
         raise E_FREE_LOCKED
+    finally:
+        _misuse_done()
 
 
 def _bad_xfree(vm, addr, size):
     vmem_lasterr[0] = addr
     vmem_lasterr[1] = vm
     try:
-        from mpalloc import vmem_diag
-
-        vmem_diag.bad_free("vmem_xfree", vm, addr, size)
+        _misuse().bad_free("vmem_xfree", vm, addr, size)
     except MemoryError:
         raise E_XFREE_LOCKED
+    finally:
+        _misuse_done()
 
 
 # ---------------------------------------------------------------- allocation
@@ -1029,32 +980,23 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
     f = flags & _FITMASK
     if vm._dead or size <= 0 or not (flags + 1) & 2 or f & (f - 1) or size > _XLIM:
         _bad_alloc(fname, vm, size, flags)
-    _chk_xargs(align, phase, nocross, minaddr, maxaddr)
-    Q = vm.quantum
+    if (align.__class__ is not int or phase.__class__ is not int or nocross.__class__ is not int
+            or minaddr.__class__ is not int or maxaddr.__class__ is not int
+            or not (0 <= align <= _XLIM and 0 <= phase <= _XLIM and 0 <= nocross <= _XLIM)):
+        _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr)
     qm = vm._qmask
     qsh = vm._qshift
     qs = (size + qm) >> qsh
     if qs > _QLIM:
         _bad_alloc(fname, vm, size, flags)
     if align == 0:
-        align = Q
-    if align < 0 or align & (align - 1):
-        _xerr("vmem_xalloc: align %d is not a power of two", align, 0, 0)
-    if align & qm:
-        _xerr("vmem_xalloc: align %d is not a multiple of the quantum %d", align, Q, 0)
-    if phase < 0 or phase & qm:
-        _xerr("vmem_xalloc: phase %d is not a multiple of the quantum %d", phase, Q, 0)
-    if phase >= align:
-        _xerr("vmem_xalloc: phase %d >= align %d", phase, align, 0)
-    if nocross:
-        if nocross < 0 or nocross & (nocross - 1) or nocross & qm:
-            _xerr("vmem_xalloc: nocross %d is not a power-of-two multiple of the quantum %d", nocross, Q, 0)
-        if nocross < qs << qsh:
-            _xerr("vmem_xalloc: nocross %d is smaller than the size %d", nocross, qs << qsh, 0)
-        if (phase & (nocross - 1)) + (qs << qsh) > nocross:
-            _xerr("vmem_xalloc: phase %d with size %d crosses the nocross boundary %d", phase, qs << qsh, nocross)
-    if minaddr > maxaddr:
-        _xerr("vmem_xalloc: minaddr 0x%x > maxaddr 0x%x", minaddr, maxaddr, 0)
+        align = vm.quantum
+    # (no tuple, no loop: vmem_xalloc runs from interrupt handlers, heap locked;
+    # vmem_diag.bad_xargs names the first constraint broken)
+    if (align & (align - 1) or align & qm or phase & qm or phase >= align or minaddr > maxaddr
+            or nocross and (nocross & (nocross - 1) or nocross & qm or nocross < qs << qsh
+                            or (phase & (nocross - 1)) + (qs << qsh) > nocross)):
+        _bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr)
     if flags & M_WAITOK and intr.cpu_intr_p():
         _bad_alloc(fname, vm, size, flags)
     org = vm._origin
@@ -1073,17 +1015,6 @@ def vmem_xalloc(vm, size, align, phase, nocross, minaddr, maxaddr, flags):
         if maxq < -_QLIM:
             maxq = _QMIN
     return _xalloc(vm, qs, align >> qsh, phase >> qsh, nocross >> qsh, minq, maxq, flags, _T_XBUSY, fname)
-
-
-def _chk_xargs(align, phase, nocross, minaddr, maxaddr):
-    # vmem_xalloc's constraints: ints, and none beyond what an address can be
-    # (minaddr and maxaddr may be VMEM_ADDR_MIN / VMEM_ADDR_MAX)
-    # (no tuple, no loop: vmem_xalloc runs from interrupt handlers, heap locked)
-    if (align.__class__ is not int or phase.__class__ is not int or nocross.__class__ is not int
-            or minaddr.__class__ is not int or maxaddr.__class__ is not int):
-        _xerr("vmem_xalloc: align, phase, nocross, minaddr and maxaddr must be ints (got %r, %r, %r)", align, phase, nocross)
-    if not (0 <= align <= _XLIM and 0 <= phase <= _XLIM and 0 <= nocross <= _XLIM):
-        _xerr("vmem_xalloc: align %d, phase %d and nocross %d must be in 0..2**40", align, phase, nocross)
 
 
 def _search(vm, qs, align, phase, nocross, minq, maxqx, flags, btype):
@@ -1339,40 +1270,17 @@ def vmem_xfree(vm, addr, size):
 
 def vmem_create(name, base, size, quantum, qcache_max, flags):
     """A new arena named `name` managing [base, base+size) (size 0: none yet)."""
-    # => thread context (allocates). quantum a power of two, qcache_max a multiple of it, size >= 0.
-    # => bad arguments: TypeError/ValueError; no heap for the arrays: MemoryError.
-    for v in (base, size, quantum, qcache_max, flags):
-        if not isinstance(v, int):
-            raise TypeError("vmem_create: base, size, quantum, qcache_max and flags must be ints (got %r)" % (v,))
-    if not isinstance(name, str):
-        raise TypeError("vmem_create: name %r is not a str" % (name,))
-    if not isinstance(quantum, int) or not _pow2(quantum):
-        raise ValueError("vmem_create: quantum %r is not a power of two" % (quantum,))
-    if qcache_max < 0 or qcache_max & (quantum - 1):
-        raise ValueError("vmem_create: qcache_max %d is not a multiple of the quantum %d" % (qcache_max, quantum))
-    if size < 0:
-        raise ValueError("vmem_create: size %d < 0" % size)
-    if quantum > _XLIM or qcache_max > _XLIM:
-        raise ValueError("vmem_create: quantum %d or qcache_max %d beyond 2**40" % (quantum, qcache_max))
-    _chk_flags("vmem_create", flags)
-    if qcache_max > _QCLASSES * quantum:
-        qcache_max = _QCLASSES * quantum  # clamped as NetBSD does
-    vm = vmem(name[:16], quantum, qcache_max, flags)
-    if size:
-        _add(vm, base, size, _T_SSPAN, "vmem_create")
-    vmem_list.append(vm)
-    return vm
+    # => thread context (allocates; vmem_setup does the work). quantum a power of two,
+    # => qcache_max a multiple of it, size >= 0. Bad arguments: TypeError/ValueError;
+    # => no heap for the arrays: MemoryError.
+    return _cold("vmem_setup", "create", name, base, size, quantum, qcache_max, flags)
 
 
 def _add(vm, addr, size, stype, fname):
     # add span [addr, addr+size) (lock taken here; allocates)
     qm = vm._qmask
-    if not isinstance(addr, int) or not isinstance(size, int):
-        raise TypeError("%s: addr and size must be ints (got %r, %r)" % (fname, addr, size))
-    if size <= 0:
-        raise ValueError("%s: size %d must be > 0" % (fname, size))
-    if addr < 0 or addr & qm or size & qm:
-        raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
+    if addr.__class__ is not int or size.__class__ is not int or size <= 0 or addr < 0 or addr & qm or size & qm:
+        _bad_span(fname, vm, addr, size, 0)
     m = vm._lock
     s = _enter(m)
     try:
@@ -1383,20 +1291,14 @@ def _add(vm, addr, size, stype, fname):
         q = (addr - org) >> qsh
         n = size >> qsh
         if q < -_QLIM or q + n > _QLIM:
-            raise ValueError(
-                "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
-            )
+            _bad_span(fname, vm, addr, size, -1)
         st = vm._seg_start
         sz = vm._seg_size
         ty = vm._seg_type
         t = vm._seg_next[0]
         while t:
             if ty[t] <= _T_SSPAN and st[t] < q + n and q < st[t] + sz[t]:
-                a = org + (st[t] << qsh)
-                raise ValueError(
-                    "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
-                    % (fname, addr, addr + size - 1, a, a + (sz[t] << qsh) - 1, vm.name)
-                )
+                _bad_span(fname, vm, addr, size, t)
             t = vm._seg_next[t]
         if vm._nspare < _BT_MINRESERVE + 2:
             vm._grow(vm._cap * 2)
@@ -1437,6 +1339,12 @@ def _add(vm, addr, size, stype, fname):
         _exit(m, s)
 
 
+def _bad_span(fname, vm, addr, size, t):
+    # _add's misuse (t: 0 arguments, -1 too far from the origin, else the
+    # overlapped span's tag): vmem_diag formats the message
+    _misuse().bad_span(fname, vm, addr, size, t)
+
+
 def _qc_window(vm):
     # grow the quantum-cache window to the arena's extent above its origin,
     # at most qcache_window quanta (lock held; allocates; a failure leaves
@@ -1461,7 +1369,9 @@ def vmem_add(vm, addr, size, flags):
     # => thread context (allocates); the arena lock not held. [addr, addr+size) overlaps no span of the arena.
     # => returns 0; None when flags is M_NOWAIT and no boundary tag can be had.
     _chk_arena("vmem_add", vm)
-    _chk_flags("vmem_add", flags)
+    f = flags & _FITMASK if flags.__class__ is int else 0
+    if flags.__class__ is not int or not (flags + 1) & 2 or f & (f - 1):
+        _cold("vmem_diag", "chk_flags", "vmem_add", flags)
     try:
         _add(vm, addr, size, _T_SSPAN, "vmem_add")
     except MemoryError:
@@ -1477,50 +1387,26 @@ def vmem_destroy(vm):
     """Destroy the arena. Outstanding allocations are reported (ValueError,
     the arena stays intact); imported spans go back through releasefn."""
     # => thread context (allocates); nobody else uses the arena. Allocations still out: ValueError, arena intact.
-    from mpalloc import vmem_diag
-
-    vmem_diag.destroy(vm)
+    return _cold("vmem_diag", "destroy", vm)
 
 
 def vmem_set_import(vm, importfn, releasefn, arg, import_quantum):
     """importfn(arg, size, flags) -> addr|None; releasefn(arg, addr, size)."""
     # => thread context (allocates), before the arena is shared. importfn, releasefn callable or None;
     # => import_quantum a multiple of the quantum. Bad arguments: TypeError/ValueError.
-    _chk_arena("vmem_set_import", vm)
-    if not (importfn is None or callable(importfn)) or not (releasefn is None or callable(releasefn)):
-        raise TypeError("vmem_set_import: importfn and releasefn must be callable or None")
-    if not isinstance(import_quantum, int):
-        raise TypeError("vmem_set_import: import_quantum must be an int, not %s" % type(import_quantum).__name__)
-    if import_quantum == 0:
-        import_quantum = vm.quantum
-    if import_quantum < 0 or import_quantum & vm._qmask:
-        raise ValueError(
-            "vmem_set_import: import_quantum %d is not a multiple of the quantum %d" % (import_quantum, vm.quantum)
-        )
-    vm._importfn = importfn
-    vm._releasefn = releasefn
-    vm._arg = arg
-    vm._import_quantum = import_quantum
+    return _cold("vmem_setup", "set_import", vm, importfn, releasefn, arg, import_quantum)
 
 
 def vmem_set_reclaim(vm, reclaimfn):
     """reclaimfn(vm, flags) is called once before an M_WAITOK request waits."""
     # => thread context (allocates), before the arena is shared. reclaimfn callable or None.
-    _chk_arena("vmem_set_reclaim", vm)
-    if not (reclaimfn is None or callable(reclaimfn)):
-        raise TypeError("vmem_set_reclaim: reclaimfn must be callable or None")
-    vm._reclaimfn = reclaimfn
+    return _cold("vmem_setup", "set_reclaim", vm, reclaimfn)
 
 
 def vmem_set_limit(vm, limit):
     """Import no span that would bring the arena above `limit` bytes (0: none)."""
     # => thread context; limit >= 0 (0: no limit). Bad arguments: TypeError/ValueError.
-    _chk_arena("vmem_set_limit", vm)
-    if not isinstance(limit, int):
-        raise TypeError("vmem_set_limit: limit must be an int, not %s" % type(limit).__name__)
-    if limit < 0:
-        raise ValueError("vmem_set_limit: limit %d < 0" % limit)
-    vm._limit = limit
+    return _cold("vmem_setup", "set_limit", vm, limit)
 
 
 def vmem_roundup_size(vm, size):
@@ -1603,9 +1489,7 @@ def vmem_spans(vm):
     """[("span", addr, size, imported), ...] in segment-list order."""
     # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_spans", vm)
-    from mpalloc import vmem_diag
-
-    return vmem_diag.spans(vm)
+    return _cold("vmem_diag", "spans", vm)
 
 
 def vmem_segments(vm):
@@ -1613,9 +1497,7 @@ def vmem_segments(vm):
     items count as "alloc": the arena has handed them to its caches)."""
     # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_segments", vm)
-    from mpalloc import vmem_diag
-
-    return vmem_diag.segments(vm)
+    return _cold("vmem_diag", "segments", vm)
 
 
 def vmem_stats(vm):
@@ -1623,9 +1505,7 @@ def vmem_stats(vm):
     qdrains, tags)."""
     # => thread context (allocates); the arena lock not held.
     _chk_arena("vmem_stats", vm)
-    from mpalloc import vmem_diag
-
-    return vmem_diag.stats(vm)
+    return _cold("vmem_diag", "stats", vm)
 
 
 # the arena's methods are the module functions themselves (no wrapper call)
@@ -1641,3 +1521,47 @@ vmem.set_import = vmem_set_import
 vmem.set_reclaim = vmem_set_reclaim
 vmem.set_limit = vmem_set_limit
 vmem.check = vmem_check
+
+
+# -- native hot paths (vmem_native.py, #20) -----------------------------------
+# vmem_alloc and vmem_free (and the arena's alloc/free methods) are the viper
+# pair where the runtime compiles it and mpalloc.native.switch[0] is on, else
+# the bytecode pair above (_vmem_alloc, _vmem_free: the native pair's fallback
+# for everything off its common path). Loaded by __import__ so that the flat
+# filesystem's dependency scan (micro:bit) does not copy it there.
+_vmem_alloc = vmem_alloc
+_vmem_free = vmem_free
+
+
+def _native_load():
+    try:
+        m = __import__("mpalloc.vmem_native", None, None, ("bind",))
+        m.bind(globals(), _SXW)
+        return m
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError, AttributeError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _bind():
+    # => thread context; no vmem_alloc/vmem_free under way (native.off()/on()).
+    global _nat, vmem_alloc, vmem_free
+    if _nat is None:
+        m = sys.modules.get("mpalloc.native")  # (not imported: the switch is on)
+        if m is None or m.switch[0]:  # off before vmem's import: no heap for the native code
+            _nat = _native_load()
+    if _nat and _nat.switch[0]:
+        vmem_alloc, vmem_free = _nat.vmem_alloc, _nat.vmem_free
+    else:
+        vmem_alloc, vmem_free = _vmem_alloc, _vmem_free
+    vmem.alloc = vmem_alloc
+    vmem.free = vmem_free
+
+
+def native_path():
+    """'native' if vmem_alloc/vmem_free are vmem_native's now, else 'bytecode'."""
+    # => any context.
+    return "native" if _nat and vmem_alloc is _nat.vmem_alloc else "bytecode"
+
+
+_bind()

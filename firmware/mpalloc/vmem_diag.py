@@ -9,7 +9,6 @@ from mpalloc import vmem as _v
 from mpalloc.vmem import (
     M_WAITOK,
     _chk_arena,
-    _chk_flags,
     _flog2,
     _hash_find,
     _largest,
@@ -33,6 +32,81 @@ _QS_CACHED = const(0x80)
 _NOSPAN = const(-0x40000000)  # no span seen yet (below every quantum offset)
 
 
+def bad_arena(fn, vm):
+    # vmem._chk_arena's message
+    if not isinstance(vm, _v.vmem):
+        raise TypeError("%s: %r is not a vmem arena" % (fn, vm))
+    raise ValueError("%s: arena '%s' was destroyed" % (fn, vm.name))
+
+
+def chk_flags(fn, flags):
+    if not isinstance(flags, int):
+        raise TypeError("%s: flags must be an int, not %s" % (fn, type(flags).__name__))
+    w = flags & 0x3
+    if w == 0:
+        raise ValueError("%s: flags 0x%x have no wait flag (need M_WAITOK or M_NOWAIT)" % (fn, flags))
+    if w == 0x3:
+        raise ValueError("%s: flags 0x%x have both M_WAITOK and M_NOWAIT" % (fn, flags))
+    f = flags & 0xB000
+    if f & (f - 1):
+        raise ValueError("%s: flags 0x%x name more than one of M_FIRSTFIT, M_BESTFIT, M_NEXTFIT" % (fn, flags))
+
+
+def bad_xargs(vm, size, align, phase, nocross, minaddr, maxaddr):
+    # vmem_xalloc's constraint misuse, in the order it was always checked
+    if (align.__class__ is not int or phase.__class__ is not int or nocross.__class__ is not int
+            or minaddr.__class__ is not int or maxaddr.__class__ is not int):
+        raise TypeError("vmem_xalloc: align, phase, nocross, minaddr and maxaddr must be ints (got %r, %r, %r)"
+                        % (align, phase, nocross))
+    X = 1 << 40
+    if not (0 <= align <= X and 0 <= phase <= X and 0 <= nocross <= X):
+        raise ValueError("vmem_xalloc: align %d, phase %d and nocross %d must be in 0..2**40" % (align, phase, nocross))
+    Q = vm.quantum
+    qm = vm._qmask
+    n = ((size + qm) >> vm._qshift) << vm._qshift
+    if align == 0:
+        align = Q
+    if align & (align - 1):
+        raise ValueError("vmem_xalloc: align %d is not a power of two" % align)
+    if align & qm:
+        raise ValueError("vmem_xalloc: align %d is not a multiple of the quantum %d" % (align, Q))
+    if phase & qm:
+        raise ValueError("vmem_xalloc: phase %d is not a multiple of the quantum %d" % (phase, Q))
+    if phase >= align:
+        raise ValueError("vmem_xalloc: phase %d >= align %d" % (phase, align))
+    if nocross:
+        if nocross & (nocross - 1) or nocross & qm:
+            raise ValueError("vmem_xalloc: nocross %d is not a power-of-two multiple of the quantum %d" % (nocross, Q))
+        if nocross < n:
+            raise ValueError("vmem_xalloc: nocross %d is smaller than the size %d" % (nocross, n))
+        if (phase & (nocross - 1)) + n > nocross:
+            raise ValueError("vmem_xalloc: phase %d with size %d crosses the nocross boundary %d" % (phase, n, nocross))
+    if minaddr > maxaddr:
+        raise ValueError("vmem_xalloc: minaddr 0x%x > maxaddr 0x%x" % (minaddr, maxaddr))
+    raise ValueError("vmem_xalloc: bad arguments")
+
+
+def bad_span(fname, vm, addr, size, t):
+    # vmem._add's misuse: t 0 the arguments, -1 too far from the origin, else
+    # the tag of the span [addr, addr+size) overlaps
+    if t == 0:
+        if not isinstance(addr, int) or not isinstance(size, int):
+            raise TypeError("%s: addr and size must be ints (got %r, %r)" % (fname, addr, size))
+        if size <= 0:
+            raise ValueError("%s: size %d must be > 0" % (fname, size))
+        raise ValueError("%s: span 0x%x+0x%x is not aligned to the quantum %d" % (fname, addr, size, vm.quantum))
+    org = vm._origin if vm._lo is not None else addr
+    if t < 0:
+        raise ValueError(
+            "%s: span 0x%x+0x%x is too far (> 2**29 quanta) from the arena origin 0x%x" % (fname, addr, size, org)
+        )
+    a = org + (vm._seg_start[t] << vm._qshift)
+    raise ValueError(
+        "%s: span 0x%x-0x%x overlaps span 0x%x-0x%x of arena '%s'"
+        % (fname, addr, addr + size - 1, a, a + (vm._seg_size[t] << vm._qshift) - 1, vm.name)
+    )
+
+
 def bad_alloc(fn, vm, size, flags):
     _chk_arena(fn, vm)
     if not isinstance(size, int):
@@ -41,7 +115,7 @@ def bad_alloc(fn, vm, size, flags):
         raise TypeError("%s: flags must be an int, not %s" % (fn, type(flags).__name__))
     if size <= 0:
         raise ValueError("%s: size %d must be > 0" % (fn, size))
-    _chk_flags(fn, flags)
+    chk_flags(fn, flags)
     if flags & M_WAITOK and intr.cpu_intr_p():
         raise ValueError("%s: M_WAITOK in interrupt context (use M_NOWAIT)" % fn)
     if size > 1 << 40 or (size + vm._qmask) >> vm._qshift > 0x1FFFFFFF:

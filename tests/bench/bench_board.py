@@ -35,6 +35,7 @@ emit("board.window_bytes", board.window[1])
 emit("board.free_after_init", gc.mem_free())
 emit("board.mode", ("up", "sio", "thread")[intr.mode] if intr.mode < 3 else intr.mode)
 emit("board.hit_path", PC.native_path() if hasattr(PC, "native_path") else "bytecode")
+emit("board.vmem_path", vmem.native_path() if hasattr(vmem, "native_path") else "bytecode")
 G = pool.PR_NOWAIT
 
 

@@ -562,4 +562,97 @@ def quantum_cache_window():
         V.qcache_window = w
 
 
+
+# -- issue 20: the native pair (vmem_native.py) beside the bytecode one ------
+# sys.platform -> the path vmem binds there (the runner's MPALLOC_NATIVE=off:
+# bytecode everywhere; tests/host/targets/test_native_paths.py runs this suite so)
+_NEXPECT = {"linux": "native", "darwin": "native", "rp2": "native", "esp32": "native",
+            "webassembly": "bytecode", "microbit": "bytecode"}
+
+
+def _native_sw():
+    from mpalloc import native
+
+    return native.switch[0]
+
+
+@s.test
+def native_binds_expected_path():
+    path = V.native_path()
+    s.metric("native_binds_expected_path", "path", path)
+    want = _NEXPECT.get(sys.platform)
+    if want is None:  # another port: native exactly where the firmware has an arch
+        want = "native" if (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F else "bytecode"
+    if not _native_sw():
+        want = "bytecode"
+    eq(path, want, "vmem path on %s" % sys.platform)
+    eq(V.vmem.alloc is V.vmem_alloc and V.vmem.free is V.vmem_free, True, "arena methods follow the binding")
+
+
+def _both_run(seed):
+    # a seeded mix of quantum-cache, instant-fit, xalloc and misuse on an arena
+    # with a span below its origin; the results, the stats and the errors
+    vm = vmem_create("nat", BASE + 0x8000, 0x8000, 16, 128, M_NOWAIT)
+    V.vmem_add(vm, BASE, 0x4000, M_NOWAIT)  # quanta below the origin
+    al = V.vmem_alloc
+    fr = V.vmem_free
+    out = []
+    live = []
+    x = seed
+    for i in range(mptest_sized.sized(1500, 200)):
+        x = (x * 1103515245 + 12345) & 0x3FFFFFFF
+        if live and (x >> 7) % 5 < 2:
+            a, n, k = live.pop((x >> 4) % len(live))
+            if k:
+                vmem_xfree(vm, a, n)
+            else:
+                fr(vm, a, n)
+        else:
+            n = 1 + (x >> 9) % (150 if x & 64 else 1500)
+            k = (x >> 11) & 7 == 0
+            a = vmem_xalloc(vm, n, 64, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, M_NOWAIT) if k else al(vm, n, M_NOWAIT)
+            out.append(a)
+            if a is not None:
+                live.append((a, n, k))
+    V.vmem_check(vm)
+    errs = []
+    a = al(vm, 32, M_NOWAIT)
+    fr(vm, a, 32)
+    for args in ((a, 32), (a + 8, 16), (a, 48)):
+        try:
+            fr(vm, args[0], args[1])
+            errs.append(None)
+        except ValueError as e:
+            errs.append(str(e))
+    st = vmem_stats(vm)
+    for a, n, k in live:
+        (vmem_xfree if k else fr)(vm, a, n)
+    vmem_destroy(vm)
+    h = 0
+    for a in out:
+        h = (h * 31 + (a or 0)) & 0x3FFFFFFF
+    return h, st["nalloc"], st["nfree"], st["maxsteps"], errs
+
+
+@s.test
+def same_results_both_paths():
+    from mpalloc import native
+
+    sw = _native_sw()
+    try:
+        native.on()
+        a = _both_run(7)
+        pa = V.native_path()
+        native.off()
+        eq(V.native_path(), "bytecode", "after native.off()")
+        b = _both_run(7)
+    finally:
+        if sw:
+            native.on()
+        else:
+            native.off()
+    s.metric("same_results_both_paths", "path", pa)
+    eq(a, b, "native (%s) and bytecode results" % pa)
+
+
 s.run()

@@ -20,7 +20,8 @@ from test_fuzz_replay import _check_replay, _summary, _unix, RESERVE
 
 OFF = "import mpalloc.native\nmpalloc.native.off()\n"
 SUITES = ["test_pool.py", "test_pool_hot.py", "test_pool_heaplock.py", "test_isr.py", "test_softint.py",
-          "test_kmem.py", "test_hostile.py", "test_native.py", "test_dragonfly.py", "test_pool_native.py"]
+          "test_kmem.py", "test_hostile.py", "test_native.py", "test_dragonfly.py", "test_vmem.py",
+          "test_pool_native.py"]
 
 
 @pytest.fixture(scope="module")
