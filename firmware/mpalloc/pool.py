@@ -304,6 +304,7 @@ def pool_prime(pp, n):
 def pool_setlowat(pp, n):
     """Keep at least n free-or-used items' worth of pages (catch-up now, PR_NOWAIT)."""
     # => thread context (allocates); n >= 0.
+    _tchk("pool_setlowat", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -315,6 +316,7 @@ def pool_setlowat(pp, n):
 def pool_sethiwat(pp, n):
     """Pages above n items' worth are given back as soon as they empty (older pool(9))."""
     # => thread context; n >= 0.
+    _tchk("pool_sethiwat", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -326,6 +328,7 @@ def pool_sethiwat(pp, n):
 def pool_sethardlimit(pp, limit, warnmess, ratecap):
     """At most `limit` items out; `warnmess` printed at most once per `ratecap` s."""
     # => thread context; limit >= 0, ratecap >= 0, warnmess a str or None.
+    _tchk("pool_sethardlimit", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -336,6 +339,7 @@ def pool_sethardlimit(pp, limit, warnmess, ratecap):
 
 def pool_set_drain_hook(pp, fn, arg):
     # => thread context; fn callable; one hook per pool (a second: ValueError).
+    _tchk("pool_set_drain_hook", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -347,6 +351,7 @@ def pool_set_drain_hook(pp, fn, arg):
 def pool_reclaim(pp):
     """Give idle pages back to palloc (beyond the low watermarks). 1 if any was freed."""
     # => thread context (ValueError from an interrupt); the pool lock not held.
+    _tchk("pool_reclaim", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -376,6 +381,7 @@ def pool_paddr(pp, a):
 
 def pool_stats(pp):
     # => thread context (allocates).
+    _tchk("pool_stats", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -386,6 +392,7 @@ def pool_stats(pp):
 
 def pool_pages(pp):
     # => thread context (allocates).
+    _tchk("pool_pages", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:
@@ -397,6 +404,7 @@ def pool_pages(pp):
 def pool_chk(pp):
     """Check every invariant written next to the data; raises AssertionError."""
     # => thread context; the pool lock not held. A broken invariant: AssertionError.
+    _tchk("pool_chk", pp)  # before the import: a wrong pp costs no load
     from mpalloc import pool_setup
 
     try:

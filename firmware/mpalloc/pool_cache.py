@@ -711,6 +711,7 @@ _pool._debug_hooks.append(_repoint)
 def pool_cache_get_paddr(pc, flags):
     """(object, physical address) or None; allocates the tuple: not for handlers."""
     # => thread context (allocates) (a tuple); pool_cache_get's flags. failure: None.
+    _cchk("pool_cache_get_paddr", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -721,6 +722,7 @@ def pool_cache_get_paddr(pc, flags):
 
 def pool_cache_put_paddr(pc, o, pa):
     # => as pool_cache_put; pa is ignored (the physical address is the address).
+    _cchk("pool_cache_put_paddr", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -732,6 +734,7 @@ def pool_cache_put_paddr(pc, o, pa):
 def pool_cache_destruct_object(pc, o):
     """Destruct o and give it straight back to the pool."""
     # => thread context (runs the destructor); o an object of the cache, out.
+    _cchk("pool_cache_destruct_object", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -766,6 +769,7 @@ def _cpu_exit(c, s):
 def pool_cache_invalidate(pc):
     """Destruct every cached object: per-CPU magazines and the depot's full ones."""
     # => thread context; no lock of the cache held.
+    _cchk("pool_cache_invalidate", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -777,6 +781,7 @@ def pool_cache_invalidate(pc):
 def pool_cache_destroy(pc):
     """Invalidate, then destroy the pool (objects still out are an error)."""
     # => thread context; no object out (else ValueError).
+    _cchk("pool_cache_destroy", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -787,6 +792,7 @@ def pool_cache_destroy(pc):
 
 def pool_cache_setlowat(pc, n):
     # => as pool_setlowat.
+    _cchk("pool_cache_setlowat", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -797,6 +803,7 @@ def pool_cache_setlowat(pc, n):
 
 def pool_cache_sethiwat(pc, n):
     # => as pool_sethiwat.
+    _cchk("pool_cache_sethiwat", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -807,6 +814,7 @@ def pool_cache_sethiwat(pc, n):
 
 def pool_cache_sethardlimit(pc, limit, warnmess, ratecap):
     # => as pool_sethardlimit.
+    _cchk("pool_cache_sethardlimit", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -819,6 +827,7 @@ def pool_cache_prime(pc, n):
     """Pages for n objects, and empty magazines in the depot for every CPU, so
     that interrupt handlers (which cannot make a magazine) find caches ready."""
     # => thread context (allocates); n >= 0. Call before handlers use the cache.
+    _cchk("pool_cache_prime", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -829,6 +838,7 @@ def pool_cache_prime(pc, n):
 
 def pool_cache_reclaim(pc):
     # => as pool_reclaim.
+    _cchk("pool_cache_reclaim", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -839,6 +849,7 @@ def pool_cache_reclaim(pc):
 
 def pool_cache_set_drain_hook(pc, fn, arg):
     # => as pool_set_drain_hook.
+    _cchk("pool_cache_set_drain_hook", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:
@@ -868,6 +879,7 @@ def pool_cache_nput(pc):
 
 def pool_cache_stats(pc):
     # => thread context (allocates).
+    _cchk("pool_cache_stats", pc)  # before the import: a wrong pc costs no load
     from mpalloc import pool_cache_setup
 
     try:

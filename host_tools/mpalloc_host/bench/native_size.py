@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import FIRMWARE_DIR
 from .runner import VENV_BIN
 
-MODULES = ("pool_cache_native", "pool_native", "vmem_native")
+MODULES = ("pool_cache_native", "vmem_native", "pool_native")
 ARCHS = ("armv6m", "xtensawin", "x64")
 
 
