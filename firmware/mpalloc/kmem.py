@@ -80,18 +80,10 @@ _debug = [False]
 _large = [0, 0, 0]  # inuse bytes, nalloc, nfree
 _own = bytearray(0)
 _base = 0
+_olim = 0  # bytes of kernel_map _own covers
 _hd = intr._hard_depth  # [0] > 0: in run_hard's handler (every mode but MODE_THREAD)
 _thr = False  # MODE_THREAD: interrupt context is the thread's (intr.cpu_intr_p)
 _dbg = None  # kmem_dbg, once debug mode was switched on
-
-
-def _sync():
-    global _thr
-    _thr = intr.mode == intr.MODE_THREAD
-
-
-_sync()
-intr._on_setup.append(_sync)
 
 
 def _cold():
@@ -187,7 +179,7 @@ def kmem_free(p, size):
     if 0 < size <= _MAXSMALL and p is not None:
         i = _tab[(size - 1) >> 3]
         o = p - _base
-        if not o & 7 and 0 <= o < len(_own) * 8 and _own[o >> 3] == i + 1:
+        if not o & 7 and 0 <= o < _olim and _own[o >> 3] == i + 1:
             _own[o >> 3] = 0
             _pc.pool_cache_put(_caches[i], p)
             return
@@ -223,7 +215,7 @@ def kmem_intr_free(p, size):
     if 0 < size <= _MAXSMALL and p is not None:
         i = _tab[(size - 1) >> 3]
         o = p - _base
-        if not o & 7 and 0 <= o < len(_own) * 8 and _own[o >> 3] == i + 1:
+        if not o & 7 and 0 <= o < _olim and _own[o >> 3] == i + 1:
             _own[o >> 3] = 0
             _pc.pool_cache_put(_caches[i], p)
             return
@@ -353,3 +345,60 @@ def kmem_stats():
     s = _cold().stats()
     lazy.unload("kmem_cold")
     return s
+
+
+# -- native hot paths (kmem_native.py) -------------------------------------
+# As pool_cache.py's: mpalloc.native.switch[0] (1: native where the runtime
+# compiles viper code, the default; 0: bytecode, mpalloc.native.off()), read
+# through the loaded module. _nat: that module, None before the first try,
+# False where it cannot load (CPython, webassembly, micro:bit). Loaded by
+# __import__ so that the flat filesystem's dependency scan (micro:bit) does
+# not copy it there. _bc: the bytecode hot functions.
+_nat = None
+_bc = (kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free)
+
+
+def _native_load():
+    try:
+        import gc
+
+        gc.collect()
+        m = __import__("mpalloc.kmem_native", None, None, ("bind",))
+        gc.collect()
+        return m
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _bind():
+    # kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free: the native ones
+    # where they load and the switch is on, else the bytecode ones.
+    # => thread context; no kmem call under way.
+    global _nat, kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free
+    if _nat is None:
+        _nat = _native_load()
+    if _nat and _nat.switch[0]:
+        _nat.bind(globals())
+        kmem_alloc, kmem_free = _nat.kmem_alloc, _nat.kmem_free
+        kmem_intr_alloc, kmem_intr_free = _nat.kmem_intr_alloc, _nat.kmem_intr_free
+    else:
+        kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free = _bc
+
+
+def native_path():
+    """'native' if the hot functions bound now are kmem_native's, else 'bytecode'."""
+    # => any context.
+    return "native" if _nat and kmem_alloc is _nat.kmem_alloc else "bytecode"
+
+
+def _sync():
+    # intr.setup() chose a mode: MODE_THREAD's interrupt test, and the native
+    # functions take the new value
+    global _thr
+    _thr = intr.mode == intr.MODE_THREAD
+    _bind()
+
+
+_sync()
+intr._on_setup.append(_sync)

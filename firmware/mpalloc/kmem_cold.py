@@ -5,14 +5,16 @@
 # header). Thread context only: everything here allocates.
 import sys
 
+from mpalloc.compat import const
 from mpalloc import kmem as K
 from mpalloc import lazy
 from mpalloc import pool as _pool
 from mpalloc import pool_cache as _pc
 from mpalloc import uvm_km
 
-_NOT_ITEM = -1  # pool._item_index's codes (pool's consts of the same names)
-_ALREADY_FREE = -2
+_MAXSMALL = const(1024)  # kmem's (an underscore const() is no module attribute on MicroPython)
+_NOT_ITEM = const(-1)  # pool._item_index's codes (pool's consts of the same names)
+_ALREADY_FREE = const(-2)
 
 
 def init(fn, all_classes):
@@ -30,6 +32,8 @@ def init(fn, all_classes):
         mi = uvm_km._maps[id(uvm_km.kernel_map)]
         K._base = mi.lo
         K._own = bytearray((mi.hi - mi.lo + 7) >> 3)  # one byte per 8 bytes of kernel_map
+        K._olim = len(K._own) * 8
+        K._bind()
         for _ in cl:
             K._caches.append(None)
     if all_classes:
@@ -55,7 +59,9 @@ def reset():
     for i in range(len(ac)):
         ac[i] = None
     del K._dcaches[:]
+    K._olim = 0
     K._own = bytearray(0)
+    K._bind()
     lg = K._large
     lg[0] = lg[1] = lg[2] = 0
     if K._dbg is not None:
@@ -109,7 +115,7 @@ def _free_msg(p, size, e):
     if pc is not None:
         pp = _pc.pool_cache_pool(pc)
         own = "%s (items of %d bytes)" % (pp.name, pp.reqsize)
-    if size > K._MAXSMALL:
+    if size > _MAXSMALL:
         if own is not None and code >= 0:
             return "kmem_free: 0x%x is an item of %s, freed with the large size %d" % (p, own, size)
         m = e.args[0] if e is not None and e.args else str(e)

@@ -30,7 +30,8 @@ from . import FIRMWARE_DIR, ROOT, __version__
 
 # The modules a program needs: board set-up, the allocators, interrupt plumbing.
 CORE = ("__init__", "compat", "lazy", "intr", "mem", "board", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
-        "kmem", "kmem_cold", "kmem_dbg", "extent", "softint", "native", "pool_cache_native")
+        "kmem", "kmem_cold", "kmem_dbg", "extent", "softint", "native", "pool_cache_native",
+        "kmem_native")
 # Optional extras, each its own mip package.
 EXTRAS = {
     "debug": ("debug",),                       # DIAGNOSTIC checks of every allocator
