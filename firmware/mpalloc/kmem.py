@@ -38,11 +38,12 @@
 # the class has pages), debug mode on or off. A class cache is made on first
 # use (allocates: kmem_init(True) at start-up if a handler may be first).
 # Misuse with the heap locked raises preallocated E_FREE / E_UAF (address in
-# kmem_lasterr[0]). Set-up, statistics, messages: kmem_cold.py (lazy.unload).
+# kmem_lasterr[0]). Misuse messages: kmem_cold.py (lazy.unload).
 #
 # Debug mode (kmem_debug(True); mpalloc.debug.on(); kmem_reset() keeps what
-# mpalloc.debug says): kmem_dbg.py, loaded when it is first switched on and
-# kept while debug items may be out.
+# mpalloc.debug says): kmem_dbg.py, loaded when it is first switched on, kept.
+import sys
+
 from mpalloc.compat import const
 from mpalloc import intr
 from mpalloc import lazy
@@ -72,7 +73,7 @@ E_ARG = ValueError("kmem_alloc: size must be > 0 (and <= 2**40) and flags exactl
 E_FREE_TYPE = TypeError("kmem_free: address and size must be ints")
 _SIZE_LIMIT = const(1 << 40)
 
-_tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index (kmem_cold.init)
+_tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index (_setup)
 _caches = []
 _ac = [None] * _NCL
 _dcaches = []
@@ -111,8 +112,29 @@ def _cache(i, dbg):
 
 
 def _setup(fn, all_classes):
-    _cold().init(fn, all_classes)
-    lazy.unload("kmem_cold")
+    # kmem_init's work; fn names the caller in the error.
+    global _base, _own, _olim
+    if not _caches:
+        if uvm_km.kernel_map is None:
+            raise ValueError(fn + ": uvm_km has no kernel_map (call uvm_km_bootstrap first)")
+        j = 0
+        for i in range(len(_tab)):
+            while _CLASSES[j] < (i + 1) * 8:
+                j += 1
+            _tab[i] = j
+        mi = uvm_km._maps[id(uvm_km.kernel_map)]
+        _base = mi.lo
+        _own = bytearray((mi.hi - mi.lo + 7) >> 3)  # one byte per 8 bytes of kernel_map
+        _olim = len(_own) * 8
+        _bind()
+        for _ in _CLASSES:
+            _caches.append(None)
+    if all_classes:
+        for i in range(_NCL):
+            _cache(i, False)
+        if _debug[0]:
+            for i in range(_NCL + 1):
+                _cache(i, True)
 
 
 def kmem_init(all_classes=False):
@@ -126,8 +148,25 @@ def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
     Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
     # => thread context (allocates); no kmem allocation out that will still be freed.
-    _cold().reset()
-    lazy.unload("kmem_cold")
+    global _own, _olim
+    for pc in _caches + _dcaches:
+        if pc is None:
+            continue
+        if pc in _pc.pool_cache_list:
+            _pc.pool_cache_list.remove(pc)
+        pp = _pc.pool_cache_pool(pc)
+        if pp in _pool.pool_list:
+            _pool.pool_list.remove(pp)
+    del _caches[:]
+    del _dcaches[:]
+    for i in range(_NCL):
+        _ac[i] = None
+    _olim = 0
+    _own = bytearray(0)
+    _bind()
+    _large[0] = _large[1] = _large[2] = 0
+    d = sys.modules.get("mpalloc.debug") or sys.modules.get("mpalloc_debug")
+    kmem_debug(d is not None and d.enabled())
 
 
 def kmem_debug(on):
@@ -342,9 +381,18 @@ def kmem_class(size):
 
 def kmem_stats():
     # => thread context (allocates).
-    s = _cold().stats()
-    lazy.unload("kmem_cold")
-    return s
+    cl = []
+    for pc in _caches + _dcaches:
+        if pc is None:
+            continue
+        st = _pc.pool_cache_stats(pc)
+        na = nf = 0
+        for c in st["cpus"]:
+            na += c["nget"]
+            nf += c["nput"]
+        cl.append({"size": st["size"], "cache": st["name"], "inuse": na - nf, "nalloc": na, "nfree": nf})
+    return {"classes": cl, "large": {"inuse_bytes": _large[0], "nalloc": _large[1], "nfree": _large[2]},
+            "debug": _debug[0]}
 
 
 # -- native hot paths (kmem_native.py) -------------------------------------

@@ -1,91 +1,16 @@
-# kmem_cold: kmem's set-up, statistics and misuse messages, imported on first
-# use and dropped after (kmem.py calls lazy.unload("kmem_cold")).
+# kmem_cold: kmem_free's misuse messages, imported on first use and dropped
+# after (kmem.py calls lazy.unload("kmem_cold")).
 #
-# Representation: none of its own; it reads and sets kmem's globals (kmem.py's
+# Representation: none of its own; it reads kmem's globals (kmem.py's
 # header). Thread context only: everything here allocates.
-import sys
-
 from mpalloc.compat import const
 from mpalloc import kmem as K
-from mpalloc import lazy
 from mpalloc import pool as _pool
 from mpalloc import pool_cache as _pc
-from mpalloc import uvm_km
 
 _MAXSMALL = const(1024)  # kmem's (an underscore const() is no module attribute on MicroPython)
 _NOT_ITEM = const(-1)  # pool._item_index's codes (pool's consts of the same names)
 _ALREADY_FREE = const(-2)
-
-
-def init(fn, all_classes):
-    # => thread context (allocates); fn names the caller in the error.
-    if not K._caches:
-        if uvm_km.kernel_map is None:
-            raise ValueError(fn + ": uvm_km has no kernel_map (call uvm_km_bootstrap first)")
-        cl = K._CLASSES
-        t = K._tab
-        j = 0
-        for i in range(len(t)):
-            while cl[j] < (i + 1) * 8:
-                j += 1
-            t[i] = j
-        mi = uvm_km._maps[id(uvm_km.kernel_map)]
-        K._base = mi.lo
-        K._own = bytearray((mi.hi - mi.lo + 7) >> 3)  # one byte per 8 bytes of kernel_map
-        K._olim = len(K._own) * 8
-        K._bind()
-        for _ in cl:
-            K._caches.append(None)
-    if all_classes:
-        for i in range(len(K._CLASSES)):
-            K._cache(i, False)
-        if K._debug[0]:
-            for i in range(len(K._CLASSES) + 1):
-                K._cache(i, True)
-
-
-def reset():
-    # => thread context (allocates); no kmem allocation out that will still be freed.
-    for pc in K._caches + K._dcaches:
-        if pc is None:
-            continue
-        if pc in _pc.pool_cache_list:
-            _pc.pool_cache_list.remove(pc)
-        pp = _pc.pool_cache_pool(pc)
-        if pp in _pool.pool_list:
-            _pool.pool_list.remove(pp)
-    del K._caches[:]
-    ac = K._ac
-    for i in range(len(ac)):
-        ac[i] = None
-    del K._dcaches[:]
-    K._olim = 0
-    K._own = bytearray(0)
-    K._bind()
-    lg = K._large
-    lg[0] = lg[1] = lg[2] = 0
-    if K._dbg is not None:
-        K._dbg = None
-        lazy.unload("kmem_dbg")
-    d = sys.modules.get("mpalloc.debug") or sys.modules.get("mpalloc_debug")
-    K.kmem_debug(d is not None and d.enabled())
-
-
-def stats():
-    # => thread context (allocates).
-    cl = []
-    for pc in K._caches + K._dcaches:
-        if pc is None:
-            continue
-        st = _pc.pool_cache_stats(pc)
-        na = nf = 0
-        for c in st["cpus"]:
-            na += c["nget"]
-            nf += c["nput"]
-        cl.append({"size": st["size"], "cache": st["name"], "inuse": na - nf, "nalloc": na, "nfree": nf})
-    lg = K._large
-    return {"classes": cl, "large": {"inuse_bytes": lg[0], "nalloc": lg[1], "nfree": lg[2]},
-            "debug": K._debug[0]}
 
 
 def free_error(p, size, e):
