@@ -13,14 +13,15 @@
 # _caches[i] its pool_cache (None until first use), _ac[i] the same where a
 # kmem_alloc hit may use it (None until made, and while debug mode is on);
 # _dcaches the debug caches (kmem_dbg.py); _large counts the page
-# allocations. _own, one byte per 8 bytes of kernel_map from _base (made by
-# kmem_init), is 1 + the class index of the live item starting there, else 0.
+# allocations. _own, one byte per 16 bytes of kernel_map from _base (made by
+# kmem_init, kept by kmem_reset), is (1 + the class index) | (bit 3 of the
+# offset) << 4 for the live item of class >= 16 starting there, else 0.
 # Invariants: an item is out of exactly one class cache (the class of the size
-# it was asked with, or its debug class); _own[(p - _base) >> 3] == i + 1 iff p
-# is an item of class i handed out and not freed (debug items: 0). Each item
-# has its own byte, written only by the item's owner (alloc after the get,
-# free before the put): no read-modify-write, so interrupts and the other CPU
-# need no lock for it.
+# it was asked with, or its debug class); an item of class i >= 1 (16 bytes and
+# up: one item at most per 16 bytes) is handed out and not freed iff its _own
+# byte says so; class 8 (two items a byte) and debug items are checked through
+# pool's lookup. Only an item's owner writes its byte (alloc after the get,
+# free before the put): no read-modify-write, no lock needed for it.
 # Locking: kmem holds no lock of its own; the class caches and uvm_km take
 # theirs. kmem_alloc/zalloc/free refuse interrupt context (kmem_intr_*).
 #
@@ -124,8 +125,14 @@ def _setup(fn, all_classes):
             _tab[i] = j
         mi = uvm_km._maps[id(uvm_km.kernel_map)]
         _base = mi.lo
-        _own = bytearray((mi.hi - mi.lo + 7) >> 3)  # one byte per 8 bytes of kernel_map
-        _olim = len(_own) * 8
+        n = (mi.hi - mi.lo + 15) >> 4  # one byte per 16 bytes of kernel_map
+        if len(_own) < n:
+            _own = None
+            _own = bytearray(n)
+        else:  # the last map again (kmem_reset keeps it: no new hole per window on a small heap)
+            for i in range(n):
+                _own[i] = 0
+        _olim = n * 16
         _bind()
         for _ in _CLASSES:
             _caches.append(None)
@@ -148,7 +155,7 @@ def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
     Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
     # => thread context (allocates); no kmem allocation out that will still be freed.
-    global _own, _olim
+    global _olim
     for pc in _caches + _dcaches:
         if pc is None:
             continue
@@ -161,8 +168,7 @@ def kmem_reset():
     del _dcaches[:]
     for i in range(_NCL):
         _ac[i] = None
-    _olim = 0
-    _own = bytearray(0)
+    _olim = 0  # _own kept for the next kernel_map
     _bind()
     _large[0] = _large[1] = _large[2] = 0
     d = sys.modules.get("mpalloc.debug") or sys.modules.get("mpalloc_debug")
@@ -197,7 +203,9 @@ def kmem_alloc(size, kmflags):
         if pc is not None:
             p = _pc.pool_cache_get(pc, kmflags)
             if p is not None:
-                _own[(p - _base) >> 3] = i + 1
+                p -= _base
+                _own[p >> 4] = i + 1 | (p & 8) << 4
+                p += _base
             return p
     return _alloc_slow(size, kmflags)
 
@@ -218,8 +226,8 @@ def kmem_free(p, size):
     if 0 < size <= _MAXSMALL and p is not None:
         i = _tab[(size - 1) >> 3]
         o = p - _base
-        if not o & 7 and 0 <= o < _olim and _own[o >> 3] == i + 1:
-            _own[o >> 3] = 0
+        if i and not o & 7 and 0 <= o < _olim and _own[o >> 4] == i + 1 | (o & 8) << 4:
+            _own[o >> 4] = 0
             _pc.pool_cache_put(_caches[i], p)
             return
     _free_other(p, size)
@@ -235,7 +243,9 @@ def kmem_intr_alloc(size, kmflags):
         if pc is not None:
             p = _pc.pool_cache_get(pc, kmflags)
             if p is not None:
-                _own[(p - _base) >> 3] = i + 1
+                p -= _base
+                _own[p >> 4] = i + 1 | (p & 8) << 4
+                p += _base
             return p
     return _alloc_slow(size, kmflags)
 
@@ -254,8 +264,8 @@ def kmem_intr_free(p, size):
     if 0 < size <= _MAXSMALL and p is not None:
         i = _tab[(size - 1) >> 3]
         o = p - _base
-        if not o & 7 and 0 <= o < _olim and _own[o >> 3] == i + 1:
-            _own[o >> 3] = 0
+        if i and not o & 7 and 0 <= o < _olim and _own[o >> 4] == i + 1 | (o & 8) << 4:
+            _own[o >> 4] = 0
             _pc.pool_cache_put(_caches[i], p)
             return
     _free_other(p, size)
@@ -276,7 +286,9 @@ def _alloc_slow(size, kmflags):
     i = _tab[(size - 1) >> 3]
     p = _pc.pool_cache_get(_cache(i, False), f)
     if p is not None:
-        _own[(p - _base) >> 3] = i + 1
+        p -= _base
+        _own[p >> 4] = i + 1 | (p & 8) << 4
+        p += _base
     return p
 
 
@@ -327,6 +339,10 @@ def _free_other(p, size):
         _large_free(p, size)
         return
     if _dcaches and _dbg.free(p, size):
+        return
+    p0 = _caches[0] if size <= 8 and _caches else None  # class 8: pool's lookup (no _own byte)
+    if p0 is not None and _owns(p0, p) >= 0:
+        _pc.pool_cache_put(p0, p)
         return
     _free_err(p, size)
 

@@ -68,7 +68,8 @@ def kmem_intr_alloc(size, kmflags):
         if pc:
             p = _pc.pool_cache_get(pc, kmflags)
             if p:
-                ptr8(_own)[(int(p) - int(_base)) >> 3] = i + 1
+                o = int(p) - int(_base)
+                ptr8(_own)[o >> 4] = (i + 1) | ((o & 8) << 4)
             return p
     return _alloc_slow(size, kmflags)
 
@@ -83,7 +84,8 @@ def kmem_alloc(size, kmflags):
         if pc:
             p = _pc.pool_cache_get(pc, kmflags)
             if p:
-                ptr8(_own)[(int(p) - int(_base)) >> 3] = i + 1
+                o = int(p) - int(_base)
+                ptr8(_own)[o >> 4] = (i + 1) | ((o & 8) << 4)
             return p
     return _alloc_slow(size, kmflags)
 
@@ -94,11 +96,11 @@ def kmem_intr_free(p, size):
         b = _base
         if p >= b and p < b + _olim:
             o = int(p) - int(b)
-            if (o & 7) == 0:
-                i = int(ptr8(_tab)[(int(size) - 1) >> 3])
+            i = int(ptr8(_tab)[(int(size) - 1) >> 3])
+            if i and (o & 7) == 0:
                 own = ptr8(_own)
-                if own[o >> 3] == i + 1:
-                    own[o >> 3] = 0
+                if own[o >> 4] == (i + 1) | ((o & 8) << 4):
+                    own[o >> 4] = 0
                     _pc.pool_cache_put(_caches[i], p)
                     return None
     _free_other(p, size)
@@ -113,11 +115,11 @@ def kmem_free(p, size):
         b = _base
         if p >= b and p < b + _olim:
             o = int(p) - int(b)
-            if (o & 7) == 0:
-                i = int(ptr8(_tab)[(int(size) - 1) >> 3])
+            i = int(ptr8(_tab)[(int(size) - 1) >> 3])
+            if i and (o & 7) == 0:
                 own = ptr8(_own)
-                if own[o >> 3] == i + 1:
-                    own[o >> 3] = 0
+                if own[o >> 4] == (i + 1) | ((o & 8) << 4):
+                    own[o >> 4] = 0
                     _pc.pool_cache_put(_caches[i], p)
                     return None
     _free_other(p, size)
