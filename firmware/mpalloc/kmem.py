@@ -10,43 +10,44 @@
 # larger ones are whole pages of uvm_km's kernel_map (UVM_KMF_WIRED).
 #
 # Representation: _tab[(size - 1) >> 3] is the class index of a small size;
-# _caches[i] its pool_cache (None until first use), _dcaches[i] the debug
-# one; _large counts the page allocations. Nothing else is kept: an item's
-# class is found again from the size kmem_free is given.
-# Invariants: an item is out of exactly one class cache (the class of the
-# size it was asked with, or its debug class); a debug item ends in a trailer
-# [redzone 0xFE .. ][2-byte magic][2-byte size], magic 0xC0DE while live and
-# 0xDEAD (item poisoned with 0xDB) once freed.
+# _caches[i] its pool_cache (None until first use), _ac[i] the same where a
+# kmem_alloc hit may use it (None until made, and while debug mode is on);
+# _dcaches the debug caches (kmem_dbg.py); _large counts the page
+# allocations. _own, one byte per 16 bytes of kernel_map from _base (made by
+# kmem_init, kept by kmem_reset), is (1 + the class index) | (bit 3 of the
+# offset) << 4 for the live item of class >= 16 starting there, else 0.
+# Invariants: an item is out of exactly one class cache (the class of the size
+# it was asked with, or its debug class); an item of class i >= 1 (16 bytes and
+# up: one item at most per 16 bytes) is handed out and not freed iff its _own
+# byte says so; class 8 (two items a byte) and debug items are checked through
+# pool's lookup. Only an item's owner writes its byte (alloc after the get,
+# free before the put): no read-modify-write, no lock needed for it.
 # Locking: kmem holds no lock of its own; the class caches and uvm_km take
 # theirs. kmem_alloc/zalloc/free refuse interrupt context (kmem_intr_*).
 #
 # Failure and misuse: KM_NOSLEEP returns None; KM_SLEEP never does (where
 # nothing can be freed it raises MemoryError). kmem_free refuses an address
-# that is no item of the size's class (another class, inside an item, never
-# allocated, already back in its pool) naming the address and both sizes, and
-# a small item freed with a large size (uvm_km records pool pages apart). The
-# same class with another size, and a double free of an item still in a
-# magazine, are only caught in debug mode.
+# that is no live item of the size's class (another class, inside an item,
+# never allocated, already freed: in a magazine or back in its pool) naming the
+# address and both sizes (kmem_cold.py), and a small item freed with a large
+# size (uvm_km records pool pages apart). The same class with another size is
+# only caught in debug mode.
 #
-# Hot path: kmem_intr_alloc(size <= 1024, KM_NOSLEEP) and kmem_intr_free
-# allocate nothing from the heap in steady state (a magazine hit, or a pool
-# item when the class has pages), debug mode on or off; a class cache is made
-# on first use (allocates: kmem_init(True) at start-up if a handler may be
-# first). Misuse with the heap locked raises preallocated E_FREE / E_UAF, the
-# address in kmem_lasterr[0].
+# Hot path: kmem_alloc/kmem_free (and kmem_intr_*) of size <= 1024 with
+# KM_NOSLEEP/KM_SLEEP: the size's class, the pool_cache get/put, the _own
+# byte; nothing allocated in steady state (a magazine hit, or a pool item when
+# the class has pages), debug mode on or off. A class cache is made on first
+# use (allocates: kmem_init(True) at start-up if a handler may be first).
+# Misuse with the heap locked raises preallocated E_FREE / E_UAF (address in
+# kmem_lasterr[0]). Misuse messages: kmem_cold.py (lazy.unload).
 #
 # Debug mode (kmem_debug(True); mpalloc.debug.on(); kmem_reset() keeps what
-# mpalloc.debug says): allocations up to 1024 bytes come from kmem-dbg-NNNNN
-# (the class of size + 6, or 1360 for 1019..1024 bytes); kmem_free checks
-# magic (double free), size and redzone (overflow) and poisons; the next
-# allocation of the item checks the poison (use after free). Items allocated
-# before it was switched on are freed unchecked; debug items stay checked.
-from mpalloc.compat import const, fail
-
-
+# mpalloc.debug says): kmem_dbg.py, loaded when it is first switched on, kept.
 import sys
 
+from mpalloc.compat import const
 from mpalloc import intr
+from mpalloc import lazy
 from mpalloc import mem as _mem  # at import: an import statement in a function allocates
 from mpalloc import pool as _pool
 from mpalloc import pool_cache as _pc
@@ -59,13 +60,7 @@ _MAXSMALL = const(1024)
 # pool_cache's _META slot (pc[8]); MicroPython keeps no module attribute for an
 # underscore const(), so pool_cache._META does not exist there
 _PCMETA = const(8)
-_DBG = const(6)  # debug: >= 2 redzone bytes + magic + size
 _NCL = const(22)  # len(_CLASSES)
-_DBGTOP = const(1360)  # debug class _NCL: 1019..1024 bytes + trailer (3 to a 4 KB page)
-_LIVE = const(0xC0DE)
-_FREED = const(0xDEAD)
-_RZ = const(0xFE)
-_POISON = const(0xDB)
 
 _CLASSES = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
             320, 384, 448, 512, 768, 1024)
@@ -76,34 +71,30 @@ E_FREE_INTR = ValueError("kmem_free: not from interrupt context (use kmem_intr_f
 E_FREE = ValueError("kmem_free: misuse with the heap locked (address in kmem.kmem_lasterr)")
 E_UAF = ValueError("kmem_alloc: use after free found with the heap locked (address in kmem.kmem_lasterr)")
 E_ARG = ValueError("kmem_alloc: size must be > 0 (and <= 2**40) and flags exactly one of KM_SLEEP, KM_NOSLEEP")
-E_TYPE = TypeError("kmem_alloc: size and kmflags must be ints")
 E_FREE_TYPE = TypeError("kmem_free: address and size must be ints")
 _SIZE_LIMIT = const(1 << 40)
-_NOT_ITEM = const(-1)  # pool._item_index's codes (pool's consts of the same names)
-_ALREADY_FREE = const(-2)
 
-_tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index
-# Class index -> pool_cache (None until first use). _dcaches: the debug caches,
-# _NCL + 1 of them (the last one of class _DBGTOP); empty until debug mode was
-# first switched on, and kept after it is switched off (its items stay checked).
+_tab = bytearray(_MAXSMALL // 8)  # (size - 1) >> 3 -> class index (_setup)
 _caches = []
+_ac = [None] * _NCL
 _dcaches = []
 _debug = [False]
 _large = [0, 0, 0]  # inuse bytes, nalloc, nfree
+_own = bytearray(0)
+_base = 0
+_olim = 0  # bytes of kernel_map _own covers
+_hd = intr._hard_depth  # [0] > 0: in run_hard's handler (every mode but MODE_THREAD)
+_thr = False  # MODE_THREAD: interrupt context is the thread's (intr.cpu_intr_p)
+_dbg = None  # kmem_dbg, once debug mode was switched on
 
 
-def _init(fn):
-    if _caches:
-        return
-    if uvm_km.kernel_map is None:
-        raise ValueError(fn + ": uvm_km has no kernel_map (call uvm_km_bootstrap first)")
-    j = 0
-    for i in range(len(_tab)):
-        while _CLASSES[j] < (i + 1) * 8:
-            j += 1
-        _tab[i] = j
-    for c in _CLASSES:
-        _caches.append(None)
+def _cold():
+    # kmem_cold, imported on first use (thread context: with the heap locked the
+    # list below raises MemoryError before any import is tried)
+    [0]
+    from mpalloc import kmem_cold
+
+    return kmem_cold
 
 
 def _cache(i, dbg):
@@ -112,18 +103,39 @@ def _cache(i, dbg):
     cs = _dcaches if dbg else _caches
     pc = cs[i]
     if pc is None:
-        c = _CLASSES[i] if i < _NCL else _DBGTOP
+        c = _CLASSES[i] if i < _NCL else 1360  # debug class _NCL: 1019..1024 bytes + trailer
         pc = _pc.pool_cache_init(c, 8, 0, 0, ("kmem-dbg-%05d" if dbg else "kmem-%05d") % c, None,
                                  _pool.IPL_VM, None, None, None)
         cs[i] = pc
+        if not dbg and not _debug[0]:
+            _ac[i] = pc
     return pc
 
 
-def kmem_init(all_classes=False):
-    """Set up the class table; with all_classes make every class cache now
-    (and every debug cache too while debug mode is on)."""
-    # => thread context (allocates), at start-up (before handlers allocate).
-    _init("kmem_init")
+def _setup(fn, all_classes):
+    # kmem_init's work; fn names the caller in the error.
+    global _base, _own, _olim
+    if not _caches:
+        if uvm_km.kernel_map is None:
+            raise ValueError(fn + ": uvm_km has no kernel_map (call uvm_km_bootstrap first)")
+        j = 0
+        for i in range(len(_tab)):
+            while _CLASSES[j] < (i + 1) * 8:
+                j += 1
+            _tab[i] = j
+        mi = uvm_km._maps[id(uvm_km.kernel_map)]
+        _base = mi.lo
+        n = (mi.hi - mi.lo + 15) >> 4  # one byte per 16 bytes of kernel_map
+        if len(_own) < n:
+            _own = None
+            _own = bytearray(n)
+        else:  # the last map again (kmem_reset keeps it: no new hole per window on a small heap)
+            for i in range(n):
+                _own[i] = 0
+        _olim = n * 16
+        _bind()
+        for _ in _CLASSES:
+            _caches.append(None)
     if all_classes:
         for i in range(_NCL):
             _cache(i, False)
@@ -132,10 +144,18 @@ def kmem_init(all_classes=False):
                 _cache(i, True)
 
 
+def kmem_init(all_classes=False):
+    """Set up the class table; with all_classes make every class cache now
+    (and every debug cache too while debug mode is on)."""
+    # => thread context (allocates), at start-up (before handlers allocate).
+    _setup("kmem_init", all_classes)
+
+
 def kmem_reset():
     """Forget the caches (tests, after uvm_km_bootstrap made a new kernel_map).
     Debug mode is then what mpalloc.debug says (off when it was never loaded)."""
     # => thread context (allocates); no kmem allocation out that will still be freed.
+    global _olim
     for pc in _caches + _dcaches:
         if pc is None:
             continue
@@ -146,6 +166,10 @@ def kmem_reset():
             _pool.pool_list.remove(pp)
     del _caches[:]
     del _dcaches[:]
+    for i in range(_NCL):
+        _ac[i] = None
+    _olim = 0  # _own kept for the next kernel_map
+    _bind()
     _large[0] = _large[1] = _large[2] = 0
     d = sys.modules.get("mpalloc.debug") or sys.modules.get("mpalloc_debug")
     kmem_debug(d is not None and d.enabled())
@@ -154,23 +178,41 @@ def kmem_reset():
 def kmem_debug(on):
     """Switch debug mode (redzones, size check, poisoning, double free) on or off."""
     # => thread context; allocations made before keep their mode.
+    global _dbg
     if on and not _dcaches:
+        if _dbg is None:
+            from mpalloc import kmem_dbg
+
+            _dbg = kmem_dbg
         for i in range(_NCL + 1):
             _dcaches.append(None)
     _debug[0] = bool(on)
+    for i in range(len(_caches)):
+        _ac[i] = None if on else _caches[i]
 
 
 def kmem_alloc(size, kmflags):
     # => thread context (interrupt: ValueError E_INTR, use kmem_intr_alloc). 0 < size <= 2**40;
     # => kmflags KM_SLEEP or KM_NOSLEEP. failure: None (KM_NOSLEEP); KM_SLEEP: MemoryError.
-    if intr.cpu_intr_p():
+    # Hot path (frame within 11 words, see pool_cache_get); kmem_intr_alloc's body.
+    if _hd[0] or _thr and intr.cpu_intr_p():
         raise E_INTR
-    return kmem_intr_alloc(size, kmflags)
+    if 0 < size <= _MAXSMALL and (kmflags == KM_NOSLEEP or kmflags == KM_SLEEP):
+        i = _tab[(size - 1) >> 3]
+        pc = _ac[i]
+        if pc is not None:
+            p = _pc.pool_cache_get(pc, kmflags)
+            if p is not None:
+                p -= _base
+                _own[p >> 4] = i + 1 | (p & 8) << 4
+                p += _base
+            return p
+    return _alloc_slow(size, kmflags)
 
 
 def kmem_zalloc(size, kmflags):
     # => as kmem_alloc; the bytes are zero.
-    if intr.cpu_intr_p():
+    if _hd[0] or _thr and intr.cpu_intr_p():
         raise E_INTR
     return kmem_intr_zalloc(size, kmflags)
 
@@ -178,28 +220,34 @@ def kmem_zalloc(size, kmflags):
 def kmem_free(p, size):
     # => thread context (interrupt: ValueError E_FREE_INTR, use kmem_intr_free); p, size: an
     # => allocation and the size it was asked with. Misuse: ValueError naming address and sizes.
-    if intr.cpu_intr_p():
+    # Hot path: kmem_intr_free's body.
+    if _hd[0] or _thr and intr.cpu_intr_p():
         raise E_FREE_INTR
-    kmem_intr_free(p, size)
+    if 0 < size <= _MAXSMALL and p is not None:
+        i = _tab[(size - 1) >> 3]
+        o = p - _base
+        if i and not o & 7 and 0 <= o < _olim and _own[o >> 4] == i + 1 | (o & 8) << 4:
+            _own[o >> 4] = 0
+            _pc.pool_cache_put(_caches[i], p)
+            return
+    _free_other(p, size)
 
 
 def kmem_intr_alloc(size, kmflags):
     """size bytes (uninitialised) or None (KM_NOSLEEP)."""
     # => any context (size <= 1024, KM_NOSLEEP: no heap in steady state); kmem_alloc's
     # => arguments. failure: None (KM_NOSLEEP).
-    f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
-    if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
-        raise E_ARG
-    if not _caches:
-        _init("kmem_alloc")
-    if size > _MAXSMALL:
-        return _large_alloc(size, kmflags)
-    if _debug[0]:
-        return _dbg_alloc(size, f)
-    pc = _caches[_tab[(size - 1) >> 3]]
-    if pc is None:
-        pc = _cache(_tab[(size - 1) >> 3], False)
-    return _pc.pool_cache_get(pc, f)
+    if 0 < size <= _MAXSMALL and (kmflags == KM_NOSLEEP or kmflags == KM_SLEEP):
+        i = _tab[(size - 1) >> 3]
+        pc = _ac[i]
+        if pc is not None:
+            p = _pc.pool_cache_get(pc, kmflags)
+            if p is not None:
+                p -= _base
+                _own[p >> 4] = i + 1 | (p & 8) << 4
+                p += _base
+            return p
+    return _alloc_slow(size, kmflags)
 
 
 def kmem_intr_zalloc(size, kmflags):
@@ -207,6 +255,40 @@ def kmem_intr_zalloc(size, kmflags):
     p = kmem_intr_alloc(size, kmflags)
     if p is not None:
         _fill(p, 0, size, 0)
+    return p
+
+
+def kmem_intr_free(p, size):
+    """Free p, allocated with this size."""
+    # => any context; as kmem_free (heap locked: preallocated E_FREE, kmem_lasterr).
+    if 0 < size <= _MAXSMALL and p is not None:
+        i = _tab[(size - 1) >> 3]
+        o = p - _base
+        if i and not o & 7 and 0 <= o < _olim and _own[o >> 4] == i + 1 | (o & 8) << 4:
+            _own[o >> 4] = 0
+            _pc.pool_cache_put(_caches[i], p)
+            return
+    _free_other(p, size)
+
+
+def _alloc_slow(size, kmflags):
+    # Everything but a small hit: argument checks, set-up and a class's first
+    # cache, large sizes, debug mode, flags given as other ints.
+    f = kmflags & 3 | size & 0  # ints only: a float, str, None... raises here, before any lock
+    if size <= 0 or f == 0 or f == 3 or size > _SIZE_LIMIT:
+        raise E_ARG
+    if not _caches:
+        _setup("kmem_alloc", False)
+    if size > _MAXSMALL:
+        return _large_alloc(size, kmflags)
+    if _debug[0]:
+        return _dbg.alloc(size, f)
+    i = _tab[(size - 1) >> 3]
+    p = _pc.pool_cache_get(_cache(i, False), f)
+    if p is not None:
+        p -= _base
+        _own[p >> 4] = i + 1 | (p & 8) << 4
+        p += _base
     return p
 
 
@@ -245,46 +327,24 @@ def _owns(pc, p):
     return p
 
 
-def kmem_intr_free(p, size):
-    """Free p, allocated with this size."""
-    # => any context; as kmem_free (heap locked: preallocated E_FREE, kmem_lasterr).
-    # Hot path (frame within 11 words, see pool_cache_get): a small size
-    # outside debug mode; everything else in _free_other.
-    if p is None:
-        _free_other(p, size)
-    p | size  # ints only: a float, str... raises here, before anything changes
-    if _dcaches or size <= 0 or size > _MAXSMALL:
-        _free_other(p, size)
-        return
-    pc = _caches[_tab[(size - 1) >> 3]]
-    if pc is not None and _owns(pc, p) >= 0:
-        _pc.pool_cache_put(pc, p)
-        return
-    _free_other(p, size)
-
-
 def _free_other(p, size):
     # kmem_intr_free of debug-mode items, large sizes and misuse.
     if p is None:
         _free_err(p, size)
     if type(p) is not int or type(size) is not int:
-        _free_type(p, size)
+        _free_err(p, size, E_FREE_TYPE)
     if size <= 0:
         _free_err(p, size)
     if size > _MAXSMALL:
         _large_free(p, size)
         return
-    if _dcaches and _dbg_free(p, size):
+    if _dcaches and _dbg.free(p, size):
         return
-    pc = _caches[_tab[(size - 1) >> 3]]
-    if pc is not None and _owns(pc, p) >= 0:
-        _pc.pool_cache_put(pc, p)
+    p0 = _caches[0] if size <= 8 and _caches else None  # class 8: pool's lookup (no _own byte)
+    if p0 is not None and _owns(p0, p) >= 0:
+        _pc.pool_cache_put(p0, p)
         return
     _free_err(p, size)
-
-
-def _free_type(p, size):
-    fail(E_FREE_TYPE, TypeError, "kmem_free: address and size must be ints, not %s, %s", type(p).__name__, type(size).__name__)
 
 
 def _large_free(p, size):
@@ -302,164 +362,16 @@ def _large_free(p, size):
 
 def _free_err(p, size, e=None):
     # kmem_free misuse: raise with a message naming the address and both
-    # sizes, or the preallocated E_FREE where the heap cannot hold a message.
+    # sizes (kmem_cold), or the preallocated E_FREE (E_FREE_TYPE for a type)
+    # where the heap cannot hold a message.
     kmem_lasterr[0] = p
     kmem_lasterr[1] = size
     try:
-        m = _free_msg(p, size, e)
+        e = _cold().free_error(p, size, e)
+        lazy.unload("kmem_cold")
     except MemoryError:
-        raise E_FREE
-    raise ValueError(m)
-
-
-def _which(p):
-    # (cache, _owns code) of the class cache whose pages hold p, or (None, -1).
-    for cs in (_caches, _dcaches):
-        for pc in cs:
-            if pc is not None:
-                pp = pc[_PCMETA].pp
-                if _pool._slot_of(pp, p) >= 0:
-                    return pc, _owns(pc, p)
-    return None, -1
-
-
-def _free_msg(p, size, e):
-    if p is None or not isinstance(p, int) or not isinstance(size, int) or size <= 0:
-        return "kmem_free: bad arguments p=%r size=%r" % (p, size)
-    pc, code = _which(p)
-    own = None
-    if pc is not None:
-        pp = pc[_PCMETA].pp
-        own = "%s (items of %d bytes)" % (pp.name, pp.reqsize)
-    if size > _MAXSMALL:
-        if own is not None and code >= 0:
-            return "kmem_free: 0x%x is an item of %s, freed with the large size %d" % (p, own, size)
-        m = e.args[0] if e is not None and e.args else str(e)
-        return "kmem_free: %s (size %d)" % (m, size)
-    cl = "kmem-%05d" % _CLASSES[_tab[(size - 1) >> 3]]
-    if own is None:
-        return "kmem_free: 0x%x is not from size class %s (size %d): never allocated, or a large allocation" % (
-            p, cl, size)
-    if code == _ALREADY_FREE:
-        return "kmem_free: 0x%x already free (double free) in %s; freed with size %d" % (p, own, size)
-    if code == _NOT_ITEM:
-        return "kmem_free: 0x%x is inside an item of %s, not its start (size %d, class %s)" % (p, own, size, cl)
-    return "kmem_free: 0x%x is not from size class %s (size %d): it is an item of %s" % (p, cl, size, own)
-
-
-# -- debug mode --------------------------------------------------------------
-# Every function on the debug alloc/free paths keeps its frame within 11 words
-# and allocates nothing (kmem_intr_* from handlers in debug mode too).
-
-
-def _dclass(size):
-    # The debug class index for size (<= 1024): size + _DBG bytes.
-    size += _DBG
-    if size > _MAXSMALL:
-        return _NCL
-    return _tab[(size - 1) >> 3]
-
-
-def _dbg_alloc(size, f):
-    i = _dclass(size)
-    pc = _dcaches[i]
-    if pc is None:
-        pc = _cache(i, True)
-    p = _pc.pool_cache_get(pc, f)
-    if p is not None:
-        _dbg_arm(p, size, pc[_PCMETA].pp.reqsize)
-    return p
-
-
-def _dbg_arm(p, size, t):
-    # A debug item of class size t handed out: check the poison if it was
-    # freed, then write the redzone and the trailer.
-    r = _mem.ram
-    t += p - _mem.base - 4  # the trailer's offset in r
-    if r[t] | r[t + 1] << 8 == _FREED:
-        _dbg_poisoned(p, t)
-    _fill(p, size, t - (p - _mem.base) - size, _RZ)
-    r[t] = _LIVE & 0xFF
-    r[t + 1] = _LIVE >> 8
-    r[t + 2] = size & 0xFF
-    r[t + 3] = size >> 8
-
-
-def _dbg_poisoned(p, t):
-    # A freed debug item (trailer at offset t) about to be handed out again:
-    # every byte before the trailer must still be poison.
-    r = _mem.ram
-    for j in range(p - _mem.base, t):
-        if r[j] != _POISON:
-            _dbg_uaf(p, j, t)
-
-
-def _dbg_uaf(p, j, t):
-    # Byte offset j of freed debug item p (trailer at offset t) was written.
-    o = p - _mem.base
-    _dbg_err(E_UAF, "kmem_alloc: use after free at 0x%x (class kmem-%05d): written after kmem_free",
-             p + j - o, t + 4 - o)
-
-
-def _dbg_rz(p, j, t):
-    # Byte offset j of debug item p's redzone was written.
-    o = p - _mem.base
-    _dbg_err(E_FREE, "kmem_free: redzone overwritten at 0x%x (overflow; class kmem-%05d)", p + j - o, t + 4 - o)
-
-
-def _dbg_err(pre, fmt, a, b):
-    # The item is left out of circulation (it is corrupt).
-    kmem_lasterr[0] = a
-    fail(pre, ValueError, fmt, a, b)
-
-
-def _dbg_free(p, size):
-    # True when p is an item of size's debug class: checked, poisoned, freed.
-    pc = _dcaches[_dclass(size)]
-    if pc is None:
-        return False
-    i = _owns(pc, p)
-    if i == _ALREADY_FREE:
-        _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d): already back in its pool",
-                 p, pc[_PCMETA].pp.reqsize)
-    if i < 0:
-        return False
-    _dbg_check(p, size, pc[_PCMETA].pp.reqsize)
-    _pc.pool_cache_put(pc, p)
-    return True
-
-
-def _dbg_check(p, size, c):
-    # kmem_free of debug item p (class size c) with size: trailer, size,
-    # redzone; then poison it and mark it free.
-    r = _mem.ram
-    t = p - _mem.base + c - 4
-    m = r[t] | r[t + 1] << 8
-    if m == _FREED:
-        _dbg_err(E_FREE, "kmem_free: double free of 0x%x (class kmem-%05d)", p, c)
-    if m != _LIVE:
-        _dbg_err(E_FREE, "kmem_free: size/magic trailer of 0x%x overwritten (overflow; class kmem-%05d)", p, c)
-    m = r[t + 2] | r[t + 3] << 8
-    if m != size:
-        kmem_lasterr[1] = m
-        _dbg_size_err(p, m, size, c)
-    _dbg_redzone(p, size, t)
-    _fill(p, 0, c - 4, _POISON)
-    r[t] = _FREED & 0xFF
-    r[t + 1] = _FREED >> 8
-
-
-def _dbg_redzone(p, size, t):
-    r = _mem.ram
-    for size in range(p - _mem.base + size, t):  # size: the offset
-        if r[size] != _RZ:
-            _dbg_rz(p, size, t)
-
-
-def _dbg_size_err(p, n, size, c):
-    kmem_lasterr[0] = p
-    fail(E_FREE, ValueError, "kmem_free: size check: 0x%x was allocated with %d bytes, freed with %d (class kmem-%05d)",
-         p, n, size, c)
+        raise E_FREE_TYPE if e is E_FREE_TYPE else E_FREE
+    raise e
 
 
 def kmem_roundup_size(size):
@@ -478,7 +390,8 @@ def kmem_class(size):
         raise ValueError("kmem_class: size %d" % size)
     if size > _MAXSMALL:
         return 0
-    _init("kmem_class")
+    if not _caches:
+        _setup("kmem_class", False)
     return _CLASSES[_tab[(size - 1) >> 3]]
 
 
@@ -496,3 +409,60 @@ def kmem_stats():
         cl.append({"size": st["size"], "cache": st["name"], "inuse": na - nf, "nalloc": na, "nfree": nf})
     return {"classes": cl, "large": {"inuse_bytes": _large[0], "nalloc": _large[1], "nfree": _large[2]},
             "debug": _debug[0]}
+
+
+# -- native hot paths (kmem_native.py) -------------------------------------
+# As pool_cache.py's: mpalloc.native.switch[0] (1: native where the runtime
+# compiles viper code, the default; 0: bytecode, mpalloc.native.off()), read
+# through the loaded module. _nat: that module, None before the first try,
+# False where it cannot load (CPython, webassembly, micro:bit). Loaded by
+# __import__ so that the flat filesystem's dependency scan (micro:bit) does
+# not copy it there. _bc: the bytecode hot functions.
+_nat = None
+_bc = (kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free)
+
+
+def _native_load():
+    try:
+        import gc
+
+        gc.collect()
+        m = __import__("mpalloc.kmem_native", None, None, ("bind",))
+        gc.collect()
+        return m
+    except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):
+        # no module, no emitter, an .mpy of another arch (ValueError), no room
+        return False
+
+
+def _bind():
+    # kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free: the native ones
+    # where they load and the switch is on, else the bytecode ones.
+    # => thread context; no kmem call under way.
+    global _nat, kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free
+    if _nat is None:
+        _nat = _native_load()
+    if _nat and _nat.switch[0]:
+        _nat.bind(globals())
+        kmem_alloc, kmem_free = _nat.kmem_alloc, _nat.kmem_free
+        kmem_intr_alloc, kmem_intr_free = _nat.kmem_intr_alloc, _nat.kmem_intr_free
+    else:
+        kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free = _bc
+
+
+def native_path():
+    """'native' if the hot functions bound now are kmem_native's, else 'bytecode'."""
+    # => any context.
+    return "native" if _nat and kmem_alloc is _nat.kmem_alloc else "bytecode"
+
+
+def _sync():
+    # intr.setup() chose a mode: MODE_THREAD's interrupt test, and the native
+    # functions take the new value
+    global _thr
+    _thr = intr.mode == intr.MODE_THREAD
+    _bind()
+
+
+_sync()
+intr._on_setup.append(_sync)

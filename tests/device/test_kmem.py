@@ -4,6 +4,7 @@
 # emulated hard interrupt.
 # Run directly: MICROPYPATH=firmware .venv/bin/micropython -X heapsize=192K tests/device/test_kmem.py
 import gc
+import sys
 
 # The window first (a contiguous block is hard to find once the modules have
 # compiled), as large as leaves room to compile them: 12 KB down to 6 KB.
@@ -155,6 +156,118 @@ def kmem_debug_reports():
     mem.buf(p, 1)[0] = 1
     check_msg(raises(ValueError, k.kmem_alloc, 100, k.KM_SLEEP), "use after free", "kmem-00112", "0x%x" % p)
     k.kmem_debug(False)
+
+
+# -- issue 20: the native (viper) hot path beside the bytecode one -----------
+# sys.platform -> the path kmem binds there (native where the firmware compiles
+# viper code), unless the runner switched native code off (MPALLOC_NATIVE=off)
+_EXPECT = {"linux": "native", "darwin": "native", "rp2": "native", "esp32": "native",
+           "webassembly": "bytecode", "microbit": "bytecode"}
+
+
+def _native():
+    from mpalloc import native
+
+    return native, native.switch[0]
+
+
+def _digest(k):
+    # a seeded mix of kmem_alloc/free of 1..1100 bytes (small classes, a large
+    # one, misuse refused along the way): a digest of the addresses and counts
+    _boot()
+    held = []
+    x = 4321
+    h = 0
+    for i in range(400):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        if (x >> 8) % 3 and len(held) < 24 or not held:
+            z = 1 + (x >> 12) % 1100
+            p = k.kmem_alloc(z, k.KM_NOSLEEP)
+            if p is None:
+                h = (h * 31 + 7) & 0xFFFFFF
+                continue
+            held.append((p, z))
+            h = (h * 31 + p + z) & 0xFFFFFF
+        else:
+            p, z = held.pop((x >> 12) % len(held))
+            k.kmem_free(p, z)
+            if 8 < z <= 1024 and i % 7 == 0:  # a double free (class 16 and up), refused on both paths
+                e = raises(ValueError, k.kmem_free, p, z)
+                h = (h * 31 + len(str(e))) & 0xFFFFFF
+            h = (h * 31 + 3) & 0xFFFFFF
+    for p, z in held:
+        k.kmem_free(p, z)
+    st = k.kmem_stats()
+    for c in st["classes"]:
+        h = (h * 31 + c["nalloc"] * 3 + c["inuse"]) & 0xFFFFFF
+    return h, st["large"]["nalloc"], st["large"]["inuse_bytes"]
+
+
+@s.test
+def kmem_binds_expected_path():
+    native, sw = _native()
+    path = kmem.native_path()
+    s.metric("kmem_binds_expected_path", "path", path)
+    want = _EXPECT.get(sys.platform, path)
+    eq(path, want if sw else "bytecode", "kmem path on %s (switch %d)" % (sys.platform, sw))
+    eq(native.paths()["kmem"], path, "native.paths()")
+    native.off()
+    try:
+        eq(kmem.native_path(), "bytecode", "after native.off()")
+        _boot()  # intr.setup and kmem_reset keep the switch
+        eq(kmem.native_path(), "bytecode", "after set-up with native off")
+    finally:
+        native.on() if sw else native.off()
+    eq(kmem.native_path(), path, "switched back")
+
+
+@s.test
+def kmem_same_digest_both_paths():
+    native, sw = _native()
+    a = _digest(kmem)
+    native.off()
+    try:
+        b = _digest(kmem)
+    finally:
+        native.on() if sw else native.off()
+    s.metric("kmem_same_digest_both_paths", "digest", a[0])
+    eq(a, b, "native vs bytecode")
+
+
+def _misuse(k):
+    p = k.kmem_alloc(40, k.KM_NOSLEEP)
+    check_msg(raises(ValueError, k.kmem_free, p, 100), "kmem_free", "kmem-00112")  # another class
+    check_msg(raises(ValueError, k.kmem_free, p + 8, 40), "kmem_free", "inside")
+    check_msg(raises(ValueError, k.kmem_free, None, 40), "kmem_free")
+    check_msg(raises(ValueError, k.kmem_free, p + (1 << 64), 40), "kmem_free")  # never truncated to p
+    check_msg(raises(ValueError, k.kmem_alloc, 8, 3), "kmem_alloc", "KM_SLEEP")
+    check_msg(raises(ValueError, k.kmem_alloc, (1 << 64) + 8, 2), "kmem_alloc", "size")
+    check_msg(raises(ValueError, k.kmem_alloc, 0, 2), "kmem_alloc", "size")
+    check_msg(raises(ValueError, intr.run_hard, lambda z: k.kmem_alloc(z, 2), 8, 0), "kmem_alloc", "interrupt")
+    check_msg(raises(ValueError, intr.run_hard, lambda q: k.kmem_free(q, 40), p, 0), "kmem_free", "interrupt")
+    k.kmem_free(p, 40)
+    check_msg(raises(ValueError, k.kmem_free, p, 40), "kmem_free", "double free")  # still in a magazine
+    raises(TypeError, k.kmem_alloc, 8.5, 2)  # the interpreter's TypeError, nothing taken
+    q = k.kmem_alloc(40, k.KM_NOSLEEP)
+    eq(q, p, "the magazine gave the same item back")
+    k.kmem_free(q, 40)
+
+
+@s.test
+def kmem_misuse_and_heap_locked_both_paths():
+    native, sw = _native()
+    try:
+        for off in (0, 1):
+            if off:
+                native.off()
+            _, k = _boot()
+            _misuse(k)
+            for r in range(3):
+                _kmem_round(k)
+            heap_locked(_kmem_round, k)
+            intr.run_hard(_kmem_round, k, 0)
+    finally:
+        native.on() if sw else native.off()
 
 
 s.run()

@@ -34,9 +34,9 @@ HOT = {
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],
     "pool_cache_dbg": ["dbg_get", "dbg_put", "_dbg_pool", "_dbg_cached", "_dbg_inmag"],
     "kmem": ["kmem_alloc", "kmem_zalloc", "kmem_free", "kmem_intr_alloc", "kmem_intr_zalloc", "kmem_intr_free",
-             "_owns", "_fill", "_free_other",
-             # debug mode (kmem_debug(True)): the same paths with redzones and poisoning
-             "_dclass", "_dbg_alloc", "_dbg_arm", "_dbg_poisoned", "_dbg_free", "_dbg_check", "_dbg_redzone"],
+             "_alloc_slow", "_owns", "_fill", "_free_other"],
+    # kmem's debug mode (kmem_debug(True)): the same paths with redzones and poisoning
+    "kmem_dbg": ["_dclass", "alloc", "_dbg_arm", "_dbg_poisoned", "free", "_dbg_check", "_dbg_redzone"],
     "intr": ["curcpu", "cpu_intr_p", "splhigh", "splx", "mutex_enter", "mutex_exit"],
 }
 

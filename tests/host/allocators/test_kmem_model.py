@@ -369,3 +369,39 @@ def _kmem_teardown(self):
 
 
 KmemMachine.teardown = _kmem_teardown
+
+
+def test_kmem_double_free_refused_in_magazine_and_pool(km):
+    # the live-item map (one byte per 8 bytes of kernel_map) refuses a second
+    # free whether the item still sits in a magazine or went back to its pool
+    p = km.kmem_alloc(40, km.KM_NOSLEEP)
+    km.kmem_free(p, 40)
+    with pytest.raises(ValueError, match=r"kmem_free: 0x%x already free \(double free: in a magazine of kmem-00040" % p):
+        km.kmem_free(p, 40)
+    assert km.kmem_alloc(40, km.KM_NOSLEEP) == p  # nothing changed: the magazine hands it out again
+    km.kmem_free(p, 40)
+    from mpalloc import pool_cache as PC
+
+    PC.pool_cache_invalidate(km._caches[km._tab[(40 - 1) >> 3]])  # the magazines back to the pool
+    with pytest.raises(ValueError, match=r"kmem_free: 0x%x (already free \(double free\)|is not from size class)" % p):
+        km.kmem_free(p, 40)
+
+
+def test_kmem_free_huge_and_foreign_addresses(km):
+    p = km.kmem_alloc(64, km.KM_NOSLEEP)
+    for bad in (p + (1 << 64), p - (1 << 64), p + 4, 8, -p):
+        with pytest.raises(ValueError, match="kmem_free: "):
+            km.kmem_free(bad, 64)
+    km.kmem_free(p, 64)
+
+
+def test_kmem_cold_module_dropped_after_use(km):
+    import sys
+
+    km.kmem_stats()
+    km.kmem_init(True)
+    p = km.kmem_alloc(24, km.KM_NOSLEEP)
+    with pytest.raises(ValueError):
+        km.kmem_free(p, 100)
+    km.kmem_free(p, 24)
+    assert "mpalloc.kmem_cold" not in sys.modules
