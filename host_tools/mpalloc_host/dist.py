@@ -29,7 +29,7 @@ from pathlib import Path
 from . import FIRMWARE_DIR, ROOT, __version__
 
 # The modules a program needs: board set-up, the allocators, interrupt plumbing.
-CORE = ("__init__", "compat", "lazy", "intr", "intr_stack", "mem", "board", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
+CORE = ("__init__", "compat", "lazy", "intr", "intr_stack", "mem", "board", "board_setup", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
         "kmem", "extent", "softint", "native", "pool_cache_native")
 # Optional extras, each its own mip package.
 EXTRAS = {
