@@ -171,12 +171,38 @@ def init(window):
             size = size // 2 // ps * ps
     m, ncpu = _mode(p)
     intr.setup(ncpu, m)
-    B.profile = p
     uvm_km.uvm_km_bootstrap(base, size, ps, _exec_regions(p, ps))
+    B.profile = p  # _maps reads the profile's name through board
     _maps(p)
+    p = B.profile = _slim(p)
     B._dma.clear()
     B._state[0] = True
     return p
+
+
+# What board reads from its profile after init() (claim, dma_alloc, memory_map,
+# stats): a copy with only that, since a profile's dicts are heavy on the heap
+# (rp2040: 7.8 KB parsed). The caller's dict (board.use) is left as it was.
+_TOP = ("name", "page_size", "managed", "memory", "peripherals", "dma", "cpu", "micropython")
+_MEMORY = ("name", "kind", "base", "size", "alias_of", "exec", "dma", "banks")
+_MP = ("port", "platform", "heap_bytes", "threads", "hard_irq")
+
+
+def _pick(d, keys):
+    out = {}
+    for k in keys:
+        if k in d:
+            out[k] = d[k]
+    return out
+
+
+def _slim(p):
+    q = _pick(p, _TOP)
+    if isinstance(q.get("micropython"), dict):
+        q["micropython"] = _pick(q["micropython"], _MP)
+    if q.get("memory"):
+        q["memory"] = [_pick(r, _MEMORY) if isinstance(r, dict) else r for r in q["memory"]]
+    return q
 
 
 def _attach(p, ps, size):
