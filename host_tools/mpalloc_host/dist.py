@@ -30,7 +30,7 @@ from . import FIRMWARE_DIR, ROOT, __version__
 
 # The modules a program needs: board set-up, the allocators, interrupt plumbing.
 CORE = ("__init__", "compat", "lazy", "intr", "intr_stack", "mem", "board", "board_setup", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
-        "kmem", "extent", "softint", "native", "pool_cache_native")
+        "kmem", "extent", "extent_setup", "softint", "native", "pool_cache_native")
 # Optional extras, each its own mip package.
 EXTRAS = {
     "debug": ("debug",),                       # DIAGNOSTIC checks of every allocator

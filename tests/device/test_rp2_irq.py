@@ -347,7 +347,7 @@ _HOLD = [0] * 16  # what a measured handler holds (made before the heap is locke
 _MOD = [None]  # the measured path's module (an import in a handler allocates)
 
 
-def _need(name, path, arg, allowance, runs=3):
+def _need(test, name, path, arg, allowance, runs=3):
     # the deepest of `runs` measurements (the first grows the pool) within the allowance
     from mpalloc import intr_stack
 
@@ -356,8 +356,8 @@ def _need(name, path, arg, allowance, runs=3):
         n = intr_stack.measure(path, arg)
         if n > got:
             got = n
-    s.metric(name, "need_bytes", got)
-    s.metric(name, "allowance", allowance)
+    s.metric(test, name + "_need_bytes", got)
+    s.metric(test, name + "_allowance", allowance)
     if got > allowance:
         raise AssertionError("%s: the path takes %d B of C stack below run_hard, its allowance in intr_stack.py is "
                              "%d B: raise it (a hard handler at the old figure can run out mid-update and lock "
@@ -386,7 +386,7 @@ def stack_need_pool():
     _MOD[0] = pool
     pp = pool.pool_init(32, 8, 0, 0, "stk32", None, pool.IPL_VM)  # pages from kernel_map
     try:
-        _need("stack_need_pool", _m_pool, pp, intr_stack.POOL)
+        _need("stack_need_pool", "pool", _m_pool, pp, intr_stack.POOL)
         eq(pool.pool_stats(pp)["nout"], 0, "pool nout after the measured handlers")
     finally:
         pool.pool_destroy(pp)
@@ -412,7 +412,7 @@ def stack_need_pool_cache():
     _MOD[0] = PC
     pc = PC.pool_cache_init(32, 8, 0, 0, "stkc32", None, pool.IPL_VM, None, None, None)
     try:
-        _need("stack_need_pool_cache", _m_pool_cache, pc, intr_stack.POOL_CACHE)
+        _need("stack_need_pool_cache", "pool_cache", _m_pool_cache, pc, intr_stack.POOL_CACHE)
         PC.pool_cache_invalidate(pc)
         eq(pool.pool_stats(PC.pool_cache_pool(pc))["nout"], 0, "pool nout after the measured handlers")
     finally:
@@ -422,7 +422,7 @@ def stack_need_pool_cache():
     pc = PC.pool_cache_init(32, 8, 0, 0, "stkp32", None, pool.IPL_VM, None, None, None)
     try:
         pool.pool_prime(PC.pool_cache_pool(pc), 40)
-        _need("stack_need_pool_cache_primed", _m_pool_cache, pc, intr_stack.POOL)
+        _need("stack_need_pool_cache", "primed", _m_pool_cache, pc, intr_stack.POOL)
     finally:
         PC.pool_cache_invalidate(pc)
         PC.pool_cache_destroy(pc)
@@ -447,10 +447,8 @@ def stack_need_kmem():
     board.init()
     _MOD[0] = kmem
     kmem.kmem_init(True)  # every class cache made before the heap is locked
-    n = 0
     for size in (24, 64, 1024):
-        n = max(n, _need("stack_need_kmem_%d" % size, _m_kmem, size, intr_stack.KMEM))
-    s.metric("stack_need_kmem", "need_bytes", n)
+        _need("stack_need_kmem", "kmem_%d" % size, _m_kmem, size, intr_stack.KMEM)
 
 
 s.run()
