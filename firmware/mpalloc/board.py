@@ -46,6 +46,7 @@
 import sys
 
 from mpalloc import lazy
+from mpalloc.extent import extent_alloc_region, extent_free  # a claim allocates nothing (no import in it)
 
 profile = None
 name = None
@@ -168,40 +169,44 @@ def _which(fn, base, size):
     raise ValueError("%s: 0x%x+0x%x is neither peripheral space nor SRAM of board '%s'" % (fn, base, size, name))
 
 
-def _resolve(fn, base, size):
-    if isinstance(base, str):
-        for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
-            if nm.upper() == base.upper():
-                return b, s if size is None else size
-        raise ValueError("%s: board '%s' has no peripheral named '%s'" % (fn, name, base))
+def _named(fn, base, size):
+    # (base, size) of the peripheral named base (size None: its own size)
+    for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
+        if nm.upper() == base.upper():
+            return b, s if size is None else size
+    raise ValueError("%s: board '%s' has no peripheral named '%s'" % (fn, name, base))
+
+
+def _check(fn, base, size):
     if not isinstance(base, int) or not isinstance(size, int) or size < 1:
         raise ValueError("%s: need base (int or peripheral name) and a positive size, got %r, %r" % (fn, base, size))
-    return base, size
 
 
 def claim(name_, base, size=None):
     """Claim [base, base+size) for driver name_; returns (base, size).
     A clash raises OSError(EAGAIN) naming who holds the region."""
     # => thread context; name_ a non-empty str, the range inside a region of the profile;
-    # => overlap: OSError(EAGAIN) naming the owner.
+    # => overlap: OSError(EAGAIN) naming the owner. An int base with small-int ends
+    #    allocates only the (base, size) it returns.
     _need()
     if not isinstance(name_, str) or not name_:
         raise ValueError("claim: the owner name must be a non-empty str, not %r" % (name_,))
-    b, s = _resolve("claim", base, size)
-    from mpalloc.extent import extent_alloc_region
-
-    extent_alloc_region(_which("claim", b, s), b, s, 0, owner=name_)
-    return b, s
+    if isinstance(base, str):
+        base, size = _named("claim", base, size)
+    _check("claim", base, size)
+    extent_alloc_region(_which("claim", base, size), base, size, 0, name_)
+    return base, size
 
 
 def release(name_, base, size=None):
     """Give back what claim() took (only its owner may)."""
-    # => thread context; a claim made by claim() with the same owner.
+    # => thread context; a claim made by claim() with the same owner. An int base
+    #    with small-int ends allocates nothing.
     _need()
-    b, s = _resolve("release", base, size)
-    from mpalloc.extent import extent_free
-
-    extent_free(_which("release", b, s), b, s, 0, owner=name_)
+    if isinstance(base, str):
+        base, size = _named("release", base, size)
+    _check("release", base, size)
+    extent_free(_which("release", base, size), base, size, 0, name_)
 
 
 def mem32():

@@ -280,13 +280,12 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
         raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
                          % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
     oi = _owner_index(fn, ex, owner)
-    _claim(fn, ex, flags, _place_region, (start, end, size, oi))
+    _claim(fn, ex, flags, 0, start, end, size, 1, 0, oi)
 
 
-def _place_region(fn, ex, k, a):
+def _place_region(ex, k, start, end, size, oi):
     # Under ex.lock with descriptor k: insert [start, end] unless a claim
-    # overlaps it. Returns (None, 0, None) or (None, EAGAIN, message).
-    start, end, size, oi = a
+    # overlaps it. Returns 0, or the overlapping region's descriptor.
     d = ex.d
     last = 0
     r = ex.head
@@ -295,42 +294,60 @@ def _place_region(fn, ex, k, a):
         if d[b + _S] > end:
             break
         if d[b + _E] >= start:
-            return None, EAGAIN, (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
-                                  % (_hex(start), _hex(end), ex.name, _hex(d[b + _S]), _hex(d[b + _E]),
-                                     _oname(ex, d[b + _O])))
+            return r
         last = r
         r = d[b + _N]
     _insert(ex, start, size, oi, last, k)
-    return None, 0, None
+    return 0
 
 
-def _claim(fn, ex, flags, place, arg):
-    # The lock / descriptor / wait loop shared by every claim: place(fn, ex, k,
-    # arg) runs under ex.lock with a free descriptor k and returns (result, 0,
-    # None) after inserting, or (None, errno, message). EAGAIN waits with
-    # EX_WAITSPACE, ENOMEM (no descriptor) with EX_WAITOK; otherwise OSError.
+def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
+    # The lock / descriptor / wait loop shared by every claim: under ex.lock
+    # with a free descriptor k, _place_sub (sub: the best start in [lo, hi])
+    # or _place_region (exactly [lo, hi]) inserts. Returns the start (sub) or
+    # None. EAGAIN waits with EX_WAITSPACE, ENOMEM (no descriptor) with
+    # EX_WAITOK; otherwise OSError. Allocates nothing (ends small ints) unless
+    # it fails: no argument or result tuples, the message made only then.
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
         try:
             k = _getdesc(fn, ex, flags)
             if not k:
-                res, err = None, ENOMEM
+                err = ENOMEM
                 msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
             else:
-                res, err, msg = place(fn, ex, k, arg)
+                if sub:
+                    r = _place_sub(ex, k, lo, hi, size, alignment, boundary, flags, oi)
+                    err = EAGAIN if r < 0 else 0
+                else:
+                    r = _place_region(ex, k, lo, hi, size, oi)
+                    err = EAGAIN if r else 0
                 if err:
                     _putdesc(ex, k)
+                    msg = _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary)
                 elif _debug[0]:
                     _debug[0](ex)
         finally:
             intr.mutex_exit(ex.lock, s)
         if not err:
-            return res
+            return r if sub else None
         if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
             _wait(fn, ex, gen, flags, err, msg)
             continue
         raise OSError(err, msg)
+
+
+def _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary):
+    # EAGAIN's message (under ex.lock): no space in [lo, hi] (sub), or the claim
+    # of descriptor r overlapping [lo, hi]
+    if sub:
+        return (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
+                % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(lo), _hex(hi)))
+    b = (r - 1) * _W
+    d = ex.d
+    return (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
+            % (_hex(lo), _hex(hi), ex.name, _hex(d[b + _S]), _hex(d[b + _E]), _oname(ex, d[b + _O])))
 
 
 def _align(v, a):
@@ -371,9 +388,12 @@ def _fit(ex, lo, hi, size, alignment, boundary, flags):
 
 def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner):
     _valid(fn, ex)
-    for w, v in (("substart", substart), ("subend", subend), ("size", size), ("alignment", alignment),
-                 ("boundary", boundary), ("flags", flags)):
-        _int(fn, w, v)
+    _int(fn, "substart", substart)
+    _int(fn, "subend", subend)
+    _int(fn, "size", size)
+    _int(fn, "alignment", alignment)
+    _int(fn, "boundary", boundary)
+    _int(fn, "flags", flags)
     if substart < ex.start or substart > ex.end or subend > ex.end or subend < substart:
         raise ValueError(fn + ": extent '%s' (%s-%s): bad subregion %s-%s"
                          % (ex.name, _hex(ex.start), _hex(ex.end), _hex(substart), _hex(subend)))
@@ -386,14 +406,12 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
         raise ValueError(fn + ": extent '%s': boundary %s is smaller than size %s"
                          % (ex.name, _hex(boundary), _hex(size)))
     oi = _owner_index(fn, ex, owner)
-    return _claim(fn, ex, flags, _place_sub, (substart, subend, size, alignment, boundary, flags, oi))
+    return _claim(fn, ex, flags, 1, substart, subend, size, alignment, boundary, oi)
 
 
-def _place_sub(fn, ex, k, a):
+def _place_sub(ex, k, substart, subend, size, alignment, boundary, flags, oi):
     # Under ex.lock with descriptor k: the best (or with EX_FAST the first)
-    # fitting start in [substart, subend]; inserts it and returns it, else
-    # (None, EAGAIN, message).
-    substart, subend, size, alignment, boundary, flags, oi = a
+    # fitting start in [substart, subend]; inserts it and returns it, else -1.
     fast = flags & EX_FAST
     d = ex.d
     best = -1
@@ -433,11 +451,9 @@ def _place_sub(fn, ex, k, a):
         last = r
         r = d[b + _N]
     if best < 0:
-        return None, EAGAIN, (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
-                              % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(substart),
-                                 _hex(subend)))
+        return -1
     _insert(ex, best, size, oi, bestlast, k)
-    return best, 0, None
+    return best
 
 
 def extent_free(ex, start, size, flags, owner=None):
