@@ -114,3 +114,46 @@ def test_the_table():
 def test_measure_refused_off_rp2():
     with pytest.raises(ValueError, match="refused on"):
         intr_stack.measure(lambda a: 0, 0)
+
+
+def test_pool_check_is_the_tables_grow():
+    from mpalloc import pool
+
+    assert pool._GROW_STACK == intr_stack.GROW
+
+
+def _pool_without_pages():
+    from mpalloc import pool
+
+    return pool.pool_init(32, 8, 0, 0, "deep", pool.pool_allocator(lambda pp, f: 0x1000, lambda pp, a: None, 256),
+                          pool.IPL_VM)
+
+
+def test_deep_main_program_cannot_grow_a_pool(sio):
+    # less than GROW left in thread context: RuntimeError naming pool_get and the
+    # pool, before any lock; nothing changed. With GROW left it grows.
+    from mpalloc import pool
+
+    mask, mp = sio
+    pp = _pool_without_pages()
+    mp.use[0] = intr._hard_depth[1] - intr_stack.GROW + 1
+    with pytest.raises(RuntimeError, match=r"pool_get: pool 'deep': too little C stack") as e:
+        pool.pool_get(pp, pool.PR_NOWAIT)
+    assert "nothing changed" in str(e.value)
+    st = pool.pool_stats(pp)
+    assert (st["npages"], st["nout"], st["nget"]) == (0, 0, 0)
+    assert mask.depth == 0 and intr._sdepth[0] == 0
+    mp.use[0] = intr._hard_depth[1] - intr_stack.GROW
+    assert pool.pool_get(pp, pool.PR_NOWAIT) == 0x1000
+    assert pool.pool_stats(pp)["npages"] == 1
+
+
+def test_a_handler_is_checked_by_run_hard_only(sio):
+    # in a handler run_hard's allowance covered the whole path: no second check
+    from mpalloc import pool
+
+    mask, mp = sio
+    pp = _pool_without_pages()
+    mp.use[0] = intr._hard_depth[1] - 16  # pool's own check would refuse here
+    assert intr.run_hard(lambda p: pool.pool_get(p, pool.PR_NOWAIT), pp, 0, 16) == 0x1000
+
