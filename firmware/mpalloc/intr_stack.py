@@ -13,16 +13,10 @@
 #   POOL_CACHE   pool_cache_get/put, hits and misses, the pool growing by a
 #                kernel_map page (pool_cache -> pool -> uvm_km -> vmem)
 #   KMEM         kmem_intr_alloc/kmem_intr_free of a small class, growing it
-#   GROW         a pool growing by a kernel_map page (pool's _get_more: pool ->
-#                uvm_km -> vmem, each taking its lock): pool_get refuses to
-#                grow in thread context with less left (RuntimeError naming
-#                pool_get, nothing changed; pool._GROW_STACK is this figure), so
-#                a deep main program cannot run out inside those critical
-#                sections
 #
 # Figures: armv6m, MicroPython v1.28.0 (RPI_PICO), .mpy, on emu:rp2040: the
 # deepest byte the path wrote below the caller (measure()), measured 4,332 /
-# primed 2,092 / 5,084 / 5,356 / 4,068 B, rounded up to whole 256 B with at least 5 %
+# primed 2,092 / 5,084 / 5,356 B, rounded up to whole 256 B with at least 5 %
 # to spare (KMEM: more refuses most interrupts of a main program churning kmem).
 # tests/device/test_rp2_irq.py (stack_need_*) measures every path
 # again and fails when one outgrows its allowance here: a refactor that
@@ -42,7 +36,6 @@ from mpalloc.compat import const
 POOL = const(4864)
 POOL_CACHE = const(5376)
 KMEM = const(5632)
-GROW = const(4352)
 
 _VT_SP = const(0x10000100)  # rp2: the flash vector table (after boot2); word 0 is __StackTop
 _STACK = const(8192)  # RPI_PICO's main stack below __StackTop

@@ -67,7 +67,6 @@ _FULL = const(2)
 _UNUSED = const(3)  # page slot holds no page
 _NOLIMIT = const(0x3FFFFFFF)
 _WAIT_MS = const(2000)  # PR_WAITOK at the hard limit waits at most this long
-_GROW_STACK = const(4352)  # C stack a page growth takes below _get_more (intr_stack.GROW, measured there)
 _NOT_ITEM = const(-1)  # _item_index: the address is no item of the pool
 _ALREADY_FREE = const(-2)  # _item_index: an item, but free
 _NOT_INT = const(-3)  # _item_index: not an int
@@ -468,13 +467,6 @@ def _get_more(pp, flags):
         if f == PR_WAITOK and not flags & PR_LIMITFAIL:
             raise MemoryError("pool_get: pool '%s' stays at its hard limit %d (PR_WAITOK)" % (pp.name, pp.hardlimit))
         return False
-    if intr._hard_depth[1] and not intr._hard_depth[0] and intr.micropython.stack_use() + _GROW_STACK > \
-            intr._hard_depth[1]:
-        # rp2 (MODE_SIO), thread context (run_hard checked a handler's whole path):
-        # running out of C stack inside the page allocator's critical sections
-        # would leave them torn, interrupts masked (intr.py)
-        raise RuntimeError("pool_get: pool '%s': too little C stack left to grow it (%d B needed; "
-                           "intr_stack.GROW): nothing changed" % (pp.name, _GROW_STACK))
     if _page_add(pp, flags):
         return True
     if pp.drain is not None:

@@ -15,10 +15,8 @@
 # heap_locked_in_handler: the control: bytearray() in the handler raises MemoryError.
 # stack_need_*: the C stack each interrupt-callable path takes below run_hard
 # (intr_stack.measure: the stack painted, the path run, the deepest word found),
-# each at most its allowance in intr_stack's table (POOL, POOL_CACHE, KMEM,
-# GROW): a refactor that deepens a path fails here before it can lock the chip.
-# deep_main_program_cannot_grow_a_pool: pool_get's stack check (GROW) refuses
-# a growth the main program has no stack for, cleanly.
+# each at most its allowance in intr_stack's table (POOL, POOL_CACHE, KMEM):
+# a refactor that deepens a path fails here before it can lock the chip.
 # An interrupt that lands where the main program is deep finds too little C
 # stack (rp2 runs the handler on it): run_hard refuses it (intr._hard_depth[3]) before
 # it touches anything (intr.py's header); counted as stack_refused, not an error.
@@ -451,81 +449,6 @@ def stack_need_kmem():
     kmem.kmem_init(True)  # every class cache made before the heap is locked
     for size in (24, 64, 1024):
         _need("stack_need_kmem", "kmem_%d" % size, _m_kmem, size, intr_stack.KMEM)
-
-
-def _m_grow(pp):
-    _MOD[0]._get_more(pp, 2)  # PR_NOWAIT: one page more
-    return 0
-
-
-@s.test
-def stack_need_grow():
-    # a pool growing by a kernel_map page (below pool's stack check, measured
-    # from above run_hard: more than the check sees)
-    _rp2()
-    from mpalloc import board, intr_stack, pool
-
-    board.init()
-    _MOD[0] = pool
-    pp = pool.pool_init(32, 8, 0, 0, "stkg32", None, pool.IPL_VM)
-    try:
-        _need("stack_need_grow", "grow", _m_grow, pp, intr_stack.GROW)
-    finally:
-        pool.pool_destroy(pp)
-
-
-def _deep(left, fn, arg):
-    # call fn(arg) with about `left` bytes of C stack left (within one frame)
-    import micropython
-
-    from mpalloc import intr
-
-    if micropython.stack_use() + left < intr._hard_depth[1]:
-        return _deep(left, fn, arg)
-    return fn(arg)
-
-
-def _try_get(pp):
-    from mpalloc import pool
-
-    try:
-        return pool.pool_get(pp, pool.PR_NOWAIT)
-    except RuntimeError as e:
-        return e
-
-
-@s.test
-def deep_main_program_cannot_grow_a_pool():
-    # A main program deep in its own calls: pool_get refuses to grow the pool
-    # (uvm_km's and vmem's critical sections below) with a RuntimeError naming
-    # pool_get, before any lock; nothing changed, interrupts on. With enough
-    # stack the same call grows the pool.
-    _rp2()
-    import machine
-
-    from mpalloc import board, intr, intr_stack, pool
-
-    board.init()
-    pp = pool.pool_init(32, 8, 0, 0, "deep32", None, pool.IPL_VM)
-    try:
-        st0 = pool.pool_stats(pp)
-        r = _deep(intr_stack.GROW - 256, _try_get, pp)
-        eq(isinstance(r, RuntimeError), True, "pool_get with too little C stack to grow raises RuntimeError (%r)" % (r,))
-        msg = str(r)
-        eq("pool_get" in msg and "C stack" in msg and "deep32" in msg, True, "the message names pool_get, the pool "
-           "and the C stack: %s" % msg)
-        st = pool.pool_stats(pp)
-        eq((st["npages"], st["nout"], st["nget"]), (st0["npages"], st0["nout"], st0["nget"]), "pool unchanged")
-        eq(intr._sdepth[0], 0, "splhigh nesting after the refusal")
-        m = machine.disable_irq()
-        machine.enable_irq(m)
-        eq(m, 0, "interrupts enabled after the refusal (PRIMASK)")
-        pool.pool_chk(pp)
-        a = _deep(intr_stack.GROW + 1536, _try_get, pp)  # + pool_get's frames down to the check
-        eq(isinstance(a, int), True, "pool_get with enough C stack grows the pool (%r)" % (a,))
-        pool.pool_put(pp, a)
-    finally:
-        pool.pool_destroy(pp)
 
 
 s.run()
