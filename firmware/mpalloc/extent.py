@@ -75,7 +75,7 @@ _M32 = const(0xFFFFFFFF)
 
 maxwait_ms = 5000
 extent_list = []
-_debug = [False]  # False, or the check (extent_setup.check) run after every operation
+_debug = [False, None]  # on?, the check run after every operation while on (extent_setup.check)
 
 
 def EXTENT_FIXED_STORAGE_SIZE(n):
@@ -90,9 +90,11 @@ def extent_debug(on=True):
     if on:
         from mpalloc import extent_setup
 
-        _debug[0] = extent_setup.check
+        _debug[1] = extent_setup.check
+        _debug[0] = True
     else:
         _debug[0] = False
+        _debug[1] = None
         lazy.unload("extent_setup")
 
 
@@ -327,7 +329,7 @@ def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
                     _putdesc(ex, k)
                     msg = _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary)
                 elif _debug[0]:
-                    _debug[0](ex)
+                    _debug[1](ex)
         finally:
             intr.mutex_exit(ex.lock, s)
         if not err:
@@ -522,7 +524,7 @@ def extent_free(ex, start, size, flags, owner=None):
             if start == rs or end == re or k:
                 ex.gen += 1
                 if _debug[0]:
-                    _debug[0](ex)
+                    _debug[1](ex)
                 return None
             msg = fn + ": extent '%s': no region descriptor left to split %s-%s" % (ex.name, _hex(rs), _hex(re))
         finally:

@@ -192,6 +192,12 @@ def _free_span(ex, lo, hi):
     return (at, hi) if at <= hi else None
 
 
+def _extent_debug():
+    from mpalloc import extent
+
+    return extent._debug[0]
+
+
 def _borrow_sram():
     # 64 bytes of the SRAM map to claim in: the map is all claimed (micropython's
     # heap and stack, the window), so the last 64 bytes of micropython's first
@@ -223,7 +229,8 @@ def extent_board_maps_claims():
         _EX[0], _EX[1], _EX[2] = board.sram_map, g[0], g[1]
         eq(_xpairs(0), _NX, "claims and frees in the SRAM map")
         s.metric("extent_board_maps_claims", "sram_bytes_per_pair", _heap_of(_xpairs, 0) // _NX)
-        eq(heap_locked(_xpairs, 0), _NX, "extent claim/free pairs in the SRAM map (0x%x) under heap_lock" % g[0])
+        if not _extent_debug():  # debug mode's invariant check allocates (a dict of the descriptors seen)
+            eq(heap_locked(_xpairs, 0), _NX, "extent claim/free pairs in the SRAM map (0x%x) under heap_lock" % g[0])
         eq(_free_span(board.sram_map, g[0], g[1]), g, "SRAM gap free again")
     finally:
         _give_back(g)
@@ -235,7 +242,7 @@ def extent_board_maps_claims():
     extent_free(board.periph_map, g[0], 16, EX_NOWAIT, "t")
     _xpairs(0)
     s.metric("extent_board_maps_claims", "bytes_per_pair", _heap_of(_xpairs, 0) // _NX)
-    if not SMALL32:
+    if not SMALL32 and not _extent_debug():
         eq(heap_locked(_xpairs, 0), _NX, "extent pairs in the peripheral map under heap_lock (64-bit)")
     eq(_free_span(board.periph_map, g[0], g[1]), g, "peripheral gap free again")
 
@@ -271,7 +278,7 @@ def board_claim_release_sram():
         ctl = _heap_of(_tuples, 0)
         s.metric("board_claim_release_sram", "bytes_per_pair", got // _NX)
         s.metric("board_claim_release_sram", "result_tuple_bytes", ctl // _NX)
-        if got > ctl:
+        if got > ctl and not _extent_debug():
             raise AssertionError("board.claim/release: %d pairs allocated %d bytes, their results alone %d"
                                  % (_NX, got, ctl))
         eq(_free_span(board.sram_map, g[0], g[1]), g, "SRAM gap free again")
