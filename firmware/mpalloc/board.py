@@ -45,7 +45,8 @@
 # compact rows the host writes for small boards ([name, base, size, owner]).
 import sys
 
-from mpalloc import intr
+from mpalloc import lazy
+from mpalloc.extent import extent_alloc_region, extent_free  # a claim allocates nothing (no import in it)
 
 profile = None
 name = None
@@ -57,10 +58,6 @@ _state = [False]  # init() done
 _use = [None]
 _dma = {}  # addr -> (size, owner)
 
-_VIRTUAL_PLATFORMS = ("linux", "darwin", "win32", "webassembly")
-_OWN = "micropython"
-_HOLE = "(unmapped)"
-_MPALLOC = "mpalloc"
 SHARE = 4  # the default window: at most 1/SHARE of the free heap
 
 
@@ -81,70 +78,6 @@ def _rows(lst, extra):
     return out
 
 
-def _builtin(plat):
-    # Only what init() needs when no board.json exists.
-    if plat == "rp2":
-        return {"name": "rp2040", "cpu": {"python_cpus": 2}, "page_size": 256, "cpuid": {"method": "sio"},
-                "managed": {"bytes": 65536, "virtual_base": 0x20010000}}
-    if plat == "esp32":
-        return {"name": "esp32", "cpu": {"python_cpus": 1}, "page_size": 256,
-                "managed": {"bytes": 32768, "virtual_base": 0x3FFB0000}}
-    if plat == "microbit":
-        return {"name": "microbit", "cpu": {"python_cpus": 1}, "page_size": 64,
-                "managed": {"bytes": 2048, "virtual_base": 0x20002000}}
-    return {"name": "unix", "cpu": {"python_cpus": 2}, "page_size": 256,
-            "managed": {"bytes": 65536, "virtual_base": 0x10000000}, "virtual": True}
-
-
-def _read_json():
-    try:
-        import json
-    except ImportError:
-        import ujson as json
-    for p in ("board.json", "/board.json"):
-        try:
-            f = open(p)
-        except OSError:
-            continue
-        try:
-            return json.load(f)
-        except ValueError as e:
-            raise ValueError("board.init: %s is not valid JSON: %s" % (p, e))
-        finally:
-            f.close()
-    return None
-
-
-# profile fields the board does not need (host_tools/mpalloc_host/profiles.py drops the same: PROSE)
-_PROSE = ("notes", "title", "sources", "clock_notes", "python", "bus", "flash", "interrupts", "core", "gc_heap",
-          "register_bytes")
-
-
-_ADDR = ("base", "size", "bytes", "virtual_base", "address", "end", "backed", "nocross")
-
-
-def _prune(v):
-    # Make a full profile small on the board: no prose, "0x..." as ints, the
-    # peripheral and reserved lists as (name, base, size, owner) tuples (the
-    # host's trimmed copy is already like this).
-    if isinstance(v, dict):
-        for k in _PROSE:
-            if k in v:
-                del v[k]
-        for k in v:
-            x = v[k]
-            if k in _ADDR and isinstance(x, str):
-                v[k] = int(x, 16)
-            elif k == "peripherals" or k == "reserved":
-                v[k] = [tuple(r) for r in _rows(x, "used_by" if k == "peripherals" else "owner")]
-            else:
-                _prune(x)
-    elif isinstance(v, list):
-        for x in v:
-            _prune(x)
-    return v
-
-
 def use(p):
     """Use profile dict p instead of board.json (before init(), or re-init)."""
     # => thread context, before init() (or re-init after); p a profile dict.
@@ -162,27 +95,12 @@ def detect():
     # => thread context (allocates).
     if _use[0] is not None:
         return _use[0]
-    p = _read_json()
-    if p is not None:
-        return _prune(p)
-    return _builtin(sys.platform)
+    from mpalloc import board_setup
 
-
-def _mode(p):
-    plat = sys.platform
-    if plat in ("linux", "darwin", "win32"):
-        try:
-            import _thread  # noqa: F401
-
-            return intr.MODE_THREAD, p.get("cpu", {}).get("python_cpus", 1)
-        except ImportError:
-            return intr.MODE_UP, 1
-    if plat == "webassembly":
-        return intr.MODE_UP, 1
-    n = p.get("cpu", {}).get("python_cpus", 1)
-    if plat == "rp2" and p.get("cpuid", {}).get("method") == "sio":
-        return intr.MODE_SIO, n
-    return intr.MODE_UP, 1
+    try:
+        return board_setup.detect()
+    finally:
+        lazy.unload("board_setup")
 
 
 def booted():
@@ -203,155 +121,26 @@ def window_size(most, ps, free, want=None):
     at free // SHARE, in whole pages of ps; or `want` bytes if asked (at most
     `most` and 3/4 of `free`). => most, ps > 0; free: bytes of heap free (None:
     unknown, no cap). A window that does not fit raises ValueError with the sizes."""
-    if want is None:
-        n = most if free is None else min(most, free // SHARE)
-        n = n // ps * ps
-        if n < ps:
-            raise ValueError("board.init: no room for a managed window: %d bytes of heap free, a quarter is "
-                             "less than one %d-byte page" % (free, ps))
-        return n
-    if not isinstance(want, int) or want < ps:
-        raise ValueError("board.init: window must be an int of at least one page (%d bytes), not %r" % (ps, want))
-    n = (want + ps - 1) // ps * ps
-    if n > most:
-        raise ValueError("board.init: a %d-byte window is larger than the profile's managed.bytes (%d)" % (n, most))
-    if free is not None and n > free - free // SHARE:
-        raise ValueError("board.init: a %d-byte window does not fit: %d bytes of heap free, at most %d may go "
-                         "to the window (a quarter stays the program's)" % (n, free, free - free // SHARE))
-    return n
+    from mpalloc import board_setup
+
+    try:
+        return board_setup.window_size(most, ps, free, want)
+    finally:
+        lazy.unload("board_setup")
 
 
 def init(window=None):
     """Set the board up from its profile (idempotent). Returns the profile.
     window: bytes of managed window wanted (default: window_size's share)."""
     # => thread context (allocates), at start-up; no allocator of a previous init still in use.
-    global profile, name, virtual, periph_map, sram_map
     if _state[0]:
         return profile
-    p = detect()
-    ps = p.get("page_size", 256)
-    from mpalloc import mem
-    from mpalloc import uvm_km  # before the window: compiling it needs heap
+    from mpalloc import board_setup  # the set-up code: on the heap only while it runs
 
-    free = None
     try:
-        import gc
-
-        gc.collect()
-        free = gc.mem_free()
-    except (ImportError, AttributeError):  # CPython: no gc.mem_free
-        pass
-    size = window_size(_n(p["managed"]["bytes"]), ps, free, window)
-    virtual = sys.platform in _VIRTUAL_PLATFORMS
-    name = p["name"]
-    while True:
-        try:
-            base = _attach(p, ps, size)
-            break
-        except MemoryError:
-            # free heap in pieces: the default halves (at least 4 pages), an asked size is an error
-            if window is not None or size // 2 < 4 * ps:
-                raise ValueError("board.init: no room for a %d-byte managed window in one piece: %s bytes of heap "
-                                 "free, fragmented; ask for less: board.init(window=N)"
-                                 % (size, free))
-            size = size // 2 // ps * ps
-    m, ncpu = _mode(p)
-    intr.setup(ncpu, m)
-    profile = p
-    uvm_km.uvm_km_bootstrap(base, size, ps, _exec_regions(p, ps))
-    _maps(p)
-    _dma.clear()
-    _state[0] = True
-    return profile
-
-
-def _attach(p, ps, size):
-    global window
-    from mpalloc import mem
-
-    real = None
-    if not virtual:
-        real, buf = mem.alloc_backing(size, ps)
-    if real is None:  # virtual board, webassembly, or no uctypes (micro:bit)
-        base = _n(p["managed"].get("virtual_base"))
-        if not isinstance(base, int):
-            raise ValueError("board.init: profile '%s' needs managed.virtual_base here (no real address)" % name)
-        buf = bytearray(size)
-    else:
-        base = real
-    mem.attach(base, buf)
-    window = (base, size, real is not None)
-    return base
-
-
-def _exec_regions(p, ps):
-    out = []
-    names = p.get("exec_regions") or ()
-    for nm, b, s, _ in _rows(p.get("memory"), "kind"):
-        if nm in names:
-            b2 = (b + ps - 1) // ps * ps
-            out.append((b2, (b + s - b2) // ps * ps))
-    return out
-
-
-def _sram_regions(p):
-    out = []
-    for r in p.get("memory") or ():
-        if isinstance(r, dict) and r.get("kind") == "sram" and not r.get("alias_of"):
-            out.append((_n(r["base"]), _n(r["size"])))
-    out.sort()
-    return out
-
-
-def _new_extent(label, spans, claims):
-    # An extent over the hull of spans; the holes between spans and every
-    # (base, size, owner) claim taken. Claims outside the hull are skipped.
-    from mpalloc.extent import extent_create, extent_alloc_region
-
-    spans.sort()
-    lo = spans[0][0]
-    hi = lo
-    for b, s in spans:
-        if b + s > hi:
-            hi = b + s
-    ex = extent_create(label, lo, hi - 1, None, 0, 0)
-    prev = lo
-    for b, s in spans:
-        if b > prev:
-            extent_alloc_region(ex, prev, b - prev, 0, owner=_HOLE)
-        if b + s > prev:
-            prev = b + s
-    for b, s, o in claims:
-        if lo <= b and b + s <= hi:
-            extent_alloc_region(ex, b, s, 0, owner=o)
-    return ex
-
-
-def _maps(p):
-    global periph_map, sram_map
-    from mpalloc.extent import extent_destroy
-
-    for ex in (periph_map, sram_map):
-        if ex is not None and not ex.dead:
-            extent_destroy(ex)
-    periph_map = sram_map = None
-    per = _rows(p.get("peripherals"), "used_by")
-    if per:
-        periph_map = _new_extent(name + " peripherals", [(b, s) for _, b, s, _ in per],
-                                 [(b, s, u) for _, b, s, u in per if u])
-    sr = _sram_regions(p)
-    if sr:
-        wb, ws, _ = window
-        claims = []
-        for _, b, s, o in _rows(p.get("reserved"), "owner"):
-            e = b + s
-            if b < wb:
-                claims.append((b, min(e, wb) - b, o or _OWN))
-            if e > wb + ws:
-                st = max(b, wb + ws)
-                claims.append((st, e - st, o or _OWN))
-        claims.append((wb, ws, _MPALLOC))
-        sram_map = _new_extent(name + " sram", sr, claims)
+        return board_setup.init(window)
+    finally:
+        lazy.unload("board_setup")
 
 
 def _need():
@@ -380,40 +169,44 @@ def _which(fn, base, size):
     raise ValueError("%s: 0x%x+0x%x is neither peripheral space nor SRAM of board '%s'" % (fn, base, size, name))
 
 
-def _resolve(fn, base, size):
-    if isinstance(base, str):
-        for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
-            if nm.upper() == base.upper():
-                return b, s if size is None else size
-        raise ValueError("%s: board '%s' has no peripheral named '%s'" % (fn, name, base))
+def _named(fn, base, size):
+    # (base, size) of the peripheral named base (size None: its own size)
+    for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
+        if nm.upper() == base.upper():
+            return b, s if size is None else size
+    raise ValueError("%s: board '%s' has no peripheral named '%s'" % (fn, name, base))
+
+
+def _check(fn, base, size):
     if not isinstance(base, int) or not isinstance(size, int) or size < 1:
         raise ValueError("%s: need base (int or peripheral name) and a positive size, got %r, %r" % (fn, base, size))
-    return base, size
 
 
 def claim(name_, base, size=None):
     """Claim [base, base+size) for driver name_; returns (base, size).
     A clash raises OSError(EAGAIN) naming who holds the region."""
     # => thread context; name_ a non-empty str, the range inside a region of the profile;
-    # => overlap: OSError(EAGAIN) naming the owner.
+    # => overlap: OSError(EAGAIN) naming the owner. An int base with small-int ends
+    #    allocates only the (base, size) it returns.
     _need()
     if not isinstance(name_, str) or not name_:
         raise ValueError("claim: the owner name must be a non-empty str, not %r" % (name_,))
-    b, s = _resolve("claim", base, size)
-    from mpalloc.extent import extent_alloc_region
-
-    extent_alloc_region(_which("claim", b, s), b, s, 0, owner=name_)
-    return b, s
+    if isinstance(base, str):
+        base, size = _named("claim", base, size)
+    _check("claim", base, size)
+    extent_alloc_region(_which("claim", base, size), base, size, 0, name_)
+    return base, size
 
 
 def release(name_, base, size=None):
     """Give back what claim() took (only its owner may)."""
-    # => thread context; a claim made by claim() with the same owner.
+    # => thread context; a claim made by claim() with the same owner. An int base
+    #    with small-int ends allocates nothing.
     _need()
-    b, s = _resolve("release", base, size)
-    from mpalloc.extent import extent_free
-
-    extent_free(_which("release", b, s), b, s, 0, owner=name_)
+    if isinstance(base, str):
+        base, size = _named("release", base, size)
+    _check("release", base, size)
+    extent_free(_which("release", base, size), base, size, 0, name_)
 
 
 def mem32():
@@ -517,41 +310,9 @@ def memory_map():
     managed window, peripherals with their current owner, both extent maps."""
     # => thread context (allocates).
     _need()
-    from mpalloc.extent import extent_regions
+    from mpalloc import board_setup
 
-    sram = []
-    flash = []
-    for r in profile.get("memory") or ():
-        if not isinstance(r, dict):
-            continue
-        e = {"name": r["name"], "base": _n(r["base"]), "size": _n(r["size"]),
-             "exec": r.get("exec", False), "dma": r.get("dma", False)}
-        if r.get("alias_of"):
-            e["alias_of"] = r["alias_of"]
-        if r.get("banks"):
-            e["banks"] = r["banks"]["count"]
-            e["striped"] = r["banks"].get("striped", False)
-        if r.get("kind") == "sram":
-            sram.append(e)
-        elif r.get("kind") == "flash":
-            flash.append(e)
-    pregs = extent_regions(periph_map) if periph_map else []
-    per = []
-    for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
-        o = None
-        for rs, re, ow in pregs:
-            if rs <= b + s - 1 and b <= re and ow != _HOLE:
-                o = ow
-                break
-        per.append({"name": nm, "base": b, "size": s, "owner": o})
-    wb, ws, real = window
-    return {
-        "board": name,
-        "virtual": virtual,
-        "sram": sram,
-        "flash": flash,
-        "managed": {"base": wb, "size": ws, "real_address": real},
-        "peripherals": per,
-        "extents": {"peripherals": pregs, "sram": extent_regions(sram_map) if sram_map else []},
-        "dma": [(a, v[0], v[1]) for a, v in _dma.items()],
-    }
+    try:
+        return board_setup.memory_map()
+    finally:
+        lazy.unload("board_setup")

@@ -29,7 +29,9 @@
 # the heap. A dynamic extent (storage None) grows its array as needed. Extents
 # reaching beyond 32 bits use a dynamic array('Q').
 #
-# Invariants (checked by _check when extent_debug(True)):
+# Slow paths (create, destroy, waits, listings, the check) are in
+# extent_setup.py, imported on use and dropped after (lazy.unload).
+# Invariants (checked by extent_setup.check when extent_debug(True)):
 #   the region list from ex.head is sorted: r.start <= r.end < next.start
 #   ex.start <= r.start and r.end <= ex.end for every region
 #   unless EXF_NOCOALESCE: r.end + 1 == next.start implies different owners
@@ -41,7 +43,7 @@ from mpalloc.compat import const
 
 from array import array
 
-from mpalloc import intr
+from mpalloc import intr, lazy
 
 EX_NOWAIT = const(0x00)
 EX_WAITOK = const(0x01)
@@ -73,7 +75,7 @@ _M32 = const(0xFFFFFFFF)
 
 maxwait_ms = 5000
 extent_list = []
-_debug = [False]
+_debug = [False, None]  # on?, the check run after every operation while on (extent_setup.check)
 
 
 def EXTENT_FIXED_STORAGE_SIZE(n):
@@ -84,8 +86,16 @@ def EXTENT_FIXED_STORAGE_SIZE(n):
 
 def extent_debug(on=True):
     """Switch the invariant check after every operation on or off."""
-    # => thread context.
-    _debug[0] = bool(on)
+    # => thread context (allocates: imports extent_setup, kept while on).
+    if on:
+        from mpalloc import extent_setup
+
+        _debug[1] = extent_setup.check
+        _debug[0] = True
+    else:
+        _debug[0] = False
+        _debug[1] = None
+        lazy.unload("extent_setup")
 
 
 class extent:
@@ -137,102 +147,37 @@ def _setdesc(ex, lo, hi):
 def extent_create(name, start, end, storage, storagesize, flags):
     # => thread context (storage None: allocates); start <= end; storage an array('I') of
     # => storagesize bytes or None. Bad arguments: ValueError.
-    fn = "extent_create"
-    if not isinstance(name, str):
-        raise ValueError(fn + ": name must be a str, not %r" % (name,))
-    _int(fn, "start", start)
-    _int(fn, "end", end)
-    _int(fn, "flags", flags)
-    _int(fn, "storagesize", storagesize)
-    if start < 0:
-        raise ValueError(fn + ": extent '%s': start %s is negative" % (name, _hex(start)))
-    if end < start:
-        raise ValueError(fn + ": extent '%s': end %s < start %s" % (name, _hex(end), _hex(start)))
-    ex = extent(name, start, end, EXF_NOCOALESCE if flags & EX_NOCOALESCE else 0)
-    if storage is not None:
-        _int(fn, "storagesize", storagesize)
-        n = storagesize // (_W * 4)
-        if n < 1:
-            raise ValueError(fn + ": extent '%s': fixed storage of %d bytes holds no region descriptor (need %d)"
-                             % (name, storagesize, EXTENT_FIXED_STORAGE_SIZE(1)))
-        if end > _M32:
-            raise ValueError(fn + ": extent '%s': fixed storage holds 32-bit addresses; end %s is larger"
-                             % (name, _hex(end)))
-        try:
-            ok = len(storage) * 4 >= storagesize
-            old = storage[0]
-            storage[0] = _M32
-            ok = ok and storage[0] == _M32
-            storage[0] = old
-        except Exception:
-            ok = False
-        if not ok:
-            raise ValueError(fn + ": extent '%s': storage must be an array('I') of at least %d bytes"
-                             % (name, storagesize))
-        for i in range(n * _W):
-            storage[i] = 0
-        ex.flags |= EXF_FIXED
-        ex.d = storage
-    elif storagesize:
-        raise ValueError(fn + ": extent '%s': storagesize %d given without storage" % (name, storagesize))
-    else:
-        n = 4
-        ex.d = array("I" if end <= _M32 else "Q", bytes(n * _W * (4 if end <= _M32 else 8)))
-    ex.ndesc = n
-    _setdesc(ex, 1, n)
-    extent_list.append(ex)
-    return ex
+    from mpalloc import extent_setup  # the slow paths: on the heap only while they run
+
+    try:
+        return extent_setup.create(name, start, end, storage, storagesize, flags)
+    finally:
+        _unload()
 
 
 def extent_destroy(ex):
     # => thread context; the extent lock not held; nobody else uses the extent.
-    _valid("extent_destroy", ex)
-    s = intr.mutex_enter(ex.lock)
+    from mpalloc import extent_setup
+
     try:
-        ex.dead = True
-        ex.head = 0
-        ex.nregions = 0
-        ex.gen += 1
+        extent_setup.destroy(ex)
     finally:
-        intr.mutex_exit(ex.lock, s)
-    if ex in extent_list:
-        extent_list.remove(ex)
+        _unload()
 
 
-def _threads():
-    try:
-        import _thread  # noqa: F401
-
-        return True
-    except ImportError:
-        return False
+def _unload():
+    if not _debug[0]:  # debug mode keeps extent_setup (its check runs after every operation)
+        lazy.unload("extent_setup")
 
 
 def _wait(fn, ex, gen, flags, err, msg):
     # Called with ex.lock NOT held. Returns when ex.gen != gen, else raises.
-    try:
-        from time import sleep_ms
-    except ImportError:  # CPython
-        from time import sleep
+    from mpalloc import extent_setup
 
-        def sleep_ms(n):
-            sleep(n / 1000)
-
-    if not _threads():
-        raise OSError(err, msg + " (would wait forever: no other thread can free)")
-    waited = 0
     try:
-        while ex.gen == gen and not ex.dead:
-            if waited >= maxwait_ms:
-                raise OSError(err, msg + " (waited %d ms)" % waited)
-            sleep_ms(1)
-            waited += 1
-    except KeyboardInterrupt:
-        if flags & EX_CATCH:
-            raise OSError(EINTR, fn + ": wait interrupted")
-        raise
-    if ex.dead:
-        raise ValueError(fn + ": extent '%s' was destroyed while waiting" % ex.name)
+        extent_setup.wait(fn, ex, gen, flags, err, msg)
+    finally:
+        _unload()
 
 
 def _getdesc(fn, ex, flags):
@@ -337,13 +282,12 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
         raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
                          % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
     oi = _owner_index(fn, ex, owner)
-    _claim(fn, ex, flags, _place_region, (start, end, size, oi))
+    _claim(fn, ex, flags, 0, start, end, size, 1, 0, oi)
 
 
-def _place_region(fn, ex, k, a):
+def _place_region(ex, k, start, end, size, oi):
     # Under ex.lock with descriptor k: insert [start, end] unless a claim
-    # overlaps it. Returns (None, 0, None) or (None, EAGAIN, message).
-    start, end, size, oi = a
+    # overlaps it. Returns 0, or the overlapping region's descriptor.
     d = ex.d
     last = 0
     r = ex.head
@@ -352,42 +296,60 @@ def _place_region(fn, ex, k, a):
         if d[b + _S] > end:
             break
         if d[b + _E] >= start:
-            return None, EAGAIN, (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
-                                  % (_hex(start), _hex(end), ex.name, _hex(d[b + _S]), _hex(d[b + _E]),
-                                     _oname(ex, d[b + _O])))
+            return r
         last = r
         r = d[b + _N]
     _insert(ex, start, size, oi, last, k)
-    return None, 0, None
+    return 0
 
 
-def _claim(fn, ex, flags, place, arg):
-    # The lock / descriptor / wait loop shared by every claim: place(fn, ex, k,
-    # arg) runs under ex.lock with a free descriptor k and returns (result, 0,
-    # None) after inserting, or (None, errno, message). EAGAIN waits with
-    # EX_WAITSPACE, ENOMEM (no descriptor) with EX_WAITOK; otherwise OSError.
+def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
+    # The lock / descriptor / wait loop shared by every claim: under ex.lock
+    # with a free descriptor k, _place_sub (sub: the best start in [lo, hi])
+    # or _place_region (exactly [lo, hi]) inserts. Returns the start (sub) or
+    # None. EAGAIN waits with EX_WAITSPACE, ENOMEM (no descriptor) with
+    # EX_WAITOK; otherwise OSError. Allocates nothing (ends small ints) unless
+    # it fails: no argument or result tuples, the message made only then.
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
         try:
             k = _getdesc(fn, ex, flags)
             if not k:
-                res, err = None, ENOMEM
+                err = ENOMEM
                 msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
             else:
-                res, err, msg = place(fn, ex, k, arg)
+                if sub:
+                    r = _place_sub(ex, k, lo, hi, size, alignment, boundary, flags, oi)
+                    err = EAGAIN if r < 0 else 0
+                else:
+                    r = _place_region(ex, k, lo, hi, size, oi)
+                    err = EAGAIN if r else 0
                 if err:
                     _putdesc(ex, k)
+                    msg = _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary)
                 elif _debug[0]:
-                    _check(ex)
+                    _debug[1](ex)
         finally:
             intr.mutex_exit(ex.lock, s)
         if not err:
-            return res
+            return r if sub else None
         if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
             _wait(fn, ex, gen, flags, err, msg)
             continue
         raise OSError(err, msg)
+
+
+def _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary):
+    # EAGAIN's message (under ex.lock): no space in [lo, hi] (sub), or the claim
+    # of descriptor r overlapping [lo, hi]
+    if sub:
+        return (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
+                % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(lo), _hex(hi)))
+    b = (r - 1) * _W
+    d = ex.d
+    return (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
+            % (_hex(lo), _hex(hi), ex.name, _hex(d[b + _S]), _hex(d[b + _E]), _oname(ex, d[b + _O])))
 
 
 def _align(v, a):
@@ -428,9 +390,12 @@ def _fit(ex, lo, hi, size, alignment, boundary, flags):
 
 def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner):
     _valid(fn, ex)
-    for w, v in (("substart", substart), ("subend", subend), ("size", size), ("alignment", alignment),
-                 ("boundary", boundary), ("flags", flags)):
-        _int(fn, w, v)
+    _int(fn, "substart", substart)
+    _int(fn, "subend", subend)
+    _int(fn, "size", size)
+    _int(fn, "alignment", alignment)
+    _int(fn, "boundary", boundary)
+    _int(fn, "flags", flags)
     if substart < ex.start or substart > ex.end or subend > ex.end or subend < substart:
         raise ValueError(fn + ": extent '%s' (%s-%s): bad subregion %s-%s"
                          % (ex.name, _hex(ex.start), _hex(ex.end), _hex(substart), _hex(subend)))
@@ -443,14 +408,12 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
         raise ValueError(fn + ": extent '%s': boundary %s is smaller than size %s"
                          % (ex.name, _hex(boundary), _hex(size)))
     oi = _owner_index(fn, ex, owner)
-    return _claim(fn, ex, flags, _place_sub, (substart, subend, size, alignment, boundary, flags, oi))
+    return _claim(fn, ex, flags, 1, substart, subend, size, alignment, boundary, oi)
 
 
-def _place_sub(fn, ex, k, a):
+def _place_sub(ex, k, substart, subend, size, alignment, boundary, flags, oi):
     # Under ex.lock with descriptor k: the best (or with EX_FAST the first)
-    # fitting start in [substart, subend]; inserts it and returns it, else
-    # (None, EAGAIN, message).
-    substart, subend, size, alignment, boundary, flags, oi = a
+    # fitting start in [substart, subend]; inserts it and returns it, else -1.
     fast = flags & EX_FAST
     d = ex.d
     best = -1
@@ -490,11 +453,9 @@ def _place_sub(fn, ex, k, a):
         last = r
         r = d[b + _N]
     if best < 0:
-        return None, EAGAIN, (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
-                              % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(substart),
-                                 _hex(subend)))
+        return -1
     _insert(ex, best, size, oi, bestlast, k)
-    return best, 0, None
+    return best
 
 
 def extent_free(ex, start, size, flags, owner=None):
@@ -563,7 +524,7 @@ def extent_free(ex, start, size, flags, owner=None):
             if start == rs or end == re or k:
                 ex.gen += 1
                 if _debug[0]:
-                    _check(ex)
+                    _debug[1](ex)
                 return None
             msg = fn + ": extent '%s': no region descriptor left to split %s-%s" % (ex.name, _hex(rs), _hex(re))
         finally:
@@ -577,62 +538,20 @@ def extent_free(ex, start, size, flags, owner=None):
 def extent_regions(ex):
     """[(start, end_inclusive, owner), ...] in address order (allocates)."""
     # => thread context (allocates).
-    _valid("extent_regions", ex)
-    out = []
-    s = intr.mutex_enter(ex.lock)
+    from mpalloc import extent_setup
+
     try:
-        d = ex.d
-        r = ex.head
-        while r:
-            b = (r - 1) * _W
-            out.append((d[b + _S], d[b + _E], ex.owners[d[b + _O]]))
-            r = d[b + _N]
+        return extent_setup.regions(ex)
     finally:
-        intr.mutex_exit(ex.lock, s)
-    return out
+        _unload()
 
 
 def extent_print(ex):
     """extent(9)'s listing, plus each region's owner."""
     # => thread context (allocates).
-    _valid("extent_print", ex)
-    print("extent `%s' (0x%x - 0x%x), flags = 0x%x" % (ex.name, ex.start, ex.end, ex.flags))
-    for rs, re, o in extent_regions(ex):
-        print("     0x%x - 0x%x  %s" % (rs, re, "?" if o is None else o))
+    from mpalloc import extent_setup
 
-
-def _check(ex):
-    # The invariants listed at the top; AssertionError names the broken one.
-    d = ex.d
-    seen = {}
-    n = 0
-    prev_e = -1
-    prev_o = -1
-    r = ex.head
-    while r:
-        if r in seen or not 1 <= r <= ex.ndesc:
-            raise AssertionError("extent '%s': region list broken at descriptor %d" % (ex.name, r))
-        seen[r] = 1
-        b = (r - 1) * _W
-        rs = d[b + _S]
-        re = d[b + _E]
-        if rs > re or rs < ex.start or re > ex.end:
-            raise AssertionError("extent '%s': bad region 0x%x-0x%x" % (ex.name, rs, re))
-        if n and rs <= prev_e:
-            raise AssertionError("extent '%s': regions unsorted/overlapping at 0x%x" % (ex.name, rs))
-        if n and not ex.flags & EXF_NOCOALESCE and rs == prev_e + 1 and d[b + _O] == prev_o:
-            raise AssertionError("extent '%s': uncoalesced neighbours at 0x%x" % (ex.name, rs))
-        prev_e = re
-        prev_o = d[b + _O]
-        n += 1
-        r = d[b + _N]
-    if n != ex.nregions:
-        raise AssertionError("extent '%s': nregions %d but %d on the list" % (ex.name, ex.nregions, n))
-    f = ex.free
-    while f:
-        if f in seen or not 1 <= f <= ex.ndesc:
-            raise AssertionError("extent '%s': free list broken at descriptor %d" % (ex.name, f))
-        seen[f] = 1
-        f = d[(f - 1) * _W + _N]
-    if len(seen) != ex.ndesc:
-        raise AssertionError("extent '%s': %d descriptors lost" % (ex.name, ex.ndesc - len(seen)))
+    try:
+        extent_setup.prints(ex)
+    finally:
+        _unload()

@@ -23,12 +23,14 @@
 # port (machine.mem* map the host's /dev/mem there).
 #
 # C stack (MODE_SIO): rp2 runs a hard IRQ on the interrupted code's stack and
-# MicroPython's stack check (~8 KB on RPI_PICO) counts both; kmem's deep path
-# takes ~4.4 KB. Running out mid-update would tear state with interrupts masked,
-# so setup(MODE_SIO) finds the limit once and run_hard() raises the preallocated
-# _hard_depth[3], touching nothing, unless _HARD_STACK bytes are left
-# (_hard_depth[2] counts refusals). No new globals: the frozen micro:bit build
-# has no RAM to spare (the lock-up this prevents: docs/DESIGN-NOTES.md).
+# MicroPython's stack check (~8 KB on RPI_PICO) counts both. Running out
+# mid-update would tear state with interrupts masked, so setup(MODE_SIO) finds
+# the check's limit once (_hard_depth[1]) and run_hard(h, arg, c, need) raises
+# the preallocated _hard_depth[3], touching nothing, unless `need` bytes are
+# left (_hard_depth[2] counts refusals). `need`: what the handler's path takes,
+# measured per path in intr_stack.py (default _HARD_STACK = intr_stack.POOL).
+# No new globals: the frozen micro:bit build has no RAM to spare (the lock-up
+# this prevents: docs/DESIGN-NOTES.md).
 #
 # Invariants: (MODE_THREAD) _depth[c] > 0 <=> the thread running as CPU c holds
 # _mask[c]; a thread in _cpu_of with the _ISR bit runs a handler and holds
@@ -58,10 +60,8 @@ _NOCPU = const(8)  # MODE_THREAD: what _cpu_of gives a thread never attached (a 
 _ISR = const(0x100)
 # SIO CPUID at 0xD0000000: passed as a negative small int so no big int is made.
 _SIO_CPUID = const(-0x30000000)
-# C stack a handler run by run_hard() may need (MODE_SIO): the kmem_intr_alloc
-# path that grows a pool measured 4,352 B below the handler on rp2 v1.28. Since
-# the renaming pass that path needs more than this allowance (a caller may ask
-# for more: lower _hard_depth[1]); open, see docs/DESIGN-NOTES.md.
+# run_hard()'s default C-stack allowance (MODE_SIO): intr_stack.POOL, the pool
+# path measured on rp2 v1.28 (tests/device/test_rp2_irq.py re-measures it).
 _HARD_STACK = const(4864)
 
 mode = MODE_UP
@@ -133,7 +133,7 @@ def setup(n=1, m=None):
             probe()
         except RuntimeError:
             pass
-        _hard_depth[1] = max(0, got[0] - _HARD_STACK)
+        _hard_depth[1] = got[0]
         if _hard_depth[3] is None:
             _hard_depth[3] = RuntimeError("intr.run_hard: too little C stack left here for a hard handler (rp2 runs "
                                    "it on the interrupted program's stack): not run")
@@ -188,7 +188,8 @@ def cpu_intr_p():
 
 # [0]: set while run_hard() dispatches on boards (the port's own hard IRQ has no
 # flag we can read portably); MODE_SIO (see the header): [1] the stack_use()
-# above which run_hard() refuses (0: never), [2] refusals, [3] the exception.
+# at which MicroPython's check fires (0: unknown, never refuse), [2] refusals,
+# [3] the exception.
 _hard_depth = [0, 0, 0, None]
 
 
@@ -270,17 +271,19 @@ _heap_lock = micropython.heap_lock if micropython else _nop
 _heap_unlock = micropython.heap_unlock if micropython else _nop
 
 
-def run_hard(handler, arg, c=0):
+def run_hard(handler, arg, c=0, need=_HARD_STACK):
     """Run handler(arg) as a hard interrupt on CPU c: its mask held, heap locked.
 
     MODE_THREAD: call from the thread that plays the interrupt source; it waits
     while CPU c is in a critical section, exactly as a masked IRQ stays pending.
     Elsewhere: call from the port's hard IRQ callback (or to emulate one).
     Returns what the handler returns; an exception propagates after unlocking.
+    need (MODE_SIO): bytes of C stack the handler's path takes (intr_stack's
+    table: POOL (the default), POOL_CACHE, KMEM); refused unless that is left.
     """
     # => MODE_THREAD: the interrupt source's thread; elsewhere the port's hard IRQ
-    #    callback. 0 <= c < ncpu; handler must not allocate. MODE_SIO: _HARD_STACK
-    #    bytes of C stack left (lower _hard_depth[1] to ask for more), else raises
+    #    callback. 0 <= c < ncpu; handler must not allocate. MODE_SIO: `need` bytes
+    #    of C stack left (intr_stack's figure for the handler's path), else raises
     #    _hard_depth[3] and runs nothing.
     if mode == MODE_THREAD:
         me = _get_ident()
@@ -293,7 +296,7 @@ def run_hard(handler, arg, c=0):
             _heap_unlock()
             _cpu_of[me] = c
             _mask[c].release()
-    if _hard_depth[1] and micropython.stack_use() > _hard_depth[1]:
+    if _hard_depth[1] and micropython.stack_use() + need > _hard_depth[1]:
         _hard_depth[2] += 1
         raise _hard_depth[3]
     _hard_depth[0] += 1

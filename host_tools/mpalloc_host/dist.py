@@ -29,10 +29,10 @@ from pathlib import Path
 from . import FIRMWARE_DIR, ROOT, __version__
 
 # The modules a program needs: board set-up, the allocators, interrupt plumbing.
-CORE = ("__init__", "compat", "lazy", "intr", "mem", "board", "vmem", "vmem_diag", "uvm_km", "pool", "pool_cache",
-        "vmem_setup", "uvm_km_setup", "uvm_km_diag", "vmem_native",
-        "kmem", "kmem_cold", "kmem_dbg", "extent", "softint", "native", "pool_cache_native", "pool_setup", "pool_dbg",
-        "pool_cache_setup", "pool_cache_dbg", "pool_native", "kmem_native")
+CORE = ("__init__", "compat", "lazy", "intr", "intr_stack", "mem", "board", "board_setup", "vmem", "vmem_diag",
+        "vmem_setup", "uvm_km", "uvm_km_setup", "uvm_km_diag", "vmem_native", "pool", "pool_setup", "pool_dbg",
+        "pool_native", "pool_cache", "pool_cache_setup", "pool_cache_dbg", "pool_cache_native", "kmem", "kmem_cold",
+        "kmem_dbg", "kmem_native", "extent", "extent_setup", "softint", "native")
 # Optional extras, each its own mip package.
 EXTRAS = {
     "debug": ("debug",),                       # DIAGNOSTIC checks of every allocator

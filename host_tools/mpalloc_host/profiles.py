@@ -253,7 +253,7 @@ def load(name):
 # -- the board's copy ---------------------------------------------------------------
 
 # profile fields the board does not need: prose, and "flash" (how the host flashes firmware);
-# the board's own pruning (firmware/mpalloc/board.py _PROSE) drops the same (test_profiles checks)
+# the board's own pruning (firmware/mpalloc/board_setup.py _PROSE) drops the same (test_profiles checks)
 PROSE = ("notes", "title", "sources", "clock_notes", "python", "bus", "flash", "interrupts", "core", "gc_heap",
          "register_bytes")
 _ADDR_KEYS = ("base", "size", "end", "address", "virtual_base", "bytes", "backed", "nocross")

@@ -1,8 +1,9 @@
 # 32-bit truth with the board's real addresses: after board.init(), vmem,
 # uvm_km, extent and the board's own maps work at the profile's addresses
 # (RP2040: SRAM 0x2000_0000, peripherals 0x4000_0000, SIO 0xD000_0000), and the
-# hot paths of vmem and uvm_km allocate nothing under micropython.heap_lock()
-# (extent's claims do allocate: reported, see extent_board_maps_claims).
+# hot paths of vmem, uvm_km and extent (claims and frees in the board's maps,
+# board.claim/release) allocate nothing under micropython.heap_lock() where the
+# ends are small ints (board.claim: only the (base, size) it returns).
 #
 # On a 32-bit port an int >= 2**30 is a heap object: 0x4000_0000 and
 # 0xD000_0000 are. Where the address handed back is such an int nothing can
@@ -19,7 +20,7 @@ from mptest import Suite, eq, heap_locked, skip
 
 from mpalloc import board
 from mpalloc import uvm_km as U
-from mpalloc.extent import EX_NOWAIT, extent_alloc_subregion, extent_free, extent_regions
+from mpalloc.extent import EX_NOWAIT, extent_alloc_region, extent_alloc_subregion, extent_free, extent_regions
 from mpalloc.vmem import M_NOWAIT, vmem_alloc, vmem_create, vmem_destroy, vmem_free
 
 s = Suite("addr32", needs=("heap:40000",))
@@ -191,15 +192,48 @@ def _free_span(ex, lo, hi):
     return (at, hi) if at <= hi else None
 
 
+def _extent_debug():
+    from mpalloc import extent
+
+    return extent._debug[0]
+
+
+def _borrow_sram():
+    # 64 bytes of the SRAM map to claim in: the map is all claimed (micropython's
+    # heap and stack, the window), so the last 64 bytes of micropython's first
+    # region are released for the test (_give_back claims them again)
+    for a, e, o in extent_regions(board.sram_map):
+        if o == "micropython" and e - a >= 127:
+            extent_free(board.sram_map, e - 63, 64, EX_NOWAIT, "micropython")
+            return e - 63, e
+    raise AssertionError("no region of micropython's in the SRAM map to borrow 64 bytes from")
+
+
+def _give_back(g):
+    extent_alloc_region(board.sram_map, g[0], 64, EX_NOWAIT, "micropython")
+
+
 @s.test
 def extent_board_maps_claims():
-    # claims and frees in the board's own maps, at a free gap of the peripheral
-    # map (0x4000_0000 and up: big ints on 32-bit) and of the SRAM map. Open:
-    # extent's claim path is not allocation-free (argument and result tuples in
-    # _claim / _place_*; on 32-bit also the big-int ends it computes), so no
-    # heap_lock here: the heap a pair takes is reported (bytes_per_pair).
+    # claims and frees in the board's own maps: at a free gap of the SRAM map
+    # (small ints on every port) under heap_lock; at a free gap of the
+    # peripheral map (0x4000_0000 and up: big ints on 32-bit, the ends and the
+    # start extent computes, unavoidable there) the heap a pair takes is
+    # reported (bytes_per_pair), and runs under heap_lock on 64-bit ports.
     _rp2040()
     gc.collect()
+    g = _borrow_sram()
+    try:
+        s.metric("extent_board_maps_claims", "sram_gap", "0x%x-0x%x" % g)
+        eq(_free_span(board.sram_map, SRAM, SRAM + 0x41FFF), g, "the borrowed 64 bytes: the SRAM map's free gap")
+        _EX[0], _EX[1], _EX[2] = board.sram_map, g[0], g[1]
+        eq(_xpairs(0), _NX, "claims and frees in the SRAM map")
+        s.metric("extent_board_maps_claims", "sram_bytes_per_pair", _heap_of(_xpairs, 0) // _NX)
+        if not _extent_debug():  # debug mode's invariant check allocates (a dict of the descriptors seen)
+            eq(heap_locked(_xpairs, 0), _NX, "extent claim/free pairs in the SRAM map (0x%x) under heap_lock" % g[0])
+        eq(_free_span(board.sram_map, g[0], g[1]), g, "SRAM gap free again")
+    finally:
+        _give_back(g)
     g = _free_span(board.periph_map, PERIPH, 0x5FFFFFFF)
     eq(g is not None, True, "a free gap in the peripheral map")
     s.metric("extent_board_maps_claims", "periph_gap", "0x%x-0x%x" % g)
@@ -208,13 +242,48 @@ def extent_board_maps_claims():
     extent_free(board.periph_map, g[0], 16, EX_NOWAIT, "t")
     _xpairs(0)
     s.metric("extent_board_maps_claims", "bytes_per_pair", _heap_of(_xpairs, 0) // _NX)
+    if not SMALL32 and not _extent_debug():
+        eq(heap_locked(_xpairs, 0), _NX, "extent pairs in the peripheral map under heap_lock (64-bit)")
     eq(_free_span(board.periph_map, g[0], g[1]), g, "peripheral gap free again")
-    g = _free_span(board.sram_map, SRAM, SRAM + 0x41FFF)
-    s.metric("extent_board_maps_claims", "sram_gap", "0x%x-0x%x" % g if g else "none")
-    if g is not None:
+
+
+def _bpairs(arg):
+    # board.claim/release of a range of the SRAM gap (an int base: no name lookup)
+    a, n = _EX[1], 0
+    while n < _NX:
+        board.claim("t", a, 64)
+        board.release("t", a, 64)
+        n += 1
+    return n
+
+
+def _tuples(arg):
+    # the control: what board.claim returns, (base, size), _NX times
+    a, n = _EX[1], 0
+    while n < _NX:
+        r = (a, n)
+        n += 1
+    return r
+
+
+@s.test
+def board_claim_release_sram():
+    # board.claim/release in SRAM allocate nothing but claim's (base, size) result
+    _rp2040()
+    g = _borrow_sram()
+    try:
         _EX[0], _EX[1], _EX[2] = board.sram_map, g[0], g[1]
-        eq(_xpairs(0), _NX, "claims and frees in the SRAM map")
+        _bpairs(0)
+        got = _heap_of(_bpairs, 0)
+        ctl = _heap_of(_tuples, 0)
+        s.metric("board_claim_release_sram", "bytes_per_pair", got // _NX)
+        s.metric("board_claim_release_sram", "result_tuple_bytes", ctl // _NX)
+        if got > ctl and not _extent_debug():
+            raise AssertionError("board.claim/release: %d pairs allocated %d bytes, their results alone %d"
+                                 % (_NX, got, ctl))
         eq(_free_span(board.sram_map, g[0], g[1]), g, "SRAM gap free again")
+    finally:
+        _give_back(g)
 
 
 s.run()

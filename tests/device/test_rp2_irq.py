@@ -13,6 +13,10 @@
 # Figures: 20,000 interrupt-context operations per allocator with the host's
 # "long" cap (MPALLOC_LONG=1), 1,500 otherwise (make test).
 # heap_locked_in_handler: the control: bytearray() in the handler raises MemoryError.
+# stack_need_*: the C stack each interrupt-callable path takes below run_hard
+# (intr_stack.measure: the stack painted, the path run, the deepest word found),
+# each at most its allowance in intr_stack's table (POOL, POOL_CACHE, KMEM):
+# a refactor that deepens a path fails here before it can lock the chip.
 # An interrupt that lands where the main program is deep finds too little C
 # stack (rp2 runs the handler on it): run_hard refuses it (intr._hard_depth[3]) before
 # it touches anything (intr.py's header); counted as stack_refused, not an error.
@@ -71,7 +75,7 @@ def _op(arg):
     return 0
 
 
-def _make_cb(intr):
+def _make_cb(intr, need):
     run = intr.run_hard
     est = intr._hard_depth[3]  # the C-stack refusal (intr.py's header)
 
@@ -79,7 +83,7 @@ def _make_cb(intr):
         if _H[0] >= _N[0]:
             return
         try:
-            run(_op, 0)
+            run(_op, 0, 0, need)
         except Exception as e:  # noqa: BLE001 - kept for the main program to raise
             if e is est:
                 _H[6] += 1
@@ -90,11 +94,12 @@ def _make_cb(intr):
     return cb
 
 
-def _churn(name, get, put, obj, check=None):
+def _churn(name, get, put, obj, check=None, need=None):
     import machine
     import time
 
     from mpalloc import intr
+    from mpalloc import intr_stack
 
     _N[0] = 20000 if has("long") else 1500
     for i in range(7):
@@ -114,7 +119,7 @@ def _churn(name, get, put, obj, check=None):
         put(obj, _MAIN[i])
         _MAIN[i] = 0
     gc.collect()
-    cb = _make_cb(intr)
+    cb = _make_cb(intr, intr_stack.POOL if need is None else need)  # POOL: run_hard's default
     mg = mf = 0
     t0 = time.ticks_ms()
     limit_ms = _N[0] * 4 + 2000  # emulated ms; ~1 ms per operation expected
@@ -327,17 +332,123 @@ def hard_timer_kmem():
 
     before = inuse()
     # kmem's interrupt path (a pool growing through uvm_km and vmem) needs more C
-    # stack than run_hard's default allowance (_HARD_STACK): at it, a handler ran
-    # out mid-update and the chip locked up. Ask for 768 B more here (open: the
-    # need measured per path, docs/DESIGN-NOTES.md "intr").
-    more = 768 if intr._hard_depth[1] else 0
-    intr._hard_depth[1] -= more
-    try:
-        _churn("hard_timer_kmem", lambda z: kmem.kmem_intr_alloc(64, kmem.KM_NOSLEEP),
-               lambda z, o: kmem.kmem_intr_free(o, 64), 64)
-    finally:
-        intr._hard_depth[1] += more
+    # stack than run_hard's default (pool_cache's): at the default, a handler ran
+    # out mid-update and the chip locked up. The handler asks for kmem's figure.
+    from mpalloc.intr_stack import KMEM
+
+    _churn("hard_timer_kmem", lambda z: kmem.kmem_intr_alloc(64, kmem.KM_NOSLEEP),
+           lambda z, o: kmem.kmem_intr_free(o, 64), 64, None, KMEM)
     eq(inuse(), before, "kmem 64-byte class in use before and after")
+
+
+# -- the C stack of each interrupt-callable path (intr_stack.py) ----------------
+
+_HOLD = [0] * 16  # what a measured handler holds (made before the heap is locked)
+_MOD = [None]  # the measured path's module (an import in a handler allocates)
+
+
+def _need(test, name, path, arg, allowance, runs=3):
+    # the deepest of `runs` measurements (the first grows the pool) within the allowance
+    from mpalloc import intr_stack
+
+    got = 0
+    for i in range(runs):
+        n = intr_stack.measure(path, arg)
+        if n > got:
+            got = n
+    s.metric(test, name + "_need_bytes", got)
+    s.metric(test, name + "_allowance", allowance)
+    if got > allowance:
+        raise AssertionError("%s: the path takes %d B of C stack below run_hard, its allowance in intr_stack.py is "
+                             "%d B: raise it (a hard handler at the old figure can run out mid-update and lock "
+                             "the chip)" % (name, got, allowance))
+    if got < 1024:  # a trivial handler reads 512 (intr_stack._SLACK)
+        raise AssertionError("%s: measured only %d B: the path did not run" % (name, got))
+    return got
+
+
+def _m_pool(pp):
+    pool = _MOD[0]
+    for i in range(6):  # 32 B items, 8 to a 256 B page: the first get grows the pool
+        _HOLD[i] = pool.pool_get(pp, pool.PR_NOWAIT)
+    for i in range(6):
+        pool.pool_put(pp, _HOLD[i])
+        _HOLD[i] = 0
+    return 0
+
+
+@s.test
+def stack_need_pool():
+    _rp2()
+    from mpalloc import board, intr_stack, pool
+
+    board.init()
+    _MOD[0] = pool
+    pp = pool.pool_init(32, 8, 0, 0, "stk32", None, pool.IPL_VM)  # pages from kernel_map
+    try:
+        _need("stack_need_pool", "pool", _m_pool, pp, intr_stack.POOL)
+        eq(pool.pool_stats(pp)["nout"], 0, "pool nout after the measured handlers")
+    finally:
+        pool.pool_destroy(pp)
+
+
+def _m_pool_cache(pc):
+    PC = _MOD[0]
+    for i in range(12):  # misses (the pool grows), then hits
+        _HOLD[i] = PC.pool_cache_get(pc, 2)
+    for i in range(12):
+        PC.pool_cache_put(pc, _HOLD[i])
+        _HOLD[i] = 0
+    return 0
+
+
+@s.test
+def stack_need_pool_cache():
+    _rp2()
+    from mpalloc import board, intr_stack, pool
+    from mpalloc import pool_cache as PC
+
+    board.init()
+    _MOD[0] = PC
+    pc = PC.pool_cache_init(32, 8, 0, 0, "stkc32", None, pool.IPL_VM, None, None, None)
+    try:
+        _need("stack_need_pool_cache", "pool_cache", _m_pool_cache, pc, intr_stack.POOL_CACHE)
+        PC.pool_cache_invalidate(pc)
+        eq(pool.pool_stats(PC.pool_cache_pool(pc))["nout"], 0, "pool nout after the measured handlers")
+    finally:
+        PC.pool_cache_destroy(pc)
+    # a primed pool (hard_timer_pool_cache, examples/pico_packets.py) never grows in
+    # the handler: within run_hard's default (POOL)
+    pc = PC.pool_cache_init(32, 8, 0, 0, "stkp32", None, pool.IPL_VM, None, None, None)
+    try:
+        pool.pool_prime(PC.pool_cache_pool(pc), 40)
+        _need("stack_need_pool_cache", "primed", _m_pool_cache, pc, intr_stack.POOL)
+    finally:
+        PC.pool_cache_invalidate(pc)
+        PC.pool_cache_destroy(pc)
+
+
+def _m_kmem(size):
+    kmem = _MOD[0]
+    for i in range(10):  # the class's pool grows (uvm_km, vmem) and its magazines fill
+        _HOLD[i] = kmem.kmem_intr_alloc(size, kmem.KM_NOSLEEP)
+    for i in range(10):
+        if _HOLD[i] is not None:
+            kmem.kmem_intr_free(_HOLD[i], size)
+        _HOLD[i] = 0
+    return 0
+
+
+@s.test
+def stack_need_kmem():
+    _rp2()
+    from mpalloc import board, intr_stack, kmem
+
+    board.init()
+    _MOD[0] = kmem
+    kmem.kmem_init(True)  # every class cache made before the heap is locked
+    for size in (24, 64, 1024):
+        _need("stack_need_kmem", "kmem_%d" % size, _m_kmem, size, intr_stack.KMEM)
 
 
 s.run()

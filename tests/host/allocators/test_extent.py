@@ -274,11 +274,19 @@ def test_catch_turns_interrupt_into_eintr(monkeypatch):
 
 
 def test_waitok_for_descriptor_of_fixed_extent():
+    from mpalloc import intr
+
+    intr.setup(2)  # the waiter is a CPU of its own (it passed only when a dead thread's ident was reused)
     st = array("I", bytes(EXTENT_FIXED_STORAGE_SIZE(1)))
     ex = extent_create("fx", 0, 0xFF, st, EXTENT_FIXED_STORAGE_SIZE(1), 0)
     extent_alloc_region(ex, 0, 4, 0)
     done = []
-    t = threading.Thread(target=lambda: done.append(extent_alloc_region(ex, 16, 4, EX_WAITOK) or 1))
+
+    def waiter():
+        intr.cpu_attach(1)
+        done.append(extent_alloc_region(ex, 16, 4, EX_WAITOK) or 1)
+
+    t = threading.Thread(target=waiter)
     t.start()
     time.sleep(0.05)
     assert not done

@@ -1,13 +1,15 @@
 """intr.run_hard's C-stack check (MODE_SIO, rp2: a hard handler runs on the
 interrupted program's stack): setup(MODE_SIO) finds the stack check's limit;
-too little stack left refuses the handler with a preallocated RuntimeError before
-anything is touched; enough runs it as before. The device side (real hard
-Timer interrupts on emu:rp2040) is tests/device/test_rp2_irq.py."""
+less than the handler's allowance (run_hard's `need`, default intr_stack.POOL)
+left refuses the handler with a preallocated RuntimeError before anything is
+touched; enough runs it as before. The device side (real hard Timer interrupts
+and each path's need measured against intr_stack's table on emu:rp2040) is
+tests/device/test_rp2_irq.py."""
 import sys
 
 import pytest
 
-from mpalloc import intr
+from mpalloc import intr, intr_stack
 
 
 class _Mask:
@@ -55,14 +57,14 @@ def sio(monkeypatch):
 
 def test_setup_finds_the_limit_and_arms_the_check(sio):
     _, mp = sio
-    assert mp.calls > 500 and intr._hard_depth[1] == mp.calls * 16 - 4864
+    assert mp.calls > 500 and intr._hard_depth[1] == mp.calls * 16
     assert isinstance(intr._hard_depth[3], RuntimeError) and "C stack" in str(intr._hard_depth[3])
 
 
 def test_too_little_stack_refuses_before_touching_anything(sio):
     mask, mp = sio
     ran = []
-    mp.use[0] = intr._hard_depth[1] + 1
+    mp.use[0] = intr._hard_depth[1] - intr_stack.POOL + 1
     with pytest.raises(RuntimeError) as e:
         intr.run_hard(ran.append, 1)
     assert e.value is intr._hard_depth[3]
@@ -73,7 +75,7 @@ def test_too_little_stack_refuses_before_touching_anything(sio):
 
 def test_enough_stack_runs_the_handler_masked(sio):
     mask, mp = sio
-    mp.use[0] = intr._hard_depth[1]
+    mp.use[0] = intr._hard_depth[1] - intr_stack.POOL
     seen = []
 
     def h(arg):
@@ -88,3 +90,27 @@ def test_other_modes_do_not_check():
     intr.setup(1)
     assert intr._hard_depth[1] == 0
     assert intr.run_hard(lambda a: a + 1, 1) == 2
+
+
+def test_the_allowance_is_per_call(sio):
+    # a kmem handler asks for kmem's figure: refused where the default would run
+    mask, mp = sio
+    mp.use[0] = intr._hard_depth[1] - intr_stack.POOL
+    assert intr.run_hard(lambda a: a, 3) == 3
+    with pytest.raises(RuntimeError) as e:
+        intr.run_hard(lambda a: a, 3, 0, intr_stack.KMEM)
+    assert e.value is intr._hard_depth[3] and intr._hard_depth[2] == 1
+    mp.use[0] = intr._hard_depth[1] - intr_stack.KMEM
+    assert intr.run_hard(lambda a: a, 4, 0, intr_stack.KMEM) == 4
+    assert mask.depth == 0 and intr._sdepth[0] == 0
+
+
+def test_the_table():
+    # run_hard's default is the table's POOL; the deeper paths ask for more
+    assert intr._HARD_STACK == intr_stack.POOL
+    assert intr_stack.POOL <= intr_stack.POOL_CACHE <= intr_stack.KMEM < 7900
+
+
+def test_measure_refused_off_rp2():
+    with pytest.raises(ValueError, match="refused on"):
+        intr_stack.measure(lambda a: 0, 0)

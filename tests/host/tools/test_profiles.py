@@ -170,10 +170,10 @@ def test_not_json_and_unknown_board(tmp_path, monkeypatch):
 
 def test_host_and_board_drop_the_same_profile_fields():
     """The host's trimmed copy (profiles.PROSE) and the board's own pruning
-    (firmware/mpalloc/board.py _PROSE) agree on what a board does not need."""
+    (firmware/mpalloc/board_setup.py _PROSE) agree on what a board does not need."""
     import ast
 
-    src = (Path(__file__).parents[3] / "firmware" / "mpalloc" / "board.py").read_text()
+    src = (Path(__file__).parents[3] / "firmware" / "mpalloc" / "board_setup.py").read_text()
     board = [n.value for n in ast.walk(ast.parse(src))
              if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_PROSE"]
     assert board and set(ast.literal_eval(board[0])) == set(P.PROSE)
