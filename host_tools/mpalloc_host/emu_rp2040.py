@@ -22,9 +22,9 @@ firmware, in the user cache), so a deploy of unchanged files copies nothing.
 If the board does not come up from that image, it starts again from the bare
 firmware (a fresh filesystem). ``fresh=True`` skips the cached image.
 
-Limits (emulator): one core by default (no ``_thread``: it would hang the chip);
-``MPALLOC_EMU_CORES=2`` (inherited by the runner) adds core 1 (core1.mjs), emulated
-time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
+Cores: both by default (core1.mjs adds core 1 to rp2040js; ``_thread`` runs on it);
+``MPALLOC_EMU_CORES=1`` (inherited by the runner) runs one core (no ``_thread``: it
+would hang the chip). Limits (emulator): emulated time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
 emulator runs at ~0.2-0.3x real time on a 2-core machine).
 """
 import hashlib

@@ -23,8 +23,10 @@
 //    second while idle, a third of the chip's time);
 //  * UART TXINTR is set by a write to UARTDR and cleared by UARTICR (rp2040js
 //    sets it again on every interrupt check, so a UART IRQ handler never returns).
-//  * MPALLOC_EMU_CORES=2: core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core
-//    NVIC/SysTick, PSM launch), stepped in lock-step slices with core 0. Off by default.
+//  * core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core NVIC/SysTick, PSM
+//    launch), stepped in lock-step slices with core 0. On unless MPALLOC_EMU_CORES=1
+//    (rp2040js's one core alone: _thread would hang the chip); any other value than
+//    1 or 2 is refused (exit 2).
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
 // Exit status: 0 when stdin closes, 2 on bad arguments or images, 3 on an
 // emulator error.
@@ -290,7 +292,9 @@ const IDLE_MAX_MS = 20;
 const CYCLE_NANOS = 8;      // 125 MHz
 const clock = sim.clock;
 const core = mcu.core;
-const dual = process.env.MPALLOC_EMU_CORES === "2" ? installCore1(mcu) : null;
+const CORES = (process.env.MPALLOC_EMU_CORES || "2").trim() || "2";
+if (CORES !== "1" && CORES !== "2") fail(2, "MPALLOC_EMU_CORES=" + JSON.stringify(CORES) + ": 1 or 2 cores (default 2)");
+const dual = CORES === "2" ? installCore1(mcu) : null;
 let stopped = false;
 let next = null;            // the pending setTimeout of run()
 sim.stop = () => { stopped = true; };
