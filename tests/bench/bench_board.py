@@ -6,8 +6,8 @@
 #   vmem_alloc+vmem_free through a quantum cache, bytearray(64) for comparison:
 #   on a fresh heap (just after the soft reset, before mpalloc's code, window
 #   and the bench's data: "bytearray64_fresh") and on the bench heap (at the end).
-#   Where a layer runs native code (mpalloc.native.paths()), each figure again on
-#   the bytecode path (native.off(): "<what>.bytecode"). On a board with two
+#   Where a layer runs native code (mpalloc.native.paths()), each figure that
+#   runs through it again on the bytecode path (native.off(): "<what>.bytecode"). On a board with two
 #   cores running Python (rp2, MODE_SIO: emu:rp2040, a Pico) the pool_cache hit
 #   per core in the board's clock cycles: core 0 alone (core 1 idle), core 1
 #   alone (core 0 asleep in time.sleep_ms), both at once ("pool_cache_hit.core0",
@@ -28,8 +28,10 @@ A = bench_args(globals())
 QUICK = A.get("quick", 0)
 MHZ = A.get("mhz", 0)
 REPS = 5 if QUICK else 9
+REPS_NOW = [REPS]  # batches per figure (fewer for the bytecode round)
 TARGET = A.get("batch_us", 20000)  # a batch's length in the board's (emulated) us
 
+T0 = ticks_us()  # the bench's own length, in the board's (emulated) time
 emit_env()
 gc.collect()
 emit("board.free_at_start", gc.mem_free())
@@ -44,7 +46,7 @@ def measure(key, f, arg, per, base=None):
     f(arg, 3)  # warm: pages, magazines, the class's cache in place
     n = pick_n(f, arg, TARGET, lo=5, hi=5000)
     k = len(CU_NS)
-    xs = costs(f, arg, n, per, REPS, base)
+    xs = costs(f, arg, n, per, REPS_NOW[0], base)
     cu = emit_costs("board.%s" % key, xs)
     if MHZ and cu is not None and len(CU_NS) > k:
         emit("board.%s.cycles" % key, cu * median(CU_NS[k:]) / 1000 * MHZ)
@@ -122,28 +124,42 @@ def l_vmem_base(s, n):
         z
 
 
-def run_all(sfx):
-    # every allocator's figure under keys "<what><sfx>"
-    pc = PC.pool_cache_init(32, 8, 0, 0, "bench-pc", None, pool.IPL_VM, None, None, None)
-    measure("pool_cache_hit" + sfx, l_pc, pc, 2)
-    b, _ = heap_bytes(l_pc, pc, 50)
-    if b is not None:
-        emit("board.pool_cache_hit%s.heap_bytes_per_op" % sfx, b / 100)
-        emit("board.pool_cache_hit%s.heap_locked_ok" % sfx, heap_locked_ok(l_pc, pc, 50))
-    PC.pool_cache_destroy(pc)
+# the layers each figure runs through: its bytecode round is measured where one of
+# them has native code
+USES = (
+    ("pool_cache_hit", ("pool_cache",)),
+    ("pool_get_put", ("pool",)),
+    ("kmem64", ("kmem", "pool_cache", "pool")),
+    ("vmem", ("vmem",)),
+    ("qcache", ("vmem", "pool_cache")),
+)
 
-    pp = pool.pool_init(32, 8, 0, 0, "bench-pool", None, pool.IPL_VM)
-    measure("pool_get_put" + sfx, l_pool, pp, 2)
-    pool.pool_destroy(pp)
 
-    measure("kmem64" + sfx, l_kmem, 64, 2, l_kmem_base)
-
-    measure("vmem" + sfx, l_vmem, VA(uvm_km.kernel_map, 256), 2, l_vmem_base)
-
-    Q = 16
-    qa = vmem.vmem_create("bench-qc", 0x10000, 64 * Q, Q, 8 * Q, vmem.VM_NOSLEEP)
-    measure("qcache" + sfx, l_vmem, VA(qa, 2 * Q), 2, l_vmem_base)
-    vmem.vmem_destroy(qa)
+def run_all(sfx, layers=None):
+    # each allocator's figure under keys "<what><sfx>"; layers: only the figures
+    # that run through one of these (None: all)
+    todo = [k for k, u in USES if layers is None or [x for x in u if x in layers]]
+    if "pool_cache_hit" in todo:
+        pc = PC.pool_cache_init(32, 8, 0, 0, "bench-pc", None, pool.IPL_VM, None, None, None)
+        measure("pool_cache_hit" + sfx, l_pc, pc, 2)
+        b, _ = heap_bytes(l_pc, pc, 50)
+        if b is not None:
+            emit("board.pool_cache_hit%s.heap_bytes_per_op" % sfx, b / 100)
+            emit("board.pool_cache_hit%s.heap_locked_ok" % sfx, heap_locked_ok(l_pc, pc, 50))
+        PC.pool_cache_destroy(pc)
+    if "pool_get_put" in todo:
+        pp = pool.pool_init(32, 8, 0, 0, "bench-pool", None, pool.IPL_VM)
+        measure("pool_get_put" + sfx, l_pool, pp, 2)
+        pool.pool_destroy(pp)
+    if "kmem64" in todo:
+        measure("kmem64" + sfx, l_kmem, 64, 2, l_kmem_base)
+    if "vmem" in todo:
+        measure("vmem" + sfx, l_vmem, VA(uvm_km.kernel_map, 256), 2, l_vmem_base)
+    if "qcache" in todo:
+        Q = 16
+        qa = vmem.vmem_create("bench-qc", 0x10000, 64 * Q, Q, 8 * Q, vmem.VM_NOSLEEP)
+        measure("qcache" + sfx, l_vmem, VA(qa, 2 * Q), 2, l_vmem_base)
+        vmem.vmem_destroy(qa)
 
 
 def hit_us(pc, n, out, i):
@@ -172,7 +188,7 @@ def per_core():
     import time
 
     pc = PC.pool_cache_init(32, 8, 0, 0, "bench-cores", None, pool.IPL_VM, None, None, None)
-    n = 300 if QUICK else 1000
+    n = 300 if QUICK else 600
     reps = 3
     box = [0, 0, 0]  # core 1: go, done, runs left
     res = [0, 0]
@@ -214,6 +230,7 @@ def per_core():
         box[2] = 0
     st = PC.pool_cache_stats(pc)
     emit("board.pool_cache_hit.cpus", st["ncpu"])
+    emit("board.pool_cache_hit.per_core_pairs", n)
     for c in range(2):
         a = st["cpus"][c]
         emit("board.pool_cache_hit.cpu%d_hits" % c, a["hits"])
@@ -235,13 +252,17 @@ if MHZ and intr.mode == intr.MODE_SIO and intr.ncpu > 1:
         per_core()
     except (ImportError, RuntimeError, OSError) as e:
         emit("board.per_core.crashed", str(e).replace(" ", "_")[:80])
-if "native" in PATHS.values():
+NATIVE = [k for k in PATHS if PATHS[k] == "native"]
+if NATIVE:
     native.off()
     emit("board.bytecode_paths", ",".join("%s=%s" % (k, v) for k, v in sorted(native.paths().items())))
-    run_all(".bytecode")
+    REPS_NOW[0] = 5
+    run_all(".bytecode", NATIVE)
+    REPS_NOW[0] = REPS
     native.on()
 
 measure("bytearray64", l_ba64, None, 1)
 gc.collect()
 emit("board.free_at_end", gc.mem_free())
 emit_calibration()
+emit("board.bench_ms", ticks_diff(ticks_us(), T0) // 1000)

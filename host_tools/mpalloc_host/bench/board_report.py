@@ -109,9 +109,11 @@ def facts(doc):
     m = doc["meta"]
     mp = doc["runs"].get(MP, {})
     return [
-        "- Run: `mpalloc bench --port %s%s` on %s (%s, %s cores); %s s of wall time%s"
+        "- Run: `mpalloc bench --port %s%s` on %s (%s, %s cores); %s s of wall time%s%s"
         % (m.get("port"), " --quick" if m.get("quick") else "", m.get("date"),
            (m.get("machine") or {}).get("cpu"), (m.get("machine") or {}).get("cores"), m.get("seconds"),
+           "; the bench script ran %s ms of the board's clock" % _cyc(mp.get("board.bench_ms"))
+           if _num(mp.get("board.bench_ms")) else "",
            ", commit %s" % m["commit"] if m.get("commit") else ""),
         "- MicroPython %s on %s, %s-bit; board.init() bound mode %s, hit pair %s; managed window %s B "
         "(from %s B free before mpalloc, %s B free after board.init())"
@@ -152,11 +154,11 @@ def markdown(doc):
          % port, ""] + facts(doc) + ["", _table(head(doc), rows(doc)), ""]
     cr = core_rows(doc)
     if cr:
-        L += ["Per core (MODE_SIO, CPU id from the SIO CPUID; each figure the median of three runs of 1,000 "
+        L += ["Per core (MODE_SIO, CPU id from the SIO CPUID; each figure the median of three runs of %s "
               "get+put pairs timed with time.ticks_us() on that core, its loop's own time removed; hits per "
               "CPU: %s / %s, misses %s / %s):" % tuple(
                   _f(doc["runs"].get(MP, {}).get("board.pool_cache_hit.%s" % k), "%d")
-                  for k in ("cpu0_hits", "cpu1_hits", "cpu0_misses", "cpu1_misses")), "",
+                  for k in ("per_core_pairs", "cpu0_hits", "cpu1_hits", "cpu0_misses", "cpu1_misses")), "",
               _table(CORE_HEAD, cr), ""]
     bad = crashed(doc)
     if bad:
