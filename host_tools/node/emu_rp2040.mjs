@@ -29,7 +29,7 @@
 //    1 or 2 is refused (exit 2).
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
 // Exit status: 0 when stdin closes, 2 on bad arguments or images, 3 on an
-// emulator error.
+// emulator error, 4 on a watchdog reset of the chip (machine.reset()): boot again.
 
 import fs from "node:fs";
 import { Simulator, USBCDC } from "rp2040js";
@@ -281,6 +281,16 @@ function finish(code) {
   process.exit(code);
 }
 process.stdin.on("end", () => finish(0));
+// A watchdog reset (machine.reset(), machine.WDT running out) resets the whole chip,
+// both cores and every peripheral, which rp2040js cannot do in place: the flash is
+// saved and the process exits with REBOOT; emu_rp2040.py boots a fresh chip from
+// that flash behind the same pty (as the Pico's USB port comes back after a reset).
+const REBOOT = 4;
+const watchdog = mcu.peripherals[0x40058];
+watchdog.onWatchdogTrigger = () => finish(REBOOT);
+// booted again after one: WATCHDOG REASON (1 timer, 2 force) as the reset left it
+// (machine.reset_cause() reads WDT_RESET on a Pico after machine.reset())
+watchdog.reason = parseInt(process.env.MPALLOC_EMU_WATCHDOG_REASON || "0", 10) & 3;
 process.on("SIGTERM", () => finish(0));
 
 // ---- run ------------------------------------------------------------------------------------

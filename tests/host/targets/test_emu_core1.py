@@ -163,3 +163,42 @@ def test_thread_runs_on_core1_of_the_rp2_firmware(monkeypatch):
         print("thread on core 1: %.1f s wall" % (time.monotonic() - t))
     finally:
         b.close()
+
+
+def test_machine_reset_reboots_both_cores_behind_the_same_port(monkeypatch):
+    # machine.reset() (a watchdog reset of the whole chip) with a thread spinning on
+    # core 1: the runner boots a fresh chip from the flash as it was, behind the same
+    # pty; reset_cause() says WDT_RESET (3), files survive, core 1 starts threads again.
+    import serial
+
+    monkeypatch.delenv("MPALLOC_EMU_CORES", raising=False)
+    try:
+        b = E.EmuRp2040(keep=False).start(60)
+    except E.VBoardError as e:
+        _unavailable(str(e))
+    try:
+        r = subprocess.run([MPREMOTE, "connect", b.device, "exec",
+                            "f=open('/r.txt','w');f.write('kept');f.close()\nimport _thread\n"
+                            "def spin():\n while True: pass\n_thread.start_new_thread(spin, ())\nprint('spinning')"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "spinning" in r.stdout, r.stdout + r.stderr
+        s = serial.Serial(b.device, timeout=0.5)
+        try:
+            s.write(b"\x03\x03")
+            time.sleep(0.3)
+            s.reset_input_buffer()
+            s.write(b"import machine; machine.reset()\r")
+            buf = b""
+            end = time.monotonic() + 60
+            while buf.count(b"Raspberry Pi Pico with RP2040") < 1 and time.monotonic() < end:
+                buf += s.read(512)
+        finally:
+            s.close()
+        assert b"Raspberry Pi Pico with RP2040" in buf and b.reboots == 1 and b.alive(), (buf[-300:], b.logs())
+        r = subprocess.run([MPREMOTE, "connect", b.device, "exec",
+                            "import machine\nprint('after', open('/r.txt').read(), machine.reset_cause())\n" + THREAD],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "after kept 3" in r.stdout and "cpuid 0 [1, 1] cnt [2000, 2000]" in r.stdout, r.stdout
+    finally:
+        b.close()
