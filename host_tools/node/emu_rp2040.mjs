@@ -24,7 +24,8 @@
 //  * UART TXINTR is set by a write to UARTDR and cleared by UARTICR (rp2040js
 //    sets it again on every interrupt check, so a UART IRQ handler never returns).
 //  * core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core NVIC/SysTick, PSM
-//    launch), stepped in lock-step slices with core 0. On unless MPALLOC_EMU_CORES=1
+//    launch), stepped in lock-step slices with core 0, created when the firmware
+//    first starts it (lazy: until then core 0 runs as fast as alone). On unless MPALLOC_EMU_CORES=1
 //    (rp2040js's one core alone: _thread would hang the chip); any other value than
 //    1 or 2 is refused (exit 2).
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
@@ -304,7 +305,7 @@ const clock = sim.clock;
 const core = mcu.core;
 const CORES = (process.env.MPALLOC_EMU_CORES || "2").trim() || "2";
 if (CORES !== "1" && CORES !== "2") fail(2, "MPALLOC_EMU_CORES=" + JSON.stringify(CORES) + ": 1 or 2 cores (default 2)");
-const dual = CORES === "2" ? installCore1(mcu) : null;
+const dual = CORES === "2" ? installCore1(mcu, { lazy: true }) : null;
 let stopped = false;
 let next = null;            // the pending setTimeout of run()
 sim.stop = () => { stopped = true; };

@@ -66,6 +66,16 @@ def test_launch_handshake_cpuid_and_psm_reset():
     assert r["launches"] == 2
 
 
+def test_runner_core1_comes_into_being_at_its_launch():
+    # the runner's core 1 (lazy): no second core object until the first FIFO word of
+    # the SDK's launch; then the sequence completes and core 1 reads CPUID 1
+    r = _scenario("lazy")
+    assert r["no_core1_before"]
+    assert r["echoes"][:5] == [0, 0, 1, 0x20002000, 0x20040000]
+    assert r["core1_ran_entry"] and r["cpuid_core1"] == 1 and r["fifo_word_from_core1"] == 1
+    assert r["launches"] == 1
+
+
 def test_fifo_status_bits_and_per_core_sio():
     r = _scenario("fifo")
     assert r["st_empty"] == 0b0010                 # RDY, nothing valid
