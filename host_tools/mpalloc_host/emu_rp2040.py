@@ -22,9 +22,15 @@ firmware, in the user cache), so a deploy of unchanged files copies nothing.
 If the board does not come up from that image, it starts again from the bare
 firmware (a fresh filesystem). ``fresh=True`` skips the cached image.
 
-Limits (emulator): one core by default (no ``_thread``: it would hang the chip);
-``MPALLOC_EMU_CORES=2`` (inherited by the runner) adds core 1 (core1.mjs), emulated
-time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
+Resets: the firmware soft-resets itself; a watchdog reset of the chip
+(``machine.reset()``, a ``machine.WDT`` running out), which rp2040js cannot do in
+place, ends the runner with ``REBOOT`` and a fresh chip boots from the saved flash
+behind the same pty, its WATCHDOG REASON set (``machine.reset_cause()`` is
+``WDT_RESET``, as on a Pico).
+
+Cores: both by default (core1.mjs adds core 1 to rp2040js; ``_thread`` runs on it);
+``MPALLOC_EMU_CORES=1`` (inherited by the runner) runs one core (no ``_thread``: it
+would hang the chip). Limits (emulator): emulated time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
 emulator runs at ~0.2-0.3x real time on a 2-core machine).
 """
 import hashlib
@@ -49,6 +55,7 @@ FLASH_BYTES = 2 * 1024 * 1024
 RP2040_FAMILY = 0xE48BFF56
 FLASH_BASE = 0x10000000
 BANNER = b"with RP2040"
+REBOOT = 4              # emu_rp2040.mjs's exit status for a watchdog reset of the chip
 
 
 class EmuError(VBoardError):
@@ -199,6 +206,7 @@ class EmuRp2040(PtyBridge):
             self.from_cache = True
         self.errlog = self._tmp / "emu.log"
         self.cooker = _Passthrough()
+        self.reboots = 0        # watchdog resets of the chip (machine.reset())
 
     def start(self, timeout=30.0):
         try:
@@ -224,9 +232,12 @@ class EmuRp2040(PtyBridge):
     def _spawn(self, raw):
         argv = [self.node, str(MJS), str(self.bootrom), str(self.firmware), str(self.flash_image),
                 str(FLASH_BYTES)]
+        env = None
+        if self.reboots:    # the chip after a watchdog reset: its REASON register says so
+            env = dict(os.environ, MPALLOC_EMU_WATCHDOG_REASON="2")
         self._errf = open(self.errlog, "ab")
         try:
-            return Child(argv, cwd=str(ROOT), tty_=False, stderr=self._errf)
+            return Child(argv, cwd=str(ROOT), env=env, tty_=False, stderr=self._errf)
         finally:
             self._errf.close()
 
@@ -238,7 +249,13 @@ class EmuRp2040(PtyBridge):
         self._to_child += b"\x02"
 
     def _on_child_exit(self, rc):
-        return False    # the firmware soft-resets itself; an exit is a death
+        # the firmware soft-resets itself; the runner exits only for a watchdog
+        # reset of the chip (machine.reset(), REBOOT): a fresh chip from the saved
+        # flash behind the same pty. Any other exit is a death.
+        if rc == REBOOT:
+            self.reboots += 1
+            return True
+        return False
 
     def _die(self, reason):
         err = self.stderr_tail()

@@ -22,7 +22,14 @@
 //  * PSM FRCE_OFF.proc1 (bit 16) holds core 1 in reset; clearing it starts a
 //    fresh core 1 at the bootrom's reset vector, whose core-1 path waits on the
 //    FIFO for the launch sequence (0, 0, 1, vector table, sp, entry, each echoed),
-//    as multicore_launch_core1 expects. At power-on core 1 starts there too.
+//    as multicore_launch_core1 expects. At power-on core 1 starts there too, or,
+//    with installCore1(mcu, {lazy: true}) (the runner), only when the firmware
+//    first resets it through the PSM or writes a word to its FIFO: until then there
+//    is no second core object, so rp2040js's core and bus code see one receiver
+//    and V8 keeps them monomorphic (core 1 having run costs core 0 ~8-11 % of its
+//    speed: see docs/DEVELOPING.md). The bootrom's core-1 path drains its FIFO and
+//    answers 0, which the SDK's launch sequence accepts from a core 1 anywhere in
+//    its boot code.
 // Invariants: a core in reset never executes; each FIFO holds at most 8 words;
 //  the clock advances by the longer of the two cores' runs in each slice.
 // Scheduling (batch): lock-step slices of SLICE cycles, core 0 then core 1, on one
@@ -32,8 +39,10 @@
 //  Cross-core latency (a FIFO word, a SEV, an IRQ) is at most one slice.
 // Locking: none (one JavaScript thread). Install after setting mcu.logger: the SEV
 //  hook wraps the logger in place at install time.
-// Costs: one extra check per slice while core 1 sleeps in the bootrom; both cores
-//  busy halve the emulated cycles per wall second (core1_check.mjs speed).
+// Costs: one extra check per slice while core 1 sleeps; a core 1 that has run
+//  makes core 0 ~8-11 % slower (polymorphic inline caches, see above; none while
+//  a lazy core 1 is not started); both cores busy halve the emulated cycles per
+//  CPU second (core1_check.mjs speed1 / speedlazy / speed).
 
 export const SLICE = 256;                  // cycles per core per slice
 const CYCLE_NANOS = 8;                     // 125 MHz
@@ -79,7 +88,7 @@ class SioPort {
 }
 
 export class Dual {
-  constructor(mcu) {
+  constructor(mcu, lazy = false) {
     this.mcu = mcu;
     this.clock = mcu.clock;
     this.Core = mcu.core.constructor;
@@ -104,7 +113,7 @@ export class Dual {
     // IRQ lines to both NVICs; the SIO's own to its core.
     mcu.setInterrupt = (irq, value) => {
       if (irq !== IRQ_SIO_PROC1) this.core0.setInterrupt(irq, value);
-      if (irq !== IRQ_SIO_PROC0) this.core1.setInterrupt(irq, value);
+      if (irq !== IRQ_SIO_PROC0 && this.core1) this.core1.setInterrupt(irq, value);
     };
     // SEV: rp2040js logs it through the chip's logger (core 0: mcu.logger, core 1: view1.logger).
     const base = mcu.logger;
@@ -127,7 +136,8 @@ export class Dual {
         else if (!off && this.held) this.resetCore1();
       }
     };
-    this.resetCore1();
+    this.core1 = null;              // lazy: no core 1 until the firmware starts it
+    if (!lazy) this.resetCore1();
   }
 
   // A fresh core 1 at the bootrom's reset vector, with a fresh NVIC and SysTick.
@@ -153,6 +163,7 @@ export class Dual {
       return;
     }
     q.push(value);
+    if (id === 0 && !this.core1 && !this.held) this.resetCore1();   // lazy: the first word starts core 1
     this.fifoIrq(1 - id);
   }
   fifoPop(id) {
@@ -173,14 +184,14 @@ export class Dual {
   fifoIrq(id) {
     const on = !!(this.rx[id].length || this.sticky[id]);
     if (id === 0) this.core0.setInterrupt(IRQ_SIO_PROC0, on);
-    else this.core1.setInterrupt(IRQ_SIO_PROC1, on);
+    else if (this.core1) this.core1.setInterrupt(IRQ_SIO_PROC1, on);
   }
 
   // ---- events ------------------------------------------------------------------------------
   sev(from) {
     this.sevs[from]++;
     this.event(this.core0);
-    if (!this.held) this.event(this.core1);
+    if (!this.held && this.core1) this.event(this.core1);
   }
   event(c) {
     if (c.waiting && c.readUint16((c.PC - 2) & ~1) === OP_WFE) c.waiting = false;
@@ -197,7 +208,7 @@ export class Dual {
     for (let i = 0; i < maxCycles && !stopped(); ) {
       const c1 = this.core1;
       const run0 = !c0.waiting || awake(c0);
-      const run1 = !this.held && (!c1.waiting || awake(c1));
+      const run1 = c1 !== null && !this.held && (!c1.waiting || awake(c1));
       if (!run0 && !run1) {
         const n = clock.nanosToNextAlarm;
         if (n <= 0) { halted = true; break; }
@@ -235,6 +246,7 @@ function awake(c) {
   return !c.waiting;
 }
 
-export function installCore1(mcu) {
-  return new Dual(mcu);
+// opts.lazy: core 1 comes into being when the firmware first starts it (the runner)
+export function installCore1(mcu, opts = {}) {
+  return new Dual(mcu, !!opts.lazy);
 }

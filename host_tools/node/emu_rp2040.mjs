@@ -23,11 +23,14 @@
 //    second while idle, a third of the chip's time);
 //  * UART TXINTR is set by a write to UARTDR and cleared by UARTICR (rp2040js
 //    sets it again on every interrupt check, so a UART IRQ handler never returns).
-//  * MPALLOC_EMU_CORES=2: core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core
-//    NVIC/SysTick, PSM launch), stepped in lock-step slices with core 0. Off by default.
+//  * core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core NVIC/SysTick, PSM
+//    launch), stepped in lock-step slices with core 0, created when the firmware
+//    first starts it (lazy: until then core 0 runs as fast as alone). On unless MPALLOC_EMU_CORES=1
+//    (rp2040js's one core alone: _thread would hang the chip); any other value than
+//    1 or 2 is refused (exit 2).
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
 // Exit status: 0 when stdin closes, 2 on bad arguments or images, 3 on an
-// emulator error.
+// emulator error, 4 on a watchdog reset of the chip (machine.reset()): boot again.
 
 import fs from "node:fs";
 import { Simulator, USBCDC } from "rp2040js";
@@ -279,6 +282,16 @@ function finish(code) {
   process.exit(code);
 }
 process.stdin.on("end", () => finish(0));
+// A watchdog reset (machine.reset(), machine.WDT running out) resets the whole chip,
+// both cores and every peripheral, which rp2040js cannot do in place: the flash is
+// saved and the process exits with REBOOT; emu_rp2040.py boots a fresh chip from
+// that flash behind the same pty (as the Pico's USB port comes back after a reset).
+const REBOOT = 4;
+const watchdog = mcu.peripherals[0x40058];
+watchdog.onWatchdogTrigger = () => finish(REBOOT);
+// booted again after one: WATCHDOG REASON (1 timer, 2 force) as the reset left it
+// (machine.reset_cause() reads WDT_RESET on a Pico after machine.reset())
+watchdog.reason = parseInt(process.env.MPALLOC_EMU_WATCHDOG_REASON || "0", 10) & 3;
 process.on("SIGTERM", () => finish(0));
 
 // ---- run ------------------------------------------------------------------------------------
@@ -290,7 +303,9 @@ const IDLE_MAX_MS = 20;
 const CYCLE_NANOS = 8;      // 125 MHz
 const clock = sim.clock;
 const core = mcu.core;
-const dual = process.env.MPALLOC_EMU_CORES === "2" ? installCore1(mcu) : null;
+const CORES = (process.env.MPALLOC_EMU_CORES || "2").trim() || "2";
+if (CORES !== "1" && CORES !== "2") fail(2, "MPALLOC_EMU_CORES=" + JSON.stringify(CORES) + ": 1 or 2 cores (default 2)");
+const dual = CORES === "2" ? installCore1(mcu, { lazy: true }) : null;
 let stopped = false;
 let next = null;            // the pending setTimeout of run()
 sim.stop = () => { stopped = true; };

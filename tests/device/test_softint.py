@@ -198,7 +198,7 @@ def _stress(kind, up=False):
     sih = softint.softint_establish(_handler, 0)
     h0 = softint._sheld[0]
     threaded = has("threads")
-    count = (100000 if LONG else 20000) if threaded else sized(3000, 350)
+    count = (100000 if LONG else sized(20000, 400)) if threaded else sized(3000, 350)
     if threaded:
         import _thread
 

@@ -416,7 +416,7 @@ def two_threads_race():
     vm = vmem_create("race", BASE, 64 * 1024, 16, 64, NW)
     owner = bytearray(4096)  # per quantum: 0 free, 1/2 owned by that thread
     state = [None, 0, 0]  # error, done flags of threads 1 and 2
-    N = 3000
+    N = mptest_sized.sized(3000, 300)  # ops per thread (each core on emu:rp2040)
 
     def work(me, seed):
         r = Rng(seed)

@@ -75,6 +75,19 @@ def board_mhz(profile):
     return hz / 1e6 if isinstance(hz, (int, float)) and hz > 0 else None
 
 
+def board_footprint(board, notes):
+    """mpalloc's own heap on the board (footprint.measure: code, set-up, window,
+    what is left free) as "footprint.<what>" figures; a failure is a note."""
+    from .. import footprint
+
+    try:
+        fp = footprint.measure(board)
+    except footprint.FootprintError as e:
+        notes.append(str(e))
+        return {}
+    return {"footprint.%s" % k: v for k, v in fp.items() if isinstance(v, (int, str))}
+
+
 def merge_runs(each):
     """One result from the same script run in several processes: each numeric
     figure is the median of the runs; a cost in cu (key ending ".cu") also keeps
@@ -159,6 +172,8 @@ def run(port="vboard:rp2040", board=None, quick=False, targets=("micropython", "
                 else:
                     each.append(cp.run(script, args))
             runs[tgt].update(merge_runs(each))
+        if kind == "board":
+            runs["micropython"].update(board_footprint(mp.board, notes))
         if progress:
             progress(len(todo), len(todo), "done")
     if direct:

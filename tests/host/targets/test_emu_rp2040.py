@@ -7,6 +7,7 @@ emulated cycles, the UART TX interrupt); the unmodified mpremote driving it
 cycles (time.ticks_us() * 125 at 125 MHz), never wall time.
 In CI a missing firmware, node or rp2040js is a failure (need_target).
 """
+import os
 import re
 import subprocess
 import sys
@@ -160,18 +161,47 @@ def test_ctrl_c_breaks_a_running_loop(board):
         assert b"KeyboardInterrupt" in buf, buf[-300:]
 
 
-def test_threads_are_not_a_cap_and_no_process_is_left(tmp_path, monkeypatch):
+def test_one_core_has_no_threads_and_no_process_is_left(tmp_path, monkeypatch):
     from mpalloc_host.targets import open_target
 
-    monkeypatch.delenv("MPALLOC_EMU_CORES", raising=False)     # one core: the default
+    monkeypatch.setenv("MPALLOC_EMU_CORES", "1")     # rp2040js's one core alone
 
     t = open_target("emu:rp2040")
     pid = t.backend.child.pid
     try:
         assert "threads" not in t.caps and {"hard_irq", "fs", "word32", "raw_paste"} <= t.caps
+        assert "MPALLOC_EMU_CORES=1" in t.why["threads"]
     finally:
         t.close()
     assert not Path("/proc/%d" % pid).exists() or "zombie" in Path("/proc/%d/status" % pid).read_text()
+
+
+@pytest.mark.parametrize("value", ["3", "0", "two", "1 2"])
+def test_bad_core_count_is_refused_before_the_emulator_starts(monkeypatch, value):
+    from mpalloc_host.errors import TargetError
+    from mpalloc_host.targets import open_target
+
+    monkeypatch.setenv("MPALLOC_EMU_CORES", value)
+    with pytest.raises(TargetError) as ei:
+        open_target("emu:rp2040")
+    msg = str(ei.value)
+    assert "MPALLOC_EMU_CORES=%r" % value in msg and "1 or 2" in msg and "\n" not in msg, msg
+
+
+def test_runner_refuses_a_bad_core_count(monkeypatch):
+    # the runner reads the variable too (EmuRp2040 used without the target layer)
+    try:
+        node = E.node_exe()
+        E.rp2040js_dir()
+        bootrom, fw = E.find_bootrom(), E.find_firmware()
+    except E.VBoardError as e:
+        if in_ci():
+            pytest.fail("emu:rp2040 unavailable: %s" % e, pytrace=False)
+        pytest.skip("emu:rp2040 unavailable: %s" % e)
+    env = dict(os.environ, MPALLOC_EMU_CORES="4")
+    r = subprocess.run([node, str(E.MJS), str(bootrom), str(fw), "/nonexistent/flash.bin"], env=env,
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and r.stderr.strip() == 'emu_rp2040: MPALLOC_EMU_CORES="4": 1 or 2 cores (default 2)', r.stderr
 
 
 def test_mpalloc_flash_boots_and_verifies(tmp_path):
