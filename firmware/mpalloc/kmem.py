@@ -97,6 +97,9 @@ def _cold():
     return kmem_cold
 
 
+_PC_SETUP = ("pool_cache_setup", "pool_setup")  # what pool_cache's set-up and statistics load
+
+
 def _cache(i, dbg):
     # The cache of class i, made on first use (allocates: kmem_init(True) makes
     # them all up front for boards that allocate from interrupts first).
@@ -137,11 +140,15 @@ def _setup(fn, all_classes):
         for _ in _CLASSES:
             _caches.append(None)
     if all_classes:
-        for i in range(_NCL):
-            _cache(i, False)
-        if _debug[0]:
-            for i in range(_NCL + 1):
-                _cache(i, True)
+        lazy.hold()  # pool_cache's set-up module loaded once for all classes
+        try:
+            for i in range(_NCL):
+                _cache(i, False)
+            if _debug[0]:
+                for i in range(_NCL + 1):
+                    _cache(i, True)
+        finally:
+            lazy.release(_PC_SETUP)
 
 
 def kmem_init(all_classes=False):
@@ -398,15 +405,19 @@ def kmem_class(size):
 def kmem_stats():
     # => thread context (allocates).
     cl = []
-    for pc in _caches + _dcaches:
-        if pc is None:
-            continue
-        st = _pc.pool_cache_stats(pc)
-        na = nf = 0
-        for c in st["cpus"]:
-            na += c["nget"]
-            nf += c["nput"]
-        cl.append({"size": st["size"], "cache": st["name"], "inuse": na - nf, "nalloc": na, "nfree": nf})
+    lazy.hold()  # pool_cache's statistics module loaded once for all classes
+    try:
+        for pc in _caches + _dcaches:
+            if pc is None:
+                continue
+            st = _pc.pool_cache_stats(pc)
+            na = nf = 0
+            for c in st["cpus"]:
+                na += c["nget"]
+                nf += c["nput"]
+            cl.append({"size": st["size"], "cache": st["name"], "inuse": na - nf, "nalloc": na, "nfree": nf})
+    finally:
+        lazy.release(_PC_SETUP)
     return {"classes": cl, "large": {"inuse_bytes": _large[0], "nalloc": _large[1], "nfree": _large[2]},
             "debug": _debug[0]}
 
