@@ -73,3 +73,36 @@ def test_checks_can_fail():
     assert missing_preconditions('def f(a):\n    """doc"""\n    return a\n') == ["f"]
     assert missing_preconditions('def f(a):\n    """doc"""\n    # => a > 0\n    return a\n') == []
     assert missing_preconditions('def _f(a):\n    return a\n') == []
+
+
+def private_consts(text):
+    """{name: value} of the module's `_NAME = const(<literal>)` lines."""
+    out = {}
+    for node in ast.parse(text).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id.startswith("_") and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "const" and node.value.args
+                and isinstance(node.value.args[0], ast.Constant)):
+            out[node.targets[0].id] = node.value.args[0].value
+    return out
+
+
+# a slow-path module repeats its core module's private const()s (MicroPython
+# keeps no module attribute for them, so they cannot be imported): same values
+SLOW_PATH_MODULES = [(core, m.stem) for m in sorted(PKG.glob("*.py")) for core in
+                     ("vmem", "uvm_km", "pool_cache", "pool", "kmem", "extent", "board", "intr")
+                     if m.stem.startswith(core + "_") and not m.stem.startswith("pool_cache" if core == "pool" else "\0")]
+
+
+@pytest.mark.parametrize("core,slow", SLOW_PATH_MODULES, ids=["%s-%s" % p for p in SLOW_PATH_MODULES])
+def test_repeated_private_consts_agree(core, slow):
+    a = private_consts((PKG / (core + ".py")).read_text())
+    b = private_consts((PKG / (slow + ".py")).read_text())
+    differ = sorted(n for n in set(a) & set(b) if a[n] != b[n])
+    assert not differ, "%s.py and %s.py give %s different values: %s" % (
+        core, slow, ", ".join(differ), ["%s=%r/%r" % (n, a[n], b[n]) for n in differ])
+
+
+def test_the_slow_path_modules_are_checked():
+    names = {s for _, s in SLOW_PATH_MODULES}
+    assert {"pool_setup", "pool_cache_setup", "vmem_setup", "kmem_native", "board_setup"} <= names, names
