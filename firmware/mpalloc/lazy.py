@@ -43,8 +43,8 @@ def unload(name):
     """Forget the module mpalloc.<name> (not while a hold() is on)."""
     # => thread context (never under heap_lock: its re-import allocates);
     #    name is a module of slow paths with no state of its own.
-    if _held[0]:
-        return
+    if _held[0] or sys.platform == "webassembly":
+        return  # (webassembly collects only between programs: a reload would pile up)
     sys.modules.pop("mpalloc." + name, None)
     pkg = sys.modules.get("mpalloc")
     if pkg is not None:

@@ -71,7 +71,8 @@ def switch_off_on():
     _NT.off()
     try:
         eq(pool.native_path(), "bytecode", "after native.off()")
-        eq(pool.pool_get, pool._get, "pool_get is the bytecode one")
+        if not pool._debug[0]:  # debug mode binds its checking pair in front
+            eq(pool.pool_get, pool._get, "pool_get is the bytecode one")
         intr.setup(1)
         eq(pool.native_path(), "bytecode", "after intr.setup with native off")
     finally:
