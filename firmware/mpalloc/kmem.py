@@ -434,6 +434,11 @@ _bc = (kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free)
 
 
 def _native_load():
+    import sys
+
+    n = sys.modules.get("mpalloc.native")
+    if n is not None and not n.switch[0]:
+        return None  # switched off before the first bind: not loaded (native.on() tries again)
     try:
         import gc
 

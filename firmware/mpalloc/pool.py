@@ -865,6 +865,9 @@ def _native_load():
     # micro:bit, whose failed import of a dotted name keeps 2.8 KB of its heap).
     import sys
 
+    n = sys.modules.get("mpalloc.native")
+    if n is not None and not n.switch[0]:
+        return None  # switched off before the first bind: not loaded (native.on() tries again)
     if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
         return False
     try:
