@@ -111,13 +111,14 @@ _back = [None]
 WINDOW = 32768  # the largest window a target attaches (one buffer, reused)
 
 
-def reserve():
+def reserve(size=WINDOW):
     """Take the window's backing buffer now, while the heap is still in one
     piece (a suite calls this first: after a vmem workload in debug mode
-    the 512 KB unix heap had no 32 KB hole left)."""
+    the 512 KB unix heap had no 32 KB hole left). size: the largest window
+    the suite attaches (mphostile: HOSTILE_WINDOW), WINDOW for the replays."""
     if _back[0] is None:
         gc.collect()
-        _back[0] = bytearray(WINDOW)
+        _back[0] = bytearray(size)
     return _back[0]
 
 

@@ -24,6 +24,7 @@ import mpfuzz
 
 from mpalloc.compat import const
 
+HOSTILE_WINDOW = const(16384)  # the largest window a case attaches (mpfuzz.reserve's size)
 
 _MP = sys.implementation.name == "micropython"
 
@@ -107,7 +108,7 @@ def _vm():
 
 
 def _uk():
-    U = mpfuzz._window(16384, 256)
+    U = mpfuzz._window(HOSTILE_WINDOW, 256)
     K = _m("kmem")
     p = U.uvm_km_alloc(U.kernel_map, 512, 0, U.UVM_KMF_WIRED)
 
@@ -180,7 +181,7 @@ def _ex():
 
 
 def _kma():
-    mpfuzz._window(16384, 512)
+    mpfuzz._window(HOSTILE_WINDOW, 512)
     M = _m("kmalloc")
     M._kmem[0] = _m("kmem")
     t = M.kmalloc_create("hx")
@@ -208,7 +209,7 @@ def _kma():
 
 
 def _zn():
-    mpfuzz._window(16384, 256)
+    mpfuzz._window(HOSTILE_WINDOW, 256)
     Z = _m("zone")
     z = Z.zinit("hx", 16, 8, Z.ZONE_INTERRUPT | Z.ZONE_DESTROYABLE)
     p = Z.zalloc(z)

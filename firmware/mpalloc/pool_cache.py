@@ -393,7 +393,25 @@ def _get_slow(pc, flags):
             return f
         if not _get_swap(pc, c):
             break
-    return _get_miss(pc, c, s, flags)
+    # Nothing cached for CPU c: an object from the back end (pool), constructed
+    # (in line, not a call: one frame less on the deepest chain, objcache's
+    # first get, which the Pico's ~30 frames of C stack must hold).
+    # mag: the depot; f: the object (the frame stays within 11 words)
+    mag = pc[_META]
+    mag.gmiss[c] += 1
+    _cpu_exit(c, s)
+    f = mag.pget(mag.pp, flags)
+    if f is None:
+        _gfail(mag, c)
+        return None
+    if mag.ctor is not None and mag.ctor(mag.arg, f, flags):
+        mag.pput(mag.pp, f)
+        _gfail(mag, c)
+        return None
+    _depot_enter(mag)  # counters of the shared part under the depot lock
+    mag.nconstructed += 1
+    _depot_exit(mag)
+    return f
 
 
 def _get_swap(pc, c):
@@ -425,25 +443,6 @@ def _get_swap(pc, c):
     d.prev[c] = pc[c]
     pc[c] = full
     return True
-
-
-def _get_miss(pc, c, s, flags):
-    # Nothing cached for CPU c: an object from the back end (pool), constructed.
-    d = pc[_META]
-    d.gmiss[c] += 1
-    _cpu_exit(c, s)
-    o = d.pget(d.pp, flags)
-    if o is None:
-        _gfail(d, c)
-        return None
-    if d.ctor is not None and d.ctor(d.arg, o, flags):
-        d.pput(d.pp, o)
-        _gfail(d, c)
-        return None
-    _depot_enter(d)  # counters of the shared part under the depot lock
-    d.nconstructed += 1
-    _depot_exit(d)
-    return o
 
 
 def _gfail(d, c):

@@ -22,7 +22,7 @@ import mpfuzz
 import mphostile
 from mpalloc import intr
 
-mpfuzz.reserve()
+mpfuzz.reserve(mphostile.HOSTILE_WINDOW)  # 16 KB, not the replays' 32 KB: a Pico has every layer loaded here
 
 s = Suite("hostile", needs=("heap:200000",))
 

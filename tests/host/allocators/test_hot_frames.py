@@ -30,7 +30,7 @@ HOT = {
              "_zero", "_page_remove"],
     "pool_dbg": ["dbg_get", "dbg_put", "_chk_page", "_chk_bits", "_in_window", "_poison", "_unpoison", "_poison_bad"],
     "pool_cache": ["_get_up", "_put_up", "_get_thr", "_put_thr", "_get_irq", "_put_irq", "_get_sio", "_put_sio",
-                   "_get_slow", "_get_swap", "_get_miss", "_put_slow",
+                   "_get_slow", "_get_swap", "_put_slow",
                    "_put_swap", "_fold", "_depot_enter", "_depot_exit", "_cpu", "_cpu_enter", "_cpu_exit"],
     "pool_cache_dbg": ["dbg_get", "dbg_put", "_dbg_pool", "_dbg_cached", "_dbg_inmag"],
     "kmem": ["kmem_alloc", "kmem_zalloc", "kmem_free", "kmem_intr_alloc", "kmem_intr_zalloc", "kmem_intr_free",
