@@ -436,6 +436,8 @@ _bc = (kmem_alloc, kmem_free, kmem_intr_alloc, kmem_intr_free)
 def _native_load():
     import sys
 
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False  # no native arch in this firmware (pool._native_load)
     n = sys.modules.get("mpalloc.native")
     if n is not None and not n.switch[0]:
         return None  # switched off before the first bind: not loaded (native.on() tries again)

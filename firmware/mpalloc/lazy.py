@@ -43,10 +43,11 @@ def unload(name):
     """Forget the module mpalloc.<name> (not while a hold() is on)."""
     # => thread context (never under heap_lock: its re-import allocates);
     #    name is a module of slow paths with no state of its own.
-    if _held[0] or sys.platform == "webassembly":
+    m = getattr(sys, "modules", None)  # (none on the micro:bit's 1.9.2: nothing to forget)
+    if _held[0] or m is None or sys.platform == "webassembly":
         return  # (webassembly collects only between programs: a reload would pile up)
-    sys.modules.pop("mpalloc." + name, None)
-    pkg = sys.modules.get("mpalloc")
+    m.pop("mpalloc." + name, None)
+    pkg = m.get("mpalloc")
     if pkg is not None:
         try:
             delattr(pkg, name)

@@ -865,11 +865,11 @@ def _native_load():
     # micro:bit, whose failed import of a dotted name keeps 2.8 KB of its heap).
     import sys
 
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False  # (first: the micro:bit's 1.9.2 has no sys.modules)
     n = sys.modules.get("mpalloc.native")
     if n is not None and not n.switch[0]:
         return None  # switched off before the first bind: not loaded (native.on() tries again)
-    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
-        return False
     try:
         return __import__("mpalloc.pool_native", None, None, ("bind",))
     except (ImportError, SyntaxError, NotImplementedError, ValueError, MemoryError):

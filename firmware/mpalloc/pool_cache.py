@@ -651,11 +651,12 @@ def _native_load():
     # (a 110 KB heap then still gives the 32 KB a program asks next)
     import sys
 
+    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
+        return False  # no native arch in this firmware (pool._native_load); first: the
+        # micro:bit's 1.9.2 has no sys.modules
     n = sys.modules.get("mpalloc.native")
     if n is not None and not n.switch[0]:
         return None  # switched off before the first bind: not loaded (native.on() tries again)
-    if not (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x0F:
-        return False  # no native arch in this firmware (pool._native_load)
     try:
         import gc
 
