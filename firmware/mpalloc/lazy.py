@@ -23,6 +23,11 @@
 import sys
 
 _held = [0]  # hold() depth: unload() waits while > 0
+# keep[0]: True keeps every module (unload() does nothing). None: decided at the
+# first unload: True on webassembly (it collects only between programs: a reload
+# would pile up) and on CPython (no heap to give back; a reload compiles the
+# source again: the host's fuzz ran 18x slower); the tests of unloading set False.
+keep = [None]
 
 
 def hold():
@@ -43,9 +48,11 @@ def unload(name):
     """Forget the module mpalloc.<name> (not while a hold() is on)."""
     # => thread context (never under heap_lock: its re-import allocates);
     #    name is a module of slow paths with no state of its own.
+    if keep[0] is None:
+        keep[0] = sys.implementation.name == "cpython" or sys.platform == "webassembly"
     m = getattr(sys, "modules", None)  # (none on the micro:bit's 1.9.2: nothing to forget)
-    if _held[0] or m is None or sys.platform == "webassembly":
-        return  # (webassembly collects only between programs: a reload would pile up)
+    if _held[0] or keep[0] or m is None:
+        return
     m.pop("mpalloc." + name, None)
     pkg = m.get("mpalloc")
     if pkg is not None:

@@ -463,14 +463,22 @@ def two_threads_race():
         state[me] = 1
 
     def other():
-        intr.cpu_attach(1)
-        work(2, 99)
+        try:
+            intr.cpu_attach(1)
+            work(2, 99)
+        except BaseException as e:  # (work catches its own; this is cpu_attach's)
+            state[0] = e
+            state[2] = 1
+
+    import time
 
     try:
         _thread.start_new_thread(other, ())
         work(1, 5)
-        while not state[2]:
-            pass
+        t0 = time.ticks_ms()
+        while not state[2]:  # bounded: a thread that died or never started is a failure, not a hang
+            if time.ticks_diff(time.ticks_ms(), t0) > 30000:
+                raise AssertionError("the other thread did not finish within 30 s of this one (state %r)" % (state,))
     finally:
         intr.setup(1)
     if state[0] is not None:

@@ -14,6 +14,7 @@ import sys, gc
 sys.path.insert(0, %r)
 from mpalloc import lazy
 import mpalloc
+lazy.keep[0] = False           # (CPython keeps modules by default)
 lazy.unload("debug")            # never imported: nothing to do, no error
 from mpalloc import debug
 assert "mpalloc.debug" in sys.modules and hasattr(mpalloc, "debug")

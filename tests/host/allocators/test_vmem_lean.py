@@ -13,7 +13,8 @@ FIRMWARE = ROOT / "firmware"
 PROGRAM = r"""
 import sys, gc
 sys.path.insert(0, %r)
-from mpalloc import vmem as V, uvm_km as U, intr
+from mpalloc import vmem as V, uvm_km as U, intr, lazy
+lazy.keep[0] = False  # (CPython keeps modules by default)
 COLD = ("mpalloc.vmem_setup", "mpalloc.uvm_km_setup", "mpalloc.vmem_diag", "mpalloc.uvm_km_diag")
 
 def resident(what, diag=True):
