@@ -28,9 +28,9 @@ place, ends the runner with ``REBOOT`` and a fresh chip boots from the saved fla
 behind the same pty, its WATCHDOG REASON set (``machine.reset_cause()`` is
 ``WDT_RESET``, as on a Pico).
 
-Cores: both by default (core1.mjs adds core 1 to rp2040js; ``_thread`` runs on it);
-``MPALLOC_EMU_CORES=1`` (inherited by the runner) runs one core (no ``_thread``: it
-would hang the chip). Limits (emulator): emulated time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
+Cores: one by default (rp2040js's; no ``_thread``: it would hang the chip);
+``MPALLOC_EMU_CORES=2`` (inherited by the runner) adds core 1 (core1.mjs; ``_thread``
+runs on it). Off by default while vmem's two-core race can hang (DEVELOPING.md). Limits (emulator): emulated time only (``time.ticks_us()`` counts 125 cycles per us of a 125 MHz chip; the
 emulator runs at ~0.2-0.3x real time on a 2-core machine).
 """
 import hashlib

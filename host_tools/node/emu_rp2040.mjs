@@ -25,9 +25,9 @@
 //    sets it again on every interrupt check, so a UART IRQ handler never returns).
 //  * core 1 (core1.mjs: second core, SIO FIFOs, CPUID, per-core NVIC/SysTick, PSM
 //    launch), stepped in lock-step slices with core 0, created when the firmware
-//    first starts it (lazy: until then core 0 runs as fast as alone). On unless MPALLOC_EMU_CORES=1
-//    (rp2040js's one core alone: _thread would hang the chip); any other value than
-//    1 or 2 is refused (exit 2).
+//    first starts it (lazy: until then core 0 runs as fast as alone). On with
+//    MPALLOC_EMU_CORES=2; unset or 1 is rp2040js's one core alone (_thread would hang
+//    the chip); any other value is refused (exit 2).
 // Logging of the emulator goes to stderr; stdout carries only the board's bytes.
 // Exit status: 0 when stdin closes, 2 on bad arguments or images, 3 on an
 // emulator error, 4 on a watchdog reset of the chip (machine.reset()): boot again.
@@ -303,8 +303,8 @@ const IDLE_MAX_MS = 20;
 const CYCLE_NANOS = 8;      // 125 MHz
 const clock = sim.clock;
 const core = mcu.core;
-const CORES = (process.env.MPALLOC_EMU_CORES || "2").trim() || "2";
-if (CORES !== "1" && CORES !== "2") fail(2, "MPALLOC_EMU_CORES=" + JSON.stringify(CORES) + ": 1 or 2 cores (default 2)");
+const CORES = (process.env.MPALLOC_EMU_CORES || "1").trim() || "1";
+if (CORES !== "1" && CORES !== "2") fail(2, "MPALLOC_EMU_CORES=" + JSON.stringify(CORES) + ": 1 or 2 cores (default 1)");
 const dual = CORES === "2" ? installCore1(mcu, { lazy: true }) : null;
 let stopped = false;
 let next = null;            // the pending setTimeout of run()

@@ -1,9 +1,9 @@
 """emu:rp2040: the RP2040's own MicroPython (RPI_PICO v1.28.0) in the npm emulator
 rp2040js, behind a pty (mpalloc_host/emu_rp2040.py, host_tools/node/emu_rp2040.mjs).
-32-bit, armv6m native code, real hard Timer interrupts, littlefs on flash, both
-cores: the runner adds core 1 to rp2040js (host_tools/node/core1.mjs), _thread
-starts it and the target reports threads. MPALLOC_EMU_CORES=1 runs rp2040js's one
-core alone (no threads: _thread would hang the chip). Time there is emulated:
+32-bit, armv6m native code, real hard Timer interrupts, littlefs on flash, one
+core (rp2040js's). MPALLOC_EMU_CORES=2 adds core 1 (host_tools/node/core1.mjs):
+_thread starts it there and the target reports threads; off by default while a
+two-core hang of vmem's race is open (docs/DEVELOPING.md). Time there is emulated:
 ticks_us() counts 125 cycles per us of a 125 MHz chip."""
 import os
 
@@ -14,18 +14,18 @@ from .base import EmulatedTarget, TargetKind, implied_board, launch, load_profil
 class EmuTarget(EmulatedTarget):
     kind = "emu"
     deadline = 30.0
-    why = {"threads": "no threads (MPALLOC_EMU_CORES=1: rp2040js's one core alone)"}
+    why = {"threads": "no threads (one core: MPALLOC_EMU_CORES=2 adds core 1)"}
 
 
 CORES_ENV = "MPALLOC_EMU_CORES"
 
 
 def two_cores():
-    """Core 1 on: MPALLOC_EMU_CORES unset or 2 (the runner reads it too); 1 is one core.
+    """Core 1 on: MPALLOC_EMU_CORES=2 (the runner reads it too); unset or 1 is one core.
     => anything else is refused (TargetError naming the variable)."""
-    v = os.environ.get(CORES_ENV, "2").strip() or "2"
+    v = os.environ.get(CORES_ENV, "1").strip() or "1"
     if v not in ("1", "2"):
-        raise TargetError("%s=%r: the emulated RP2040 has 1 or 2 cores running (default 2)" % (CORES_ENV, v),
+        raise TargetError("%s=%r: the emulated RP2040 has 1 or 2 cores running (default 1)" % (CORES_ENV, v),
                           where="emu:rp2040")
     return v == "2"
 
@@ -44,5 +44,5 @@ def open_emu(spec, rest, board, timeout, firmware=None):
 
 
 KIND = TargetKind("emu", "emu:rp2040", "the RP2040's own MicroPython (v1.28.0) in the rp2040js emulator: 32-bit, "
-                  "real hard IRQs, both cores (threads; MPALLOC_EMU_CORES=1: one core, no threads), emulated time",
+                  "real hard IRQs, one core (MPALLOC_EMU_CORES=2: both, with threads), emulated time",
                   EmuTarget.deadline, open_emu, scheme="emu")

@@ -164,13 +164,13 @@ def test_ctrl_c_breaks_a_running_loop(board):
 def test_one_core_has_no_threads_and_no_process_is_left(tmp_path, monkeypatch):
     from mpalloc_host.targets import open_target
 
-    monkeypatch.setenv("MPALLOC_EMU_CORES", "1")     # rp2040js's one core alone
+    monkeypatch.delenv("MPALLOC_EMU_CORES", raising=False)     # the default: rp2040js's one core alone
 
     t = open_target("emu:rp2040")
     pid = t.backend.child.pid
     try:
         assert "threads" not in t.caps and {"hard_irq", "fs", "word32", "raw_paste"} <= t.caps
-        assert "MPALLOC_EMU_CORES=1" in t.why["threads"]
+        assert "MPALLOC_EMU_CORES=2" in t.why["threads"]
     finally:
         t.close()
     assert not Path("/proc/%d" % pid).exists() or "zombie" in Path("/proc/%d/status" % pid).read_text()
@@ -201,7 +201,7 @@ def test_runner_refuses_a_bad_core_count(monkeypatch):
     env = dict(os.environ, MPALLOC_EMU_CORES="4")
     r = subprocess.run([node, str(E.MJS), str(bootrom), str(fw), "/nonexistent/flash.bin"], env=env,
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode == 2 and r.stderr.strip() == 'emu_rp2040: MPALLOC_EMU_CORES="4": 1 or 2 cores (default 2)', r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == 'emu_rp2040: MPALLOC_EMU_CORES="4": 1 or 2 cores (default 1)', r.stderr
 
 
 def test_mpalloc_flash_boots_and_verifies(tmp_path):
