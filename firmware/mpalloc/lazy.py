@@ -4,6 +4,9 @@
 #   unload(name)   forget mpalloc.<name>: its code and globals become garbage
 #                  unless a caller still holds them; the next use imports it
 #                  again
+#   hold()         a batch of calls begins (e.g. kmem's statistics of 20
+#                  caches): unload() does nothing until the matching
+#   release(names) which unloads `names` once when the last hold ends
 #
 # The idiom (docs/DEVELOPING.md, "Slow paths out of the core"):
 #
@@ -19,11 +22,29 @@
 # one more global there.
 import sys
 
+_held = [0]  # hold() depth: unload() waits while > 0
+
+
+def hold():
+    """The modules loaded from now on stay until release()."""
+    # => thread context; always paired with release() (try/finally).
+    _held[0] += 1
+
+
+def release(names):
+    """End a hold(); the last one unloads each of `names`."""
+    # => thread context; names: a tuple of module names.
+    _held[0] -= 1
+    for n in names:
+        unload(n)
+
 
 def unload(name):
-    """Forget the module mpalloc.<name>."""
+    """Forget the module mpalloc.<name> (not while a hold() is on)."""
     # => thread context (never under heap_lock: its re-import allocates);
     #    name is a module of slow paths with no state of its own.
+    if _held[0] or sys.platform == "webassembly":
+        return  # (webassembly collects only between programs: a reload would pile up)
     sys.modules.pop("mpalloc." + name, None)
     pkg = sys.modules.get("mpalloc")
     if pkg is not None:

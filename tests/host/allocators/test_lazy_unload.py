@@ -24,6 +24,14 @@ assert not hasattr(mpalloc, "debug"), "still an attribute of the package"
 lazy.unload("debug")            # twice: still no error
 from mpalloc import debug         # imported again on the next use
 assert hasattr(debug, "on")
+lazy.hold()                       # a batch: unload waits for the last release
+lazy.hold()
+lazy.unload("debug")
+assert "mpalloc.debug" in sys.modules, "unloaded during a hold"
+lazy.release(("debug",))
+assert "mpalloc.debug" in sys.modules, "unloaded before the last release"
+lazy.release(("debug",))
+assert "mpalloc.debug" not in sys.modules, "kept after the last release"
 print("unload ok")
 """
 
