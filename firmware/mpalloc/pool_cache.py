@@ -751,6 +751,11 @@ def _native_load():
     # collections around the import: the module's objects (~2.3 KB) go low in
     # the heap and the compiler's temporaries leave no holes between them
     # (a 110 KB heap then still gives the 32 KB a program asks next)
+    import sys
+
+    n = sys.modules.get("mpalloc.native")
+    if n is not None and not n.switch[0]:
+        return None  # switched off before the first bind: not loaded (native.on() tries again)
     try:
         import gc
 
