@@ -30,15 +30,17 @@ def _imported():
 def off():
     """Bytecode hot paths from now on."""
     # => thread context; no allocator call under way (the layers rebind).
-    switch[0] = 0
-    for _, m in _imported():
-        m._bind()
+    _set(0)
 
 
 def on():
     """Native hot paths where the runtime compiles them."""
     # => thread context; no allocator call under way (the layers rebind).
-    switch[0] = 1
+    _set(1)
+
+
+def _set(v):
+    switch[0] = v
     for _, m in _imported():
         m._bind()
 

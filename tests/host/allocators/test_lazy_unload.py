@@ -3,7 +3,6 @@ that the gc takes its code back; the next use imports it again (CPython and the
 unix port, where `delattr` of a missing module attribute raises KeyError)."""
 import subprocess
 import sys
-from pathlib import Path
 
 from support.runtimes import ROOT, require_tool
 
