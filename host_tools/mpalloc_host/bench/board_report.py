@@ -197,9 +197,19 @@ def splice(text, section, port):
     return (text.rstrip("\n") + "\n\n" if text and text.strip() else "") + section
 
 
+# A hand-written part of BENCHMARKS.md (measurements no bench script makes, e.g.
+# emu:rp2040's memory table): between these marks it survives `make bench`.
+_HAND = re.compile(r"<!-- hand (\S+) -->\n.*?<!-- /hand -->\n?", re.S)
+
+
 def keep_sections(old_text, new_text):
-    """The full suite's new report with the board sections of the old file appended."""
+    """The full suite's new report with the old file's hand-written sections
+    (<!-- hand NAME --> ... <!-- /hand -->) and board sections appended."""
     out = new_text
+    new_hand = {m.group(1) for m in _HAND.finditer(new_text or "")}
+    for m in _HAND.finditer(old_text or ""):
+        if m.group(1) not in new_hand:
+            out = out.rstrip("\n") + "\n\n" + m.group(0)
     for port, sec in sections(old_text).items():
         out = splice(out, sec, port)
     return out

@@ -260,6 +260,12 @@ def test_board_section_has_cu_and_cycles_and_is_spliced_in_place():
     # the full suite's report (make bench) keeps the board sections of the old file
     kept = board_report.keep_sections(twice, "# Benchmarks\n\nnew body\n")
     assert "new body" in kept and "body\n" in kept and board_report.sections(kept)["emu:rp2040"] == md2
+    # and a hand-written section (measured by hand, e.g. emu:rp2040's memory table), once
+    hand = "<!-- hand emu-memory -->\n## Memory\n\n| a | 1 |\n<!-- /hand -->\n"
+    kept = board_report.keep_sections(hand + twice, "# Benchmarks\n\nnew body\n")
+    assert kept.count(hand) == 1 and "new body" in kept and board_report.sections(kept)["emu:rp2040"] == md2
+    again = board_report.keep_sections(kept, "# Benchmarks\n\nnewer body\n")
+    assert again.count(hand) == 1 and "newer body" in again and "new body\n" not in again
 
 
 def test_bench_board_script_runs_on_the_unix_port():
