@@ -282,3 +282,17 @@ def test_bench_board_script_runs_on_the_unix_port():
         assert r["board.%s.cu" % key] > 0, (key, r)
     assert r["board.pool_cache_hit.heap_bytes_per_op"] == 0 and r["board.pool_cache_hit.heap_locked_ok"] is True
     assert r["board.window_bytes"] > 0 and r["board.free_after_init"] < r["board.free_at_start"]
+
+
+def test_native_code_size_covers_every_layer_with_native_code():
+    # BENCHMARKS.md's "Native hot paths: code size": one row per layer that
+    # mpalloc.native switches, each compiled for the boards' archs (viper code is
+    # bigger than the same functions as bytecode)
+    from mpalloc import native
+    from mpalloc_host.bench import native_size
+
+    got = native_size.sizes()
+    assert set(got) == {n + "_native" for n in native.LAYERS}, got
+    for m, row in got.items():
+        assert row["bytecode"] and row["armv6m"] and row["xtensawin"], (m, row)
+        assert row["armv6m"] > row["bytecode"], (m, row)
