@@ -268,22 +268,6 @@ def test_board_section_has_cu_and_cycles_and_is_spliced_in_place():
     assert again.count(hand) == 1 and "newer body" in again and "new body\n" not in again
 
 
-def test_bench_board_script_runs_on_the_unix_port():
-    # the script itself (figures not judged: the unix port's time is the host's)
-    env = dict(os.environ, MICROPYPATH="%s:%s" % (ROOT / "firmware", runner.BENCH_DIR))
-    p = subprocess.run([runner.micropython_exe(), "-X", "heapsize=400000", str(runner.BENCH_DIR / "bench_board.py"),
-                        "quick=1", "mhz=125", "batch_us=1000"], capture_output=True, text=True, timeout=120, env=env,
-                       cwd=str(ROOT))
-    assert p.returncode == 0, p.stdout[-800:] + p.stderr
-    r = runner.parse(p.stdout)
-    for key, _ in board_report.ROWS:   # (a cheap pair's median may dip under noise: present, a number)
-        assert all(isinstance(r["board.%s.%s" % (key, f)], (int, float)) for f in ("cu", "cycles")), (key, r)
-    for key in ("pool_get_put", "kmem64", "vmem"):
-        assert r["board.%s.cu" % key] > 0, (key, r)
-    assert r["board.pool_cache_hit.heap_bytes_per_op"] == 0 and r["board.pool_cache_hit.heap_locked_ok"] is True
-    assert r["board.window_bytes"] > 0 and r["board.free_after_init"] < r["board.free_at_start"]
-
-
 def test_native_code_size_covers_every_layer_with_native_code():
     # BENCHMARKS.md's "Native hot paths: code size": one row per layer that
     # mpalloc.native switches, each compiled for the boards' archs (viper code is

@@ -116,6 +116,13 @@ def test_bench_board_script_fresh_heap_and_bytecode_round_on_the_unix_port():
                        cwd=str(ROOT))
     assert p.returncode == 0, p.stdout[-800:] + p.stderr
     r = runner.parse(p.stdout)
+    # (one run of the script for both: the report's rows, then the fresh heap and bytecode round)
+    for key, _ in board_report.ROWS:   # (a cheap pair's median may dip under noise: present, a number)
+        assert all(isinstance(r["board.%s.%s" % (key, f)], (int, float)) for f in ("cu", "cycles")), (key, r)
+    for key in ("pool_get_put", "kmem64", "vmem"):
+        assert r["board.%s.cu" % key] > 0, (key, r)
+    assert r["board.pool_cache_hit.heap_bytes_per_op"] == 0 and r["board.pool_cache_hit.heap_locked_ok"] is True
+    assert r["board.window_bytes"] > 0 and r["board.free_after_init"] < r["board.free_at_start"]
     assert isinstance(r["board.bytearray64_fresh.cu"], (int, float))
     out = p.stdout.splitlines()
     # measured before mpalloc's first import: its line comes before the window's
