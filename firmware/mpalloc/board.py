@@ -51,7 +51,7 @@ from mpalloc.extent import extent_alloc_region, extent_free  # a claim allocates
 profile = None
 name = None
 virtual = False
-periph_map = None  # extent over the peripheral space
+periph_maps = ()  # extents over the peripheral space, one per 1 GiB window (board_setup._maps)
 sram_map = None  # extent over SRAM (aliases excluded)
 window = None  # (base, size, real_address_known)
 _state = [False]  # init() done
@@ -162,10 +162,12 @@ def _which(fn, base, size):
     if a is not None:
         raise ValueError("%s: 0x%x+0x%x is in '%s', an alias of '%s': claim the region itself (never counted twice)"
                          % (fn, base, size, a["name"], a["alias_of"]))
-    if sram_map is not None and sram_map.start <= base and base + size - 1 <= sram_map.end:
+    # by the start alone (comparisons: no int made); extent checks the end
+    if sram_map is not None and sram_map.start <= base <= sram_map.end:
         return sram_map
-    if periph_map is not None and periph_map.start <= base and base + size - 1 <= periph_map.end:
-        return periph_map
+    for ex in periph_maps:
+        if ex.start <= base <= ex.end:
+            return ex
     raise ValueError("%s: 0x%x+0x%x is neither peripheral space nor SRAM of board '%s'" % (fn, base, size, name))
 
 

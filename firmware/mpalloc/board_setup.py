@@ -10,7 +10,7 @@
 #   memory_map()             board.memory_map()'s dict
 #
 # Data: none of its own; board's globals (profile, name, virtual, window,
-# periph_map, sram_map, _state, _use, _dma) are the state. Locking: none
+# periph_maps, sram_map, _state, _use, _dma) are the state. Locking: none
 # (thread context, at start-up).
 import sys
 
@@ -269,15 +269,23 @@ def _new_extent(label, spans, claims):
 def _maps(p):
     from mpalloc.extent import extent_destroy
 
-    for ex in (B.periph_map, B.sram_map):
+    for ex in B.periph_maps + (B.sram_map,):
         if ex is not None and not ex.dead:
             extent_destroy(ex)
-    B.periph_map = B.sram_map = None
+    B.periph_maps = ()
+    B.sram_map = None
     name = B.name
     per = _rows(p.get("peripherals"), "used_by")
-    if per:
-        B.periph_map = _new_extent(name + " peripherals", [(b, s) for _, b, s, _ in per],
-                                 [(b, s, u) for _, b, s, u in per if u])
+    # One map per 1 GiB window of the address space (a peripheral belongs to the
+    # window of its base): on a 32-bit port an int >= 2**30 is a heap object,
+    # and within a map spanning less than 2**30 extent's offsets are small ints,
+    # so a claim or release at 0x4000_0000 and up allocates nothing.
+    maps = []
+    for w in sorted(set(b >> 30 for _, b, _, _ in per)):
+        rows = [r for r in per if r[1] >> 30 == w]
+        maps.append(_new_extent("%s peripherals 0x%x" % (name, w << 30), [(b, s) for _, b, s, _ in rows],
+                                [(b, s, u) for _, b, s, u in rows if u]))
+    B.periph_maps = tuple(maps)
     sr = _sram_regions(p)
     if sr:
         wb, ws, _ = B.window
@@ -301,7 +309,6 @@ def memory_map():
     from mpalloc.extent import extent_regions
 
     profile = B.profile
-    periph_map = B.periph_map
     sram_map = B.sram_map
 
     sram = []
@@ -320,7 +327,9 @@ def memory_map():
             sram.append(e)
         elif r.get("kind") == "flash":
             flash.append(e)
-    pregs = extent_regions(periph_map) if periph_map else []
+    pregs = []
+    for ex in B.periph_maps:
+        pregs.extend(extent_regions(ex))
     per = []
     for nm, b, s, _ in _rows(profile.get("peripherals"), "used_by"):
         o = None

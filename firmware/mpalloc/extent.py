@@ -23,17 +23,21 @@
 # only regions of one owner coalesce; waits sleep in 1 ms steps up to maxwait_ms.
 #
 # Region descriptors live in one flat array of 32-bit words (4 per descriptor:
-# start, end, owner index, next). A fixed extent uses the caller's storage (an
-# array('I') of storagesize bytes, EXTENT_FIXED_STORAGE_SIZE(n) for n regions)
-# and never allocates, unless EX_MALLOCOK lets it move to a larger array from
-# the heap. A dynamic extent (storage None) grows its array as needed. Extents
-# reaching beyond 32 bits use a dynamic array('Q').
+# start, end, owner index, next), start and end as offsets from ex.start, so
+# they are small ints wherever the extent spans less than 2**30 units, even at
+# addresses that are heap objects on a 32-bit port (0x4000_0000 and up): an
+# address argument becomes an offset through ex.cv (_rel), an offset becomes
+# an address only in the value handed back. A fixed extent uses the caller's
+# storage (an array('I') of storagesize bytes, EXTENT_FIXED_STORAGE_SIZE(n) for
+# n regions) and never allocates, unless EX_MALLOCOK lets it move to a larger
+# array from the heap. A dynamic extent (storage None) grows its array as
+# needed. Extents spanning more than 32 bits use a dynamic array('Q').
 #
 # Slow paths (create, destroy, waits, listings, the check) are in
 # extent_setup.py, imported on use and dropped after (lazy.unload).
-# Invariants (checked by extent_setup.check when extent_debug(True)):
+# Invariants (checked by extent_setup.check when extent_debug(True)), in offsets:
 #   the region list from ex.head is sorted: r.start <= r.end < next.start
-#   ex.start <= r.start and r.end <= ex.end for every region
+#   0 <= r.start and r.end <= ex.span (ex.end - ex.start) for every region
 #   unless EXF_NOCOALESCE: r.end + 1 == next.start implies different owners
 #   every descriptor is on exactly one of the region list and the free list
 #   ex.nregions == length of the region list
@@ -103,6 +107,12 @@ class extent:
         self.name = name
         self.start = start
         self.end = end
+        self.span = end - start  # the last offset
+        self.cv = None  # 32-bit extents at 0x4000_0000 and up: _rel's scratch (4 bytes)
+        self.pack = None  # and struct.pack_into
+        self.blo = start & 0xFFFF  # start's low and high halves, for _rel
+        self.bhi = (start >> 16) & 0xFFFF
+        self.slo = start & 0x1FFFFFFF  # start modulo small powers of two, for _mod
         self.flags = flags
         self.d = None  # descriptor words
         self.ndesc = 0
@@ -132,6 +142,24 @@ def _valid(fn, ex):
 def _int(fn, what, v):
     if not isinstance(v, int) or isinstance(v, bool):
         raise ValueError(fn + ": %s must be an int, not %r" % (what, v))
+
+
+def _rel(ex, v):
+    # The offset of address v (ex.start <= v <= ex.end): with ex.cv (a 32-bit
+    # extent whose addresses are heap objects on 32-bit ports) through its
+    # bytes, allocating nothing. Called with ex.lock held (ex.cv is shared).
+    c = ex.cv
+    if c is None:
+        return v - ex.start
+    ex.pack("<I", c, 0, v)
+    return (((c[2] | c[3] << 8) - ex.bhi) << 16) + (c[0] | c[1] << 8) - ex.blo
+
+
+def _mod(ex, m):
+    # ex.start % m (m >= 1); no big-int arithmetic for a power of two <= 2**29
+    if m & (m - 1) == 0 and m <= 0x20000000:
+        return ex.slo & (m - 1)
+    return ex.start % m
 
 
 def _setdesc(ex, lo, hi):
@@ -193,7 +221,7 @@ def _getdesc(fn, ex, flags):
     n = ex.ndesc
     old = ex.d
     try:
-        new = array("I" if ex.end <= _M32 else "Q", bytes(2 * n * _W * (4 if ex.end <= _M32 else 8)))
+        new = array("I" if ex.span <= _M32 else "Q", bytes(2 * n * _W * (4 if ex.span <= _M32 else 8)))
     except MemoryError:
         return 0
     for i in range(n * _W):
@@ -277,12 +305,15 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
     _int(fn, "size", size)
     if size < 1:
         raise ValueError(fn + ": extent '%s': bad size %d" % (ex.name, size))
-    end = start + size - 1
-    if start < ex.start or end > ex.end:
-        raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
-                         % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
+    if start < ex.start or start > ex.end:
+        _outside(fn, ex, start, size)
     oi = _owner_index(fn, ex, owner)
-    _claim(fn, ex, flags, 0, start, end, size, 1, 0, oi)
+    _claim(fn, ex, flags, 0, start, start, size, 1, 0, oi)
+
+
+def _outside(fn, ex, start, size):
+    raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
+                     % (ex.name, _hex(start), _hex(start + size - 1), _hex(ex.start), _hex(ex.end)))
 
 
 def _place_region(ex, k, start, end, size, oi):
@@ -304,26 +335,39 @@ def _place_region(ex, k, start, end, size, oi):
 
 
 def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
-    # The lock / descriptor / wait loop shared by every claim: under ex.lock
-    # with a free descriptor k, _place_sub (sub: the best start in [lo, hi])
-    # or _place_region (exactly [lo, hi]) inserts. Returns the start (sub) or
-    # None. EAGAIN waits with EX_WAITSPACE, ENOMEM (no descriptor) with
-    # EX_WAITOK; otherwise OSError. Allocates nothing (ends small ints) unless
-    # it fails: no argument or result tuples, the message made only then.
+    # The lock / descriptor / wait loop shared by every claim: under ex.lock,
+    # the addresses lo and hi (inside the extent) made offsets, with a free
+    # descriptor k, _place_sub (sub: the best start in [lo, hi]) or
+    # _place_region (exactly [lo, lo+size-1]) inserts. Returns the start (sub)
+    # or None. EAGAIN waits with EX_WAITSPACE, ENOMEM (no descriptor) with
+    # EX_WAITOK; otherwise OSError; a size that does not fit: ValueError.
+    # Allocates nothing (offsets small ints) unless it fails or hands back an
+    # address that is a heap object: no argument or result tuples, the
+    # message made only then.
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
         try:
+            lo_off = _rel(ex, lo)
+            if sub:
+                hi_off = _rel(ex, hi)
+                if size - 1 > hi_off - lo_off:
+                    raise ValueError(fn + ": extent '%s': bad size %d for subregion %s-%s"
+                                     % (ex.name, size, _hex(lo), _hex(hi)))
+            else:
+                if size - 1 > ex.span - lo_off:
+                    _outside(fn, ex, lo, size)
+                hi_off = lo_off + size - 1
             k = _getdesc(fn, ex, flags)
             if not k:
                 err = ENOMEM
                 msg = fn + ": extent '%s': no region descriptor left (%d in fixed storage)" % (ex.name, ex.ndesc)
             else:
                 if sub:
-                    r = _place_sub(ex, k, lo, hi, size, alignment, boundary, flags, oi)
+                    r = _place_sub(ex, k, lo_off, hi_off, size, alignment, boundary, flags, oi)
                     err = EAGAIN if r < 0 else 0
                 else:
-                    r = _place_region(ex, k, lo, hi, size, oi)
+                    r = _place_region(ex, k, lo_off, hi_off, size, oi)
                     err = EAGAIN if r else 0
                 if err:
                     _putdesc(ex, k)
@@ -333,7 +377,7 @@ def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
         finally:
             intr.mutex_exit(ex.lock, s)
         if not err:
-            return r if sub else None
+            return ex.start + r if sub else None
         if err == EAGAIN and flags & EX_WAITSPACE or err == ENOMEM and flags & EX_WAITOK:
             _wait(fn, ex, gen, flags, err, msg)
             continue
@@ -341,19 +385,22 @@ def _claim(fn, ex, flags, sub, lo, hi, size, alignment, boundary, oi):
 
 
 def _busy(fn, ex, sub, r, lo, hi, size, alignment, boundary):
-    # EAGAIN's message (under ex.lock): no space in [lo, hi] (sub), or the claim
-    # of descriptor r overlapping [lo, hi]
+    # EAGAIN's message (under ex.lock): no space in the addresses [lo, hi]
+    # (sub), or the claim of descriptor r overlapping [lo, lo+size-1]
     if sub:
         return (fn + ": extent '%s': no space for %s units (alignment %s, boundary %s) in %s-%s"
                 % (ex.name, _hex(size), _hex(alignment), _hex(boundary), _hex(lo), _hex(hi)))
     b = (r - 1) * _W
     d = ex.d
     return (fn + ": %s-%s in '%s' overlaps %s-%s claimed by '%s'"
-            % (_hex(lo), _hex(hi), ex.name, _hex(d[b + _S]), _hex(d[b + _E]), _oname(ex, d[b + _O])))
+            % (_hex(lo), _hex(lo + size - 1), ex.name, _hex(ex.start + d[b + _S]), _hex(ex.start + d[b + _E]),
+               _oname(ex, d[b + _O])))
 
 
-def _align(v, a):
-    return (v + a - 1) & -a
+def _align(ex, v, a):
+    # the lowest offset >= v whose address is a multiple of a (a power of two)
+    m = _mod(ex, a)
+    return ((v + m + a - 1) & -a) - m
 
 
 def extent_alloc(ex, size, alignment, boundary, flags, owner=None):
@@ -371,18 +418,19 @@ def extent_alloc_subregion(ex, substart, subend, size, alignment, boundary, flag
 
 
 def _fit(ex, lo, hi, size, alignment, boundary, flags):
-    # Lowest start >= lo, aligned, not crossing a boundary line, with the
-    # region inside [lo, hi]; -1 if none. Lines sit at base + k*boundary.
+    # Lowest start offset >= lo, aligned, not crossing a boundary line, with
+    # the region inside the offsets [lo, hi]; -1 if none. Lines sit at the
+    # addresses ex.start + k*boundary (EX_BOUNDZERO: k*boundary), offset base.
     # Unlike NetBSD, a start moved to a line is re-aligned, so alignment and
     # boundary are both always met.
-    a = _align(lo, alignment)
+    a = _align(ex, lo, alignment)
     if boundary:
-        base = 0 if flags & EX_BOUNDZERO else ex.start
+        base = (boundary - _mod(ex, boundary)) % boundary if flags & EX_BOUNDZERO else 0
         while a + size - 1 <= hi:
             line = base + ((a - base) // boundary + 1) * boundary  # next line after a
             if a + size - 1 < line:
                 break
-            a = _align(line, alignment)
+            a = _align(ex, line, alignment)
     if a + size - 1 > hi:
         return -1
     return a
@@ -399,7 +447,7 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
     if substart < ex.start or substart > ex.end or subend > ex.end or subend < substart:
         raise ValueError(fn + ": extent '%s' (%s-%s): bad subregion %s-%s"
                          % (ex.name, _hex(ex.start), _hex(ex.end), _hex(substart), _hex(subend)))
-    if size < 1 or size - 1 > subend - substart:
+    if size < 1:  # larger than the subregion: _claim (it needs the offsets)
         raise ValueError(fn + ": extent '%s': bad size %d for subregion %s-%s"
                          % (ex.name, size, _hex(substart), _hex(subend)))
     if alignment < 1 or alignment & (alignment - 1):
@@ -413,7 +461,8 @@ def _alloc_sub(fn, ex, substart, subend, size, alignment, boundary, flags, owner
 
 def _place_sub(ex, k, substart, subend, size, alignment, boundary, flags, oi):
     # Under ex.lock with descriptor k: the best (or with EX_FAST the first)
-    # fitting start in [substart, subend]; inserts it and returns it, else -1.
+    # fitting start in the offsets [substart, subend]; inserts it and returns
+    # its offset, else -1.
     fast = flags & EX_FAST
     d = ex.d
     best = -1
@@ -433,7 +482,7 @@ def _place_sub(ex, k, substart, subend, size, alignment, boundary, flags, oi):
                 continue
             gap_hi = rs - 1 if rs - 1 < subend else subend
         else:
-            rs = ex.end + 1
+            rs = ex.span + 1
             gap_hi = subend
         if gap_hi >= lo:
             a = _fit(ex, lo, gap_hi, size, alignment, boundary, flags)
@@ -469,70 +518,79 @@ def extent_free(ex, start, size, flags, owner=None):
     _int(fn, "size", size)
     if size < 1:
         raise ValueError(fn + ": extent '%s': bad size %d" % (ex.name, size))
-    end = start + size - 1
-    if start < ex.start or end > ex.end:
-        raise ValueError(fn + ": extent '%s': region %s-%s not within extent %s-%s"
-                         % (ex.name, _hex(start), _hex(end), _hex(ex.start), _hex(ex.end)))
+    if start < ex.start or start > ex.end:
+        _not_within(fn, ex, start, size)
     coalesce = not ex.flags & EXF_NOCOALESCE
     while True:
         s = intr.mutex_enter(ex.lock)
         gen = ex.gen
         k = 0
         try:
+            so = _rel(ex, start)  # [so, eo]: the offsets freed
+            if size - 1 > ex.span - so:
+                _not_within(fn, ex, start, size)
+            eo = so + size - 1
             d = ex.d
             prev = 0
             r = ex.head
-            while r and d[(r - 1) * _W + _E] < start:
+            while r and d[(r - 1) * _W + _E] < so:
                 prev = r
                 r = d[(r - 1) * _W + _N]
             b = (r - 1) * _W
-            if not r or d[b + _S] > start or d[b + _E] < end:
+            if not r or d[b + _S] > so or d[b + _E] < eo:
                 raise ValueError(fn + ": extent '%s': region %s-%s not found (not within one allocated region)"
-                                 % (ex.name, _hex(start), _hex(end)))
+                                 % (ex.name, _hex(start), _hex(start + size - 1)))
             rs = d[b + _S]
             re = d[b + _E]
-            if not coalesce and (start != rs or end != re):
+            if not coalesce and (so != rs or eo != re):
                 raise ValueError(fn + ": extent '%s' (EX_NOCOALESCE): %s-%s is part of region %s-%s; "
                                  "only whole regions can be freed"
-                                 % (ex.name, _hex(start), _hex(end), _hex(rs), _hex(re)))
+                                 % (ex.name, _hex(start), _hex(start + size - 1), _hex(ex.start + rs),
+                                    _hex(ex.start + re)))
             if owner is not None and ex.owners[d[b + _O]] != owner:
                 raise ValueError(fn + ": %s-%s in '%s' is claimed by '%s', not '%s'"
-                                 % (_hex(start), _hex(end), ex.name, _oname(ex, d[b + _O]), owner))
-            if start == rs and end == re:
+                                 % (_hex(start), _hex(start + size - 1), ex.name, _oname(ex, d[b + _O]), owner))
+            if so == rs and eo == re:
                 if prev:
                     d[(prev - 1) * _W + _N] = d[b + _N]
                 else:
                     ex.head = d[b + _N]
                 _putdesc(ex, r)
                 ex.nregions -= 1
-            elif start == rs:
-                d[b + _S] = end + 1
-            elif end == re:
-                d[b + _E] = start - 1
+            elif so == rs:
+                d[b + _S] = eo + 1
+            elif eo == re:
+                d[b + _E] = so - 1
             else:
                 k = _getdesc(fn, ex, flags)
                 if k:
                     d = ex.d  # _getdesc may have grown it
                     nb = (k - 1) * _W
-                    d[nb + _S] = end + 1
+                    d[nb + _S] = eo + 1
                     d[nb + _E] = re
                     d[nb + _O] = d[b + _O]
                     d[nb + _N] = d[b + _N]
-                    d[b + _E] = start - 1
+                    d[b + _E] = so - 1
                     d[b + _N] = k
                     ex.nregions += 1
-            if start == rs or end == re or k:
+            if so == rs or eo == re or k:
                 ex.gen += 1
                 if _debug[0]:
                     _debug[1](ex)
                 return None
-            msg = fn + ": extent '%s': no region descriptor left to split %s-%s" % (ex.name, _hex(rs), _hex(re))
+            msg = (fn + ": extent '%s': no region descriptor left to split %s-%s"
+                   % (ex.name, _hex(ex.start + rs), _hex(ex.start + re)))
         finally:
             intr.mutex_exit(ex.lock, s)
         if flags & EX_WAITOK:
             _wait(fn, ex, gen, flags, ENOMEM, msg)
             continue
         raise OSError(ENOMEM, msg)
+
+
+def _not_within(fn, ex, start, size):
+    raise ValueError(fn + ": extent '%s': region %s-%s not within extent %s-%s"
+                     % (ex.name, _hex(start), _hex(start + size - 1), _hex(ex.start), _hex(ex.end)))
 
 
 def extent_regions(ex):

@@ -49,9 +49,9 @@ def create(name, start, end, storage, storagesize, flags):
         if n < 1:
             raise ValueError(fn + ": extent '%s': fixed storage of %d bytes holds no region descriptor (need %d)"
                              % (name, storagesize, EXTENT_FIXED_STORAGE_SIZE(1)))
-        if end > _M32:
-            raise ValueError(fn + ": extent '%s': fixed storage holds 32-bit addresses; end %s is larger"
-                             % (name, _hex(end)))
+        if end - start > _M32:
+            raise ValueError(fn + ": extent '%s': fixed storage holds 32-bit offsets; %s-%s spans more"
+                             % (name, _hex(start), _hex(end)))
         try:
             ok = len(storage) * 4 >= storagesize
             old = storage[0]
@@ -71,7 +71,14 @@ def create(name, start, end, storage, storagesize, flags):
         raise ValueError(fn + ": extent '%s': storagesize %d given without storage" % (name, storagesize))
     else:
         n = 4
-        ex.d = array("I" if end <= _M32 else "Q", bytes(n * _W * (4 if end <= _M32 else 8)))
+        ex.d = array("I" if ex.span <= _M32 else "Q", bytes(n * _W * (4 if ex.span <= _M32 else 8)))
+    if start >= 0x40000000 and end <= _M32:  # a heap object on 32-bit ports: extent._rel works in bytes
+        try:
+            from struct import pack_into
+        except ImportError:  # MicroPython 1.9
+            from ustruct import pack_into
+        ex.pack = pack_into
+        ex.cv = bytearray(4)
     ex.ndesc = n
     _setdesc(ex, 1, n)
     X.extent_list.append(ex)
@@ -139,7 +146,7 @@ def regions(ex):
         r = ex.head
         while r:
             b = (r - 1) * _W
-            out.append((d[b + _S], d[b + _E], ex.owners[d[b + _O]]))
+            out.append((ex.start + d[b + _S], ex.start + d[b + _E], ex.owners[d[b + _O]]))
             r = d[b + _N]
     finally:
         intr.mutex_exit(ex.lock, s)
@@ -169,12 +176,12 @@ def check(ex):
         b = (r - 1) * _W
         rs = d[b + _S]
         re = d[b + _E]
-        if rs > re or rs < ex.start or re > ex.end:
-            raise AssertionError("extent '%s': bad region 0x%x-0x%x" % (ex.name, rs, re))
+        if rs > re or rs < 0 or re > ex.span:
+            raise AssertionError("extent '%s': bad region 0x%x-0x%x" % (ex.name, ex.start + rs, ex.start + re))
         if n and rs <= prev_e:
-            raise AssertionError("extent '%s': regions unsorted/overlapping at 0x%x" % (ex.name, rs))
+            raise AssertionError("extent '%s': regions unsorted/overlapping at 0x%x" % (ex.name, ex.start + rs))
         if n and not ex.flags & EXF_NOCOALESCE and rs == prev_e + 1 and d[b + _O] == prev_o:
-            raise AssertionError("extent '%s': uncoalesced neighbours at 0x%x" % (ex.name, rs))
+            raise AssertionError("extent '%s': uncoalesced neighbours at 0x%x" % (ex.name, ex.start + rs))
         prev_e = re
         prev_o = d[b + _O]
         n += 1

@@ -10,7 +10,8 @@
 # avoid making it, so there the heap the hot path uses is compared with a
 # control that only makes the same addresses (the allocator's own work must add
 # nothing); below 2**30 (SRAM, the managed window) and on 64-bit ports every
-# pair runs under heap_lock. emu:rp2040 (and a Pico) run this at the chip's real
+# pair runs under heap_lock, and so do extent's claims of a caller's own
+# address and its frees at 0x4000_0000 and up (nothing to hand back). emu:rp2040 (and a Pico) run this at the chip's real
 # addresses, with the window a bytearray at its address in the rp2's SRAM; the
 # virtual boards at the profile's addresses.
 import gc
@@ -90,18 +91,28 @@ def _no_extra(name, fn, arg, control, carg):
         raise AssertionError("%s: %d rounds allocated %d bytes, the addresses alone %d" % (name, _N, got, ctl))
 
 
+def _pmap(a):
+    # the board's peripheral map holding address a
+    for pm in board.periph_maps:
+        if pm.start <= a <= pm.end:
+            return pm
+    raise AssertionError("no peripheral map holds 0x%x (maps: %s)" % (a, board.periph_maps))
+
+
 @s.test
 def maps_at_real_addresses():
     _rp2040()
     from mpalloc import mem
 
-    pm, sm = board.periph_map, board.sram_map
-    s.metric("maps_at_real_addresses", "periph", "0x%x-0x%x" % (pm.start, pm.end))
+    sm = board.sram_map
+    for pm in board.periph_maps:
+        s.metric("maps_at_real_addresses", "periph_0x%x" % pm.start, "0x%x-0x%x" % (pm.start, pm.end))
+        eq(pm.start >> 30, pm.end >> 30, "peripheral map %s inside one 1 GiB window" % pm.name)
     s.metric("maps_at_real_addresses", "sram", "0x%x-0x%x" % (sm.start, sm.end))
     eq(sm.start, SRAM, "SRAM map starts at 0x2000_0000")
-    eq(pm.start <= PERIPH and SIO + 0x17F <= pm.end, True, "peripheral map covers 0x4000_0000 and the SIO")
+    eq(_pmap(PERIPH).start <= PERIPH, True, "a peripheral map covers 0x4000_0000")
     owners = {}
-    for a, e, o in extent_regions(pm):
+    for a, e, o in extent_regions(_pmap(SIO + 0x17F)):
         if a <= SIO <= e:
             owners["sio"] = o
     eq(owners.get("sio"), "micropython", "SIO claimed by micropython")
@@ -178,6 +189,26 @@ def _xpairs(arg):
     return i
 
 
+def _rpairs(arg):
+    # claim exactly [lo, lo+15] and free it: addresses the caller has, nothing handed back
+    ex, lo = _EX[0], _EX[1]
+    i = 0
+    while i < _NX:
+        extent_alloc_region(ex, lo, 16, EX_NOWAIT, "t")
+        extent_free(ex, lo, 16, EX_NOWAIT, "t")
+        i += 1
+    return i
+
+
+def _ctl1(org):
+    # what a caller of extent_alloc_subregion pays anyway above 2**30: the start handed back
+    i = 0
+    while i < _NX:
+        a = org + 16
+        i += 1
+    return a
+
+
 def _free_span(ex, lo, hi):
     # the first free gap of ex inside [lo, hi]: (start, end) or None
     at = lo
@@ -217,9 +248,10 @@ def _give_back(g):
 def extent_board_maps_claims():
     # claims and frees in the board's own maps: at a free gap of the SRAM map
     # (small ints on every port) under heap_lock; at a free gap of the
-    # peripheral map (0x4000_0000 and up: big ints on 32-bit, the ends and the
-    # start extent computes, unavoidable there) the heap a pair takes is
-    # reported (bytes_per_pair), and runs under heap_lock on 64-bit ports.
+    # peripheral map (0x4000_0000 and up: heap objects on 32-bit) claims of the
+    # gap's own address and frees under heap_lock too (extent works in offsets
+    # from the map's start), and a first-fit claim and its free take no more
+    # heap than the start they hand back (heap_lock on 64-bit ports).
     _rp2040()
     gc.collect()
     g = _borrow_sram()
@@ -234,17 +266,28 @@ def extent_board_maps_claims():
         eq(_free_span(board.sram_map, g[0], g[1]), g, "SRAM gap free again")
     finally:
         _give_back(g)
-    g = _free_span(board.periph_map, PERIPH, 0x5FFFFFFF)
+    pm = _pmap(PERIPH)
+    g = _free_span(pm, PERIPH, 0x5FFFFFFF)
     eq(g is not None, True, "a free gap in the peripheral map")
     s.metric("extent_board_maps_claims", "periph_gap", "0x%x-0x%x" % g)
-    _EX[0], _EX[1], _EX[2] = board.periph_map, g[0], g[1]
-    eq(extent_alloc_subregion(board.periph_map, g[0], g[1], 16, 16, 0, EX_NOWAIT, "t"), g[0], "first fit at the gap")
-    extent_free(board.periph_map, g[0], 16, EX_NOWAIT, "t")
+    _EX[0], _EX[1], _EX[2] = pm, g[0], g[1]
+    eq(extent_alloc_subregion(pm, g[0], g[1], 16, 16, 0, EX_NOWAIT, "t"), g[0], "first fit at the gap")
+    extent_free(pm, g[0], 16, EX_NOWAIT, "t")
     _xpairs(0)
-    s.metric("extent_board_maps_claims", "bytes_per_pair", _heap_of(_xpairs, 0) // _NX)
-    if not SMALL32 and not _extent_debug():
-        eq(heap_locked(_xpairs, 0), _NX, "extent pairs in the peripheral map under heap_lock (64-bit)")
-    eq(_free_span(board.periph_map, g[0], g[1]), g, "peripheral gap free again")
+    _rpairs(0)
+    got = _heap_of(_xpairs, 0)
+    ctl = _heap_of(_ctl1, g[0])
+    s.metric("extent_board_maps_claims", "bytes_per_pair", got // _NX)
+    s.metric("extent_board_maps_claims", "control_bytes_per_pair", ctl // _NX)
+    s.metric("extent_board_maps_claims", "region_bytes_per_pair", _heap_of(_rpairs, 0) // _NX)
+    if not _extent_debug():  # debug mode's invariant check allocates (a dict of the descriptors seen)
+        eq(heap_locked(_rpairs, 0), _NX, "extent_alloc_region/extent_free at 0x%x under heap_lock" % g[0])
+        if not SMALL32:
+            eq(heap_locked(_xpairs, 0), _NX, "extent pairs in the peripheral map under heap_lock (64-bit)")
+        elif got > ctl:
+            raise AssertionError("extent_alloc_subregion/extent_free at 0x%x: %d pairs allocated %d bytes, "
+                                 "the starts handed back alone %d" % (g[0], _NX, got, ctl))
+    eq(_free_span(pm, g[0], g[1]), g, "peripheral gap free again")
 
 
 def _bpairs(arg):
@@ -285,5 +328,24 @@ def board_claim_release_sram():
     finally:
         _give_back(g)
 
+
+
+@s.test
+def board_claim_release_periph():
+    # board.claim/release at 0x4000_0000 and up (heap objects on 32-bit): no
+    # more heap than claim's (base, size) result (the map is picked by
+    # comparisons, extent works in offsets)
+    _rp2040()
+    g = _free_span(_pmap(PERIPH), PERIPH, 0x5FFFFFFF)
+    _EX[0], _EX[1], _EX[2] = _pmap(PERIPH), g[0], g[1]
+    _bpairs(0)
+    got = _heap_of(_bpairs, 0)
+    ctl = _heap_of(_tuples, 0)
+    s.metric("board_claim_release_periph", "bytes_per_pair", got // _NX)
+    s.metric("board_claim_release_periph", "result_tuple_bytes", ctl // _NX)
+    if got > ctl and not _extent_debug():
+        raise AssertionError("board.claim/release at 0x%x: %d pairs allocated %d bytes, their results alone %d"
+                             % (g[0], _NX, got, ctl))
+    eq(_free_span(_pmap(PERIPH), g[0], g[1]), g, "peripheral gap free again")
 
 s.run()

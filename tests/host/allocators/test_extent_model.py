@@ -41,7 +41,7 @@ LONG = os.environ.get("MPALLOC_FUZZ") == "long"
 
 class ExtentMachine(RuleBasedStateMachine):
     @initialize(
-        base=st.sampled_from([0, 0x1003, 0x40000000, 0xD0000000]),
+        base=st.sampled_from([0, 0x1003, 0x40000000, 0x40000005, 0xD0000000, 0xFFFFFF00]),
         nocoalesce=st.booleans(),
         fixed=st.sampled_from([0, 3, 8]),
         mallocok=st.booleans(),

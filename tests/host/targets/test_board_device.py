@@ -84,5 +84,5 @@ def test_uart0_twice_names_first_owner_on_virtual_rp2040(tmp_path, mpy_fw):
             "try:\n board.claim('uart-b', 0x40034000, 4)\nexcept OSError as e:\n print('ERR', e.args[0], e.args[1])\n")
     r = subprocess.run([str(MP), "-X", "heapsize=%d" % scaled_heap_bytes(prof, SUITES_VBOARD), "-c", code], cwd=tmp_path,
                        env={"MICROPYPATH": str(mpy_fw)}, capture_output=True, text=True, timeout=60)
-    assert "ERR 11 extent_alloc_region: 0x40034000-0x40034003 in 'rp2040 peripherals' overlaps " \
+    assert "ERR 11 extent_alloc_region: 0x40034000-0x40034003 in 'rp2040 peripherals 0x40000000' overlaps " \
            "0x40034000-0x40037fff claimed by 'uart-a'" in r.stdout, r.stdout + r.stderr
