@@ -76,6 +76,7 @@ _E = const(1)
 _O = const(2)
 _N = const(3)  # next descriptor number; 0 ends a list (descriptor k sits at (k-1)*_W)
 _M32 = const(0xFFFFFFFF)
+_NOT_WITHIN = "not within extent"  # extent_free's wording in _outside
 
 maxwait_ms = 5000
 extent_list = []
@@ -311,9 +312,10 @@ def extent_alloc_region(ex, start, size, flags, owner=None):
     _claim(fn, ex, flags, 0, start, start, size, 1, 0, oi)
 
 
-def _outside(fn, ex, start, size):
-    raise ValueError(fn + ": extent '%s': region %s-%s lies outside the extent %s-%s"
-                     % (ex.name, _hex(start), _hex(start + size - 1), _hex(ex.start), _hex(ex.end)))
+def _outside(fn, ex, start, size, how="lies outside the extent"):
+    # ValueError for [start, start+size-1] not inside ex (extent_free says "not within extent")
+    raise ValueError(fn + ": extent '%s': region %s-%s %s %s-%s"
+                     % (ex.name, _hex(start), _hex(start + size - 1), how, _hex(ex.start), _hex(ex.end)))
 
 
 def _place_region(ex, k, start, end, size, oi):
@@ -519,7 +521,7 @@ def extent_free(ex, start, size, flags, owner=None):
     if size < 1:
         raise ValueError(fn + ": extent '%s': bad size %d" % (ex.name, size))
     if start < ex.start or start > ex.end:
-        _not_within(fn, ex, start, size)
+        _outside(fn, ex, start, size, _NOT_WITHIN)
     coalesce = not ex.flags & EXF_NOCOALESCE
     while True:
         s = intr.mutex_enter(ex.lock)
@@ -528,7 +530,7 @@ def extent_free(ex, start, size, flags, owner=None):
         try:
             so = _rel(ex, start)  # [so, eo]: the offsets freed
             if size - 1 > ex.span - so:
-                _not_within(fn, ex, start, size)
+                _outside(fn, ex, start, size, _NOT_WITHIN)
             eo = so + size - 1
             d = ex.d
             prev = 0
@@ -586,11 +588,6 @@ def extent_free(ex, start, size, flags, owner=None):
             _wait(fn, ex, gen, flags, ENOMEM, msg)
             continue
         raise OSError(ENOMEM, msg)
-
-
-def _not_within(fn, ex, start, size):
-    raise ValueError(fn + ": extent '%s': region %s-%s not within extent %s-%s"
-                     % (ex.name, _hex(start), _hex(start + size - 1), _hex(ex.start), _hex(ex.end)))
 
 
 def extent_regions(ex):

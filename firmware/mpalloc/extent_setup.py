@@ -72,7 +72,9 @@ def create(name, start, end, storage, storagesize, flags):
     else:
         n = 4
         ex.d = array("I" if ex.span <= _M32 else "Q", bytes(n * _W * (4 if ex.span <= _M32 else 8)))
-    if start >= 0x40000000 and end <= _M32:  # a heap object on 32-bit ports: extent._rel works in bytes
+    # a heap object on 32-bit ports: extent._rel works in bytes (on every port,
+    # so that the host's model tests run the path 32-bit boards run)
+    if start >= 0x40000000 and end <= _M32:
         try:
             from struct import pack_into
         except ImportError:  # MicroPython 1.9
